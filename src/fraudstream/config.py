@@ -1,0 +1,117 @@
+"""Typed settings: CLI > environment (``FRAUDSTREAM_…``, nested with ``__``) > ``.env`` > defaults.
+
+Only the edges (cli, api, dashboard) build :class:`Settings`; the rest takes typed arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "CostSettings",
+    "DetectSettings",
+    "KafkaSettings",
+    "Settings",
+    "SimulateSettings",
+    "StoreSettings",
+    "TopicSettings",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    """Connection to Kafka. Empty ``bootstrap_servers`` means: use the embedded broker."""
+
+    bootstrap_servers: str = ""
+    embedded_port: int = 9092
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    partitions: int = Field(default=4, ge=1)
+
+    def client_config(self, bootstrap_servers: str) -> dict[str, Any]:
+        """librdkafka settings shared by every client (secrets included, never log them)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else ""
+            )
+        return conf
+
+
+class TopicSettings(_Frozen):
+    transactions: str = "transactions"
+    alerts: str = "fraud-alerts"
+    dlq: str = "transactions.dlq"
+    labels: str = "fraud-labels"
+
+
+class StoreSettings(_Frozen):
+    """``sqlite:///path`` (default: ``<data_dir>/fraudstream.db``) or ``postgresql://…``."""
+
+    url: str = ""
+
+
+class CostSettings(_Frozen):
+    """Business costs that set the review/block thresholds."""
+
+    missed_fraud_share: float = Field(
+        default=1.0, ge=0, description="share of a missed fraud's amount lost"
+    )
+    review_cost: float = Field(default=5.0, ge=0, description="cost of one analyst review")
+    blocked_good_cost: float = Field(
+        default=50.0, ge=0, description="cost of blocking a good customer"
+    )
+
+
+class DetectSettings(_Frozen):
+    group_id: str = "fraudstream-detector"
+    batch_max: int = Field(default=5000, ge=1)
+    batch_timeout_ms: int = Field(default=100, ge=1)
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    window_ms: int = 30_000
+    window_step_ms: int = 1_000
+
+
+class SimulateSettings(_Frozen):
+    rate: float = 500.0
+    accounts: int = 20_000
+    seed: int = 7
+
+
+class Settings(BaseSettings):
+    """All of fraudstream's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDSTREAM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    store: StoreSettings = StoreSettings()
+    costs: CostSettings = CostSettings()
+    detect: DetectSettings = DetectSettings()
+    simulate: SimulateSettings = SimulateSettings()
+
+    def store_url(self) -> str:
+        """The configured store URL, defaulting to a SQLite file under ``data_dir``."""
+        return self.store.url or f"sqlite:///{self.data_dir / 'fraudstream.db'}"

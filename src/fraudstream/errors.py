@@ -1,0 +1,46 @@
+"""The exception tree: one root, one subclass per module."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "FraudstreamError",
+    "KafkaError",
+    "ModelError",
+    "SchemaError",
+    "SinkBackpressure",
+    "StoreError",
+]
+
+
+class FraudstreamError(Exception):
+    """Root of every error fraudstream raises on purpose."""
+
+
+class ConfigError(FraudstreamError, ValueError):
+    """Settings are missing or inconsistent."""
+
+
+class SchemaError(FraudstreamError, ValueError):
+    """A record does not match its source format."""
+
+
+class BrokerError(FraudstreamError):
+    """The embedded broker could not start or stop."""
+
+
+class KafkaError(FraudstreamError):
+    """A Kafka client operation failed (produce, consume, commit, admin)."""
+
+
+class ModelError(FraudstreamError):
+    """A model bundle is missing, invalid or cannot be trained."""
+
+
+class StoreError(FraudstreamError):
+    """The store (SQLite or PostgreSQL) failed."""
+
+
+class SinkBackpressure(FraudstreamError):
+    """A sink cannot accept more data now; the caller must pause and retry."""

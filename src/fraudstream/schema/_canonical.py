@@ -1,0 +1,149 @@
+"""The canonical transaction batch: columnar, so the hot path can vectorise over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["DECISIONS", "KINDS", "ScoredBatch", "TxBatch", "WindowStats"]
+
+#: Transaction kinds, in code order (``TxBatch.kind`` holds indices into this tuple).
+KINDS: Final = ("PAYMENT", "TRANSFER", "CASH_OUT", "CASH_IN", "DEBIT")
+#: Decisions, in code order (``ScoredBatch.decision`` holds indices into this tuple).
+DECISIONS: Final = ("allow", "review", "block")
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I8 = npt.NDArray[np.int8]
+
+
+@dataclass(slots=True)
+class TxBatch:
+    """A batch of canonical transactions, one array (or list) per field, all of equal length.
+
+    Absent balances are ``NaN``; an unknown label is ``-1``. ``label`` is ground truth from the
+    simulator's robots (or a chargeback feed): it is for evaluation, never a model input.
+    """
+
+    tx_id: list[str]
+    event_time_ms: I64
+    account: list[str]
+    counterparty: list[str]
+    kind: I8
+    amount: F64
+    old_balance_orig: F64
+    new_balance_orig: F64
+    old_balance_dest: F64
+    new_balance_dest: F64
+    label: I8
+    step: I64
+    flagged: I8
+    scenario: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tx_id)
+
+    def take(self, index: npt.NDArray[np.intp]) -> TxBatch:
+        """The rows at ``index``, in that order."""
+        idx = index.tolist()
+        scen = [self.scenario[i] for i in idx] if self.scenario else []
+        return TxBatch(
+            tx_id=[self.tx_id[i] for i in idx],
+            event_time_ms=self.event_time_ms[index],
+            account=[self.account[i] for i in idx],
+            counterparty=[self.counterparty[i] for i in idx],
+            kind=self.kind[index],
+            amount=self.amount[index],
+            old_balance_orig=self.old_balance_orig[index],
+            new_balance_orig=self.new_balance_orig[index],
+            old_balance_dest=self.old_balance_dest[index],
+            new_balance_dest=self.new_balance_dest[index],
+            label=self.label[index],
+            step=self.step[index],
+            flagged=self.flagged[index],
+            scenario=scen,
+        )
+
+    @classmethod
+    def concat(cls, batches: list[TxBatch]) -> TxBatch:
+        """One batch holding ``batches`` end to end."""
+
+        def lists(name: str) -> list[str]:
+            return [v for b in batches for v in getattr(b, name)]
+
+        def arrays(name: str) -> np.ndarray:
+            return np.concatenate([getattr(b, name) for b in batches])
+
+        return cls(
+            tx_id=lists("tx_id"),
+            event_time_ms=arrays("event_time_ms"),
+            account=lists("account"),
+            counterparty=lists("counterparty"),
+            kind=arrays("kind"),
+            amount=arrays("amount"),
+            old_balance_orig=arrays("old_balance_orig"),
+            new_balance_orig=arrays("new_balance_orig"),
+            old_balance_dest=arrays("old_balance_dest"),
+            new_balance_dest=arrays("new_balance_dest"),
+            label=arrays("label"),
+            step=arrays("step"),
+            flagged=arrays("flagged"),
+            scenario=[s for b in batches for s in (b.scenario or [None] * len(b))],
+        )
+
+
+@dataclass(slots=True)
+class ScoredBatch:
+    """A scored batch: the transactions, their features, scores, decisions and reasons.
+
+    ``reasons[i]`` is empty for *allow* and holds the top contributing features as
+    ``(feature_name, feature_value, contribution)`` for *review* and *block*.
+    """
+
+    tx: TxBatch
+    feature_names: tuple[str, ...]
+    features: npt.NDArray[np.float32]
+    score: F64
+    decision: I8
+    reasons: list[list[tuple[str, float, float]]]
+    model_version: str
+    partition: npt.NDArray[np.int32]
+    offset: I64
+    processed_at_ms: int
+
+    def __len__(self) -> int:
+        return len(self.tx)
+
+    def alert_index(self) -> npt.NDArray[np.intp]:
+        """Row indices whose decision is review or block."""
+        return np.flatnonzero(self.decision > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Statistics of one sliding window (e.g. the last 30 s, refreshed every second).
+
+    ``frauds`` and ``fraud_amount`` count the transactions labelled fraud (the robots' labels);
+    ``alerts`` counts review + block decisions.
+    """
+
+    window_end_ms: int
+    window_ms: int
+    transactions: int
+    frauds: int
+    alerts: int
+    amount: float
+    fraud_amount: float
+
+    @property
+    def fraud_amount_share(self) -> float:
+        """The frauds' share of the total amount (0 when the window is empty)."""
+        return self.fraud_amount / self.amount if self.amount > 0 else 0.0
+
+    @property
+    def tx_per_s(self) -> float:
+        """Mean throughput over the window."""
+        return self.transactions * 1000.0 / self.window_ms
