@@ -1,4 +1,4 @@
-"""The ``fraudstream`` command line."""
+"""The ``fraudstream`` command line (Typer): thin commands over the library."""
 
 from __future__ import annotations
 

@@ -1,1 +1,20 @@
-"""TODO."""
+"""The Kafka loop: batching, commits, dead letters, window statistics; and producing streams."""
+
+from __future__ import annotations
+
+from fraudstream.stream._detector import Detector, DetectorTopics
+from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer
+from fraudstream.stream._produce import run_simulation
+from fraudstream.stream._stats import DetectorStats
+from fraudstream.stream._window import SlidingWindow
+
+__all__ = [
+    "Detector",
+    "DetectorStats",
+    "DetectorTopics",
+    "SlidingWindow",
+    "ensure_topics",
+    "make_consumer",
+    "make_producer",
+    "run_simulation",
+]

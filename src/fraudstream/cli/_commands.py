@@ -1,0 +1,7 @@
+"""Imports every command module so each registers itself on the app."""
+
+from __future__ import annotations
+
+from fraudstream.cli import _broker, _demo, _detect, _simulate, _train
+
+__all__ = ["_broker", "_demo", "_detect", "_simulate", "_train"]

@@ -1,0 +1,124 @@
+"""``fraudstream demo``: broker, first model, simulator and detector together, then a summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from contextlib import ExitStack
+
+import typer
+from rich.table import Table
+
+from fraudstream.broker import EmbeddedBroker, free_port, port_open
+from fraudstream.cli._app import app, console, load_settings, stop_event
+from fraudstream.cli._detect import run_detector
+from fraudstream.cli._train import ensure_model
+from fraudstream.config import Settings
+from fraudstream.sinks import open_store
+from fraudstream.stream import DetectorStats
+
+_DRAIN_S = 3.0  # after the simulator stops, time for the detector to score what is in flight
+
+
+def _start_simulator(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
+    cmd = [sys.executable, "-m", "fraudstream", "simulate", "--rate", str(settings.simulate.rate)]
+    log_path = settings.data_dir / "simulator.log"
+    with log_path.open("ab") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop_later(
+    seconds: float | None, sim: subprocess.Popen[bytes], stop: threading.Event
+) -> threading.Thread:
+    """After ``seconds`` (or Ctrl-C), stop the simulator, let the detector drain, then stop it."""
+
+    def run() -> None:
+        stop_requested.wait(seconds)
+        sim.terminate()
+        sim.wait()
+        stop.wait(_DRAIN_S)
+        stop.set()
+
+    stop_requested = threading.Event()
+    thread = threading.Thread(target=run, name="demo-timer", daemon=True)
+    thread.start()
+    thread.stop_requested = stop_requested  # type: ignore[attr-defined]
+    return thread
+
+
+@app.command()
+def demo(
+    seconds: float | None = typer.Option(
+        None, envvar="DEMO_SECONDS", help="Run this long, then summarise [default: until Ctrl-C]."
+    ),
+    rate: float | None = typer.Option(None, help="Simulated transactions per second [500]."),
+) -> None:
+    """Start the embedded broker, train a first model if none, run simulator + detector live."""
+    settings = load_settings(simulate={"rate": rate})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        bootstrap = settings.kafka.bootstrap_servers
+        if not bootstrap:
+            port = settings.kafka.embedded_port
+            port = free_port() if port_open("127.0.0.1", port) else port
+            broker = EmbeddedBroker(port=port, log_path=settings.data_dir / "broker.log")
+            stack.enter_context(broker)
+            bootstrap = broker.bootstrap_servers
+            console.print(f"embedded Kafka broker (Tansu) at [bold]{bootstrap}[/]")
+            settings = load_settings(
+                simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}
+            )
+        model = ensure_model(settings)
+        stop = stop_event()
+        sim = _start_simulator(settings, bootstrap)
+        stack.callback(lambda: sim.poll() is None and sim.kill())
+        timer = _stop_later(seconds, sim, stop)
+        until = f"for {seconds:.0f} s" if seconds else "Ctrl-C stops"
+        topic = settings.topics.transactions
+        console.print(
+            f"simulator at {settings.simulate.rate:,.0f} tx/s → {topic} → detector; {until}"
+        )
+        stats = run_detector(settings, should_stop=lambda: _check(stop, timer), model=model)
+        _summary(settings, bootstrap, stats)
+
+
+def _check(stop: threading.Event, timer: threading.Thread) -> bool:
+    if stop.is_set() and not getattr(timer, "draining", False):
+        # Ctrl-C / SIGTERM: stop producing first, then drain like a timed run.
+        timer.draining = True  # type: ignore[attr-defined]
+        stop.clear()
+        timer.stop_requested.set()  # type: ignore[attr-defined]
+        return False
+    return stop.is_set()
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _summary(settings: Settings, bootstrap: str, stats: DetectorStats) -> None:
+    store = open_store(settings.store_url())
+    store.open()
+    try:
+        stored = store.count_transactions()
+        stored_alerts = store.count_alerts_by_decision()
+    finally:
+        store.close()
+    table = Table(title="fraudstream demo — summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("transactions scored", f"{stats.valid:,}")
+    table.add_row("sent to the dead-letter topic", f"{stats.invalid:,}")
+    for name, n in stats.decisions.items():
+        table.add_row(f"decision: {name}", f"{n:,}")
+    table.add_row("frauds injected by the robots", f"{stats.frauds:,}")
+    table.add_row("alert precision (review+block vs labels)", _fmt(stats.precision))
+    table.add_row("alert recall (frauds that raised an alert)", _fmt(stats.recall))
+    table.add_row("throughput (mean, tx/s)", f"{stats.rate():,.0f}")
+    table.add_row("alerts topic", f"{settings.topics.alerts} @ {bootstrap}")
+    table.add_row("store", settings.store_url())
+    table.add_row("store totals", f"{stored:,} transactions, alerts {stored_alerts}")
+    console.print(table)

@@ -1,0 +1,125 @@
+"""``fraudstream detect``: score every transaction of the stream as it arrives."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.config import Settings
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle, latest_bundle
+from fraudstream.schema import WindowStats
+from fraudstream.sinks import open_store
+from fraudstream.stream import (
+    Detector,
+    DetectorStats,
+    DetectorTopics,
+    SlidingWindow,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
+
+__all__ = ["live_line", "run_detector"]
+
+log = logging.getLogger(__name__)
+
+
+def live_line(w: WindowStats, stats: DetectorStats) -> None:
+    """One line per closed window: the last 30 s of the stream and the detector's throughput."""
+    console.print(
+        f"[dim]{_clock(w.window_end_ms)}[/] last {w.window_ms // 1000}s: "
+        f"{w.transactions:>6,} tx  {w.frauds:>4} frauds  {w.alerts:>4} alerts  "
+        f"amount {w.amount:>15,.2f}  fraud share {w.fraud_amount_share:6.2%}  "
+        f"| {stats.rate():>8,.0f} tx/s processed",
+        highlight=False,
+    )
+
+
+def _clock(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%H:%M:%S")
+
+
+def run_detector(
+    settings: Settings,
+    *,
+    should_stop: Callable[[], bool],
+    model: Path | None = None,
+    idle_exit_s: float | None = None,
+    on_window: Callable[[WindowStats, DetectorStats], None] | None = live_line,
+) -> DetectorStats:
+    """Build the detector from settings and run it until ``should_stop``."""
+    path = model or latest_bundle(settings.models_dir)
+    if path is None:
+        raise fail(f"no model bundle under {settings.models_dir}; run `fraudstream train` first")
+    bundle = Bundle.load(path)
+    client = kafka_client(settings)
+    topics = settings.topics
+    ensure_topics(
+        client,
+        [topics.transactions, topics.alerts, topics.dlq],
+        partitions=settings.kafka.partitions,
+    )
+    store = open_store(settings.store_url())
+    store.open()
+    store.record_model_version(bundle.version, _metrics_json(bundle))
+    d = settings.detect
+    detector = Detector(
+        consumer=make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms),
+        producer=make_producer(client),
+        topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
+        store=store,
+        bundle=bundle,
+        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
+        window=SlidingWindow(d.window_ms, d.window_step_ms),
+        batch_max=d.batch_max,
+        poll_timeout_ms=d.batch_timeout_ms,
+        on_window=on_window,
+    )
+    log.info(
+        "detector: model %s, store %s, group %s", bundle.version, settings.store_url(), d.group_id
+    )
+    try:
+        return detector.run(should_stop, idle_exit_s=idle_exit_s)
+    finally:
+        store.close()
+
+
+def _metrics_json(bundle: Bundle) -> str:
+    import json
+
+    return json.dumps(bundle.metrics, default=str)
+
+
+@app.command()
+def detect(
+    group_id: str | None = typer.Option(
+        None, help="Consumer group [default: fraudstream-detector]."
+    ),
+    model: Path | None = typer.Option(
+        None, help="Bundle directory [default: newest under models/]."
+    ),
+    batch_max: int | None = typer.Option(None, help="Largest batch consumed at once."),
+    idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),
+    quiet: bool = typer.Option(False, help="No live window lines."),
+) -> None:
+    """Consume transactions, score them, raise alerts and keep live window statistics."""
+    settings = load_settings(detect={"group_id": group_id, "batch_max": batch_max})
+    stop = stop_event()
+    stats = run_detector(
+        settings,
+        should_stop=stop.is_set,
+        model=model,
+        idle_exit_s=idle_exit,
+        on_window=None if quiet else live_line,
+    )
+    console.print(
+        f"detector stopped: {stats.valid:,} scored, {stats.invalid:,} to the dead-letter topic, "
+        f"{stats.decisions}"
+    )

@@ -1,0 +1,226 @@
+"""The detector loop: consume a batch, validate, featurise, score, decide, emit, then commit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from fraudstream.errors import KafkaError
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle
+from fraudstream.schema import ScoredBatch, TxBatch, WindowStats, decode_paysim, paysim_to_batch
+from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._stats import DetectorStats
+from fraudstream.stream._window import SlidingWindow
+
+__all__ = ["Detector", "DetectorTopics"]
+
+log = logging.getLogger(__name__)
+
+OnWindow = Callable[[WindowStats, DetectorStats], None]
+
+
+@dataclass(frozen=True)
+class DetectorTopics:
+    source: str
+    alerts: str
+    dlq: str
+
+
+class _DlqWriter:
+    """Invalid records to the dead-letter topic: original key and value, reason in headers."""
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.failed: list[str] = []
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failed.append(str(err))
+
+    def write(self, msg: Message, reason: str) -> None:
+        source = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+        log.warning("invalid record at %s sent to %s: %s", source, self.topic, reason)
+        headers = [("fraudstream.error", reason.encode()), ("fraudstream.source", source.encode())]
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic,
+                    value=msg.value(),
+                    key=msg.key(),
+                    headers=headers,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def check(self) -> None:
+        if self.failed:
+            first, self.failed = self.failed[0], []
+            raise KafkaError(f"dead-letter writes to {self.topic} failed: {first}")
+
+
+class Detector:
+    """Score every transaction of ``topics.source``; commit offsets only after outputs are durable.
+
+    Per batch: decode + validate (invalid → DLQ), features, one model call, decisions, reasons for
+    alerts, then alerts topic + store + window statistics, producer flush, store commit, offset
+    commit. A crash anywhere before the commit replays the batch; outputs are idempotent on tx_id.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        producer: Producer,
+        topics: DetectorTopics,
+        store: Store,
+        bundle: Bundle,
+        engine: FeatureEngine,
+        window: SlidingWindow,
+        batch_max: int = 5000,
+        poll_timeout_ms: int = 100,
+        on_window: OnWindow | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.topics = topics
+        self.store = store
+        self.bundle = bundle
+        self.engine = engine
+        self.window = window
+        self.batch_max = batch_max
+        self.poll_timeout_ms = poll_timeout_ms
+        self.on_window = on_window
+        self.stats = DetectorStats()
+        self._alerts = AlertTopicSink(producer, topics.alerts)
+        self._dlq = _DlqWriter(producer, topics.dlq)
+
+    def run(
+        self, should_stop: Callable[[], bool], *, idle_exit_s: float | None = None
+    ) -> DetectorStats:
+        """Loop until ``should_stop()`` (checked between batches) or ``idle_exit_s`` idle."""
+        self.consumer.subscribe([self.topics.source])
+        last_data = time.monotonic()
+        try:
+            while not should_stop():
+                msgs = self._next_batch()
+                if msgs:
+                    self.process(msgs)
+                    last_data = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                    break
+        finally:
+            self.close()
+        return self.stats
+
+    def _next_batch(self) -> list[Message]:
+        """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
+        msgs: list[Message] = self.consumer.consume(self.batch_max, timeout=0)
+        if msgs:
+            return msgs
+        first = self.consumer.poll(self.poll_timeout_ms / 1000)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.batch_max - 1, timeout=0)]
+
+    def process(self, msgs: list[Message]) -> None:
+        """Handle one batch end to end, then commit its offsets."""
+        good = [m for m in msgs if not self._is_error(m)]
+        records, positions, invalid = decode_paysim([m.value() for m in good])
+        for bad in invalid:
+            self._dlq.write(good[bad.index], bad.reason)
+        if records:
+            kept = [good[i] for i in positions]
+            scored = self._score(self._to_batch(records, kept), kept)
+            self.store.write(scored)
+            self._alerts.write(scored)
+            self.stats.count(scored.decision, scored.tx.label)
+            self._windows(scored)
+        self._flush_and_commit(good)
+        self.stats.consumed += len(good)
+        self.stats.valid += len(records)
+        self.stats.invalid += len(invalid)
+        self.stats.batches += 1
+
+    def _is_error(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return False
+        if err.fatal():
+            raise KafkaError(f"fatal consumer error on {self.topics.source}: {err}")
+        log.warning("consumer error on %s: %s", self.topics.source, err)
+        return True
+
+    @staticmethod
+    def _to_batch(records: list, msgs: list[Message]) -> TxBatch:  # type: ignore[type-arg]
+        # A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
+        # broker keeps nothing across restarts) from a redelivery of the same record.
+        ids = [f"{m.topic()}/{m.partition()}/{m.offset()}@{m.timestamp()[1]}" for m in msgs]
+        return paysim_to_batch(records, ids, [m.timestamp()[1] for m in msgs])
+
+    def _score(self, tx: TxBatch, msgs: list[Message]) -> ScoredBatch:
+        features = self.engine.update_and_extract(tx)
+        score = self.bundle.score(features)
+        decision = self.bundle.decide(score)
+        alert_idx = np.flatnonzero(decision > 0)
+        reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(tx))]
+        if len(alert_idx):
+            for i, why in zip(
+                alert_idx.tolist(), self.bundle.explain(features[alert_idx]), strict=True
+            ):
+                reasons[i] = why
+        return ScoredBatch(
+            tx=tx,
+            feature_names=self.bundle.feature_names,
+            features=features,
+            score=score,
+            decision=decision,
+            reasons=reasons,
+            model_version=self.bundle.version,
+            partition=np.array([m.partition() for m in msgs], dtype=np.int32),
+            offset=np.array([m.offset() for m in msgs], dtype=np.int64),
+            processed_at_ms=int(time.time() * 1000),
+        )
+
+    def _windows(self, scored: ScoredBatch) -> None:
+        tx = scored.tx
+        self.window.add(tx.event_time_ms, tx.amount, tx.label == 1, scored.decision > 0)
+        closed = self.window.advance()
+        if closed:
+            self.store.write_window_stats(closed)
+            if self.on_window is not None:
+                for w in closed:
+                    self.on_window(w, self.stats)
+
+    def _flush_and_commit(self, msgs: list[Message]) -> None:
+        """Producer flush, then store commit, then offsets: the at-least-once order."""
+        self._alerts.flush()
+        self._dlq.check()
+        self.store.flush()
+        if not msgs:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            last[(m.topic(), m.partition())] = m.offset()
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Outputs are durable and idempotent: a replay after a failed commit is harmless.
+            log.warning("offset commit failed (the batch will be replayed): %s", exc)
+
+    def close(self) -> None:
+        """Flush what is pending and leave the consumer group."""
+        try:
+            self._alerts.flush()
+            self.store.flush()
+        finally:
+            self.consumer.close()

@@ -1,0 +1,36 @@
+"""Small Kafka helpers for the integration tests (read a whole topic, produce raw values)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+
+def produce_raw(
+    client: dict[str, str], topic: str, items: Sequence[tuple[bytes, bytes | None]]
+) -> None:
+    producer = Producer({**client, "linger.ms": 5})
+    for key, value in items:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def read_topic(
+    client: dict[str, str], topic: str, *, expect: int, timeout_s: float = 30.0
+) -> list[Message]:
+    """All messages of ``topic`` from the beginning (assign, no group join), until ``expect``."""
+    consumer = Consumer({**client, "group.id": "test-reader", "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expect and time.monotonic() < deadline:
+            out.extend(m for m in consumer.consume(10_000, timeout=0.5) if m.error() is None)
+        # a short extra read shows there is nothing beyond what was expected
+        out.extend(m for m in consumer.consume(10_000, timeout=1.0) if m.error() is None)
+        return out
+    finally:
+        consumer.close()
