@@ -75,6 +75,9 @@ class CostSettings(_Frozen):
     blocked_good_cost: float = Field(
         default=50.0, ge=0, description="cost of blocking a good customer"
     )
+    max_alert_share: float = Field(
+        default=0.01, gt=0, le=1, description="review capacity: largest share of tx alerted"
+    )
 
 
 class DetectSettings(_Frozen):

@@ -47,7 +47,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle trained once per session on simulated history (small, seconds to train)."""
     root = tmp_path_factory.mktemp("models")
     history = PaySimSimulator(accounts=5_000, seed=11).history(80_000)
-    train_bundle(history, mode="pre_auth", seed=0).save(root)
+    train_bundle(history, mode="pre_auth", seed=0, gap_ms=30_000).save(root)
     return root
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from contextlib import ExitStack
 
 import typer
@@ -30,23 +31,32 @@ def _start_simulator(settings: Settings, bootstrap: str) -> subprocess.Popen[byt
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _stop_later(
-    seconds: float | None, sim: subprocess.Popen[bytes], stop: threading.Event
-) -> threading.Thread:
-    """After ``seconds`` (or Ctrl-C), stop the simulator, let the detector drain, then stop it."""
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
 
-    def run() -> None:
-        stop_requested.wait(seconds)
-        sim.terminate()
-        sim.wait()
-        stop.wait(_DRAIN_S)
-        stop.set()
 
-    stop_requested = threading.Event()
-    thread = threading.Thread(target=run, name="demo-timer", daemon=True)
-    thread.start()
-    thread.stop_requested = stop_requested  # type: ignore[attr-defined]
-    return thread
+class _Stopper:
+    """Stops the demo in order: the simulator first, then, after a drain, the detector.
+
+    It acts after ``seconds`` or as soon as ``interrupted`` is set (Ctrl-C / SIGTERM).
+    """
+
+    def __init__(
+        self, sim: subprocess.Popen[bytes], seconds: float | None, interrupted: threading.Event
+    ) -> None:
+        self.detector_stop = threading.Event()
+        self._sim = sim
+        self._seconds = seconds
+        self._interrupted = interrupted
+        threading.Thread(target=self._run, name="demo-stopper", daemon=True).start()
+
+    def _run(self) -> None:
+        self._interrupted.wait(self._seconds)
+        self._sim.terminate()
+        self._sim.wait()
+        time.sleep(_DRAIN_S)
+        self.detector_stop.set()
 
 
 @app.command()
@@ -72,27 +82,17 @@ def demo(
                 simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}
             )
         model = ensure_model(settings)
-        stop = stop_event()
+        interrupted = stop_event()
         sim = _start_simulator(settings, bootstrap)
-        stack.callback(lambda: sim.poll() is None and sim.kill())
-        timer = _stop_later(seconds, sim, stop)
+        stack.callback(_kill_if_running, sim)
+        stopper = _Stopper(sim, seconds, interrupted)
         until = f"for {seconds:.0f} s" if seconds else "Ctrl-C stops"
         topic = settings.topics.transactions
         console.print(
             f"simulator at {settings.simulate.rate:,.0f} tx/s → {topic} → detector; {until}"
         )
-        stats = run_detector(settings, should_stop=lambda: _check(stop, timer), model=model)
+        stats = run_detector(settings, should_stop=stopper.detector_stop.is_set, model=model)
         _summary(settings, bootstrap, stats)
-
-
-def _check(stop: threading.Event, timer: threading.Thread) -> bool:
-    if stop.is_set() and not getattr(timer, "draining", False):
-        # Ctrl-C / SIGTERM: stop producing first, then drain like a timed run.
-        timer.draining = True  # type: ignore[attr-defined]
-        stop.clear()
-        timer.stop_requested.set()  # type: ignore[attr-defined]
-        return False
-    return stop.is_set()
 
 
 def _fmt(value: float | None) -> str:

@@ -1,1 +1,14 @@
-"""TODO."""
+"""Training, evaluation, cost thresholds, explanations and versioned model bundles.
+
+``train_bundle`` replays history through the same :class:`~fraudstream.features.FeatureEngine` the
+detector uses, fits LightGBM (champion) and logistic regression (baseline) on a time-ordered split,
+calibrates, picks review/block thresholds from :class:`Costs` and returns a :class:`Bundle`.
+"""
+
+from __future__ import annotations
+
+from fraudstream.model._bundle import Bundle, latest_bundle
+from fraudstream.model._costs import Costs, Thresholds
+from fraudstream.model._train import train_bundle
+
+__all__ = ["Bundle", "Costs", "Thresholds", "latest_bundle", "train_bundle"]

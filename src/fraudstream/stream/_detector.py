@@ -47,7 +47,10 @@ class _DlqWriter:
     def write(self, msg: Message, reason: str) -> None:
         source = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
         log.warning("invalid record at %s sent to %s: %s", source, self.topic, reason)
-        headers = [("fraudstream.error", reason.encode()), ("fraudstream.source", source.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("fraudstream.error", reason.encode()),
+            ("fraudstream.source", source.encode()),
+        ]
         while True:
             try:
                 self.producer.produce(
@@ -209,7 +212,9 @@ class Detector:
             return
         last: dict[tuple[str, int], int] = {}
         for m in msgs:
-            last[(m.topic(), m.partition())] = m.offset()
+            topic, partition, offset = m.topic(), m.partition(), m.offset()
+            if topic is not None and partition is not None and offset is not None:
+                last[(topic, partition)] = offset
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)

@@ -1,0 +1,209 @@
+"""The feature engine: one object used by the detector (stream) and by training (replay)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from fraudstream.features._state import StateTables, sweep, update_rows
+from fraudstream.schema import KINDS, TxBatch
+
+__all__ = [
+    "NEVER_S",
+    "POST_TX_FEATURES",
+    "PRE_AUTH_FEATURES",
+    "SECONDS_CAP_S",
+    "FeatureEngine",
+    "Mode",
+    "feature_names",
+]
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["pre_auth", "post_tx"]
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+#: ``seconds_since_*`` features are capped here (7 days) ...
+SECONDS_CAP_S: Final = 7 * 86_400.0
+#: ... and take this value when there is no earlier event.
+NEVER_S: Final = 2 * SECONDS_CAP_S
+#: Ratios to past amounts are 0 below this denominator (one cent), never inf.
+MIN_DENOMINATOR: Final = 0.01
+_DRAIN_SHARE: Final = 0.99
+_RECEIVING_KINDS: Final = (KINDS.index("TRANSFER"), KINDS.index("CASH_IN"))
+
+#: Known before authorisation: the row's own fields (no new balances) and earlier rows' state.
+PRE_AUTH_FEATURES: Final = (
+    "amount",
+    "log_amount",
+    *(f"kind_{k.lower()}" for k in KINDS),
+    "old_balance_orig",
+    "old_balance_orig_missing",
+    "amount_to_old_balance_orig",
+    "drains_balance",
+    "old_balance_dest",
+    "old_balance_dest_missing",
+    "hour_of_day",
+    "tx_count_by_account_1h",
+    "amount_sum_by_account_1h",
+    "amount_vs_mean_by_account",
+    "seconds_since_last_by_account",
+    "new_counterparty_for_account",
+    "seconds_since_account_received",
+    "received_amount_ratio",
+    "tx_count_to_counterparty_1h",
+    "distinct_senders_to_counterparty_1h",
+)
+#: Post-transaction mode adds the balance errors (NaN inputs give 0 and a ``_missing`` flag).
+POST_TX_FEATURES: Final = (
+    *PRE_AUTH_FEATURES,
+    "error_balance_orig",
+    "error_balance_orig_missing",
+    "error_balance_dest",
+    "error_balance_dest_missing",
+)
+
+
+def feature_names(mode: Mode) -> tuple[str, ...]:
+    """The feature names of ``mode``, in column order."""
+    if mode not in get_args(Mode):
+        raise ValueError(f"unknown feature mode {mode!r}; expected 'pre_auth' or 'post_tx'")
+    return PRE_AUTH_FEATURES if mode == "pre_auth" else POST_TX_FEATURES
+
+
+class FeatureEngine:
+    """Incremental per-entity state plus extraction, in event-time order.
+
+    Each row's features come from strictly earlier rows plus the row's own fields; then the row
+    is folded into the state. Labels are never read; ``pre_auth`` never reads new balances.
+    Entities idle for ``ttl_ms`` (event time) are forgotten.
+
+    >>> FeatureEngine().feature_names[:2]
+    ('amount', 'log_amount')
+    """
+
+    def __init__(self, *, mode: Mode = "pre_auth", ttl_ms: int = 30 * 86_400_000) -> None:
+        if ttl_ms <= 0:
+            raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+        self.mode: Mode = mode
+        self.ttl_ms = ttl_ms
+        self._names = feature_names(mode)
+        self._tables: StateTables = ({}, {})
+        self._watermark_ms = -(2**62)
+        self._swept_ms = -(2**62)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Column names of :meth:`update_and_extract`'s output."""
+        return self._names
+
+    def entity_count(self) -> int:
+        """Entity states held (an account that both sends and receives counts twice)."""
+        return len(self._tables[0]) + len(self._tables[1])
+
+    def update_and_extract(self, batch: TxBatch) -> F32:
+        """Features of every row of ``batch`` (shape ``(len(batch), len(feature_names))``)."""
+        n = len(batch)
+        x = np.empty((n, len(self._names)), dtype=np.float32)
+        if n == 0:
+            return x
+        times = batch.event_time_ms
+        rows = update_rows(
+            self._tables,
+            times.tolist(),
+            batch.account,
+            batch.counterparty,
+            batch.amount.tolist(),
+            np.isin(batch.kind, _RECEIVING_KINDS).tolist(),
+            self.ttl_ms,
+        )
+        cols = _row_features(batch)
+        cols.update(
+            _state_features(np.array(rows, dtype=np.float64).reshape(n, -1), times, batch.amount)
+        )
+        if self.mode == "post_tx":
+            cols.update(_balance_errors(batch))
+        for j, name in enumerate(self._names):
+            x[:, j] = cols[name]
+        self._maybe_sweep(int(times.max()))
+        return x
+
+    def _maybe_sweep(self, batch_max_ms: int) -> None:
+        """Free idle entities now and then (features already ignore them, this bounds memory)."""
+        self._watermark_ms = max(self._watermark_ms, batch_max_ms)
+        if self._watermark_ms - self._swept_ms < max(1, self.ttl_ms // 8):
+            return
+        removed = sweep(self._tables, self._watermark_ms - self.ttl_ms)
+        self._swept_ms = self._watermark_ms
+        if removed:
+            log.debug("evicted %d idle entity states; %d left", removed, self.entity_count())
+
+
+def _row_features(b: TxBatch) -> dict[str, F64 | npt.NDArray[np.bool_]]:
+    """Features of each row's own pre-authorisation fields (vectorised)."""
+    amount = b.amount
+    old_o = b.old_balance_orig
+    old_o_missing = np.isnan(old_o)
+    old_o0 = np.where(old_o_missing, 0.0, old_o)
+    old_d_missing = np.isnan(b.old_balance_dest)
+    cols: dict[str, F64 | npt.NDArray[np.bool_]] = {
+        "amount": amount,
+        "log_amount": np.log1p(np.maximum(amount, 0.0)),
+        "old_balance_orig": old_o0,
+        "old_balance_orig_missing": old_o_missing,
+        "amount_to_old_balance_orig": amount / (old_o0 + 1.0),
+        "drains_balance": ~old_o_missing & (amount >= _DRAIN_SHARE * old_o0),
+        "old_balance_dest": np.where(old_d_missing, 0.0, b.old_balance_dest),
+        "old_balance_dest_missing": old_d_missing,
+        "hour_of_day": (b.event_time_ms // 3_600_000 % 24).astype(np.float64),
+    }
+    for code, kind in enumerate(KINDS):
+        cols[f"kind_{kind.lower()}"] = b.kind == code
+    return cols
+
+
+def _seconds_since(now_ms: npt.NDArray[np.int64], then_ms: F64) -> F64:
+    """Seconds from ``then_ms`` to ``now_ms``, capped; :data:`NEVER_S` where ``then_ms < 0``."""
+    seconds = np.minimum((now_ms - then_ms) / 1000.0, SECONDS_CAP_S)
+    return np.where(then_ms < 0, NEVER_S, seconds)
+
+
+def _ratio(num: F64, den: F64) -> F64:
+    """``num / den`` where ``den`` is at least one cent (:data:`MIN_DENOMINATOR`), else 0."""
+    ok = den >= MIN_DENOMINATOR
+    return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+
+
+def _state_features(
+    s: F64, times: npt.NDArray[np.int64], amount: F64
+) -> dict[str, F64 | npt.NDArray[np.bool_]]:
+    """Features from the state loop's raw columns (see ``_state.STATE_COLUMNS``)."""
+    return {
+        "tx_count_by_account_1h": s[:, 0],
+        "amount_sum_by_account_1h": s[:, 1],
+        "amount_vs_mean_by_account": _ratio(amount, s[:, 2]),
+        "seconds_since_last_by_account": _seconds_since(times, s[:, 3]),
+        "new_counterparty_for_account": s[:, 4],
+        "seconds_since_account_received": _seconds_since(times, s[:, 5]),
+        "received_amount_ratio": _ratio(amount, s[:, 6]),
+        "tx_count_to_counterparty_1h": s[:, 7],
+        "distinct_senders_to_counterparty_1h": s[:, 8],
+    }
+
+
+def _balance_errors(b: TxBatch) -> dict[str, F64 | npt.NDArray[np.bool_]]:
+    """Post-transaction balance errors; 0 plus a ``_missing`` flag when a balance is absent."""
+    err_o = b.old_balance_orig - b.amount - b.new_balance_orig
+    err_d = b.old_balance_dest + b.amount - b.new_balance_dest
+    miss_o = np.isnan(err_o)
+    miss_d = np.isnan(err_d)
+    return {
+        "error_balance_orig": np.where(miss_o, 0.0, err_o),
+        "error_balance_orig_missing": miss_o,
+        "error_balance_dest": np.where(miss_d, 0.0, err_d),
+        "error_balance_dest_missing": miss_d,
+    }

@@ -1,0 +1,237 @@
+"""Model bundles: a versioned directory with the champion, its calibration and thresholds."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+
+from fraudstream.errors import ModelError
+from fraudstream.features import feature_names as engine_feature_names
+from fraudstream.model._costs import Thresholds, decide
+
+__all__ = ["BUNDLE_FILE", "Bundle", "Platt", "latest_bundle"]
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+
+BUNDLE_FILE: Final = "bundle.json"
+_BOOSTER_FILE: Final = "lgbm.txt"
+_BASELINE_FILE: Final = "logreg.joblib"
+_CALIBRATOR_FILE: Final = "calibrator.json"
+_FORMAT: Final = 1
+
+
+@dataclass(frozen=True)
+class Platt:
+    """Platt scaling of the booster's raw margin: ``p = 1 / (1 + exp(-(slope·m + intercept)))``."""
+
+    slope: float
+    intercept: float
+
+    def __call__(self, margin: F64) -> F64:
+        z = np.clip(self.slope * margin + self.intercept, -500.0, 500.0)
+        out: F64 = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+
+class Bundle:
+    """A trained LightGBM champion with calibration, thresholds, metrics and a baseline.
+
+    ``score`` makes one model call per batch; ``decide`` and ``explain`` are vectorised.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        mode: str,
+        feature_names: tuple[str, ...],
+        thresholds: Thresholds,
+        metrics: dict[str, Any],
+        booster: lgb.Booster,
+        calibrator: Platt,
+        baseline: Any | None = None,
+        info: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.version = version
+        self.mode = mode
+        self.feature_names = feature_names
+        self.thresholds = thresholds
+        self.metrics = metrics
+        self.booster = booster
+        self.calibrator = calibrator
+        self.baseline = baseline
+        self.info: dict[str, Any] = info or {}
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"Bundle(version={self.version!r}, mode={self.mode!r}, path={self.path!r})"
+
+    def _check(self, x: F32) -> None:
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ModelError(
+                f"bundle {self.version} expects features of shape (n, {len(self.feature_names)}), "
+                f"got {x.shape}; build them with FeatureEngine(mode={self.mode!r})"
+            )
+
+    def score(self, X: F32) -> F64:
+        """Calibrated fraud probability of each row (one booster call)."""
+        self._check(X)
+        if len(X) == 0:
+            return np.empty(0, dtype=np.float64)
+        margin = np.asarray(self.booster.predict(X, raw_score=True), dtype=np.float64)
+        return self.calibrator(margin)
+
+    def score_baseline(self, X: F32) -> F64:
+        """The logistic-regression baseline's fraud probability (e.g. for shadow comparison)."""
+        self._check(X)
+        if self.baseline is None:
+            raise ModelError(f"bundle {self.version} has no baseline model")
+        if len(X) == 0:
+            return np.empty(0, dtype=np.float64)
+        return np.asarray(self.baseline.predict_proba(X)[:, 1], dtype=np.float64)
+
+    def decide(self, scores: npt.ArrayLike) -> npt.NDArray[np.int8]:
+        """0 allow, 1 review, 2 block, from the bundle's thresholds."""
+        return decide(scores, self.thresholds)
+
+    def explain(self, X: F32, top: int = 3) -> list[list[tuple[str, float, float]]]:
+        """Per row, the ``top`` features that pushed the score up most.
+
+        Each reason is ``(feature_name, feature_value, contribution)``; contributions are
+        LightGBM SHAP values in log-odds of the uncalibrated booster, largest first.
+        """
+        self._check(X)
+        if len(X) == 0:
+            return []
+        n_features = len(self.feature_names)
+        contrib = np.asarray(self.booster.predict(X, pred_contrib=True), dtype=np.float64)
+        contrib = contrib[:, :n_features]
+        k = min(top, n_features)
+        best = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+        values = np.take_along_axis(X, best, axis=1).tolist()
+        shares = np.take_along_axis(contrib, best, axis=1).tolist()
+        names = self.feature_names
+        return [
+            [(names[j], v, c) for j, v, c in zip(js, vs, cs, strict=True)]
+            for js, vs, cs in zip(best.tolist(), values, shares, strict=True)
+        ]
+
+    def save(self, models_dir: Path) -> Path:
+        """Write ``models_dir/<version>/`` atomically (temp dir + rename) and return it."""
+        final = Path(models_dir) / self.version
+        if final.exists():
+            raise ModelError(f"bundle {final} already exists; versions are never overwritten")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.version}.", dir=final.parent))
+        try:
+            self.booster.save_model(str(tmp / _BOOSTER_FILE))
+            (tmp / _CALIBRATOR_FILE).write_text(
+                json.dumps({"method": "platt", **asdict(self.calibrator)}, indent=2)
+            )
+            if self.baseline is not None:
+                joblib.dump(self.baseline, tmp / _BASELINE_FILE)
+            (tmp / BUNDLE_FILE).write_text(json.dumps(self._manifest(), indent=2, default=str))
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.path = final
+        log.info("saved model bundle %s to %s", self.version, final)
+        return final
+
+    def _manifest(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": self.version,
+            "mode": self.mode,
+            "feature_names": list(self.feature_names),
+            "thresholds": asdict(self.thresholds),
+            "metrics": self.metrics,
+            **self.info,
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> Bundle:
+        """Read a bundle directory written by :meth:`save`."""
+        path = Path(path)
+        manifest = _read_manifest(path)
+        try:
+            booster = lgb.Booster(model_file=str(path / _BOOSTER_FILE))
+            cal = json.loads((path / _CALIBRATOR_FILE).read_text())
+            calibrator = Platt(slope=float(cal["slope"]), intercept=float(cal["intercept"]))
+            baseline_file = path / _BASELINE_FILE
+            baseline = joblib.load(baseline_file) if baseline_file.exists() else None
+        except (OSError, KeyError, ValueError, lgb.basic.LightGBMError) as exc:
+            raise ModelError(f"bundle {path} is incomplete or corrupt: {exc}") from exc
+        names = tuple(manifest["feature_names"])
+        _check_feature_spec(path, manifest["mode"], names, booster)
+        known = {"format", "version", "mode", "feature_names", "thresholds", "metrics"}
+        return cls(
+            version=manifest["version"],
+            mode=manifest["mode"],
+            feature_names=names,
+            thresholds=Thresholds(**manifest["thresholds"]),
+            metrics=manifest["metrics"],
+            booster=booster,
+            calibrator=calibrator,
+            baseline=baseline,
+            info={k: v for k, v in manifest.items() if k not in known},
+            path=path,
+        )
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((path / BUNDLE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path / BUNDLE_FILE}: {exc}; is {path} a bundle?") from exc
+    if manifest.get("format") != _FORMAT:
+        raise ModelError(
+            f"bundle {path} has format {manifest.get('format')!r}, this version reads {_FORMAT}"
+        )
+    return manifest
+
+
+def _check_feature_spec(
+    path: Path, mode: str, names: tuple[str, ...], booster: lgb.Booster
+) -> None:
+    """The bundle must match the feature engine of this code version (no train/serve skew)."""
+    try:
+        expected = engine_feature_names(mode)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ModelError(f"bundle {path}: {exc}") from exc
+    if names != expected or booster.num_feature() != len(names):
+        raise ModelError(
+            f"bundle {path} was trained on features {names} but this code's {mode} engine "
+            f"computes {expected}; retrain with `fraudstream train`"
+        )
+
+
+def latest_bundle(models_dir: Path) -> Path | None:
+    """The newest complete bundle directory under ``models_dir``, or ``None``."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return None
+    found = [
+        d
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and (d / BUNDLE_FILE).is_file()
+    ]
+    if not found:
+        return None
+    # Names start with the UTC creation second; the manifest's mtime breaks ties.
+    return max(found, key=lambda d: (d.name.split("-")[0], (d / BUNDLE_FILE).stat().st_mtime_ns))

@@ -1,0 +1,127 @@
+"""The alerts topic: one JSON message per review/block decision, keyed by account."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from fraudstream.errors import KafkaError, SinkBackpressure
+from fraudstream.schema import ScoredBatch
+from fraudstream.sinks._rows import Alert, Reason, decision_names, kind_names, label_values
+
+__all__ = ["AlertTopicSink", "alert_payloads"]
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+
+
+def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` per review/block row: key = account (UTF-8), value = ``Alert`` JSON."""
+    tx = batch.tx
+    index = batch.alert_index()
+    columns = zip(
+        index.tolist(),
+        decision_names(batch.decision[index]),
+        batch.score[index].tolist(),
+        tx.event_time_ms[index].tolist(),
+        kind_names(tx.kind[index]),
+        tx.amount[index].tolist(),
+        label_values(tx.label[index]),
+        strict=True,
+    )
+    out: list[tuple[bytes, bytes]] = []
+    for i, decision, score, event_time_ms, kind, amount, label in columns:
+        alert = Alert(
+            alert_id=tx.tx_id[i],
+            tx_id=tx.tx_id[i],
+            decision=decision,
+            score=score,
+            reasons=[Reason(f, v, c) for f, v, c in batch.reasons[i]],
+            model_version=batch.model_version,
+            event_time_ms=event_time_ms,
+            created_at_ms=batch.processed_at_ms,
+            account=tx.account[i],
+            counterparty=tx.counterparty[i],
+            kind=kind,
+            amount=amount,
+            label=label,
+        )
+        out.append((tx.account[i].encode(), _encode(alert)))
+    return out
+
+
+class AlertTopicSink:
+    """Produce alerts to ``topic`` through a ``confluent_kafka.Producer`` (duck-typed).
+
+    ``write`` queues the batch's alerts (waiting on a full local queue up to ``produce_timeout_s``,
+    then raising ``SinkBackpressure``); ``flush`` waits for delivery and raises if any failed.
+    """
+
+    def __init__(self, producer: Any, topic: str, *, produce_timeout_s: float = 30.0) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.produce_timeout_s = produce_timeout_s
+        self._failed = 0
+        self._first_error: str | None = None
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self._failed += 1
+            if self._first_error is None:
+                self._first_error = str(err)
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Queue one message per review/block row of ``batch``."""
+        payloads = alert_payloads(batch)
+        for key, value in payloads:
+            self._produce(key, value)
+        if payloads:
+            self.producer.poll(0)
+
+    def _produce(self, key: bytes, value: bytes) -> None:
+        deadline: float | None = None
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic, value=value, key=key, on_delivery=self._on_delivery
+                )
+                return
+            except BufferError:  # local queue full: serve delivery callbacks, then retry
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.produce_timeout_s
+                if now >= deadline:
+                    raise SinkBackpressure(
+                        f"alerts topic {self.topic}: the producer queue stayed full for "
+                        f"{self.produce_timeout_s:.0f} s; is the broker reachable? "
+                        "(or raise queue.buffering.max.messages)"
+                    ) from None
+                self.producer.poll(0.05)
+            except Exception as exc:
+                raise KafkaError(
+                    f"alerts topic {self.topic}: produce failed for key {key!r}: {exc}"
+                ) from exc
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait up to ``timeout_s`` for delivery of everything written so far.
+
+        Raises ``KafkaError`` if a delivery failed since the last flush, ``SinkBackpressure`` if
+        messages are still undelivered at the timeout (flush again to keep waiting).
+        """
+        remaining = int(self.producer.flush(timeout_s))
+        if self._failed:
+            failed, first = self._failed, self._first_error
+            self._failed, self._first_error = 0, None
+            raise KafkaError(
+                f"alerts topic {self.topic}: {failed} alert(s) failed delivery "
+                f"(first error: {first}); check that the topic exists and the broker is reachable"
+            )
+        if remaining:
+            raise SinkBackpressure(
+                f"alerts topic {self.topic}: {remaining} alert(s) still undelivered after "
+                f"{timeout_s:g} s; the broker is slow or unreachable, flush again to keep waiting"
+            )

@@ -1,0 +1,261 @@
+"""The SQLite store: one connection, WAL, explicit transactions committed by ``flush``."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final, Literal
+
+from fraudstream.errors import StoreError
+from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.sinks._rows import alert_rows, enriched_rows
+from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
+
+__all__ = ["SQLiteStore"]
+
+log = logging.getLogger(__name__)
+
+_INSERT_ENRICHED: Final = """
+INSERT INTO transactions_enriched (
+    tx_id, event_time_ms, account, counterparty, kind, amount,
+    old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest,
+    label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tx_id) DO NOTHING"""
+
+_INSERT_ALERT: Final = """
+INSERT INTO fraud_alerts (
+    alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty,
+    amount, score, decision, reasons, model_version
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (alert_id) DO NOTHING"""
+
+_UPSERT_WINDOW: Final = """
+INSERT INTO window_stats (
+    window_end_ms, window_ms, transactions, frauds, alerts, amount, fraud_amount
+) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (window_end_ms) DO UPDATE SET
+    window_ms = excluded.window_ms,
+    transactions = excluded.transactions,
+    frauds = excluded.frauds,
+    alerts = excluded.alerts,
+    amount = excluded.amount,
+    fraud_amount = excluded.fraud_amount"""
+
+_UPSERT_MODEL: Final = """
+INSERT INTO model_versions (version, metrics, first_seen_ms) VALUES (?, ?, ?)
+ON CONFLICT (version) DO UPDATE SET metrics = excluded.metrics"""
+
+_SYNCHRONOUS: Final = ("NORMAL", "FULL")
+#: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
+_CACHE_KIB: Final = 65_536
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _hint(exc: sqlite3.Error) -> str:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return "another process holds the write lock; stop it or retry later"
+    if "readonly" in text or "unable to open" in text:
+        return "check that the file and its directory exist and are writable"
+    if "disk" in text or "full" in text:
+        return "free disk space or move the store to another disk"
+    if "no such" in text:
+        return "the schema is out of date; reopen the store to run its migrations"
+    if "not a database" in text or "malformed" in text:
+        return "the file is not a healthy SQLite database; point the store URL at another file"
+    return "check the store file and the message above"
+
+
+class SQLiteStore:
+    """The store in one SQLite file (``:memory:`` for a private in-memory database).
+
+    ``open`` connects and applies the pending migrations of ``_sqlite_schema``. Writes join one
+    explicit transaction (holding the write lock) until ``flush`` commits it; a failed statement
+    rolls back everything not yet flushed, so the caller replays the batch. Inserts are idempotent
+    on ``tx_id``. WAL mode lets readers (the dashboard) run alongside the writer.
+
+    Durability: with the default ``synchronous="NORMAL"`` a commit survives a crash of the process,
+    but the last commits may be lost on power failure or an OS crash although their Kafka offsets
+    were committed; ``"FULL"`` syncs the WAL on every commit and closes that gap at some cost.
+    One connection, usable from the thread that opened it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn ``sqlite3.Error`` into ``StoreError`` after rolling back the open transaction."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            conn = self._conn
+            if conn is not None and conn.in_transaction:
+                try:
+                    conn.rollback()
+                except sqlite3.Error:
+                    log.exception("rollback failed on %s", self.path)
+            raise StoreError(
+                f"SQLite store {self.path}: {action} failed: {exc}; {_hint(exc)}"
+            ) from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"SQLite store {self.path} is not open; call open() first")
+        return self._conn
+
+    def _begin(self) -> sqlite3.Connection:
+        conn = self._connection()
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    def open(self) -> None:
+        """Connect, configure and migrate; a no-op when already open."""
+        if self._conn is not None:
+            return
+        if str(self.path) != ":memory:":
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"SQLite store {self.path}: cannot create directory {self.path.parent}: "
+                    f"{exc}; choose a writable location in the store URL"
+                ) from exc
+        if self.synchronous not in _SYNCHRONOUS:
+            raise StoreError(f"SQLite synchronous={self.synchronous!r}; use one of {_SYNCHRONOUS}")
+        with self._guard("open"):
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        self._conn = conn
+        try:
+            with self._guard("configure the connection"):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            self._migrate(conn)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the pending migrations, all in one transaction (safe against a concurrent open)."""
+        with self._guard("migrate table schema_migrations"):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(CREATE_MIGRATIONS_TABLE)
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            if max(applied, default=0) > len(MIGRATIONS):
+                conn.rollback()
+                raise StoreError(
+                    f"SQLite store {self.path} has schema version {max(applied)} but this "
+                    f"fraudstream knows {len(MIGRATIONS)}; upgrade fraudstream or use another file"
+                )
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version in applied:
+                    continue
+                for sql in statements:
+                    conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
+                    (version, _now_ms()),
+                )
+                log.info("SQLite store %s: applied migration %d", self.path, version)
+            conn.commit()
+
+    def schema_version(self) -> int:
+        """The highest applied migration."""
+        with self._guard("read table schema_migrations"):
+            row = self._connection().execute("SELECT max(version) FROM schema_migrations")
+            version = row.fetchone()[0]
+        return int(version or 0)
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Enriched rows for every transaction, alerts for review/block rows (until ``flush``)."""
+        if len(batch) == 0:
+            return
+        enriched = enriched_rows(batch)
+        alerts = alert_rows(batch)
+        with self._guard("insert into table transactions_enriched"):
+            self._begin().executemany(_INSERT_ENRICHED, enriched)
+        if alerts:
+            with self._guard("insert into table fraud_alerts"):
+                self._begin().executemany(_INSERT_ALERT, alerts)
+
+    def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
+        """Insert or replace the rows of these windows (keyed by ``window_end_ms``)."""
+        if not stats:
+            return
+        rows = [
+            (
+                s.window_end_ms,
+                s.window_ms,
+                s.transactions,
+                s.frauds,
+                s.alerts,
+                s.amount,
+                s.fraud_amount,
+            )
+            for s in stats
+        ]
+        with self._guard("upsert into table window_stats"):
+            self._begin().executemany(_UPSERT_WINDOW, rows)
+
+    def record_model_version(self, version: str, metrics_json: str) -> None:
+        """Remember a model version and its metrics (JSON); the first sighting time is kept."""
+        with self._guard("upsert into table model_versions"):
+            self._begin().execute(_UPSERT_MODEL, (version, metrics_json, _now_ms()))
+
+    def flush(self) -> None:
+        """Commit everything written so far."""
+        conn = self._connection()
+        if conn.in_transaction:
+            with self._guard("commit"):
+                conn.commit()
+
+    def close(self) -> None:
+        """Commit pending writes and close the connection (closed even if the commit fails)."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._conn = None
+            conn.close()
+
+    def count_transactions(self) -> int:
+        """Rows in ``transactions_enriched``."""
+        with self._guard("count table transactions_enriched"):
+            row = self._connection().execute("SELECT count(*) FROM transactions_enriched")
+            return int(row.fetchone()[0])
+
+    def count_alerts_by_decision(self) -> dict[str, int]:
+        """Alerts per decision: ``{"review": n, "block": m}``."""
+        counts = dict.fromkeys(DECISIONS[1:], 0)
+        with self._guard("count table fraud_alerts"):
+            rows = self._connection().execute(
+                "SELECT decision, count(*) FROM fraud_alerts GROUP BY decision"
+            )
+            for decision, n in rows:
+                counts[decision] = int(n)
+        return counts

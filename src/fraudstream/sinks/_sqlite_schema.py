@@ -1,0 +1,85 @@
+"""The SQLite store's schema as ordered migrations: version ``i + 1`` is ``MIGRATIONS[i]``.
+
+Never edit a released migration; append a new one. Each is a tuple of single SQL statements run
+in one transaction together with its ``schema_migrations`` row.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
+
+CREATE_MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at_ms INTEGER NOT NULL
+)"""
+
+_V1: Final = (
+    """
+    CREATE TABLE transactions_enriched (
+        tx_id TEXT PRIMARY KEY,
+        event_time_ms INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        counterparty TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        amount REAL NOT NULL,
+        old_balance_orig REAL,
+        new_balance_orig REAL,
+        old_balance_dest REAL,
+        new_balance_dest REAL,
+        label INTEGER,
+        step INTEGER NOT NULL,
+        features TEXT NOT NULL,
+        score REAL,
+        decision TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        "partition" INTEGER NOT NULL,
+        "offset" INTEGER NOT NULL,
+        processed_at_ms INTEGER NOT NULL
+    )""",
+    "CREATE INDEX ix_enriched_event_time ON transactions_enriched (event_time_ms)",
+    "CREATE INDEX ix_enriched_account ON transactions_enriched (account, event_time_ms)",
+    "CREATE INDEX ix_enriched_decision ON transactions_enriched (decision, event_time_ms)",
+    """
+    CREATE TABLE fraud_alerts (
+        alert_id TEXT PRIMARY KEY,
+        tx_id TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        event_time_ms INTEGER NOT NULL,
+        account TEXT NOT NULL,
+        counterparty TEXT NOT NULL,
+        amount REAL NOT NULL,
+        score REAL NOT NULL,
+        decision TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open'
+            CHECK (status IN ('open', 'confirmed_fraud', 'false_positive')),
+        analyst TEXT,
+        reviewed_at_ms INTEGER
+    )""",
+    "CREATE INDEX ix_alerts_created_at ON fraud_alerts (created_at_ms)",
+    "CREATE INDEX ix_alerts_decision ON fraud_alerts (decision, created_at_ms)",
+    "CREATE INDEX ix_alerts_status ON fraud_alerts (status, created_at_ms)",
+    """
+    CREATE TABLE window_stats (
+        window_end_ms INTEGER PRIMARY KEY,
+        window_ms INTEGER NOT NULL,
+        transactions INTEGER NOT NULL,
+        frauds INTEGER NOT NULL,
+        alerts INTEGER NOT NULL,
+        amount REAL NOT NULL,
+        fraud_amount REAL NOT NULL
+    )""",
+    """
+    CREATE TABLE model_versions (
+        version TEXT PRIMARY KEY,
+        metrics TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL
+    )""",
+)
+
+#: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)

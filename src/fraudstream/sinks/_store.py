@@ -1,0 +1,65 @@
+"""The store contract and its factory from a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from fraudstream.errors import ConfigError
+from fraudstream.schema import ScoredBatch, WindowStats
+from fraudstream.sinks._sqlite import SQLiteStore
+
+__all__ = ["Store", "open_store"]
+
+_SQLITE = "sqlite:///"
+_POSTGRES = ("postgresql://", "postgres://", "postgresql+")
+_ACCEPTED = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:"
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where the detector keeps enriched transactions, alerts, window statistics and models.
+
+    Writes are idempotent on the transaction id and become durable at ``flush``.
+    """
+
+    def open(self) -> None:
+        """Connect and run the migrations (idempotent)."""
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Enriched rows for every transaction plus alerts for review/block rows."""
+
+    def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
+        """Insert or replace window statistics, keyed by ``window_end_ms``."""
+
+    def record_model_version(self, version: str, metrics_json: str) -> None:
+        """Remember a model version and its metrics (JSON text)."""
+
+    def flush(self) -> None:
+        """Make everything written so far durable; raise ``StoreError`` on failure."""
+
+    def close(self) -> None:
+        """Flush and release the connection."""
+
+    def count_transactions(self) -> int:
+        """Stored enriched transactions."""
+
+    def count_alerts_by_decision(self) -> dict[str, int]:
+        """Stored alerts per decision: ``{"review": n, "block": m}``."""
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url`` (not yet opened: call ``open()``).
+
+    ``sqlite:///data/fs.db`` is relative to the working directory, ``sqlite:////var/fs.db``
+    absolute; the parent directory is created on ``open()``.
+    """
+    if url.startswith(_SQLITE):
+        path = url[len(_SQLITE) :]
+        if path:
+            return SQLiteStore(Path(path))
+        raise ConfigError(f"store URL {url!r} has no file path; use {_ACCEPTED}")
+    if url.startswith(_POSTGRES):
+        raise ConfigError("PostgreSQL store arrives with the store issue; use sqlite:///…")
+    raise ConfigError(f"unsupported store URL {url!r}; use {_ACCEPTED}")

@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraudstream.errors import ModelError
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle, Costs, Thresholds, latest_bundle, train_bundle
+from fraudstream.model._costs import choose_thresholds, decide, expected_cost
+from fraudstream.schema import KINDS, TxBatch
+
+PAYMENT, TRANSFER, CASH_OUT, CASH_IN = (
+    KINDS.index(k) for k in ("PAYMENT", "TRANSFER", "CASH_OUT", "CASH_IN")
+)
+MIN = 60_000
+
+
+def synthetic_history(n: int = 8000, *, seed: int = 0, fraud: bool = True) -> TxBatch:
+    """Customers pay and shop; now and then a robot drains an account into a fresh mule by a
+    TRANSFER, and the mule cashes out minutes later. Both robot rows are fraud (label 1)."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[int, str, str, int, float, float, int]] = []
+    balance = {f"C{i}": float(rng.uniform(100, 20_000)) for i in range(300)}
+    customers = list(balance)
+    t, mules = 0, itertools.count()
+    while len(rows) < n:
+        t += int(rng.integers(1, 3 * MIN))
+        a = customers[int(rng.integers(len(customers)))]
+        if fraud and rng.random() < 0.012:
+            mule = f"MULE{next(mules)}"
+            amount = balance[a]
+            rows.append((t, a, mule, TRANSFER, amount, balance[a], 1))
+            rows.append(
+                (
+                    t + int(rng.integers(1, 10 * MIN)),
+                    mule,
+                    f"M{rng.integers(50)}",
+                    CASH_OUT,
+                    amount,
+                    amount,
+                    1,
+                )
+            )
+            balance[a] = float(rng.uniform(100, 20_000))  # the customer is refunded, life goes on
+            continue
+        kind = int(rng.choice([PAYMENT, TRANSFER, CASH_OUT, CASH_IN], p=[0.5, 0.15, 0.2, 0.15]))
+        share = 1.0 if rng.random() < 0.02 else float(rng.uniform(0.01, 0.4))
+        amount = round(balance[a] * share, 2)
+        cp = (
+            customers[int(rng.integers(len(customers)))]
+            if kind == TRANSFER
+            else f"M{rng.integers(50)}"
+        )
+        rows.append((t, a, cp, kind, amount, balance[a], 0))
+        balance[a] += amount if kind == CASH_IN else -amount
+        balance[a] = max(balance[a], 0.0) + (500.0 if balance[a] < 50 else 0.0)
+    rows.sort(key=lambda r: r[0])
+    rows = rows[:n]
+    m = len(rows)
+    amount = np.array([r[4] for r in rows])
+    old = np.array([r[5] for r in rows])
+    t_ms = np.array([r[0] for r in rows], dtype=np.int64)
+    return TxBatch(
+        tx_id=[f"tx{i}" for i in range(m)],
+        event_time_ms=t_ms,
+        account=[r[1] for r in rows],
+        counterparty=[r[2] for r in rows],
+        kind=np.array([r[3] for r in rows], dtype=np.int8),
+        amount=amount,
+        old_balance_orig=old,
+        new_balance_orig=np.maximum(old - amount, 0.0),
+        old_balance_dest=np.zeros(m),
+        new_balance_dest=amount.copy(),
+        label=np.array([r[6] for r in rows], dtype=np.int8),
+        step=t_ms // 3_600_000,
+        flagged=np.zeros(m, dtype=np.int8),
+    )
+
+
+@pytest.fixture(scope="module")
+def history() -> TxBatch:
+    return synthetic_history()
+
+
+@pytest.fixture(scope="module")
+def bundle(history: TxBatch) -> Bundle:
+    return train_bundle(history, seed=3)
+
+
+@pytest.fixture(scope="module")
+def features(history: TxBatch) -> np.ndarray:
+    h = history.take(np.argsort(history.event_time_ms, kind="stable"))
+    return FeatureEngine(mode="pre_auth").update_and_extract(h)
+
+
+def test_learns_fraud_on_the_time_ordered_test_set(bundle: Bundle) -> None:
+    m = bundle.metrics
+    data = m["data"]
+    base_rate = data["test_frauds"] / data["test_rows"]
+    assert data["test_frauds"] >= 10 and data["calibration_frauds"] >= 1
+    for model in ("lightgbm", "logreg"):
+        assert m[model]["average_precision"] is not None
+        assert m[model]["roc_auc"] > 0.5
+        for key in ("precision_at_100", "recall_at_1pct_fpr", "alerts", "expected_cost"):
+            assert key in m[model]
+        assert {"precision", "recall", "threshold"} <= set(m[model]["review"])
+    assert m["lightgbm"]["average_precision"] > max(0.5, 10 * base_rate)
+    assert m["lightgbm"]["roc_auc"] > 0.9
+    assert m["lightgbm"]["expected_cost"] < m["lightgbm"]["expected_cost_allow_all"]
+    assert data["test_start_ms"] >= data["train_end_ms"] + data["gap_ms"]
+    assert data["train_rows"] + data["test_rows"] < data["rows"]  # the gap is dropped
+    assert bundle.mode == "pre_auth" and bundle.feature_names == FeatureEngine().feature_names
+
+
+def test_thresholds_are_ordered_probabilities(bundle: Bundle) -> None:
+    t = bundle.thresholds
+    assert 0.0 <= t.review <= t.block
+    assert bundle.metrics["lightgbm"]["review"]["threshold"] == t.review
+
+
+def test_scores_are_calibrated_probabilities(bundle: Bundle, features: np.ndarray) -> None:
+    s = bundle.score(features)
+    assert s.shape == (len(features),) and s.dtype == np.float64
+    assert np.all((s >= 0) & (s <= 1))
+    assert bundle.score(features[:0]).shape == (0,)
+    with pytest.raises(ModelError, match="shape"):
+        bundle.score(features[:, :-1])
+
+
+def test_save_load_round_trip(bundle: Bundle, features: np.ndarray, tmp_path: Path) -> None:
+    path = bundle.save(tmp_path)
+    assert path == tmp_path / bundle.version and bundle.path == path
+    assert {p.name for p in path.iterdir()} == {
+        "lgbm.txt",
+        "logreg.joblib",
+        "calibrator.json",
+        "bundle.json",
+    }
+    manifest = json.loads((path / "bundle.json").read_text())
+    assert {
+        "version",
+        "mode",
+        "feature_names",
+        "thresholds",
+        "metrics",
+        "data_fingerprint",
+        "created_at",
+    } <= set(manifest)
+    loaded = Bundle.load(path)
+    x = features[-500:]
+    np.testing.assert_array_equal(loaded.score(x), bundle.score(x))
+    np.testing.assert_array_equal(loaded.score_baseline(x), bundle.score_baseline(x))
+    assert loaded.explain(x[:5]) == bundle.explain(x[:5])
+    assert (loaded.version, loaded.thresholds, loaded.feature_names) == (
+        bundle.version,
+        bundle.thresholds,
+        bundle.feature_names,
+    )
+    assert loaded.metrics == json.loads(json.dumps(bundle.metrics))
+    assert latest_bundle(tmp_path) == path
+    with pytest.raises(ModelError, match="already exists"):
+        bundle.save(tmp_path)
+
+
+def test_latest_bundle_ignores_incomplete_directories(bundle: Bundle, tmp_path: Path) -> None:
+    assert latest_bundle(tmp_path / "missing") is None
+    assert latest_bundle(tmp_path) is None
+    path = bundle.save(tmp_path)
+    (tmp_path / "99991231T000000Z-unfinished").mkdir()
+    (tmp_path / ".99991231T000000Z-tmp").mkdir()
+    assert latest_bundle(tmp_path) == path
+    newer = tmp_path / "99991231T000000Z-copy"
+    shutil.copytree(path, newer)
+    assert latest_bundle(tmp_path) == newer
+
+
+def test_load_rejects_corrupt_or_mismatched_bundles(bundle: Bundle, tmp_path: Path) -> None:
+    path = bundle.save(tmp_path)
+    with pytest.raises(ModelError, match="bundle.json"):
+        Bundle.load(tmp_path / "nothing")
+    manifest = json.loads((path / "bundle.json").read_text())
+    manifest["feature_names"] = manifest["feature_names"][:-1] + ["a_removed_feature"]
+    (path / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="retrain"):
+        Bundle.load(path)
+    (path / "lgbm.txt").unlink()
+    with pytest.raises(ModelError, match="incomplete"):
+        Bundle.load(path)
+
+
+def test_decide_respects_thresholds(bundle: Bundle) -> None:
+    t = Thresholds(review=0.2, block=0.7)
+    scores = np.array([0.0, 0.19, 0.2, 0.5, 0.7, 0.99])
+    assert decide(scores, t).tolist() == [0, 0, 1, 1, 2, 2]
+    got = bundle.decide(scores)
+    assert got.dtype == np.int8
+    expected = (scores >= bundle.thresholds.review).astype(int) + (
+        scores >= bundle.thresholds.block
+    )
+    assert got.tolist() == expected.tolist()
+
+
+def test_explain_names_three_features_per_row(bundle: Bundle, features: np.ndarray) -> None:
+    x = features[:50]
+    reasons = bundle.explain(x)
+    assert len(reasons) == 50
+    contrib = bundle.booster.predict(x, pred_contrib=True)
+    for i, row in enumerate(reasons):
+        assert len(row) == 3
+        names = [name for name, _, _ in row]
+        assert set(names) <= set(bundle.feature_names) and len(set(names)) == 3
+        shares = [c for _, _, c in row]
+        assert shares == sorted(shares, reverse=True)
+        assert shares[0] == pytest.approx(contrib[i, :-1].max())
+        for name, value, _ in row:
+            assert value == pytest.approx(float(x[i, bundle.feature_names.index(name)]))
+    assert len(bundle.explain(x, top=5)[0]) == 5
+    assert bundle.explain(x[:0]) == []
+
+
+def test_training_is_deterministic(history: TxBatch, bundle: Bundle, features: np.ndarray) -> None:
+    again = train_bundle(history, seed=3)
+    np.testing.assert_array_equal(again.score(features), bundle.score(features))
+    assert again.thresholds == bundle.thresholds
+    assert again.version.split("-")[1] == bundle.version.split("-")[1]
+
+
+def test_post_tx_mode_trains_on_balance_errors() -> None:
+    b = train_bundle(synthetic_history(4000, seed=1), mode="post_tx", test_fraction=0.3)
+    assert b.mode == "post_tx" and "error_balance_orig" in b.feature_names
+    assert b.metrics["lightgbm"]["average_precision"] is not None
+
+
+def test_model_error_on_unusable_history() -> None:
+    with pytest.raises(ModelError, match="no fraud"):
+        train_bundle(synthetic_history(3000, fraud=False))
+    with pytest.raises(ModelError, match="at least"):
+        train_bundle(synthetic_history(200))
+    with pytest.raises(ModelError, match="mode"):
+        train_bundle(synthetic_history(3000), mode="sometime")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.05, 0.2, 0.4, 0.6, 0.8, 0.95]), st.booleans(), st.floats(1, 500)
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.sampled_from([1.0, 0.5, 0.2, 0.01]),
+)
+def test_thresholds_minimise_expected_cost(
+    rows: list[tuple[float, bool, float]], capacity: float
+) -> None:
+    scores = np.array([r[0] for r in rows])
+    label = np.array([int(r[1]) for r in rows], dtype=np.int8)
+    amount = np.array([r[2] for r in rows])
+    costs = Costs(max_alert_share=capacity)
+    chosen = choose_thresholds(scores, label, amount, costs)
+    assert chosen.review <= chosen.block
+    cap = int(capacity * len(rows))
+    assert np.count_nonzero(scores >= chosen.review) <= cap, "review capacity respected"
+    cuts = [0.0, *sorted(set(scores.tolist())), 1.5]
+    best = min(
+        expected_cost(decide(scores, Thresholds(r, b)), label, amount, costs)
+        for r in cuts
+        for b in cuts
+        if r <= b and np.count_nonzero(scores >= r) <= cap
+    )
+    got = expected_cost(decide(scores, chosen), label, amount, costs)
+    assert got == pytest.approx(best)

@@ -1,0 +1,483 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+
+from fraudstream.errors import ConfigError, KafkaError, SchemaError, SinkBackpressure, StoreError
+from fraudstream.schema import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowStats
+from fraudstream.sinks import (
+    Alert,
+    AlertTopicSink,
+    SQLiteStore,
+    Store,
+    alert_payloads,
+    open_store,
+)
+from fraudstream.sinks._sqlite_schema import MIGRATIONS
+
+NAMES = ("amount_sum_by_account_1h", "tx_count_by_account_24h", "new_counterparty")
+WEIRD_IDS = [
+    'it\'s "quoted"',
+    "'; DROP TABLE transactions_enriched;--",
+    "zahlung-ü-😀-支付",
+    "a\nb",
+]
+
+
+def make_scored(
+    tx_ids: Sequence[str],
+    decisions: Sequence[str] | None = None,
+    *,
+    amounts: Sequence[float] | None = None,
+    labels: Sequence[int] | None = None,
+    accounts: Sequence[str] | None = None,
+    names: tuple[str, ...] = NAMES,
+    processed_at_ms: int = 1_700_000_099_000,
+) -> ScoredBatch:
+    n = len(tx_ids)
+    decisions = decisions or ["allow"] * n
+    dec = np.array([DECISIONS.index(d) for d in decisions], dtype=np.int8)
+    features = (np.arange(n * len(names), dtype=np.float32).reshape(n, len(names)) + 0.1).astype(
+        np.float32
+    )
+    tx = TxBatch(
+        tx_id=list(tx_ids),
+        event_time_ms=np.arange(n, dtype=np.int64) * 1000 + 1_700_000_000_000,
+        account=list(accounts or [f"C{i}" for i in range(n)]),
+        counterparty=[f"M{i}" for i in range(n)],
+        kind=(np.arange(n) % len(KINDS)).astype(np.int8),
+        amount=np.array(amounts or [100.0 + i for i in range(n)], dtype=np.float64),
+        old_balance_orig=np.full(n, 500.0),
+        new_balance_orig=np.full(n, np.nan),
+        old_balance_dest=np.zeros(n),
+        new_balance_dest=np.ones(n),
+        label=np.array(labels or [-1] * n, dtype=np.int8),
+        step=np.arange(n, dtype=np.int64),
+        flagged=np.zeros(n, dtype=np.int8),
+    )
+    reasons = [
+        [(names[0], float(features[i, 0]), 0.75), (names[2], 1.0, 0.125)] if dec[i] else []
+        for i in range(n)
+    ]
+    return ScoredBatch(
+        tx=tx,
+        feature_names=names,
+        features=features,
+        score=np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(n),
+        decision=dec,
+        reasons=reasons,
+        model_version="lr-test-1",
+        partition=(np.arange(n) % 3).astype(np.int32),
+        offset=np.arange(n, dtype=np.int64) + 40,
+        processed_at_ms=processed_at_ms,
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "nested" / "store.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(db_path)
+    s.open()
+    yield s
+    s.close()
+
+
+def query(path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Read through a separate connection: sees only what was committed."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# --- SQLite store -------------------------------------------------------------------------------
+
+
+def test_open_creates_parent_dir_and_migrations_are_idempotent(db_path: Path) -> None:
+    for _ in range(2):
+        s = SQLiteStore(db_path)
+        s.open()
+        s.open()  # no-op on an open store
+        assert s.schema_version() == len(MIGRATIONS)
+        s.close()
+        s.close()
+    versions = query(db_path, "SELECT version FROM schema_migrations ORDER BY version")
+    assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+    tables = {r[0] for r in query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"transactions_enriched", "fraud_alerts", "window_stats", "model_versions"} <= tables
+
+
+def test_store_satisfies_the_protocol(store: SQLiteStore) -> None:
+    assert isinstance(store, Store)
+
+
+def test_write_is_idempotent_on_tx_id(store: SQLiteStore, db_path: Path) -> None:
+    batch = make_scored(["a", "b", "c"], ["allow", "review", "block"])
+    store.write(batch)
+    store.flush()
+    store.write(batch)
+    store.write(make_scored(["c", "d"], ["block", "allow"]))
+    store.flush()
+    assert store.count_transactions() == 4
+    assert store.count_alerts_by_decision() == {"review": 1, "block": 1}
+    assert query(db_path, "SELECT count(*) FROM fraud_alerts") == [(2,)]
+
+
+def test_rows_are_visible_to_others_only_after_flush(store: SQLiteStore, db_path: Path) -> None:
+    store.write(make_scored(["a", "b"]))
+    assert store.count_transactions() == 2
+    assert query(db_path, "SELECT count(*) FROM transactions_enriched") == [(0,)]
+    store.flush()
+    assert query(db_path, "SELECT count(*) FROM transactions_enriched") == [(2,)]
+
+
+def test_close_commits_pending_writes(db_path: Path) -> None:
+    s = SQLiteStore(db_path)
+    s.open()
+    s.write(make_scored(["a"]))
+    s.close()
+    assert query(db_path, "SELECT tx_id FROM transactions_enriched") == [("a",)]
+
+
+def test_enriched_row_columns(store: SQLiteStore, db_path: Path) -> None:
+    batch = make_scored(["t0", "t1"], ["allow", "block"], labels=[-1, 1])
+    store.write(batch)
+    store.flush()
+    rows = query(
+        db_path,
+        "SELECT tx_id, kind, label, new_balance_orig, old_balance_orig, decision, features, "
+        '"partition", "offset", model_version, processed_at_ms, event_time_ms '
+        "FROM transactions_enriched ORDER BY tx_id",
+    )
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+        ("t0", KINDS[0], None, None, 500.0, "allow"),
+        ("t1", KINDS[1], 1, None, 500.0, "block"),
+    ]
+    for i, row in enumerate(rows):
+        features = json.loads(row[6])
+        assert list(features) == list(NAMES)
+        assert features == {n: float(batch.features[i, j]) for j, n in enumerate(NAMES)}
+        assert row[7:] == (i % 3, 40 + i, "lr-test-1", 1_700_000_099_000, batch.tx.event_time_ms[i])
+
+
+def test_alerts_only_for_review_and_block_with_reasons(store: SQLiteStore, db_path: Path) -> None:
+    batch = make_scored(["a", "b", "c", "d"], ["allow", "review", "allow", "block"])
+    store.write(batch)
+    store.flush()
+    rows = query(
+        db_path,
+        "SELECT alert_id, tx_id, decision, reasons, status, analyst, reviewed_at_ms, "
+        "created_at_ms, account, amount FROM fraud_alerts ORDER BY alert_id",
+    )
+    assert [(r[0], r[1], r[2], r[4], r[5], r[6]) for r in rows] == [
+        ("b", "b", "review", "open", None, None),
+        ("d", "d", "block", "open", None, None),
+    ]
+    for row, i in zip(rows, (1, 3), strict=True):
+        reasons = json.loads(row[3])
+        assert reasons == [
+            {"feature": f, "value": v, "contribution": c} for f, v, c in batch.reasons[i]
+        ]
+        assert row[7:] == (1_700_000_099_000, f"C{i}", 100.0 + i)
+
+
+def test_alert_status_is_constrained(store: SQLiteStore, db_path: Path) -> None:
+    store.write(make_scored(["a"], ["block"]))
+    store.flush()
+    conn = sqlite3.connect(db_path)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE fraud_alerts SET status = 'maybe'")
+    conn.close()
+
+
+def test_weird_ids_and_huge_amounts_are_stored_exactly(store: SQLiteStore, db_path: Path) -> None:
+    amounts = [1e15, 0.1, 123456789.123, 1e15 + 0.125]
+    store.write(make_scored(WEIRD_IDS, ["block"] * 4, amounts=amounts, accounts=WEIRD_IDS))
+    store.flush()
+    assert store.count_transactions() == 4
+    rows = query(db_path, "SELECT tx_id, account, amount FROM transactions_enriched")
+    assert sorted(rows) == sorted(zip(WEIRD_IDS, WEIRD_IDS, amounts, strict=True))
+    alerts = query(db_path, "SELECT alert_id, account, amount FROM fraud_alerts")
+    assert sorted(alerts) == sorted(zip(WEIRD_IDS, WEIRD_IDS, amounts, strict=True))
+    for tx_id in WEIRD_IDS:  # lookups by the exact id, bound as a parameter
+        assert query(db_path, "SELECT 1 FROM transactions_enriched WHERE tx_id = ?", [tx_id])
+
+
+def test_feature_names_msgspec_cannot_rename_still_encode(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    names = ('amount "quoted"', "back\\slash", "ünïcode")
+    store.write(make_scored(["a"], names=names))
+    store.flush()
+    (features,) = query(db_path, "SELECT features FROM transactions_enriched")[0]
+    assert list(json.loads(features)) == list(names)
+
+
+def test_nan_features_are_stored_as_null(store: SQLiteStore, db_path: Path) -> None:
+    batch = make_scored(["a"])
+    batch.features[0, 1] = np.nan
+    batch.features[0, 2] = np.inf
+    store.write(batch)
+    store.flush()
+    (features,) = query(db_path, "SELECT features FROM transactions_enriched")[0]
+    assert json.loads(features)[NAMES[1]] is None
+    assert json.loads(features)[NAMES[2]] is None
+
+
+def test_window_stats_upsert(store: SQLiteStore, db_path: Path) -> None:
+    first = WindowStats(1000, 30_000, 10, 1, 2, 500.0, 50.0)
+    later = WindowStats(1000, 30_000, 12, 2, 3, 700.0, 90.0)
+    other = WindowStats(2000, 30_000, 5, 0, 0, 10.0, 0.0)
+    store.write_window_stats([first, other])
+    store.write_window_stats([later])
+    store.write_window_stats([])
+    store.flush()
+    rows = query(db_path, "SELECT * FROM window_stats ORDER BY window_end_ms")
+    assert rows == [
+        (1000, 30_000, 12, 2, 3, 700.0, 90.0),
+        (2000, 30_000, 5, 0, 0, 10.0, 0.0),
+    ]
+
+
+def test_model_version_upsert_keeps_first_seen(store: SQLiteStore, db_path: Path) -> None:
+    store.record_model_version("v1", '{"pr_auc": 0.5}')
+    store.flush()
+    (first_seen,) = query(db_path, "SELECT first_seen_ms FROM model_versions")[0]
+    store.record_model_version("v1", '{"pr_auc": 0.7}')
+    store.record_model_version("v2", "{}")
+    store.flush()
+    rows = query(db_path, "SELECT version, metrics, first_seen_ms FROM model_versions ORDER BY 1")
+    assert rows[0] == ("v1", '{"pr_auc": 0.7}', first_seen)
+    assert [r[0] for r in rows] == ["v1", "v2"]
+
+
+def test_empty_batch_is_a_no_op(store: SQLiteStore) -> None:
+    store.write(make_scored([]))
+    store.flush()
+    assert store.count_transactions() == 0
+    assert store.count_alerts_by_decision() == {"review": 0, "block": 0}
+
+
+def test_failed_write_rolls_back_the_batch_and_names_the_table(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(
+        "CREATE TRIGGER no_alerts BEFORE INSERT ON fraud_alerts "
+        "BEGIN SELECT RAISE(ABORT, 'alerts refused'); END"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="fraud_alerts.*alerts refused") as info:
+        store.write(make_scored(["a", "b"], ["allow", "block"]))
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    store.flush()
+    assert store.count_transactions() == 0
+
+
+def test_errors_are_store_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not open"):
+        SQLiteStore(tmp_path / "x.db").write(make_scored(["a"]))
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="garbage.db") as info:
+        SQLiteStore(garbage).open()
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    s = SQLiteStore(db_path)
+    s.open()
+    s.close()
+    conn = sqlite3.connect(db_path)
+    conn.execute("INSERT INTO schema_migrations VALUES (999, 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 999"):
+        SQLiteStore(db_path).open()
+
+
+def test_mismatched_batch_columns_raise_schema_error(store: SQLiteStore) -> None:
+    batch = make_scored(["a", "b"])
+    batch.score = np.zeros(1)
+    with pytest.raises(SchemaError, match="score has 1 rows"):
+        store.write(batch)
+
+
+# --- open_store ---------------------------------------------------------------------------------
+
+
+def test_open_store_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = open_store("sqlite:///data/sub/fs.db")
+    assert isinstance(s, SQLiteStore) and s.path == Path("data/sub/fs.db")
+    s.open()
+    s.close()
+    assert (tmp_path / "data" / "sub" / "fs.db").exists()
+
+
+def test_open_store_absolute_and_memory(tmp_path: Path) -> None:
+    s = open_store(f"sqlite:///{tmp_path / 'abs.db'}")
+    assert isinstance(s, SQLiteStore) and s.path == tmp_path / "abs.db"
+    mem = open_store("sqlite:///:memory:")
+    mem.open()
+    mem.write(make_scored(["a"], ["review"]))
+    assert mem.count_alerts_by_decision() == {"review": 1, "block": 0}
+    mem.close()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@localhost/fs", "postgres://h/db"])
+def test_open_store_postgres_not_yet(url: str) -> None:
+    with pytest.raises(ConfigError, match="PostgreSQL store arrives with the store issue"):
+        open_store(url)
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://fs.db", "sqlite:///", "fs.db", ""])
+def test_open_store_rejects_other_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///") as info:
+        open_store(url)
+    assert repr(url) in str(info.value)
+
+
+# --- alerts topic -------------------------------------------------------------------------------
+
+
+def test_alert_payloads_only_for_review_and_block() -> None:
+    batch = make_scored(
+        ["a", "b", "c"], ["review", "allow", "block"], labels=[-1, 0, 1], accounts=["ü1", "x", "y"]
+    )
+    payloads = alert_payloads(batch)
+    assert [k for k, _ in payloads] == ["ü1".encode(), b"y"]
+    first = json.loads(payloads[0][1])
+    assert list(first) == [
+        "alert_id", "tx_id", "decision", "score", "reasons", "model_version", "event_time_ms",
+        "created_at_ms", "account", "counterparty", "kind", "amount", "label",
+    ]  # fmt: skip
+    assert first["alert_id"] == first["tx_id"] == "a"
+    assert first["decision"] == "review" and first["label"] is None
+    assert first["kind"] == KINDS[0] and first["amount"] == 100.0
+    assert first["created_at_ms"] == 1_700_000_099_000
+    assert first["reasons"][0] == {
+        "feature": NAMES[0],
+        "value": 0.10000000149011612,
+        "contribution": 0.75,
+    }
+    last = msgspec.json.decode(payloads[1][1], type=Alert)
+    assert (last.decision, last.label, last.account, last.model_version) == (
+        "block",
+        1,
+        "y",
+        "lr-test-1",
+    )
+    assert alert_payloads(make_scored(["a", "b"])) == []
+
+
+class FakeProducer:
+    """Records produce calls; delivers on poll/flush, failing keys in ``fail_keys``."""
+
+    def __init__(self, *, fail_keys: frozenset[bytes] = frozenset(), full_for: int = 0) -> None:
+        self.fail_keys = fail_keys
+        self.full_for = full_for
+        self.pending: list[tuple[bytes, bytes, Callable[[object, object], None]]] = []
+        self.delivered: list[tuple[str, bytes, bytes]] = []
+        self.polls = 0
+        self.stuck = False
+
+    def produce(
+        self, topic: str, *, value: bytes, key: bytes, on_delivery: Callable[[object, object], None]
+    ) -> None:
+        if self.full_for:
+            self.full_for -= 1
+            raise BufferError("Local: Queue full")
+        self.topic = topic
+        self.pending.append((key, value, on_delivery))
+
+    def _deliver(self) -> None:
+        for key, value, cb in self.pending:
+            if key in self.fail_keys:
+                cb("Broker: Unknown topic or partition", None)
+            else:
+                self.delivered.append((self.topic, key, value))
+                cb(None, None)
+        self.pending = []
+
+    def poll(self, timeout: float = 0) -> int:
+        self.polls += 1
+        if not self.stuck:
+            self._deliver()
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        if not self.stuck:
+            self._deliver()
+        return len(self.pending)
+
+
+def test_alert_sink_delivers_and_flushes() -> None:
+    producer = FakeProducer()
+    sink = AlertTopicSink(producer, "fraud-alerts")
+    sink.write(make_scored(["a", "b", "c"], ["block", "allow", "review"]))
+    sink.flush()
+    assert [(t, k) for t, k, _ in producer.delivered] == [
+        ("fraud-alerts", b"C0"),
+        ("fraud-alerts", b"C2"),
+    ]
+
+
+def test_alert_sink_delivery_failure_raises_on_flush_once() -> None:
+    producer = FakeProducer(fail_keys=frozenset({b"C1"}))
+    sink = AlertTopicSink(producer, "fraud-alerts")
+    sink.write(make_scored(["a", "b"], ["block", "review"]))
+    with pytest.raises(KafkaError, match=r"fraud-alerts: 1 alert\(s\) failed.*Unknown topic"):
+        sink.flush()
+    sink.flush()  # the failure was reported; nothing new failed
+
+
+def test_alert_sink_retries_on_buffer_error() -> None:
+    producer = FakeProducer(full_for=3)
+    sink = AlertTopicSink(producer, "fraud-alerts")
+    sink.write(make_scored(["a"], ["block"]))
+    sink.flush()
+    assert len(producer.delivered) == 1 and producer.polls >= 3
+
+
+def test_alert_sink_backpressure_when_queue_stays_full() -> None:
+    producer = FakeProducer(full_for=10**9)
+    sink = AlertTopicSink(producer, "fraud-alerts", produce_timeout_s=0.0)
+    with pytest.raises(SinkBackpressure, match="queue stayed full"):
+        sink.write(make_scored(["a"], ["block"]))
+
+
+def test_alert_sink_undelivered_at_timeout_is_backpressure() -> None:
+    producer = FakeProducer()
+    producer.stuck = True
+    sink = AlertTopicSink(producer, "fraud-alerts")
+    sink.write(make_scored(["a"], ["review"]))
+    with pytest.raises(SinkBackpressure, match="1 alert\\(s\\) still undelivered"):
+        sink.flush(timeout_s=0.01)
+    producer.stuck = False
+    sink.flush()
+    assert len(producer.delivered) == 1
+
+
+def test_alert_sink_wraps_produce_errors() -> None:
+    class Broken(FakeProducer):
+        def produce(self, topic: str, **kwargs: Any) -> None:
+            raise RuntimeError("Broker: Message size too large")
+
+    sink = AlertTopicSink(Broken(), "fraud-alerts")
+    with pytest.raises(KafkaError, match="fraud-alerts.*too large"):
+        sink.write(make_scored(["a"], ["block"]))
