@@ -33,11 +33,19 @@ def live_line(w: WindowStats, stats: DetectorStats) -> None:
     """One line per closed window: the last 30 s of the stream and the detector's throughput."""
     console.print(
         f"[dim]{_clock(w.window_end_ms)}[/] last {w.window_ms // 1000}s: "
-        f"{w.transactions:>6,} tx  {w.frauds:>4} frauds  {w.alerts:>4} alerts  "
-        f"amount {w.amount:>15,.2f}  fraud share {w.fraud_amount_share:6.2%}  "
-        f"| {stats.rate():>8,.0f} tx/s processed",
+        f"{w.transactions:>6,} tx {w.frauds:>4} frauds {w.alerts:>4} alerts "
+        f"amount {_human(w.amount):>6} fraud {w.fraud_amount_share:6.2%} "
+        f"| {stats.rate():>6,.0f} tx/s",
         highlight=False,
+        soft_wrap=True,
     )
+
+
+def _human(amount: float) -> str:
+    for unit, size in (("bn", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(amount) >= size:
+            return f"{amount / size:.1f}{unit}"
+    return f"{amount:.0f}"
 
 
 def _clock(ms: int) -> str:

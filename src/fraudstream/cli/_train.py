@@ -57,25 +57,44 @@ def ensure_model(settings: Settings, *, rows: int = 300_000) -> Path:
     return bundle.path
 
 
+_SHOWN = (
+    ("average_precision", "average precision"),
+    ("roc_auc", "ROC AUC"),
+    ("precision_at_100", "precision@100"),
+    ("recall_at_1pct_fpr", "recall @ 1% FPR"),
+    ("alerts", "alerts (review+block)"),
+)
+
+
 def _print_metrics(bundle: Bundle) -> None:
-    table = Table(title=f"test-set metrics (time-ordered split) — {bundle.version}")
+    m = bundle.metrics
+    data = m.get("data", {})
+    table = Table(title=f"held-out test set, after the training period — {bundle.version}")
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in sorted(_flatten(bundle.metrics).items()):
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for model in ("lightgbm", "logreg"):
+        table.add_column(model, justify="right")
+    for key, label in _SHOWN:
+        table.add_row(label, *(_fmt(m.get(model, {}).get(key)) for model in ("lightgbm", "logreg")))
+    for step in ("review", "block"):
+        for what in ("precision", "recall"):
+            row = [
+                _fmt(m.get(model, {}).get(step, {}).get(what)) for model in ("lightgbm", "logreg")
+            ]
+            table.add_row(f"{what} at the {step} threshold", *row)
     console.print(table)
+    console.print(
+        f"train {data.get('train_rows', '?'):,} rows ({data.get('train_frauds', '?')} frauds), "
+        f"test {data.get('test_rows', '?'):,} rows ({data.get('test_frauds', '?')} frauds), "
+        f"gap {data.get('gap_ms', 0) / 1000:.0f} s"
+    )
     t = bundle.thresholds
     console.print(f"thresholds from costs: review ≥ {t.review:.4f}, block ≥ {t.block:.4f}")
 
 
-def _flatten(d: dict[str, object], prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        elif isinstance(v, int | float | str):
-            out[f"{prefix}{k}"] = v
-    return out
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "n/a" if value is None else str(value)
 
 
 @app.command()
