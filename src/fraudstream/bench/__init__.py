@@ -1,0 +1,16 @@
+"""``fraudstream bench``: reproducible measurements of the detector on the embedded broker."""
+
+from __future__ import annotations
+
+from fraudstream.bench._kafka import BenchRun, live_latency, prefill, sustained_throughput
+from fraudstream.bench._stages import stage_costs
+from fraudstream.bench._state import state_bytes_per_account
+
+__all__ = [
+    "BenchRun",
+    "live_latency",
+    "prefill",
+    "stage_costs",
+    "state_bytes_per_account",
+    "sustained_throughput",
+]

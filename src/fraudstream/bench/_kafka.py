@@ -1,0 +1,200 @@
+"""End-to-end runs on a real broker: sustained throughput and live event-to-decision latency."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Message
+
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle
+from fraudstream.schema import encode_paysim
+from fraudstream.simulate import PaySimSimulator
+from fraudstream.sinks import open_store
+from fraudstream.stream import (
+    Detector,
+    DetectorTopics,
+    SlidingWindow,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
+
+__all__ = ["BenchRun", "live_latency", "prefill", "sustained_throughput"]
+
+
+@dataclass
+class _Timeline:
+    first_s: float | None = None
+    last_s: float = 0.0
+    processed: int = 0
+    batches: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+
+
+class _TimedDetector(Detector):
+    """The real detector, recording when each batch is durable and how old its records are."""
+
+    timeline: _Timeline
+    assigned: threading.Event
+
+    def _next_batch(self) -> list[Message]:
+        msgs = super()._next_batch()
+        # asked on this thread: the client is not to be called while another thread consumes
+        if not self.assigned.is_set() and self.consumer.assignment():
+            self.assigned.set()
+        return msgs
+
+    def process(self, msgs: list[Message]) -> None:
+        if self.timeline.first_s is None:
+            self.timeline.first_s = time.perf_counter()
+        super().process(msgs)
+        done_ms = time.time() * 1000
+        self.timeline.last_s = time.perf_counter()
+        self.timeline.processed += len(msgs)
+        self.timeline.batches.append(len(msgs))
+        self.timeline.latency_ms.extend(done_ms - m.timestamp()[1] for m in msgs)
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """Where a benchmark run writes: broker client settings, topic prefix, store, model."""
+
+    client: dict[str, Any]
+    prefix: str
+    store_url: str
+    bundle: Bundle
+    partitions: int = 4
+    batch_max: int = 20_000
+
+    def topics(self, name: str) -> DetectorTopics:
+        return DetectorTopics(
+            f"{self.prefix}{name}", f"{self.prefix}{name}-alerts", f"{self.prefix}{name}-dlq"
+        )
+
+    def detector(self, topics: DetectorTopics, group: str) -> _TimedDetector:
+        ensure_topics(
+            self.client, [topics.source, topics.alerts, topics.dlq], partitions=self.partitions
+        )
+        store = open_store(self.store_url)
+        store.open()
+        det = _TimedDetector(
+            consumer=make_consumer(self.client, group),
+            producer=make_producer(self.client),
+            topics=topics,
+            store=store,
+            bundle=self.bundle,
+            engine=FeatureEngine(mode=self.bundle.mode),  # type: ignore[arg-type]
+            window=SlidingWindow(),
+            batch_max=self.batch_max,
+        )
+        det.timeline = _Timeline()
+        det.assigned = threading.Event()
+        return det
+
+
+def prefill(run: BenchRun, topic: str, count: int, *, accounts: int, seed: int = 1) -> float:
+    """Produce ``count`` simulated transactions as fast as possible; returns tx/s produced."""
+    ensure_topics(run.client, [topic], partitions=run.partitions)
+    producer = make_producer(run.client)
+    sim = PaySimSimulator(accounts=accounts, seed=seed)
+    started = time.perf_counter()
+    for start in range(0, count, 50_000):
+        for rec in sim.next_batch(min(50_000, count - start)):
+            while True:
+                try:
+                    producer.produce(topic, value=encode_paysim(rec), key=rec.nameOrig.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError(f"prefill of {topic} did not complete")
+    return count / (time.perf_counter() - started)
+
+
+def sustained_throughput(run: BenchRun, count: int, *, accounts: int) -> dict[str, float]:
+    """Pre-fill a topic, then time the real detector from its first batch to its last."""
+    topics = run.topics("sustained")
+    produced_per_s = prefill(run, topics.source, count, accounts=accounts)
+    det = run.detector(topics, f"{run.prefix}sustained")
+    det.run(lambda: det.timeline.processed >= count, idle_exit_s=15.0)
+    t = det.timeline
+    elapsed = t.last_s - (t.first_s or t.last_s)
+    return {
+        "transactions": float(t.processed),
+        "seconds": elapsed,
+        "throughput_tx_per_s": t.processed / elapsed if elapsed > 0 else 0.0,
+        "prefill_tx_per_s": produced_per_s,
+        "mean_batch": float(np.mean(t.batches)) if t.batches else 0.0,
+    }
+
+
+def live_latency(
+    run: BenchRun, rate: float, duration_s: float, *, accounts: int
+) -> dict[str, float]:
+    """Simulator (own process) at ``rate`` while the detector scores; latency percentiles.
+
+    Latency is from the record's Kafka timestamp (set when the simulator produced it) to the end
+    of the batch that made its decision durable (alerts flushed, store and offsets committed).
+    The first second is warm-up and not counted.
+    """
+    topics = run.topics(f"live{int(rate)}")
+    det = run.detector(topics, f"{run.prefix}live{int(rate)}")
+    sim_done = threading.Event()
+    threading.Thread(
+        target=_simulate_when_assigned,
+        args=(det, run, topics.source, rate, duration_s, accounts, sim_done),
+        daemon=True,
+    ).start()
+    idle_since = [time.monotonic()]
+
+    def should_stop() -> bool:
+        if not sim_done.is_set():
+            idle_since[0] = time.monotonic()
+            return False
+        return time.monotonic() - idle_since[0] > 3.0
+
+    det.run(should_stop)
+    lat = np.array(det.timeline.latency_ms[int(rate) :])  # drop ~1 s of warm-up
+    return {
+        "rate_tx_per_s": rate,
+        "transactions": float(det.timeline.processed),
+        "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p95": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        "max": float(lat.max()) if len(lat) else float("nan"),
+        "mean_batch": float(np.mean(det.timeline.batches)) if det.timeline.batches else 0.0,
+    }
+
+
+def _simulate_when_assigned(
+    det: _TimedDetector,
+    run: BenchRun,
+    topic: str,
+    rate: float,
+    duration_s: float,
+    accounts: int,
+    done: threading.Event,
+) -> None:
+    if not det.assigned.wait(60):
+        done.set()
+        return
+    env = {
+        **os.environ,
+        "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": str(run.client["bootstrap.servers"]),
+        "FRAUDSTREAM_KAFKA__PARTITIONS": str(run.partitions),
+    }
+    cmd = [
+        sys.executable, "-m", "fraudstream", "simulate", "--rate", str(rate),
+        "--duration", str(duration_s), "--topic", topic, "--accounts", str(accounts),
+    ]  # fmt: skip
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    done.set()

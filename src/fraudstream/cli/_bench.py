@@ -1,0 +1,112 @@
+"""``fraudstream bench``: throughput, latency, per-stage cost and state size, reproducibly."""
+
+from __future__ import annotations
+
+import json
+import resource
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from fraudstream.bench import (
+    BenchRun,
+    live_latency,
+    stage_costs,
+    state_bytes_per_account,
+    sustained_throughput,
+)
+from fraudstream.broker import EmbeddedBroker, free_port
+from fraudstream.cli._app import app, console, load_settings
+from fraudstream.cli._train import ensure_model
+from fraudstream.model import Bundle
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+@app.command()
+def bench(
+    count: int = typer.Option(1_000_000, help="Transactions pre-filled for the sustained run."),
+    rates: str = typer.Option("500,5000,20000", help="Live rates (tx/s), comma-separated."),
+    duration: float = typer.Option(20.0, help="Seconds of each live run."),
+    accounts: int = typer.Option(20_000, help="Accounts in the simulated stream."),
+    state_accounts: int = typer.Option(1_000_000, help="Accounts for the state-size run."),
+    store_url: str | None = typer.Option(None, help="Store to write [default: a temp SQLite]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Measure the real detector on the embedded broker (or the configured cluster)."""
+    settings = load_settings()
+    results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        bootstrap = settings.kafka.bootstrap_servers
+        if not bootstrap:
+            broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+            bootstrap = stack.enter_context(broker).bootstrap_servers
+        bundle = Bundle.load(ensure_model(settings))
+        run = BenchRun(
+            client=settings.kafka.client_config(bootstrap),
+            prefix=f"bench-{uuid.uuid4().hex[:6]}-",
+            store_url=store_url or f"sqlite:///{tmp / 'bench.db'}",
+            bundle=bundle,
+            partitions=settings.kafka.partitions,
+        )
+        results["model_version"] = bundle.version
+        results["store"] = "sqlite" if run.store_url.startswith("sqlite") else "postgresql"
+        with console.status(f"sustained: {count:,} transactions pre-filled, then detected…"):
+            sustained = sustained_throughput(run, count, accounts=accounts)
+        results["sustained"] = sustained
+        results["throughput_tx_per_s"] = sustained["throughput_tx_per_s"]
+        results["latency_ms"] = {}
+        for rate in (float(r) for r in rates.split(",") if r.strip()):
+            with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
+                live = live_latency(run, rate, duration, accounts=accounts)
+            results["latency_ms"][str(int(rate))] = live
+    with console.status("per-stage cost…"):
+        results["stages_us_per_tx"] = stage_costs(bundle, accounts=accounts)
+    with console.status(f"state size with {state_accounts:,} accounts…"):
+        state = state_bytes_per_account(accounts=state_accounts, rows=2 * state_accounts)
+    results["state"] = state
+    results["state_bytes_per_account"] = state["state_bytes_per_account"]
+    results["peak_rss_mb"] = _peak_rss_mb()
+    if as_json:
+        console.print_json(json.dumps(results))
+    else:
+        _print(results)
+
+
+def _print(r: dict[str, Any]) -> None:
+    s = r["sustained"]
+    console.print(
+        f"sustained: [bold]{r['throughput_tx_per_s']:,.0f} tx/s[/] end to end "
+        f"({s['transactions']:,.0f} tx in {s['seconds']:.1f} s, "
+        f"mean batch {s['mean_batch']:,.0f}; pre-fill {s['prefill_tx_per_s']:,.0f} tx/s), "
+        f"store {r['store']}"
+    )
+    table = Table(title="event-to-decision latency (ms), live")
+    for col in ("rate tx/s", "scored", "p50", "p95", "p99", "max", "mean batch"):
+        table.add_column(col, justify="right")
+    for rate, v in r["latency_ms"].items():
+        cells = [f"{v[k]:.1f}" for k in ("p50", "p95", "p99", "max")]
+        table.add_row(rate, f"{v['transactions']:,.0f}", *cells, f"{v['mean_batch']:.0f}")
+    console.print(table)
+    stages = Table(title="hot path, µs per transaction (in-process)")
+    stages.add_column("stage")
+    stages.add_column("µs/tx", justify="right")
+    for name, us in r["stages_us_per_tx"].items():
+        stages.add_row(name, f"{us:.2f}")
+    stages.add_row("total", f"{sum(r['stages_us_per_tx'].values()):.2f}")
+    console.print(stages)
+    st = r["state"]
+    console.print(
+        f"state: {r['state_bytes_per_account']:,.0f} bytes per account "
+        f"({st['state_bytes_per_entity']:,.0f} per entity, {st['entities']:,.0f} entities); "
+        f"peak RSS {r['peak_rss_mb']:,.0f} MB"
+    )

@@ -1,0 +1,43 @@
+"""``fraudstream bench --json`` runs end to end and reports what the issue asks for.
+
+Functional only: the figures themselves are measured by the benchmark, never asserted on time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> None:
+    env = {**os.environ, "FRAUDSTREAM_MODELS_DIR": str(models_dir), "COLUMNS": "200"}
+    args = ["--count", "3000", "--rates", "300", "--duration", "3", "--state-accounts", "2000"]
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "bench", "--json", *args, "--accounts", "2000"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert result["sustained"]["transactions"] == 3000
+    assert result["throughput_tx_per_s"] > 0
+    live = result["latency_ms"]["300"]
+    assert live["transactions"] > 0 and 0 < live["p50"] <= live["p95"] <= live["p99"]
+    assert set(result["stages_us_per_tx"]) >= {
+        "decode_validate",
+        "features",
+        "score",
+        "store_sqlite",
+    }
+    assert result["state_bytes_per_account"] > 0 and result["peak_rss_mb"] > 0
