@@ -15,6 +15,7 @@ __all__ = [
     "CostSettings",
     "DetectSettings",
     "KafkaSettings",
+    "NotifySettings",
     "Settings",
     "SimulateSettings",
     "StoreSettings",
@@ -63,6 +64,12 @@ class StoreSettings(_Frozen):
     """``sqlite:///path`` (default: ``<data_dir>/fraudstream.db``) or ``postgresql://…``."""
 
     url: str = ""
+    pg_schema: str | None = Field(
+        default=None, description="PostgreSQL schema (created on open) [default: search_path]"
+    )
+    retention_days: float | None = Field(
+        default=None, gt=0, description="delete enriched transactions older than this"
+    )
 
 
 class CostSettings(_Frozen):
@@ -87,6 +94,34 @@ class DetectSettings(_Frozen):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000
     window_step_ms: int = 1_000
+
+
+class NotifySettings(_Frozen):
+    """``fraudstream notify``: which alerts reach people, and how."""
+
+    group_id: str = "fraudstream-notifier"
+    decisions: tuple[Literal["review", "block"], ...] = ("block",)
+    channels: tuple[Literal["webhook", "email"], ...] = ()
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ca_file: str | None = Field(
+        default=None, description="PEM CA bundle for STARTTLS [default: system CAs]"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    email_from: str = "fraudstream@localhost"
+    email_to: tuple[str, ...] = ()
+    max_attempts: int | None = Field(
+        default=5, ge=1, description="then recorded as failed; None: retry until delivered"
+    )
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    rate_per_s: float = Field(default=10.0, gt=0, description="notifications per second")
 
 
 class SimulateSettings(_Frozen):
@@ -114,6 +149,7 @@ class Settings(BaseSettings):
     costs: CostSettings = CostSettings()
     detect: DetectSettings = DetectSettings()
     simulate: SimulateSettings = SimulateSettings()
+    notify: NotifySettings = NotifySettings()
 
     def store_url(self) -> str:
         """The configured store URL, defaulting to a SQLite file under ``data_dir``."""

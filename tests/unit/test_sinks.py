@@ -15,6 +15,7 @@ from fraudstream.schema import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowSta
 from fraudstream.sinks import (
     Alert,
     AlertTopicSink,
+    PostgresStore,
     SQLiteStore,
     Store,
     alert_payloads,
@@ -339,10 +340,34 @@ def test_open_store_absolute_and_memory(tmp_path: Path) -> None:
     mem.close()
 
 
-@pytest.mark.parametrize("url", ["postgresql://u@localhost/fs", "postgres://h/db"])
-def test_open_store_postgres_not_yet(url: str) -> None:
-    with pytest.raises(ConfigError, match="PostgreSQL store arrives with the store issue"):
-        open_store(url)
+@pytest.mark.parametrize(
+    "url", ["postgresql://u@localhost/fs", "postgres://h/db", "postgresql+psycopg://h/db"]
+)
+def test_open_store_postgres_is_not_connected_until_open(url: str) -> None:
+    store = open_store(url, schema="fs_x")
+    assert isinstance(store, PostgresStore)
+    assert store.url.split("://")[0] in ("postgresql", "postgres")
+    with pytest.raises(StoreError, match="not open"):
+        store.flush()
+
+
+def test_postgres_store_never_shows_the_password() -> None:
+    store = PostgresStore("postgresql://u:s3cret@h:5432/db")
+    assert "s3cret" not in repr(store)
+
+
+def test_postgres_store_rejects_bad_schema_names() -> None:
+    with pytest.raises(StoreError, match="schema name"):
+        PostgresStore("postgresql://h/db", schema='x"; DROP')
+
+
+def test_sqlite_retention_deletes_old_enriched_rows(db_path: Path) -> None:
+    s = SQLiteStore(db_path, retention_days=1)
+    s.open()
+    s.write(make_scored(["old", "old2"]))  # event times in 2023: older than a day
+    s.flush()
+    assert s.count_transactions() == 0
+    s.close()
 
 
 @pytest.mark.parametrize("url", ["mysql://h/db", "sqlite://fs.db", "sqlite:///", "fs.db", ""])

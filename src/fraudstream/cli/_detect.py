@@ -74,7 +74,11 @@ def run_detector(
         [topics.transactions, topics.alerts, topics.dlq],
         partitions=settings.kafka.partitions,
     )
-    store = open_store(settings.store_url())
+    store = open_store(
+        settings.store_url(),
+        schema=settings.store.pg_schema,
+        retention_days=settings.store.retention_days,
+    )
     store.open()
     store.record_model_version(bundle.version, _metrics_json(bundle))
     d = settings.detect

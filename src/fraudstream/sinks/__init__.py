@@ -1,8 +1,17 @@
-"""Outputs of the detector: the store (SQLite; PostgreSQL later) and the alerts topic."""
+"""Outputs of the detector: the store (SQLite, PostgreSQL), the alerts topic, notifiers."""
 
 from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
+from fraudstream.sinks._notify import (
+    Dispatcher,
+    EmailChannel,
+    NotifyError,
+    RateLimiter,
+    WebhookChannel,
+    run_notifier,
+)
+from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rows import Alert, Reason
 from fraudstream.sinks._sqlite import SQLiteStore
 from fraudstream.sinks._store import Store, open_store
@@ -10,9 +19,16 @@ from fraudstream.sinks._store import Store, open_store
 __all__ = [
     "Alert",
     "AlertTopicSink",
+    "Dispatcher",
+    "EmailChannel",
+    "NotifyError",
+    "RateLimiter",
+    "WebhookChannel",
+    "PostgresStore",
     "Reason",
     "SQLiteStore",
     "Store",
     "alert_payloads",
     "open_store",
+    "run_notifier",
 ]

@@ -50,6 +50,14 @@ _UPSERT_MODEL: Final = """
 INSERT INTO model_versions (version, metrics, first_seen_ms) VALUES (?, ?, ?)
 ON CONFLICT (version) DO UPDATE SET metrics = excluded.metrics"""
 
+_UPSERT_FAILURE: Final = """
+INSERT INTO notification_failures (alert_id, channel, attempts, error, payload, failed_at_ms)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (alert_id, channel) DO UPDATE SET
+    attempts = notification_failures.attempts + excluded.attempts,
+    error = excluded.error,
+    failed_at_ms = excluded.failed_at_ms"""
+
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 #: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
 _CACHE_KIB: Final = 65_536
@@ -94,8 +102,13 @@ class SQLiteStore:
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         busy_timeout_s: float = 30.0,
+        retention_days: float | None = None,
+        retention_every_s: float = 60.0,
     ) -> None:
         self.path = path
+        self.retention_days = retention_days
+        self.retention_every_s = retention_every_s
+        self._last_retention = 0.0
         self.synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
@@ -226,8 +239,18 @@ class SQLiteStore:
             self._begin().execute(_UPSERT_MODEL, (version, metrics_json, _now_ms()))
 
     def flush(self) -> None:
-        """Commit everything written so far."""
+        """Commit everything written so far (and apply the retention when due)."""
         conn = self._connection()
+        if (
+            self.retention_days is not None
+            and time.monotonic() - self._last_retention >= self.retention_every_s
+        ):
+            cutoff_ms = _now_ms() - int(self.retention_days * 86_400_000)
+            with self._guard("retention delete from table transactions_enriched"):
+                self._begin().execute(
+                    "DELETE FROM transactions_enriched WHERE event_time_ms < ?", (cutoff_ms,)
+                )
+            self._last_retention = time.monotonic()
         if conn.in_transaction:
             with self._guard("commit"):
                 conn.commit()
@@ -242,6 +265,32 @@ class SQLiteStore:
         finally:
             self._conn = None
             conn.close()
+
+    def delete_enriched_before(self, cutoff_ms: int) -> int:
+        """Delete (and commit) enriched rows with ``event_time_ms < cutoff_ms``; the number."""
+        with self._guard("delete from table transactions_enriched"):
+            cur = self._begin().execute(
+                "DELETE FROM transactions_enriched WHERE event_time_ms < ?", (cutoff_ms,)
+            )
+            deleted = cur.rowcount
+        self.flush()
+        return int(deleted)
+
+    def record_notification_failure(
+        self, alert_id: str, channel: str, attempts: int, error: str, payload: str
+    ) -> None:
+        """Record (and commit) a notification that failed for good; the latest error wins."""
+        with self._guard("upsert into table notification_failures"):
+            self._begin().execute(
+                _UPSERT_FAILURE, (alert_id, channel, attempts, error, payload, _now_ms())
+            )
+        self.flush()
+
+    def count_notification_failures(self) -> int:
+        """Rows in ``notification_failures``."""
+        with self._guard("count table notification_failures"):
+            row = self._connection().execute("SELECT count(*) FROM notification_failures")
+            return int(row.fetchone()[0])
 
     def count_transactions(self) -> int:
         """Rows in ``transactions_enriched``."""

@@ -81,5 +81,19 @@ _V1: Final = (
     )""",
 )
 
+_V2: Final = (
+    """
+    CREATE TABLE notification_failures (
+        alert_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        failed_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, channel)
+    )""",
+    "CREATE INDEX ix_notification_failures_at ON notification_failures (failed_at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)

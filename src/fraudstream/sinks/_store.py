@@ -8,13 +8,17 @@ from typing import Protocol, runtime_checkable
 
 from fraudstream.errors import ConfigError
 from fraudstream.schema import ScoredBatch, WindowStats
+from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._sqlite import SQLiteStore
 
 __all__ = ["Store", "open_store"]
 
 _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://", "postgresql+")
-_ACCEPTED = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite:///:memory:"
+_ACCEPTED = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite:///:memory: "
+    "or postgresql://user@host:5432/database"
+)
 
 
 @runtime_checkable
@@ -49,17 +53,22 @@ class Store(Protocol):
         """Stored alerts per decision: ``{"review": n, "block": m}``."""
 
 
-def open_store(url: str) -> Store:
+def open_store(
+    url: str, *, schema: str | None = None, retention_days: float | None = None
+) -> Store:
     """The store for ``url`` (not yet opened: call ``open()``).
 
     ``sqlite:///data/fs.db`` is relative to the working directory, ``sqlite:////var/fs.db``
-    absolute; the parent directory is created on ``open()``.
+    absolute; the parent directory is created on ``open()``. ``postgresql://…`` (libpq URL) is
+    PostgreSQL, in ``schema`` if given. ``retention_days`` bounds enriched transactions by age.
     """
     if url.startswith(_SQLITE):
         path = url[len(_SQLITE) :]
         if path:
-            return SQLiteStore(Path(path))
+            return SQLiteStore(Path(path), retention_days=retention_days)
         raise ConfigError(f"store URL {url!r} has no file path; use {_ACCEPTED}")
     if url.startswith(_POSTGRES):
-        raise ConfigError("PostgreSQL store arrives with the store issue; use sqlite:///…")
+        if url.startswith("postgresql+"):  # SQLAlchemy-style driver suffix: libpq ignores it
+            url = "postgresql://" + url.split("://", 1)[-1]
+        return PostgresStore(url, schema=schema, retention_days=retention_days)
     raise ConfigError(f"unsupported store URL {url!r}; use {_ACCEPTED}")

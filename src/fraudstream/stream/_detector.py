@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream.errors import KafkaError
+from fraudstream.errors import KafkaError, StoreError
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import ScoredBatch, TxBatch, WindowStats, decode_paysim, paysim_to_batch
@@ -76,6 +76,11 @@ class Detector:
     Per batch: decode + validate (invalid → DLQ), features, one model call, decisions, reasons for
     alerts, then alerts topic + store + window statistics, producer flush, store commit, offset
     commit. A crash anywhere before the commit replays the batch; outputs are idempotent on tx_id.
+
+    Back-pressure: when the store raises ``StoreError`` the offsets stay uncommitted, the assigned
+    partitions are paused and the batch's store writes are retried with exponential back-off
+    (``store_retry_initial_s`` doubling up to ``store_retry_max_s``) until the store is back;
+    then the partitions resume. A stop request during the outage abandons the batch uncommitted.
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class Detector:
         batch_max: int = 5000,
         poll_timeout_ms: int = 100,
         on_window: OnWindow | None = None,
+        store_retry_initial_s: float = 0.5,
+        store_retry_max_s: float = 30.0,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -102,7 +109,11 @@ class Detector:
         self.batch_max = batch_max
         self.poll_timeout_ms = poll_timeout_ms
         self.on_window = on_window
+        self.store_retry_initial_s = store_retry_initial_s
+        self.store_retry_max_s = store_retry_max_s
         self.stats = DetectorStats()
+        self._should_stop: Callable[[], bool] = lambda: False
+        self._stash: list[Message] = []  # records polled while paused: the next batch's head
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
 
@@ -110,6 +121,7 @@ class Detector:
         self, should_stop: Callable[[], bool], *, idle_exit_s: float | None = None
     ) -> DetectorStats:
         """Loop until ``should_stop()`` (checked between batches) or ``idle_exit_s`` idle."""
+        self._should_stop = should_stop
         self.consumer.subscribe([self.topics.source])
         last_data = time.monotonic()
         try:
@@ -126,6 +138,10 @@ class Detector:
 
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
+        if self._stash:
+            stashed, self._stash = self._stash, []
+            room = self.batch_max - len(stashed)
+            return stashed + (self.consumer.consume(room, timeout=0) if room > 0 else [])
         msgs: list[Message] = self.consumer.consume(self.batch_max, timeout=0)
         if msgs:
             return msgs
@@ -140,14 +156,18 @@ class Detector:
         records, positions, invalid = decode_paysim([m.value() for m in good])
         for bad in invalid:
             self._dlq.write(good[bad.index], bad.reason)
+        scored: ScoredBatch | None = None
+        closed: list[WindowStats] = []
         if records:
             kept = [good[i] for i in positions]
             scored = self._score(self._to_batch(records, kept), kept)
-            self.store.write(scored)
             self._alerts.write(scored)
             self.stats.count(scored.decision, scored.tx.label)
-            self._windows(scored)
-        self._flush_and_commit(good)
+            closed = self._windows(scored)
+        self._alerts.flush()
+        self._dlq.check()
+        self._store_durably(scored, closed)
+        self._commit(good)
         self.stats.consumed += len(good)
         self.stats.valid += len(records)
         self.stats.invalid += len(invalid)
@@ -193,21 +213,85 @@ class Detector:
             processed_at_ms=int(time.time() * 1000),
         )
 
-    def _windows(self, scored: ScoredBatch) -> None:
+    def _windows(self, scored: ScoredBatch) -> list[WindowStats]:
         tx = scored.tx
         self.window.add(tx.event_time_ms, tx.amount, tx.label == 1, scored.decision > 0)
-        closed = self.window.advance()
+        closed = list(self.window.advance())
+        if closed and self.on_window is not None:
+            for w in closed:
+                self.on_window(w, self.stats)
+        return closed
+
+    def _store_once(self, scored: ScoredBatch | None, closed: list[WindowStats]) -> None:
+        if scored is not None:
+            self.store.write(scored)
         if closed:
             self.store.write_window_stats(closed)
-            if self.on_window is not None:
-                for w in closed:
-                    self.on_window(w, self.stats)
-
-    def _flush_and_commit(self, msgs: list[Message]) -> None:
-        """Producer flush, then store commit, then offsets: the at-least-once order."""
-        self._alerts.flush()
-        self._dlq.check()
         self.store.flush()
+
+    def _store_durably(self, scored: ScoredBatch | None, closed: list[WindowStats]) -> None:
+        """Write and commit the batch's rows, pausing consumption while the store is down.
+
+        A failed write or flush rolls back everything unflushed, so each attempt rewrites the
+        whole batch; rows are idempotent on tx_id, so an ambiguous commit is harmless too.
+        """
+        try:
+            self._store_once(scored, closed)
+            return
+        except StoreError as exc:
+            first_error = exc
+        paused = list(self.consumer.assignment())
+        if paused:
+            self.consumer.pause(paused)
+        started = time.monotonic()
+        delay = self.store_retry_initial_s
+        attempts = 1
+        log.error(
+            "store unavailable, offsets not committed; pausing %d partition(s) of %s and "
+            "retrying the batch every ≤%.0f s: %s",
+            len(paused),
+            self.topics.source,
+            self.store_retry_max_s,
+            first_error,
+        )
+        while True:
+            self._backoff(delay)
+            if self._should_stop():
+                raise StoreError(
+                    f"stopped while the store was unavailable after {attempts} attempt(s); "
+                    "the batch was not committed and will be replayed on restart"
+                ) from first_error
+            attempts += 1
+            try:
+                self._store_once(scored, closed)
+                break
+            except StoreError as exc:
+                log.warning("store still unavailable (attempt %d): %s", attempts, exc)
+                delay = min(self.store_retry_max_s, delay * 2)
+        assigned = list(self.consumer.assignment())  # may have changed by a rebalance
+        if assigned:
+            self.consumer.resume(assigned)
+        log.info(
+            "store back after %.1f s and %d attempt(s); resumed %d partition(s)",
+            time.monotonic() - started,
+            attempts,
+            len(assigned),
+        )
+
+    def _backoff(self, delay_s: float) -> None:
+        """Wait ``delay_s`` while serving the consumer (group heartbeats, rebalances)."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0 and not self._should_stop():
+            msg = self.consumer.poll(min(left, 0.5))
+            if msg is not None:  # fetched before the pause (or newly assigned): keep, pause
+                self._stash.append(msg)
+                topic, partition = msg.topic(), msg.partition()
+                if topic is not None and partition is not None:
+                    self.consumer.pause([TopicPartition(topic, partition)])
+            self.producer.poll(0)
+
+    def _commit(self, msgs: list[Message]) -> None:
+        """Commit the batch's offsets (called only once its outputs are durable)."""
         if not msgs:
             return
         last: dict[tuple[str, int], int] = {}

@@ -1,0 +1,105 @@
+"""``fraudstream notify``: tell analysts about alerts (webhook, e-mail), off the hot path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import typer
+
+from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.config import NotifySettings, Settings
+from fraudstream.errors import FraudstreamError
+from fraudstream.sinks import (
+    Dispatcher,
+    EmailChannel,
+    RateLimiter,
+    WebhookChannel,
+    open_store,
+    run_notifier,
+)
+from fraudstream.sinks._notify import Channel, FailureLog
+from fraudstream.stream import ensure_topics, make_consumer
+
+__all__ = ["build_channels", "run_notify"]
+
+log = logging.getLogger(__name__)
+
+
+def build_channels(n: NotifySettings) -> list[Channel]:
+    """The configured channels (none configured: a configuration error)."""
+    channels: list[Channel] = []
+    for name in n.channels:
+        if name == "webhook":
+            if not n.webhook_url:
+                raise fail("notify channel webhook needs FRAUDSTREAM_NOTIFY__WEBHOOK_URL")
+            channels.append(
+                WebhookChannel(
+                    n.webhook_url, secret=n.webhook_secret, timeout_s=n.webhook_timeout_s
+                )
+            )
+        else:
+            channels.append(
+                EmailChannel(
+                    n.smtp_host,
+                    n.smtp_port,
+                    sender=n.email_from,
+                    recipients=n.email_to,
+                    starttls=n.smtp_starttls,
+                    username=n.smtp_username,
+                    password=n.smtp_password,
+                    timeout_s=n.smtp_timeout_s,
+                    ca_file=n.smtp_ca_file,
+                )
+            )
+    if not channels:
+        raise fail("no notify channel; set FRAUDSTREAM_NOTIFY__CHANNELS='[\"webhook\"]' or email")
+    return channels
+
+
+def run_notify(
+    settings: Settings, *, should_stop: Callable[[], bool], idle_exit_s: float | None = None
+) -> Dispatcher:
+    """Build the notifier from settings and run it until ``should_stop``."""
+    n = settings.notify
+    channels = build_channels(n)
+    client = kafka_client(settings)
+    ensure_topics(client, [settings.topics.alerts], partitions=settings.kafka.partitions)
+    store = open_store(settings.store_url(), schema=settings.store.pg_schema)
+    store.open()
+    if not hasattr(store, "record_notification_failure"):
+        raise fail(f"store {store!r} cannot record notification failures")
+    failures: FailureLog = store  # type: ignore[assignment]
+    dispatcher = Dispatcher(
+        channels,
+        failures,
+        decisions=n.decisions,
+        max_attempts=n.max_attempts,
+        backoff_initial_s=n.backoff_initial_s,
+        backoff_max_s=n.backoff_max_s,
+        rate=RateLimiter(n.rate_per_s, burst=max(1, int(n.rate_per_s))),
+        should_stop=should_stop,
+    )
+    log.info("notifier: %s for %s, group %s", [c.name for c in channels], n.decisions, n.group_id)
+    consumer = make_consumer(client, n.group_id)
+    try:
+        run_notifier(
+            consumer, settings.topics.alerts, dispatcher, should_stop, idle_exit_s=idle_exit_s
+        )
+    finally:
+        consumer.close()
+        store.close()
+    return dispatcher
+
+
+@app.command()
+def notify(
+    idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),
+) -> None:
+    """Send alerts (default: blocks) to the configured webhook and e-mail channels."""
+    settings = load_settings()
+    try:
+        d = run_notify(settings, should_stop=stop_event().is_set, idle_exit_s=idle_exit)
+    except FraudstreamError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"notifier stopped: {d.sent:,} sent, {d.failed:,} failed and recorded")

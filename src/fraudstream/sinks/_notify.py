@@ -1,0 +1,367 @@
+"""Notifications of alerts to people: webhook and e-mail channels, retries, rate limit, de-dup.
+
+Never in the detector's hot path: ``fraudstream notify`` feeds ``Alert`` messages from the alerts
+topic to a ``Dispatcher``. A notification that still fails after its retries (or fails for good
+at once, e.g. HTTP 4xx) is recorded through a ``FailureLog`` (the store's
+``notification_failures`` table), never dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import msgspec
+from pydantic import SecretStr
+
+from fraudstream.errors import FraudstreamError
+from fraudstream.sinks._rows import Alert
+
+__all__ = [
+    "Channel",
+    "Dispatcher",
+    "EmailChannel",
+    "FailureLog",
+    "NotifyError",
+    "RateLimiter",
+    "WebhookChannel",
+    "run_notifier",
+    "sign",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Fraudstream-Signature"
+_encode = msgspec.json.Encoder().encode
+
+
+class NotifyError(FraudstreamError):
+    """A notification could not be delivered; ``permanent`` when retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Channel(Protocol):
+    """One way to tell people about an alert."""
+
+    name: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver ``alert`` or raise ``NotifyError``."""
+
+
+class FailureLog(Protocol):
+    """Where permanently failed notifications are kept (the store)."""
+
+    def record_notification_failure(
+        self, alert_id: str, channel: str, attempts: int, error: str, payload: str
+    ) -> None:
+        """Record (durably) that ``alert_id`` could not be sent on ``channel``."""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value: ``sha256=<hex HMAC-SHA256 of body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """JSON POST of the alert, signed with ``secret`` in ``X-Fraudstream-Signature``."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, *, secret: SecretStr | None = None, timeout_s: float = 5.0):
+        if not url.startswith(("http://", "https://")):
+            raise NotifyError(f"webhook URL {url!r} must start with http:// or https://")
+        self.url = url
+        self.secret = secret
+        self.timeout_s = timeout_s
+
+    def send(self, alert: Alert) -> None:
+        body = _encode(alert)
+        headers = {"Content-Type": "application/json", "User-Agent": "fraudstream"}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(self.secret.get_secret_value(), body)
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                response.read()
+        except urllib.error.HTTPError as exc:
+            permanent = 400 <= exc.code < 500 and exc.code not in (408, 425, 429)
+            raise NotifyError(
+                f"webhook {self.url} answered HTTP {exc.code} for alert {alert.alert_id}"
+                + ("; fix the endpoint or its secret" if permanent else "; will retry"),
+                permanent=permanent,
+            ) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise NotifyError(
+                f"webhook {self.url} unreachable for alert {alert.alert_id}: {exc}; will retry"
+            ) from exc
+
+
+class EmailChannel:
+    """A plain-text e-mail per alert over SMTP (optional STARTTLS and login).
+
+    STARTTLS verifies the server against the system CAs, or ``ca_file`` (PEM) if given.
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        starttls: bool = False,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        timeout_s: float = 10.0,
+        ca_file: str | None = None,
+    ) -> None:
+        if not recipients:
+            raise NotifyError("e-mail channel has no recipients; set notify.email_to")
+        self.host, self.port = host, port
+        self.sender, self.recipients = sender, list(recipients)
+        self.starttls = starttls
+        self.username, self.password = username, password
+        self.timeout_s = timeout_s
+        self.ca_file = ca_file
+
+    def message(self, alert: Alert) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = (
+            f"[fraudstream] {alert.decision.upper()} {alert.kind} {alert.amount:,.2f} "
+            f"from {alert.account}"
+        )
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.recipients)
+        msg["X-Fraudstream-Alert-Id"] = alert.alert_id
+        reasons = "\n".join(
+            f"  - {r.feature} = {r.value:g} (contribution {r.contribution:+.3f})"
+            for r in alert.reasons
+        )
+        msg.set_content(
+            f"Decision: {alert.decision} (score {alert.score:.3f}, model {alert.model_version})\n"
+            f"Transaction: {alert.tx_id}\nAccount: {alert.account} -> {alert.counterparty}\n"
+            f"Kind: {alert.kind}  Amount: {alert.amount:,.2f}\nReasons:\n{reasons}\n"
+        )
+        return msg
+
+    def send(self, alert: Alert) -> None:
+        where = f"SMTP server {self.host}:{self.port}"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+                if self.username:
+                    secret = self.password.get_secret_value() if self.password else ""
+                    smtp.login(self.username, secret)
+                smtp.send_message(self.message(alert))
+        except smtplib.SMTPAuthenticationError as exc:
+            raise NotifyError(
+                f"{where} refused the login of {self.username!r}; check notify.smtp_username "
+                "and notify.smtp_password",
+                permanent=True,
+            ) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise NotifyError(
+                f"{where} refused the recipients {self.recipients}; fix notify.email_to",
+                permanent=True,
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise NotifyError(
+                f"{where} failed for alert {alert.alert_id}: {exc}; will retry"
+            ) from exc
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate_per_s`` sends per second, bursts up to ``burst``."""
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate_per_s, self.burst = rate_per_s, burst
+        self.clock, self.sleep = clock, sleep
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def acquire(self) -> None:
+        """Wait until a send is allowed, then take its token."""
+        while True:
+            now = self.clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            self.sleep((1 - self._tokens) / self.rate_per_s)
+
+
+class Dispatcher:
+    """Send each new alert whose decision is in ``decisions`` on every channel.
+
+    Retries a failing channel with exponential back-off (``backoff_initial_s`` doubling up to
+    ``backoff_max_s``) up to ``max_attempts``; then, or at once for a permanent error, records the
+    failure in ``failures``. ``max_attempts=None`` retries a transient failure (endpoint down)
+    until it succeeds: back-pressure, the caller consumes nothing meanwhile; ``should_stop``
+    ends that wait with ``NotifyError`` (nothing recorded, so nothing must be committed).
+    Alerts already handled (by ``alert_id``, the last ``dedupe_size``) are skipped, so
+    redelivered messages never notify twice.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[Channel],
+        failures: FailureLog,
+        *,
+        decisions: Collection[str] = ("block",),
+        max_attempts: int | None = 5,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        rate: RateLimiter | None = None,
+        dedupe_size: int = 100_000,
+        sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.channels = list(channels)
+        self.failures = failures
+        self.decisions = frozenset(decisions)
+        self.max_attempts = max_attempts
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.rate = rate
+        self.dedupe_size = dedupe_size
+        self.sleep = sleep
+        self.should_stop = should_stop
+        self.sent = 0
+        self.failed = 0
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def handle(self, alert: Alert) -> bool:
+        """Notify about ``alert`` unless filtered or already seen; ``True`` if it was handled."""
+        if alert.decision not in self.decisions or alert.alert_id in self._seen:
+            return False
+        for channel in self.channels:
+            self._send(channel, alert)
+        self._seen[alert.alert_id] = None
+        while len(self._seen) > self.dedupe_size:
+            self._seen.popitem(last=False)
+        return True
+
+    def _send(self, channel: Channel, alert: Alert) -> None:
+        delay = self.backoff_initial_s
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.rate is not None:
+                self.rate.acquire()
+            try:
+                channel.send(alert)
+                self.sent += 1
+                return
+            except NotifyError as exc:
+                last, permanent = exc, exc.permanent
+                log.warning("%s notification attempt %d failed: %s", channel.name, attempt, exc)
+            if permanent or attempt == self.max_attempts:
+                break
+            if self.should_stop():
+                raise NotifyError(
+                    f"stopped while retrying the {channel.name} notification of alert "
+                    f"{alert.alert_id}; it will be retried on restart"
+                ) from last
+            self.sleep(delay)
+            delay = min(self.backoff_max_s, delay * 2)
+        self.failed += 1
+        log.error(
+            "%s notification for alert %s failed for good after %d attempt(s); recorded in "
+            "table notification_failures",
+            channel.name,
+            alert.alert_id,
+            attempt,
+        )
+        self.failures.record_notification_failure(
+            alert.alert_id, channel.name, attempt, str(last), _encode(alert).decode()
+        )
+
+
+_decode_alert = msgspec.json.Decoder(Alert).decode
+
+
+def run_notifier(
+    consumer: Any,
+    topic: str,
+    dispatcher: Dispatcher,
+    should_stop: Callable[[], bool],
+    *,
+    batch_max: int = 500,
+    idle_exit_s: float | None = None,
+) -> int:
+    """Feed ``topic``'s alerts to ``dispatcher`` through ``consumer`` (a confluent-kafka
+    ``Consumer`` with manual commits); commit each batch once handled. The alerts handled."""
+    consumer.subscribe([topic])
+    handled = 0
+    last_data = time.monotonic()
+    while not should_stop():
+        msgs = consumer.consume(batch_max, timeout=0.2)
+        if not msgs:
+            if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                break
+            continue
+        last_data = time.monotonic()
+        for msg in msgs:
+            if msg.error() is not None:
+                log.warning("consumer error on %s: %s", topic, msg.error())
+                continue
+            handled += _handle_message(msg, dispatcher)
+        _commit(consumer, msgs)
+    return handled
+
+
+def _commit(consumer: Any, msgs: Sequence[Any]) -> None:
+    """Commit past the last message of each partition (a failed commit only means a replay)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    last: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        if m.error() is None:
+            last[(m.topic(), m.partition())] = m.offset()
+    if not last:
+        return
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+            asynchronous=False,
+        )
+    except KafkaException as exc:
+        log.warning("notifier offset commit failed (alerts may be replayed): %s", exc)
+
+
+def _handle_message(msg: Any, dispatcher: Dispatcher) -> int:
+    where = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+    try:
+        alert = _decode_alert(msg.value() or b"")
+    except msgspec.DecodeError as exc:
+        log.error("alert at %s is not an Alert JSON (%s); recorded as a failure", where, exc)
+        raw = (msg.value() or b"").decode("utf-8", "replace")
+        dispatcher.failures.record_notification_failure(
+            where, "decode", 1, str(exc), _encode({"raw": raw}).decode()
+        )
+        return 0
+    return int(dispatcher.handle(alert))

@@ -1,0 +1,336 @@
+"""The PostgreSQL store: a connection pool, writes buffered until ``flush`` copies them in.
+
+``flush`` runs one transaction: ``COPY`` the buffered rows into session temp tables, then
+``INSERT … SELECT … ON CONFLICT (tx_id) DO NOTHING`` (idempotent on the transaction id). Every
+value is bound or copied, never interpolated into SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from fraudstream.errors import StoreError
+from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
+from fraudstream.sinks._rows import alert_rows, enriched_rows
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+_ENRICHED_COLS: Final = (
+    "tx_id, event_time_ms, account, counterparty, kind, amount, "
+    "old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest, "
+    'label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms'
+)
+_ALERT_COLS: Final = (
+    "alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty, "
+    "amount, score, decision, reasons, model_version"
+)
+_TEMP_ENRICHED: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS fs_tmp_enriched "
+    "(LIKE transactions_enriched) ON COMMIT DELETE ROWS"
+)
+_TEMP_ALERTS: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS fs_tmp_alerts (LIKE fraud_alerts INCLUDING DEFAULTS) "
+    "ON COMMIT DELETE ROWS"
+)
+# NaN (SQLite binds it as NULL) becomes NULL here too; 'NaN' = 'NaN' holds in PostgreSQL.
+_MOVE_ENRICHED: Final = f"""
+INSERT INTO transactions_enriched ({_ENRICHED_COLS})
+SELECT tx_id, event_time_ms, account, counterparty, kind, amount,
+    NULLIF(old_balance_orig, 'NaN'), NULLIF(new_balance_orig, 'NaN'),
+    NULLIF(old_balance_dest, 'NaN'), NULLIF(new_balance_dest, 'NaN'),
+    label, step, features, NULLIF(score, 'NaN'), decision, model_version, "partition", "offset",
+    processed_at_ms
+FROM fs_tmp_enriched
+ON CONFLICT (tx_id) DO NOTHING"""
+_MOVE_ALERTS: Final = f"""
+INSERT INTO fraud_alerts ({_ALERT_COLS})
+SELECT {_ALERT_COLS} FROM fs_tmp_alerts
+ON CONFLICT (alert_id) DO NOTHING"""
+_UPSERT_WINDOW: Final = """
+INSERT INTO window_stats (
+    window_end_ms, window_ms, transactions, frauds, alerts, amount, fraud_amount
+) VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (window_end_ms) DO UPDATE SET
+    window_ms = excluded.window_ms,
+    transactions = excluded.transactions,
+    frauds = excluded.frauds,
+    alerts = excluded.alerts,
+    amount = excluded.amount,
+    fraud_amount = excluded.fraud_amount"""
+_UPSERT_MODEL: Final = """
+INSERT INTO model_versions (version, metrics, first_seen_ms) VALUES (%s, %s::jsonb, %s)
+ON CONFLICT (version) DO UPDATE SET metrics = excluded.metrics"""
+_UPSERT_FAILURE: Final = """
+INSERT INTO notification_failures (alert_id, channel, attempts, error, payload, failed_at_ms)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s)
+ON CONFLICT (alert_id, channel) DO UPDATE SET
+    attempts = notification_failures.attempts + excluded.attempts,
+    error = excluded.error,
+    failed_at_ms = excluded.failed_at_ms"""
+#: Serialises concurrent migrations of one database (any constant key works).
+_MIGRATION_LOCK: Final = 0x66_72_61_75_64
+_SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (safe to log and to put in error messages)."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+class PostgresStore:
+    """The store in PostgreSQL (``postgresql://user@host:port/db``), through a connection pool.
+
+    ``write`` only buffers rows; ``flush`` sends the buffer in one transaction. A failed flush
+    discards the buffer (like a rollback) and raises ``StoreError``: the caller replays the batch.
+    ``schema`` (optional) is created on ``open`` and used as the ``search_path``.
+    ``retention_days`` (optional): ``flush`` also deletes enriched rows older than that (by event
+    time), at most once per ``retention_every_s``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        pool_max: int = 4,
+        connect_timeout_s: float = 5.0,
+        retention_days: float | None = None,
+        retention_every_s: float = 60.0,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise StoreError(
+                f"PostgreSQL schema name {schema!r} is invalid; use letters, digits and _"
+            )
+        self.url = url
+        self.schema = schema
+        self.pool_max = pool_max
+        self.connect_timeout_s = connect_timeout_s
+        self.retention_days = retention_days
+        self.retention_every_s = retention_every_s
+        self._pool: ConnectionPool | None = None
+        self._enriched: list[tuple[Any, ...]] = []
+        self._alerts: list[tuple[Any, ...]] = []
+        self._windows: dict[int, tuple[Any, ...]] = {}
+        self._models: list[tuple[Any, ...]] = []
+        self._last_retention = 0.0
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r}, schema={self.schema!r})"
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"PostgreSQL store {redact(self.url)}: {action} failed: "
+                f"{type(exc).__name__}: {exc}".rstrip()
+                + "; check that PostgreSQL is running and reachable at that URL"
+            ) from exc
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise StoreError(f"PostgreSQL store {redact(self.url)} is not open; call open() first")
+        return self._pool.connection(timeout=self.connect_timeout_s)
+
+    def open(self) -> None:
+        """Create the pool, the schema if named, and apply the pending migrations."""
+        if self._pool is not None:
+            return
+        kwargs: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout_s))}
+        if self.schema is not None:
+            kwargs["options"] = f"-csearch_path={self.schema}"
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_max,
+            kwargs=kwargs,
+            open=False,
+            check=ConnectionPool.check_connection,
+            name="fraudstream-store",
+        )
+        try:
+            with self._guard("connect"):
+                pool.open(wait=True, timeout=self.connect_timeout_s)
+            self._pool = pool
+            self._migrate()
+        except BaseException:
+            self._pool = None
+            pool.close()
+            raise
+
+    def _migrate(self) -> None:
+        guard = self._guard("migrate table schema_migrations")
+        with guard, self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            if self.schema is not None:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+                )
+            conn.execute(CREATE_MIGRATIONS_TABLE)
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            if max(applied, default=0) > len(MIGRATIONS):
+                raise StoreError(
+                    f"PostgreSQL store {redact(self.url)} has schema version {max(applied)} "
+                    f"but this fraudstream knows {len(MIGRATIONS)}; upgrade fraudstream"
+                )
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version in applied:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%s, %s)",
+                    (version, _now_ms()),
+                )
+                log.info("PostgreSQL store: applied migration %d", version)
+
+    def schema_version(self) -> int:
+        """The highest applied migration."""
+        with self._guard("read table schema_migrations"), self._connection() as conn:
+            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Buffer enriched rows for every transaction, alerts for review/block rows."""
+        if len(batch) == 0:
+            return
+        self._enriched.extend(enriched_rows(batch))
+        self._alerts.extend(alert_rows(batch))
+
+    def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
+        """Buffer these windows (the last value per ``window_end_ms`` wins)."""
+        for s in stats:
+            self._windows[s.window_end_ms] = (
+                s.window_end_ms,
+                s.window_ms,
+                s.transactions,
+                s.frauds,
+                s.alerts,
+                s.amount,
+                s.fraud_amount,
+            )
+
+    def record_model_version(self, version: str, metrics_json: str) -> None:
+        """Buffer a model version and its metrics (JSON); the first sighting time is kept."""
+        self._models.append((version, metrics_json, _now_ms()))
+
+    def _pending(self) -> bool:
+        return bool(self._enriched or self._alerts or self._windows or self._models)
+
+    def flush(self) -> None:
+        """Send everything buffered in one transaction; on failure discard it and raise."""
+        if self._pool is None:
+            raise StoreError(f"PostgreSQL store {redact(self.url)} is not open; call open() first")
+        due = self._retention_due()
+        if not self._pending() and not due:
+            return
+        try:
+            guard = self._guard("write to tables transactions_enriched/fraud_alerts")
+            with guard, self._connection() as conn, conn.transaction():
+                self._send(conn)
+                if due:
+                    self._apply_retention(conn)
+        finally:
+            self._enriched, self._alerts, self._models = [], [], []
+            self._windows = {}
+
+    def _send(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            if self._enriched:
+                cur.execute(_TEMP_ENRICHED)
+                with cur.copy(f"COPY fs_tmp_enriched ({_ENRICHED_COLS}) FROM STDIN") as copy:
+                    for row in self._enriched:
+                        copy.write_row(row)
+                cur.execute(_MOVE_ENRICHED)
+            if self._alerts:
+                cur.execute(_TEMP_ALERTS)
+                with cur.copy(f"COPY fs_tmp_alerts ({_ALERT_COLS}) FROM STDIN") as copy:
+                    for row in self._alerts:
+                        copy.write_row(row)
+                cur.execute(_MOVE_ALERTS)
+            if self._windows:
+                cur.executemany(_UPSERT_WINDOW, list(self._windows.values()))
+            if self._models:
+                cur.executemany(_UPSERT_MODEL, self._models)
+
+    def _retention_due(self) -> bool:
+        if self.retention_days is None:
+            return False
+        return time.monotonic() - self._last_retention >= self.retention_every_s
+
+    def _apply_retention(self, conn: Any) -> None:
+        assert self.retention_days is not None  # noqa: S101 - checked by _retention_due
+        cutoff_ms = _now_ms() - int(self.retention_days * 86_400_000)
+        cur = conn.execute(
+            "DELETE FROM transactions_enriched WHERE event_time_ms < %s", (cutoff_ms,)
+        )
+        self._last_retention = time.monotonic()
+        if cur.rowcount:
+            log.info(
+                "retention: deleted %d enriched rows older than %s ms", cur.rowcount, cutoff_ms
+            )
+
+    def delete_enriched_before(self, cutoff_ms: int) -> int:
+        """Delete enriched rows with ``event_time_ms < cutoff_ms``; the number deleted."""
+        with self._guard("delete from table transactions_enriched"), self._connection() as conn:
+            cur = conn.execute(
+                "DELETE FROM transactions_enriched WHERE event_time_ms < %s", (cutoff_ms,)
+            )
+            return int(cur.rowcount)
+
+    def close(self) -> None:
+        """Flush pending writes and close the pool (closed even if the flush fails)."""
+        pool = self._pool
+        if pool is None:
+            return
+        try:
+            if self._pending():
+                self.flush()
+        finally:
+            self._pool = None
+            pool.close()
+
+    def record_notification_failure(
+        self, alert_id: str, channel: str, attempts: int, error: str, payload: str
+    ) -> None:
+        """Record (and commit) a notification that failed for good; the latest error wins."""
+        with self._guard("upsert into table notification_failures"), self._connection() as conn:
+            conn.execute(_UPSERT_FAILURE, (alert_id, channel, attempts, error, payload, _now_ms()))
+
+    def count_notification_failures(self) -> int:
+        """Rows in ``notification_failures``."""
+        with self._guard("count table notification_failures"), self._connection() as conn:
+            row = conn.execute("SELECT count(*) FROM notification_failures").fetchone()
+        return int(row[0])
+
+    def count_transactions(self) -> int:
+        """Rows in ``transactions_enriched`` (flushed ones)."""
+        with self._guard("count table transactions_enriched"), self._connection() as conn:
+            row = conn.execute("SELECT count(*) FROM transactions_enriched").fetchone()
+        return int(row[0])
+
+    def count_alerts_by_decision(self) -> dict[str, int]:
+        """Alerts per decision: ``{"review": n, "block": m}``."""
+        counts = dict.fromkeys(DECISIONS[1:], 0)
+        with self._guard("count table fraud_alerts"), self._connection() as conn:
+            rows = conn.execute("SELECT decision, count(*) FROM fraud_alerts GROUP BY decision")
+            for decision, n in rows:
+                counts[decision] = int(n)
+        return counts

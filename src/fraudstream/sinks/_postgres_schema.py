@@ -1,0 +1,99 @@
+"""The PostgreSQL store's schema: the SQLite tables and indexes in PostgreSQL types.
+
+Version ``i + 1`` is ``MIGRATIONS[i]``, in step with ``_sqlite_schema``; never edit a released
+migration, append one. JSON columns are ``jsonb``; times are ``bigint`` milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
+
+CREATE_MIGRATIONS_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    applied_at_ms bigint NOT NULL
+)"""
+
+_V1: Final = (
+    """
+    CREATE TABLE transactions_enriched (
+        tx_id text PRIMARY KEY,
+        event_time_ms bigint NOT NULL,
+        account text NOT NULL,
+        counterparty text NOT NULL,
+        kind text NOT NULL,
+        amount double precision NOT NULL,
+        old_balance_orig double precision,
+        new_balance_orig double precision,
+        old_balance_dest double precision,
+        new_balance_dest double precision,
+        label smallint,
+        step bigint NOT NULL,
+        features jsonb NOT NULL,
+        score double precision,
+        decision text NOT NULL,
+        model_version text NOT NULL,
+        "partition" integer NOT NULL,
+        "offset" bigint NOT NULL,
+        processed_at_ms bigint NOT NULL
+    )""",
+    "CREATE INDEX ix_enriched_event_time ON transactions_enriched (event_time_ms)",
+    "CREATE INDEX ix_enriched_account ON transactions_enriched (account, event_time_ms)",
+    "CREATE INDEX ix_enriched_decision ON transactions_enriched (decision, event_time_ms)",
+    """
+    CREATE TABLE fraud_alerts (
+        alert_id text PRIMARY KEY,
+        tx_id text NOT NULL,
+        created_at_ms bigint NOT NULL,
+        event_time_ms bigint NOT NULL,
+        account text NOT NULL,
+        counterparty text NOT NULL,
+        amount double precision NOT NULL,
+        score double precision NOT NULL,
+        decision text NOT NULL,
+        reasons jsonb NOT NULL,
+        model_version text NOT NULL,
+        status text NOT NULL DEFAULT 'open'
+            CHECK (status IN ('open', 'confirmed_fraud', 'false_positive')),
+        analyst text,
+        reviewed_at_ms bigint
+    )""",
+    "CREATE INDEX ix_alerts_created_at ON fraud_alerts (created_at_ms)",
+    "CREATE INDEX ix_alerts_decision ON fraud_alerts (decision, created_at_ms)",
+    "CREATE INDEX ix_alerts_status ON fraud_alerts (status, created_at_ms)",
+    """
+    CREATE TABLE window_stats (
+        window_end_ms bigint PRIMARY KEY,
+        window_ms bigint NOT NULL,
+        transactions bigint NOT NULL,
+        frauds bigint NOT NULL,
+        alerts bigint NOT NULL,
+        amount double precision NOT NULL,
+        fraud_amount double precision NOT NULL
+    )""",
+    """
+    CREATE TABLE model_versions (
+        version text PRIMARY KEY,
+        metrics jsonb NOT NULL,
+        first_seen_ms bigint NOT NULL
+    )""",
+)
+
+_V2: Final = (
+    """
+    CREATE TABLE notification_failures (
+        alert_id text NOT NULL,
+        channel text NOT NULL,
+        attempts bigint NOT NULL,
+        error text NOT NULL,
+        payload jsonb NOT NULL,
+        failed_at_ms bigint NOT NULL,
+        PRIMARY KEY (alert_id, channel)
+    )""",
+    "CREATE INDEX ix_notification_failures_at ON notification_failures (failed_at_ms)",
+)
+
+#: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)

@@ -1,0 +1,321 @@
+"""Notifier channels against a real local HTTP server and a real local SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from pydantic import SecretStr
+
+from fraudstream.sinks import (
+    Alert,
+    Dispatcher,
+    EmailChannel,
+    NotifyError,
+    RateLimiter,
+    Reason,
+    SQLiteStore,
+    WebhookChannel,
+)
+from fraudstream.sinks._notify import SIGNATURE_HEADER, run_notifier, sign
+
+
+def make_alert(alert_id: str = "tx/0/1@5", decision: str = "block") -> Alert:
+    return Alert(
+        alert_id=alert_id,
+        tx_id=alert_id,
+        decision=decision,
+        score=0.97,
+        reasons=[Reason("amount_sum_by_account_1h", 9000.0, 0.5)],
+        model_version="lr-1",
+        event_time_ms=1_700_000_000_000,
+        created_at_ms=1_700_000_000_100,
+        account="C1'; DROP TABLE x;--",
+        counterparty="M-ü-😀",
+        kind="TRANSFER",
+        amount=1e12,
+        label=None,
+    )
+
+
+class Hook:
+    """A real local webhook endpoint answering ``statuses`` in turn (then 200)."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.requests.append((dict(self.headers), body))
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.close()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+
+    def auth(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.password == b"pw"
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, authenticator=auth, auth_require_tls=False
+    )
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def failures(tmp_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    yield store
+    store.close()
+
+
+def test_webhook_posts_signed_json(hook: Hook) -> None:
+    alert = make_alert()
+    WebhookChannel(hook.url, secret=SecretStr("k3y")).send(alert)
+    ((headers, body),) = hook.requests
+    assert json.loads(body)["alert_id"] == alert.alert_id
+    assert json.loads(body)["counterparty"] == "M-ü-😀"
+    expected = "sha256=" + hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    assert headers[SIGNATURE_HEADER] == expected == sign("k3y", body)
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_webhook_errors_say_whether_to_retry(hook: Hook) -> None:
+    hook.statuses = [503, 401]
+    channel = WebhookChannel(hook.url, timeout_s=2)
+    with pytest.raises(NotifyError, match="HTTP 503") as transient:
+        channel.send(make_alert())
+    assert not transient.value.permanent
+    with pytest.raises(NotifyError, match="HTTP 401") as permanent:
+        channel.send(make_alert())
+    assert permanent.value.permanent
+
+
+def test_webhook_down_is_transient() -> None:
+    with pytest.raises(NotifyError, match="unreachable") as info:
+        WebhookChannel(f"http://127.0.0.1:{free_port()}/x", timeout_s=1).send(make_alert())
+    assert not info.value.permanent
+
+
+def test_webhook_rejects_other_schemes() -> None:
+    with pytest.raises(NotifyError, match="http"):
+        WebhookChannel("file:///etc/passwd")
+
+
+def test_email_reaches_a_real_smtp_server_with_login(smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    channel = EmailChannel(
+        "127.0.0.1",
+        port,
+        sender="fs@bank.test",
+        recipients=["analyst@bank.test"],
+        username="fs",
+        password=SecretStr("pw"),
+    )
+    channel.send(make_alert())
+    (envelope,) = inbox.messages
+    assert envelope.rcpt_tos == ["analyst@bank.test"]
+    text = (
+        envelope.content.decode() if isinstance(envelope.content, bytes) else str(envelope.content)
+    )
+    assert "BLOCK" in text and "tx/0/1@5" in text
+
+
+def test_email_server_down_is_transient_and_hides_the_password() -> None:
+    channel = EmailChannel(
+        "127.0.0.1",
+        free_port(),
+        sender="a@b.c",
+        recipients=["x@b.c"],
+        username="fs",
+        password=SecretStr("wrong-secret"),
+        timeout_s=2,
+    )
+    with pytest.raises(NotifyError, match="SMTP server 127.0.0.1") as info:
+        channel.send(make_alert())
+    assert not info.value.permanent
+    assert "wrong-secret" not in str(info.value)
+
+
+def test_dispatcher_retries_then_succeeds_and_dedupes(hook: Hook, failures: SQLiteStore) -> None:
+    hook.statuses = [500, 502]
+    sleeps: list[float] = []
+    d = Dispatcher([WebhookChannel(hook.url)], failures, backoff_initial_s=0.1, sleep=sleeps.append)
+    assert d.handle(make_alert())
+    assert not d.handle(make_alert())  # same alert id: never twice
+    assert not d.handle(make_alert("other", decision="review"))  # default: block only
+    assert len(hook.requests) == 3 and d.sent == 1
+    assert sleeps == [0.1, 0.2]
+    assert failures.count_notification_failures() == 0
+
+
+def test_permanent_failure_is_recorded_never_dropped(hook: Hook, failures: SQLiteStore) -> None:
+    hook.statuses = [500] * 10
+    d = Dispatcher(
+        [WebhookChannel(hook.url)],
+        failures,
+        max_attempts=3,
+        sleep=lambda _s: None,
+        decisions=("review", "block"),
+    )
+    d.handle(make_alert("a1"))
+    d.handle(make_alert("a2", decision="review"))
+    assert d.failed == 2 and len(hook.requests) == 6
+    assert failures.count_notification_failures() == 2
+    conn = failures._connection()
+    rows = conn.execute(
+        "SELECT alert_id, channel, attempts, error, payload FROM notification_failures "
+        "ORDER BY alert_id"
+    ).fetchall()
+    assert [r[:3] for r in rows] == [("a1", "webhook", 3), ("a2", "webhook", 3)]
+    assert "HTTP 500" in rows[0][3] and json.loads(rows[0][4])["alert_id"] == "a1"
+
+
+def test_without_max_attempts_a_failing_endpoint_is_retried_until_it_works(
+    hook: Hook, failures: SQLiteStore
+) -> None:
+    hook.statuses = [503] * 8
+    sleeps: list[float] = []
+    d = Dispatcher(
+        [WebhookChannel(hook.url)],
+        failures,
+        max_attempts=None,
+        backoff_max_s=2.0,
+        sleep=sleeps.append,
+    )
+    assert d.handle(make_alert())
+    assert len(hook.requests) == 9 and d.sent == 1 and d.failed == 0
+    assert sleeps == [0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    assert failures.count_notification_failures() == 0
+
+
+def test_stop_while_endpoint_down_raises_and_records_nothing(failures: SQLiteStore) -> None:
+    url = f"http://127.0.0.1:{free_port()}/down"
+    calls: list[float] = []
+    d = Dispatcher(
+        [WebhookChannel(url, timeout_s=1)],
+        failures,
+        max_attempts=None,
+        sleep=calls.append,
+        should_stop=lambda: len(calls) >= 6,
+    )
+    with pytest.raises(NotifyError, match="stopped while retrying"):
+        d.handle(make_alert())
+    assert calls == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert failures.count_notification_failures() == 0 and d.failed == 0
+    assert not d.handle(make_alert("x", decision="review"))
+
+
+def test_rate_limiter_spaces_sends() -> None:
+    now = [0.0]
+    waited: list[float] = []
+
+    def sleep(s: float) -> None:
+        waited.append(s)
+        now[0] += s
+
+    limiter = RateLimiter(2.0, burst=2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        limiter.acquire()
+    assert sum(waited) == pytest.approx(1.0)
+
+
+class FakeMsg:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "fraud-alerts"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeConsumer:
+    def __init__(self, batches: list[list[FakeMsg]]) -> None:
+        self.batches, self.commits = batches, 0
+
+    def subscribe(self, topics: list[str]) -> None:
+        pass
+
+    def consume(self, n: int, timeout: float) -> list[FakeMsg]:
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 4)]
+        self.commits += 1
+
+
+def test_run_notifier_records_undecodable_alerts(hook: Hook, failures: SQLiteStore) -> None:
+    import msgspec
+
+    good = msgspec.json.encode(make_alert())
+    consumer = FakeConsumer([[FakeMsg(good, 1), FakeMsg(b"{bad", 2), FakeMsg(good, 3)]])
+    d = Dispatcher([WebhookChannel(hook.url)], failures)
+    handled = run_notifier(consumer, "fraud-alerts", d, lambda: False, idle_exit_s=0.3)
+    assert handled == 1 and len(hook.requests) == 1 and consumer.commits == 1
+    assert failures.count_notification_failures() == 1
