@@ -17,7 +17,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> None:
-    env = {**os.environ, "FRAUDSTREAM_MODELS_DIR": str(models_dir), "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "FRAUDSTREAM_MODELS_DIR": str(models_dir),
+        "FRAUDSTREAM_BENCH_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test",
+    }
     args = ["--count", "3000", "--rates", "300", "--duration", "3", "--state-accounts", "2000"]
     out = subprocess.run(
         [sys.executable, "-m", "fraudstream", "bench", "--json", *args, "--accounts", "2000"],
@@ -41,3 +45,5 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
         "store_sqlite",
     }
     assert result["state_bytes_per_account"] > 0 and result["peak_rss_mb"] > 0
+    assert set(result["store_rows_per_s"]) == {"sqlite", "postgresql"}
+    assert all(v > 0 for v in result["store_rows_per_s"].values())

@@ -14,7 +14,7 @@ from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import ScoredBatch, decode_paysim, encode_paysim, paysim_to_batch
 from fraudstream.simulate import PaySimSimulator
-from fraudstream.sinks import SQLiteStore
+from fraudstream.sinks import SQLiteStore, Store
 
 __all__ = ["stage_costs"]
 
@@ -35,18 +35,23 @@ class _Clock:
 def stage_costs(
     bundle: Bundle,
     *,
+    store: Store | None = None,
+    store_label: str = "sqlite",
     rows: int = 200_000,
     batch: int = 5_000,
     accounts: int = 20_000,
     seed: int = 3,
 ) -> dict[str, float]:
-    """µs per transaction of decode+validate, mapping, features, scoring, explaining, store."""
+    """µs per transaction of decode+validate, mapping, features, scoring, explaining, store.
+
+    ``store`` (opened here, closed after) defaults to a SQLite file in a temporary directory.
+    """
     records = PaySimSimulator(accounts=accounts, seed=seed).next_batch(rows)
     values = [encode_paysim(r) for r in records]
     engine = FeatureEngine(mode=bundle.mode)  # type: ignore[arg-type]
     clock = _Clock()
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(Path(tmp) / "bench.db")
+        store = store or SQLiteStore(Path(tmp) / "bench.db")
         store.open()
         for start in range(0, rows, batch):
             with clock("decode_validate"):
@@ -76,7 +81,7 @@ def stage_costs(
                 offset=np.arange(start, start + len(tx), dtype=np.int64),
                 processed_at_ms=int(time.time() * 1000),
             )
-            with clock("store_sqlite"):
+            with clock(f"store_{store_label}"):
                 store.write(scored)
                 store.flush()
         store.close()

@@ -25,6 +25,7 @@ from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.cli._app import app, console, load_settings
 from fraudstream.cli._train import ensure_model
 from fraudstream.model import Bundle
+from fraudstream.sinks import open_store
 
 
 def _peak_rss_mb() -> float:
@@ -39,6 +40,11 @@ def bench(
     accounts: int = typer.Option(20_000, help="Accounts in the simulated stream."),
     state_accounts: int = typer.Option(1_000_000, help="Accounts for the state-size run."),
     store_url: str | None = typer.Option(None, help="Store to write [default: a temp SQLite]."),
+    postgres_url: str | None = typer.Option(
+        None,
+        envvar="FRAUDSTREAM_BENCH_POSTGRES_URL",
+        help="Also measure the PostgreSQL store (in a scratch schema, dropped after).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
@@ -71,6 +77,11 @@ def bench(
             results["latency_ms"][str(int(rate))] = live
     with console.status("per-stage cost…"):
         results["stages_us_per_tx"] = stage_costs(bundle, accounts=accounts)
+    stores = {"sqlite": results["stages_us_per_tx"]["store_sqlite"]}
+    if postgres_url:
+        with console.status("PostgreSQL store…"):
+            stores["postgresql"] = _postgres_store_us(bundle, postgres_url, accounts)
+    results["store_rows_per_s"] = {name: 1e6 / us for name, us in stores.items()}
     with console.status(f"state size with {state_accounts:,} accounts…"):
         state = state_bytes_per_account(accounts=state_accounts, rows=2 * state_accounts)
     results["state"] = state
@@ -80,6 +91,21 @@ def bench(
         console.print_json(json.dumps(results))
     else:
         _print(results)
+
+
+def _postgres_store_us(bundle: Bundle, url: str, accounts: int) -> float:
+    """µs per enriched transaction written to PostgreSQL, in a scratch schema."""
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        costs = stage_costs(
+            bundle, store=open_store(url, schema=schema), store_label="pg", accounts=accounts
+        )
+        return costs["store_pg"]
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _print(r: dict[str, Any]) -> None:
@@ -104,6 +130,8 @@ def _print(r: dict[str, Any]) -> None:
         stages.add_row(name, f"{us:.2f}")
     stages.add_row("total", f"{sum(r['stages_us_per_tx'].values()):.2f}")
     console.print(stages)
+    rows = ", ".join(f"{k} {v:,.0f}" for k, v in r["store_rows_per_s"].items())
+    console.print(f"store, enriched rows/s (every transaction + alerts, commit per batch): {rows}")
     st = r["state"]
     console.print(
         f"state: {r['state_bytes_per_account']:,.0f} bytes per account "
