@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle
+from fraudstream.sinks import Store
+from fraudstream.stream import Detector, DetectorTopics, SlidingWindow, make_consumer, make_producer
 
 
 def produce_raw(
@@ -34,3 +40,24 @@ def read_topic(
         return out
     finally:
         consumer.close()
+
+
+def build_detector(
+    client: dict[str, str],
+    topics: DetectorTopics,
+    group: str,
+    store: Store,
+    bundle: Bundle,
+    **options: Any,
+) -> Detector:
+    """The real detector wired as ``fraudstream detect`` wires it, with an opened ``store``."""
+    return Detector(
+        consumer=make_consumer(client, group),
+        producer=make_producer(client),
+        topics=topics,
+        store=store,
+        bundle=bundle,
+        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
+        window=SlidingWindow(),
+        **options,
+    )

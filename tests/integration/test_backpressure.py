@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
@@ -21,13 +20,10 @@ from fraudstream.sinks import PostgresStore
 from fraudstream.stream import (
     Detector,
     DetectorTopics,
-    SlidingWindow,
     ensure_topics,
-    make_consumer,
-    make_producer,
 )
 
-from ._kafka_util import produce_raw
+from ._kafka_util import build_detector, produce_raw
 
 pytestmark = pytest.mark.integration
 
@@ -153,14 +149,12 @@ def test_store_outage_pauses_and_resumes_without_loss_or_duplicates(
         connect_timeout_s=1.0,
     )
     store.open()
-    detector = Detector(
-        consumer=make_consumer(client, group),
-        producer=make_producer(client),
-        topics=topics,
-        store=store,
-        bundle=bundle,
-        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
-        window=SlidingWindow(),
+    detector = build_detector(
+        client,
+        topics,
+        group,
+        store,
+        bundle,
         batch_max=400,
         store_retry_initial_s=0.2,
         store_retry_max_s=1.0,
@@ -211,14 +205,12 @@ def test_stop_during_outage_commits_nothing_and_a_restart_completes(
     def detector(url: str) -> Detector:
         store = PostgresStore(url, schema=pg_schema, connect_timeout_s=1.0)
         store.open()
-        return Detector(
-            consumer=make_consumer(client, group),
-            producer=make_producer(client),
-            topics=topics,
-            store=store,
-            bundle=bundle,
-            engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
-            window=SlidingWindow(),
+        return build_detector(
+            client,
+            topics,
+            group,
+            store,
+            bundle,
             batch_max=500,
             store_retry_initial_s=0.2,
             store_retry_max_s=0.5,

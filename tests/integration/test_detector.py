@@ -7,7 +7,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
@@ -15,13 +14,10 @@ from fraudstream.sinks import open_store
 from fraudstream.stream import (
     Detector,
     DetectorTopics,
-    SlidingWindow,
     ensure_topics,
-    make_consumer,
-    make_producer,
 )
 
-from ._kafka_util import produce_raw, read_topic
+from ._kafka_util import build_detector, produce_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +38,7 @@ def run_detector(
 ) -> Detector:
     store = open_store(store_url)
     store.open()
-    detector = Detector(
-        consumer=make_consumer(client, group),
-        producer=make_producer(client),
-        topics=topics,
-        store=store,
-        bundle=bundle,
-        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
-        window=SlidingWindow(),
-        batch_max=500,
-    )
+    detector = build_detector(client, topics, group, store, bundle, batch_max=500)
     detector.run(lambda: False, idle_exit_s=4.0)
     return detector
 

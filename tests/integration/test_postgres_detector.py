@@ -8,21 +8,16 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import PostgresStore
 from fraudstream.stream import (
-    Detector,
     DetectorTopics,
-    SlidingWindow,
     ensure_topics,
-    make_consumer,
-    make_producer,
 )
 
-from ._kafka_util import produce_raw
+from ._kafka_util import build_detector, produce_raw
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +42,7 @@ def test_detector_into_postgres_valid_count_equals_rows(
 
     store = PostgresStore(PG_URL, schema=pg_schema)
     store.open()
-    detector = Detector(
-        consumer=make_consumer(client, f"g-{unique}"),
-        producer=make_producer(client),
-        topics=topics,
-        store=store,
-        bundle=bundle,
-        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
-        window=SlidingWindow(),
-        batch_max=700,
-    )
+    detector = build_detector(client, topics, f"g-{unique}", store, bundle, batch_max=700)
     detector.run(lambda: False, idle_exit_s=4.0)
 
     assert detector.stats.valid == len(records)
