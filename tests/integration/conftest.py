@@ -11,11 +11,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.model import Bundle, train_bundle
 from fraudstream.simulate import PaySimSimulator
+
+from ._pg_util import PG_URL
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +61,12 @@ def bundle(models_dir: Path) -> Bundle:
     path = latest_bundle(models_dir)
     assert path is not None
     return Bundle.load(path)
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema name, dropped (with everything in it) at the end of the test."""
+    name = f"fs_test_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

@@ -7,8 +7,6 @@ import logging
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -24,11 +22,11 @@ from fraudstream.stream import (
 )
 
 from ._kafka_util import build_detector, produce_raw
+from ._pg_util import PG_URL
 
 pytestmark = pytest.mark.integration
 
 PG = ("127.0.0.1", 5432)
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class TcpProxy:
@@ -89,14 +87,6 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self.listener.close()
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    name = f"fs_test_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def rows(schema: str) -> tuple[int, int]:

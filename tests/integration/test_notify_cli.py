@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 
 import msgspec
 import psycopg
@@ -16,18 +14,9 @@ from fraudstream.stream import ensure_topics
 from tests.unit.test_notify import Hook, make_alert
 
 from ._kafka_util import produce_raw
+from ._pg_util import PG_URL
 
 pytestmark = pytest.mark.integration
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    name = f"fs_test_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def settings(bootstrap: str, topic: str, schema: str, url: str, group: str) -> Settings:

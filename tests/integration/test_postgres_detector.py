@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 
@@ -18,18 +15,9 @@ from fraudstream.stream import (
 )
 
 from ._kafka_util import build_detector, produce_raw
+from ._pg_util import PG_URL
 
 pytestmark = pytest.mark.integration
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    name = f"fs_test_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def test_detector_into_postgres_valid_count_equals_rows(

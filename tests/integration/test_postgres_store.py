@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,18 +16,9 @@ from fraudstream.sinks import PostgresStore, SQLiteStore, Store, open_store
 from fraudstream.sinks._postgres_schema import MIGRATIONS
 from tests.unit.test_sinks import WEIRD_IDS, make_scored
 
+from ._pg_util import PG_URL
+
 pytestmark = pytest.mark.integration
-
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A fresh schema name, dropped (with everything in it) at the end of the test."""
-    name = f"fs_test_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def pg_query(schema: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
