@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "CostSettings",
+    "DashboardSettings",
     "DetectSettings",
     "KafkaSettings",
     "NotifySettings",
@@ -124,6 +125,17 @@ class NotifySettings(_Frozen):
     rate_per_s: float = Field(default=10.0, gt=0, description="notifications per second")
 
 
+class DashboardSettings(_Frozen):
+    """``fraudstream dashboard``: where it listens and how fresh its pages are."""
+
+    port: int = Field(default=8501, ge=0, le=65535, description="0: a free port")
+    refresh_s: float = Field(default=2.0, gt=0, description="Live page refresh period")
+    cache_ttl_s: float = Field(default=2.0, ge=0, description="query cache lifetime")
+    sample_rows: int = Field(
+        default=200_000, ge=1, description="newest transactions behind distributions"
+    )
+
+
 class SimulateSettings(_Frozen):
     rate: float = 500.0
     accounts: int = 20_000
@@ -150,6 +162,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     simulate: SimulateSettings = SimulateSettings()
     notify: NotifySettings = NotifySettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     def store_url(self) -> str:
         """The configured store URL, defaulting to a SQLite file under ``data_dir``."""

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from fraudstream.schema._canonical import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowStats
+from fraudstream.schema._labels import (
+    LABEL_SOURCES,
+    VERDICTS,
+    LabelMessage,
+    decode_label,
+    encode_label,
+    label_from_status,
+)
 from fraudstream.schema._paysim import (
     Invalid,
     PaySimRecord,
@@ -14,12 +22,18 @@ from fraudstream.schema._paysim import (
 __all__ = [
     "DECISIONS",
     "KINDS",
+    "LABEL_SOURCES",
+    "LabelMessage",
     "Invalid",
     "PaySimRecord",
     "ScoredBatch",
     "TxBatch",
+    "VERDICTS",
     "WindowStats",
+    "decode_label",
     "decode_paysim",
+    "encode_label",
     "encode_paysim",
+    "label_from_status",
     "paysim_to_batch",
 ]
