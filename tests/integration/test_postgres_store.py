@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -145,8 +147,10 @@ def test_weird_values_are_stored_exactly(pg_store: PostgresStore, pg_schema: str
     ) != [(0,)]
 
 
-def test_enriched_columns_and_jsonb(pg_store: PostgresStore, pg_schema: str) -> None:
+def test_enriched_columns_and_real_array_features(pg_store: PostgresStore, pg_schema: str) -> None:
     batch = make_scored(["t0", "t1"], ["allow", "block"], labels=[-1, 1])
+    batch.features[0, 0] = np.nan
+    batch.features[0, 2] = np.inf
     pg_store.write(batch)
     pg_store.record_model_version("lr-test-1", json.dumps({"pr_auc": 0.5}))
     pg_store.flush()
@@ -156,9 +160,82 @@ def test_enriched_columns_and_jsonb(pg_store: PostgresStore, pg_schema: str) -> 
         "FROM transactions_enriched ORDER BY tx_id",
     )
     assert [r[:3] for r in rows] == [("t0", None, "allow"), ("t1", 1, "block")]
-    assert rows[1][3]["tx_count_by_account_24h"] == pytest.approx(float(batch.features[1, 1]))
+    assert rows[1][3] == pytest.approx(batch.features[1].tolist())
+    assert math.isnan(rows[0][3][0]) and rows[0][3][2] == math.inf
     assert rows[1][4:] == (1, 41, 1_700_000_099_000)
+    names = pg_query(pg_schema, "SELECT model_version, feature_names FROM feature_sets")
+    assert names == [(batch.model_version, list(batch.feature_names))]
+    named = pg_query(
+        pg_schema,
+        "SELECT t.features[array_position(f.feature_names, %s)] FROM transactions_enriched t "
+        "JOIN feature_sets f USING (model_version) WHERE tx_id = 't1'",
+        (batch.feature_names[1],),
+    )
+    assert named == [(pytest.approx(float(batch.features[1, 1])),)]
     assert pg_query(pg_schema, "SELECT metrics->>'pr_auc' FROM model_versions") == [("0.5",)]
+
+
+def test_feature_order_of_a_version_is_kept(pg_store: PostgresStore, pg_schema: str) -> None:
+    first = make_scored(["a"])
+    pg_store.write(first)
+    pg_store.flush()
+    order = np.arange(len(first.feature_names))[::-1]
+    second = make_scored(["b"])
+    second.feature_names = tuple(first.feature_names[i] for i in order)
+    second.features = second.features[:, order]
+    pg_store.write(second)
+    pg_store.flush()
+    (stored,) = pg_query(pg_schema, "SELECT features FROM transactions_enriched WHERE tx_id='b'")
+    assert stored[0] == pytest.approx(make_scored(["b"]).features[0].tolist())
+    third = make_scored(["c"])
+    third.feature_names = ("other",) + third.feature_names[1:]
+    pg_store.write(third)
+    with pytest.raises(StoreError, match="feature_sets"):
+        pg_store.flush()
+
+
+def test_redelivered_rows_mixed_with_new_ones_are_inserted_once(
+    pg_store: PostgresStore, pg_schema: str
+) -> None:
+    pg_store.write(make_scored(["a", "b"], ["allow", "block"]))
+    pg_store.flush()
+    pg_store.write(make_scored(["b", "c", "a", "d"], ["block", "review", "allow", "allow"]))
+    pg_store.write(make_scored(["d"]))
+    pg_store.flush()
+    assert pg_query(pg_schema, "SELECT tx_id FROM transactions_enriched ORDER BY 1") == [
+        ("a",),
+        ("b",),
+        ("c",),
+        ("d",),
+    ]
+    assert pg_store.count_alerts_by_decision() == {"review": 1, "block": 1}
+
+
+def test_migration_3_converts_jsonb_features(pg_schema: str) -> None:
+    old = PostgresStore(PG_URL, schema=pg_schema)
+    old.open()  # at the latest version; rebuild version 2's table by hand to migrate it again
+    with psycopg.connect(PG_URL, options=f"-csearch_path={pg_schema}", autocommit=True) as c:
+        c.execute("DROP TABLE transactions_enriched, feature_sets, notifications_sent")
+        c.execute("DELETE FROM schema_migrations WHERE version >= 3")
+        for statement in MIGRATIONS[0][:4]:
+            c.execute(statement)
+        c.execute(
+            "INSERT INTO transactions_enriched VALUES ('x', 1, 'a', 'b', 'PAYMENT', 1.5, "
+            "NULL, NULL, NULL, NULL, NULL, 1, %s::jsonb, 0.5, 'allow', 'v1', 0, 7, 9)",
+            (json.dumps({"amount": 1.5, "tx_count_by_account_1h": None, "z": 3}),),
+        )
+    old.close()
+    store = PostgresStore(PG_URL, schema=pg_schema)
+    store.open()
+    store.close()
+    (names,) = pg_query(pg_schema, "SELECT feature_names FROM feature_sets")
+    (features,) = pg_query(pg_schema, "SELECT features FROM transactions_enriched")
+    values = dict(zip(names[0], features[0], strict=True))
+    assert (
+        values["amount"] == 1.5
+        and values["z"] == 3
+        and math.isnan(values["tx_count_by_account_1h"])
+    )
 
 
 def test_window_stats_upsert_and_first_seen_kept(pg_store: PostgresStore, pg_schema: str) -> None:

@@ -1,8 +1,11 @@
 """The PostgreSQL store: a connection pool, writes buffered until ``flush`` copies them in.
 
-``flush`` runs one transaction: ``COPY`` the buffered rows into session temp tables, then
-``INSERT … SELECT … ON CONFLICT (tx_id) DO NOTHING`` (idempotent on the transaction id). Every
-value is bound or copied, never interpolated into SQL.
+``flush`` runs one transaction. Enriched rows go in by binary ``COPY`` straight into
+``transactions_enriched`` inside a savepoint; if any ``tx_id`` is already stored (a redelivered
+batch) the savepoint is rolled back and the rows are staged in a temp table, then moved with
+``INSERT … SELECT … ON CONFLICT (tx_id) DO NOTHING``: idempotent on the transaction id either way.
+Alerts take the staged path always (they are few). Every value is bound or copied, never
+interpolated into SQL.
 """
 
 from __future__ import annotations
@@ -14,28 +17,27 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
-from fraudstream.sinks._rows import alert_rows, enriched_rows
+from fraudstream.sinks._rows import alert_rows
 
 __all__ = ["PostgresStore"]
 
 log = logging.getLogger(__name__)
 
-_ENRICHED_COLS: Final = (
-    "tx_id, event_time_ms, account, counterparty, kind, amount, "
-    "old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest, "
-    'label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms'
-)
 _ALERT_COLS: Final = (
     "alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty, "
     "amount, score, decision, reasons, model_version"
 )
+_COPY_ENRICHED: Final = f"COPY {{}} ({ENRICHED_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
 _TEMP_ENRICHED: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS fs_tmp_enriched "
     "(LIKE transactions_enriched) ON COMMIT DELETE ROWS"
@@ -44,16 +46,13 @@ _TEMP_ALERTS: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS fs_tmp_alerts (LIKE fraud_alerts INCLUDING DEFAULTS) "
     "ON COMMIT DELETE ROWS"
 )
-# NaN (SQLite binds it as NULL) becomes NULL here too; 'NaN' = 'NaN' holds in PostgreSQL.
 _MOVE_ENRICHED: Final = f"""
-INSERT INTO transactions_enriched ({_ENRICHED_COLS})
-SELECT tx_id, event_time_ms, account, counterparty, kind, amount,
-    NULLIF(old_balance_orig, 'NaN'), NULLIF(new_balance_orig, 'NaN'),
-    NULLIF(old_balance_dest, 'NaN'), NULLIF(new_balance_dest, 'NaN'),
-    label, step, features, NULLIF(score, 'NaN'), decision, model_version, "partition", "offset",
-    processed_at_ms
-FROM fs_tmp_enriched
+INSERT INTO transactions_enriched ({ENRICHED_COPY_COLUMNS})
+SELECT {ENRICHED_COPY_COLUMNS} FROM fs_tmp_enriched
 ON CONFLICT (tx_id) DO NOTHING"""
+_FEATURE_SET: Final = """
+INSERT INTO feature_sets (model_version, feature_names, first_seen_ms) VALUES (%s, %s, %s)
+ON CONFLICT (model_version) DO NOTHING"""
 _MOVE_ALERTS: Final = f"""
 INSERT INTO fraud_alerts ({_ALERT_COLS})
 SELECT {_ALERT_COLS} FROM fs_tmp_alerts
@@ -96,8 +95,11 @@ def redact(url: str) -> str:
 class PostgresStore:
     """The store in PostgreSQL (``postgresql://user@host:port/db``), through a connection pool.
 
-    ``write`` only buffers rows; ``flush`` sends the buffer in one transaction. A failed flush
-    discards the buffer (like a rollback) and raises ``StoreError``: the caller replays the batch.
+    ``write`` only buffers the batch (do not modify it before ``flush``); ``flush`` sends the
+    buffer in one transaction. Features are stored as ``real[]`` in the order of
+    ``feature_sets.feature_names`` for the row's model version (recorded on first sight). A
+    failed flush discards the buffer (like a rollback) and raises ``StoreError``: the caller
+    replays the batch.
     ``schema`` (optional) is created on ``open`` and used as the ``search_path``.
     ``retention_days`` (optional): ``flush`` also deletes enriched rows older than that (by event
     time), at most once per ``retention_every_s``.
@@ -124,7 +126,9 @@ class PostgresStore:
         self.retention_days = retention_days
         self.retention_every_s = retention_every_s
         self._pool: ConnectionPool | None = None
-        self._enriched: list[tuple[Any, ...]] = []
+        self._batches: list[ScoredBatch] = []
+        self._feature_names: dict[str, tuple[str, ...]] = {}
+        self._learnt: dict[str, tuple[str, ...]] = {}
         self._alerts: list[tuple[Any, ...]] = []
         self._windows: dict[int, tuple[Any, ...]] = {}
         self._models: list[tuple[Any, ...]] = []
@@ -211,8 +215,8 @@ class PostgresStore:
         """Buffer enriched rows for every transaction, alerts for review/block rows."""
         if len(batch) == 0:
             return
-        self._enriched.extend(enriched_rows(batch))
-        self._alerts.extend(alert_rows(batch))
+        self._alerts.extend(alert_rows(batch))  # also checks the column lengths
+        self._batches.append(batch)
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
         """Buffer these windows (the last value per ``window_end_ms`` wins)."""
@@ -232,7 +236,7 @@ class PostgresStore:
         self._models.append((version, metrics_json, _now_ms()))
 
     def _pending(self) -> bool:
-        return bool(self._enriched or self._alerts or self._windows or self._models)
+        return bool(self._batches or self._alerts or self._windows or self._models)
 
     def flush(self) -> None:
         """Send everything buffered in one transaction; on failure discard it and raise."""
@@ -247,18 +251,16 @@ class PostgresStore:
                 self._send(conn)
                 if due:
                     self._apply_retention(conn)
+            self._feature_names.update(self._learnt)
         finally:
-            self._enriched, self._alerts, self._models = [], [], []
+            self._learnt = {}
+            self._batches, self._alerts, self._models = [], [], []
             self._windows = {}
 
     def _send(self, conn: Any) -> None:
         with conn.cursor() as cur:
-            if self._enriched:
-                cur.execute(_TEMP_ENRICHED)
-                with cur.copy(f"COPY fs_tmp_enriched ({_ENRICHED_COLS}) FROM STDIN") as copy:
-                    for row in self._enriched:
-                        copy.write_row(row)
-                cur.execute(_MOVE_ENRICHED)
+            if self._batches:
+                self._send_enriched(conn, cur)
             if self._alerts:
                 cur.execute(_TEMP_ALERTS)
                 with cur.copy(f"COPY fs_tmp_alerts ({_ALERT_COLS}) FROM STDIN") as copy:
@@ -269,6 +271,60 @@ class PostgresStore:
                 cur.executemany(_UPSERT_WINDOW, list(self._windows.values()))
             if self._models:
                 cur.executemany(_UPSERT_MODEL, self._models)
+
+    def _send_enriched(self, conn: Any, cur: Any) -> None:
+        """Binary COPY straight into the table; staged and deduplicated if that meets a tx_id."""
+        known: dict[str, tuple[str, ...]] = {}
+        payload = binary_copy(
+            [enriched_copy(b, self._feature_order(cur, b, known)) for b in self._batches]
+        )
+        try:
+            with (
+                conn.transaction(),
+                cur.copy(
+                    sql.SQL(_COPY_ENRICHED).format(sql.Identifier("transactions_enriched"))
+                ) as copy,
+            ):
+                copy.write(payload)
+        except psycopg.errors.UniqueViolation:
+            log.info(
+                "PostgreSQL store: %d enriched rows include stored tx_ids (a redelivery); "
+                "inserting the new ones only",
+                sum(len(b) for b in self._batches),
+            )
+            cur.execute(_TEMP_ENRICHED)
+            with cur.copy(sql.SQL(_COPY_ENRICHED).format(sql.Identifier("fs_tmp_enriched"))) as c:
+                c.write(payload)
+            cur.execute(_MOVE_ENRICHED)
+        self._learnt = known
+
+    def _feature_order(
+        self, cur: Any, batch: ScoredBatch, known: dict[str, tuple[str, ...]]
+    ) -> npt.NDArray[np.intp] | None:
+        """The column permutation into the stored feature order of the batch's model version.
+
+        The first batch of a version records its order in ``feature_sets``; ``known`` collects
+        what this transaction learnt (kept once it commits).
+        """
+        version, names = batch.model_version, batch.feature_names
+        stored = self._feature_names.get(version) or known.get(version)
+        if stored is None:
+            cur.execute(_FEATURE_SET, (version, list(names), _now_ms()))
+            cur.execute(
+                "SELECT feature_names FROM feature_sets WHERE model_version = %s", (version,)
+            )
+            stored = tuple(cur.fetchone()[0])
+            known[version] = stored
+        if stored == names:
+            return None
+        if sorted(stored) != sorted(names) or len(set(names)) != len(names):
+            raise StoreError(
+                f"PostgreSQL store {redact(self.url)}: model version {version!r} has features "
+                f"{list(names)} but table feature_sets holds {list(stored)} for it; "
+                "give a changed model a new version"
+            )
+        position = {name: i for i, name in enumerate(names)}
+        return np.asarray([position[name] for name in stored], dtype=np.intp)
 
     def _retention_due(self) -> bool:
         if self.retention_days is None:

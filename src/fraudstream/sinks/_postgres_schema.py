@@ -1,7 +1,8 @@
 """The PostgreSQL store's schema: the SQLite tables and indexes in PostgreSQL types.
 
 Version ``i + 1`` is ``MIGRATIONS[i]``, in step with ``_sqlite_schema``; never edit a released
-migration, append one. JSON columns are ``jsonb``; times are ``bigint`` milliseconds.
+migration, append one. JSON columns are ``jsonb``; times are ``bigint`` milliseconds; features
+are ``real[]`` (since version 3) named by ``feature_sets``, where SQLite keeps a JSON object.
 """
 
 from __future__ import annotations
@@ -95,5 +96,45 @@ _V2: Final = (
     "CREATE INDEX ix_notification_failures_at ON notification_failures (failed_at_ms)",
 )
 
+#: Delivered notifications (the notifier's de-duplication across restarts); features as
+#: ``real[]`` in the order of ``feature_sets`` (existing jsonb rows converted, a JSON null becomes
+#: NaN); the decision index only over review/block rows (the hot insert skips it for allows).
+_V3: Final = (
+    """
+    CREATE TABLE notifications_sent (
+        alert_id text NOT NULL,
+        channel text NOT NULL,
+        sent_at_ms bigint NOT NULL,
+        PRIMARY KEY (alert_id, channel)
+    )""",
+    "CREATE INDEX ix_notifications_sent_at ON notifications_sent (sent_at_ms)",
+    """
+    CREATE TABLE feature_sets (
+        model_version text PRIMARY KEY,
+        feature_names text[] NOT NULL,
+        first_seen_ms bigint NOT NULL
+    )""",
+    """
+    INSERT INTO feature_sets (model_version, feature_names, first_seen_ms)
+    SELECT DISTINCT ON (model_version) model_version,
+        ARRAY(SELECT k FROM jsonb_object_keys(features) WITH ORDINALITY AS e(k, i) ORDER BY i),
+        (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+    FROM transactions_enriched
+    ORDER BY model_version, tx_id""",
+    "ALTER TABLE transactions_enriched ADD COLUMN features_real real[]",
+    """
+    UPDATE transactions_enriched t SET features_real = ARRAY(
+        SELECT coalesce((t.features ->> u.name)::real, 'NaN'::real)
+        FROM unnest(f.feature_names) WITH ORDINALITY AS u(name, i) ORDER BY u.i)
+    FROM feature_sets f WHERE f.model_version = t.model_version""",
+    "ALTER TABLE transactions_enriched DROP COLUMN features",
+    "ALTER TABLE transactions_enriched RENAME COLUMN features_real TO features",
+    "ALTER TABLE transactions_enriched ALTER COLUMN features SET NOT NULL",
+    "DROP INDEX ix_enriched_decision",
+    """
+    CREATE INDEX ix_enriched_decision ON transactions_enriched (decision, event_time_ms)
+    WHERE decision <> 'allow'""",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)

@@ -95,5 +95,18 @@ _V2: Final = (
     "CREATE INDEX ix_notification_failures_at ON notification_failures (failed_at_ms)",
 )
 
+#: Delivered notifications: the notifier's de-duplication across restarts. (PostgreSQL's
+#: version 3 also turns its features into ``real[]``; SQLite keeps the JSON object.)
+_V3: Final = (
+    """
+    CREATE TABLE notifications_sent (
+        alert_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (alert_id, channel)
+    )""",
+    "CREATE INDEX ix_notifications_sent_at ON notifications_sent (sent_at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
