@@ -11,7 +11,15 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, Topic
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.sinks import Store
-from fraudstream.stream import Detector, DetectorTopics, SlidingWindow, make_consumer, make_producer
+from fraudstream.stream import (
+    Detector,
+    DetectorTopics,
+    SlidingWindow,
+    StateRestorer,
+    decode_messages,
+    make_consumer,
+    make_producer,
+)
 
 
 def produce_raw(
@@ -19,8 +27,13 @@ def produce_raw(
 ) -> None:
     producer = Producer({**client, "linger.ms": 5})
     for key, value in items:
-        producer.produce(topic, key=key, value=value)
-    assert producer.flush(30) == 0
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                producer.poll(0.05)
+    assert producer.flush(60) == 0
 
 
 def read_topic(
@@ -59,5 +72,6 @@ def build_detector(
         bundle=bundle,
         engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
         window=SlidingWindow(),
+        restorer=StateRestorer(client, topics.source, decode_messages),
         **options,
     )

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import msgspec
@@ -18,25 +14,11 @@ from fraudstream.simulate import PaySimSimulator
 from fraudstream.stream import ensure_topics
 
 from ._kafka_util import produce_raw, read_topic
+from ._procs import count_rows, detector_env, start_detector, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
 N_VALID = 60_000
-
-
-def count_rows(db: Path, table: str) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        try:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        except sqlite3.OperationalError:  # tables not created yet
-            return 0
-
-
-def start_detector(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "fraudstream", "detect", "--quiet", "--batch-max", "500", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_sigterm_and_restart_neither_lose_nor_duplicate(
@@ -52,22 +34,9 @@ def test_sigterm_and_restart_neither_lose_nor_duplicate(
     produce_raw(client, tx, items)
 
     db = tmp_path / "store.db"
-    env = {
-        **os.environ,
-        "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "FRAUDSTREAM_TOPICS__TRANSACTIONS": tx,
-        "FRAUDSTREAM_TOPICS__ALERTS": alerts,
-        "FRAUDSTREAM_TOPICS__DLQ": dlq,
-        "FRAUDSTREAM_STORE__URL": f"sqlite:///{db}",
-        "FRAUDSTREAM_MODELS_DIR": str(models_dir),
-        "FRAUDSTREAM_DATA_DIR": str(tmp_path),
-        "FRAUDSTREAM_DETECT__GROUP_ID": f"g-{unique}",
-    }
+    env = detector_env(bootstrap, unique, db, models_dir, tmp_path)
     first = start_detector(env)
-    deadline = time.monotonic() + 60
-    while count_rows(db, "transactions_enriched") < 3_000 and time.monotonic() < deadline:
-        assert first.poll() is None, first.stdout.read().decode() if first.stdout else ""
-        time.sleep(0.05)
+    wait_for_rows(first, db, 3_000, timeout_s=60)
     first.send_signal(signal.SIGTERM)
     out, _ = first.communicate(timeout=60)
     assert first.returncode == 0, out.decode()

@@ -22,6 +22,8 @@ from fraudstream.stream import (
     Detector,
     DetectorTopics,
     SlidingWindow,
+    StateRestorer,
+    decode_messages,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -94,6 +96,7 @@ class BenchRun:
             engine=FeatureEngine(mode=self.bundle.mode),  # type: ignore[arg-type]
             window=SlidingWindow(),
             batch_max=self.batch_max,
+            restorer=StateRestorer(self.client, topics.source, decode_messages),
         )
         det.timeline = _Timeline()
         det.assigned = threading.Event()

@@ -19,6 +19,8 @@ from fraudstream.stream import (
     DetectorStats,
     DetectorTopics,
     SlidingWindow,
+    StateRestorer,
+    decode_messages,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -93,6 +95,7 @@ def run_detector(
         batch_max=d.batch_max,
         poll_timeout_ms=d.batch_timeout_ms,
         on_window=on_window,
+        restorer=StateRestorer(client, topics.transactions, decode_messages),
     )
     log.info(
         "detector: model %s, store %s, group %s", bundle.version, settings.store_url(), d.group_id

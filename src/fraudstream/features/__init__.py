@@ -15,6 +15,7 @@ from fraudstream.features._engine import (
     FeatureEngine,
     Mode,
     feature_names,
+    partition_of,
 )
 from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 
@@ -31,4 +32,5 @@ __all__ = [
     "FeatureEngine",
     "Mode",
     "feature_names",
+    "partition_of",
 ]

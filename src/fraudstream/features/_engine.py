@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Iterable
 from typing import Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
-from fraudstream.features._state import StateTables, sweep, update_rows
+from fraudstream.features._state import STATE_COLUMNS, StateTables, sweep, update_rows
 from fraudstream.schema import KINDS, TxBatch
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "FeatureEngine",
     "Mode",
     "feature_names",
+    "partition_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["pre_auth", "post_tx"]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
 
 #: ``seconds_since_*`` features are capped here (7 days) ...
 SECONDS_CAP_S: Final = 7 * 86_400.0
@@ -86,15 +90,20 @@ class FeatureEngine:
     ('amount', 'log_amount')
     """
 
-    def __init__(self, *, mode: Mode = "pre_auth", ttl_ms: int = 30 * 86_400_000) -> None:
+    def __init__(
+        self, *, mode: Mode = "pre_auth", ttl_ms: int = 30 * 86_400_000, partitions: int = 1
+    ) -> None:
         if ttl_ms <= 0:
             raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.mode: Mode = mode
         self.ttl_ms = ttl_ms
+        self.partitions = partitions
         self._names = feature_names(mode)
-        self._tables: StateTables = ({}, {})
-        self._watermark_ms = -(2**62)
-        self._swept_ms = -(2**62)
+        self._tables: dict[int, StateTables] = {}
+        self._watermark_ms: dict[int, int] = {}
+        self._swept_ms: dict[int, int] = {}
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -103,44 +112,92 @@ class FeatureEngine:
 
     def entity_count(self) -> int:
         """Entity states held (an account that both sends and receives counts twice)."""
-        return len(self._tables[0]) + len(self._tables[1])
+        return sum(len(s) + len(r) for s, r in self._tables.values())
 
-    def update_and_extract(self, batch: TxBatch) -> F32:
-        """Features of every row of ``batch`` (shape ``(len(batch), len(feature_names))``)."""
+    def partitions_held(self) -> list[int]:
+        """The partitions whose state this engine holds, ascending."""
+        return sorted(self._tables)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the state of ``partitions`` (their new owner restores it; see ``stream``)."""
+        for p in partitions:
+            self._tables.pop(p, None)
+            self._watermark_ms.pop(p, None)
+            self._swept_ms.pop(p, None)
+
+    def update_and_extract(self, batch: TxBatch, partition: I32 | None = None) -> F32:
+        """Features of every row of ``batch`` (shape ``(len(batch), len(feature_names))``).
+
+        State is kept per partition, like Kafka Streams' state stores: a row reads and updates
+        only the state of its ``partition`` (the Kafka partition it was read from), so a
+        partition's state can move to another process and be rebuilt there exactly. Without
+        ``partition`` (training, replay of files) rows are partitioned as the producer's default
+        partitioner does (:func:`partition_of` over ``partitions``).
+        """
         n = len(batch)
         x = np.empty((n, len(self._names)), dtype=np.float32)
         if n == 0:
             return x
+        if partition is None:
+            partition = partition_of(batch.account, self.partitions)
         times = batch.event_time_ms
-        rows = update_rows(
-            self._tables,
-            times.tolist(),
-            batch.account,
-            batch.counterparty,
-            batch.amount.tolist(),
-            np.isin(batch.kind, _RECEIVING_KINDS).tolist(),
-            self.ttl_ms,
-        )
+        receives = np.isin(batch.kind, _RECEIVING_KINDS)
+        state = np.empty((n, len(STATE_COLUMNS)), dtype=np.float64)
+        for p, rows in _groups(partition):
+            tables = self._tables.get(p)
+            if tables is None:
+                tables = self._tables[p] = ({}, {})
+            sub = times[rows]
+            values = update_rows(
+                tables,
+                sub.tolist(),
+                [batch.account[i] for i in rows] if len(rows) < n else batch.account,
+                [batch.counterparty[i] for i in rows] if len(rows) < n else batch.counterparty,
+                batch.amount[rows].tolist(),
+                receives[rows].tolist(),
+                self.ttl_ms,
+            )
+            state[rows] = np.array(values, dtype=np.float64).reshape(len(rows), -1)
+            self._maybe_sweep(p, tables, int(sub.max()))
         cols = _row_features(batch)
-        cols.update(
-            _state_features(np.array(rows, dtype=np.float64).reshape(n, -1), times, batch.amount)
-        )
+        cols.update(_state_features(state, times, batch.amount))
         if self.mode == "post_tx":
             cols.update(_balance_errors(batch))
         for j, name in enumerate(self._names):
             x[:, j] = cols[name]
-        self._maybe_sweep(int(times.max()))
         return x
 
-    def _maybe_sweep(self, batch_max_ms: int) -> None:
+    def _maybe_sweep(self, partition: int, tables: StateTables, batch_max_ms: int) -> None:
         """Free idle entities now and then (features already ignore them, this bounds memory)."""
-        self._watermark_ms = max(self._watermark_ms, batch_max_ms)
-        if self._watermark_ms - self._swept_ms < max(1, self.ttl_ms // 8):
+        mark = max(self._watermark_ms.get(partition, batch_max_ms), batch_max_ms)
+        self._watermark_ms[partition] = mark
+        swept = self._swept_ms.setdefault(partition, mark)
+        if mark - swept < max(1, self.ttl_ms // 8):
             return
-        removed = sweep(self._tables, self._watermark_ms - self.ttl_ms)
-        self._swept_ms = self._watermark_ms
+        removed = sweep(tables, mark - self.ttl_ms)
+        self._swept_ms[partition] = mark
         if removed:
-            log.debug("evicted %d idle entity states; %d left", removed, self.entity_count())
+            log.debug("partition %d: evicted %d idle entity states", partition, removed)
+
+
+def partition_of(keys: list[str], partitions: int) -> I32:
+    """The partition of each key as librdkafka's default partitioner picks it (CRC-32 mod n).
+
+    >>> partition_of(["C1", "C2"], 1).tolist()
+    [0, 0]
+    """
+    if partitions == 1:
+        return np.zeros(len(keys), dtype=np.int32)
+    crc = np.fromiter((zlib.crc32(k.encode()) for k in keys), dtype=np.uint32, count=len(keys))
+    return (crc % partitions).astype(np.int32)
+
+
+def _groups(partition: I32) -> list[tuple[int, npt.NDArray[np.intp]]]:
+    """Row indices per partition, each in batch order."""
+    first = int(partition[0])
+    if (partition == first).all():
+        return [(first, np.arange(len(partition)))]
+    return [(int(p), np.flatnonzero(partition == p)) for p in np.unique(partition)]
 
 
 def _row_features(b: TxBatch) -> dict[str, F64 | npt.NDArray[np.bool_]]:

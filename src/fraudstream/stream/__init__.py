@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fraudstream.stream._detector import Detector, DetectorTopics
+from fraudstream.stream._detector import Detector, DetectorTopics, decode_messages
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer
 from fraudstream.stream._produce import run_simulation
+from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
 
@@ -13,6 +14,8 @@ __all__ = [
     "DetectorStats",
     "DetectorTopics",
     "SlidingWindow",
+    "StateRestorer",
+    "decode_messages",
     "ensure_topics",
     "make_consumer",
     "make_producer",

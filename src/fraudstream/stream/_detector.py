@@ -13,16 +13,26 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from fraudstream.errors import KafkaError, StoreError
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
-from fraudstream.schema import ScoredBatch, TxBatch, WindowStats, decode_paysim, paysim_to_batch
+from fraudstream.schema import (
+    PaySimRecord,
+    ScoredBatch,
+    TxBatch,
+    WindowStats,
+    decode_paysim,
+    paysim_to_batch,
+)
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
 
-__all__ = ["Detector", "DetectorTopics"]
+__all__ = ["Detector", "DetectorTopics", "decode_messages", "to_batch"]
 
 log = logging.getLogger(__name__)
 
 OnWindow = Callable[[WindowStats, DetectorStats], None]
+#: ``run(idle_exit_s=…)`` gives up waiting for a first partition assignment after this long.
+UNASSIGNED_EXIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,23 @@ class _DlqWriter:
             raise KafkaError(f"dead-letter writes to {self.topic} failed: {first}")
 
 
+def to_batch(records: list[PaySimRecord], msgs: list[Message]) -> TxBatch:
+    """The canonical batch of decoded ``records`` read as Kafka messages ``msgs``."""
+    # A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
+    # broker keeps nothing across restarts) from a redelivery of the same record.
+    ids = [f"{m.topic()}/{m.partition()}/{m.offset()}@{m.timestamp()[1]}" for m in msgs]
+    return paysim_to_batch(records, ids, [m.timestamp()[1] for m in msgs])
+
+
+def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
+    """The valid PaySim records among ``msgs`` as a batch, with their messages (for replays)."""
+    records, positions, _invalid = decode_paysim([m.value() for m in msgs])
+    if not records:
+        return None, []
+    kept = [msgs[i] for i in positions]
+    return to_batch(records, kept), kept
+
+
 class Detector:
     """Score every transaction of ``topics.source``; commit offsets only after outputs are durable.
 
@@ -98,6 +125,7 @@ class Detector:
         on_window: OnWindow | None = None,
         store_retry_initial_s: float = 0.5,
         store_retry_max_s: float = 30.0,
+        restorer: StateRestorer | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -114,23 +142,36 @@ class Detector:
         self.stats = DetectorStats()
         self._should_stop: Callable[[], bool] = lambda: False
         self._stash: list[Message] = []  # records polled while paused: the next batch's head
+        self.restorer = restorer
+        self._assigned: set[int] = set()
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
 
     def run(
         self, should_stop: Callable[[], bool], *, idle_exit_s: float | None = None
     ) -> DetectorStats:
-        """Loop until ``should_stop()`` (checked between batches) or ``idle_exit_s`` idle."""
+        """Loop until ``should_stop()`` (checked between batches) or ``idle_exit_s`` idle.
+
+        Idle time counts only while partitions are assigned (a group join after a crash waits
+        for the dead member's session to expire), or after :data:`UNASSIGNED_EXIT_S` without any.
+        """
         self._should_stop = should_stop
-        self.consumer.subscribe([self.topics.source])
-        last_data = time.monotonic()
+        self.consumer.subscribe(
+            [self.topics.source],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        started = last_data = time.monotonic()
         try:
             while not should_stop():
                 msgs = self._next_batch()
-                if msgs:
-                    self.process(msgs)
-                    last_data = time.monotonic()
-                elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                now = time.monotonic()
+                if msgs or (not self._assigned and now - started < UNASSIGNED_EXIT_S):
+                    if msgs:
+                        self.process(msgs)
+                    last_data = now
+                elif idle_exit_s is not None and now - last_data > idle_exit_s:
                     break
         finally:
             self.close()
@@ -160,7 +201,7 @@ class Detector:
         closed: list[WindowStats] = []
         if records:
             kept = [good[i] for i in positions]
-            scored = self._score(self._to_batch(records, kept), kept)
+            scored = self._score(to_batch(records, kept), kept)
             self._alerts.write(scored)
             self.stats.count(scored.decision, scored.tx.label)
             closed = self._windows(scored)
@@ -173,6 +214,28 @@ class Detector:
         self.stats.invalid += len(invalid)
         self.stats.batches += 1
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Rebuild the state of newly assigned partitions up to their committed offsets."""
+        if not partitions:
+            return
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
+        self._assigned |= {tp.partition for tp in partitions}
+        if self.restorer is None:
+            self.engine.drop_partitions(tp.partition for tp in partitions)
+            return
+        committed = consumer.committed(partitions, timeout=30)
+        self.restorer.restore(self.engine, committed)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Forget revoked partitions: their state and stashed records (the rest is committed)."""
+        if not partitions:
+            return
+        gone = {tp.partition for tp in partitions}
+        log.info("revoked %s", sorted(gone))
+        self._assigned -= gone
+        self.engine.drop_partitions(gone)
+        self._stash = [m for m in self._stash if m.partition() not in gone]
+
     def _is_error(self, msg: Message) -> bool:
         err = msg.error()
         if err is None:
@@ -182,15 +245,9 @@ class Detector:
         log.warning("consumer error on %s: %s", self.topics.source, err)
         return True
 
-    @staticmethod
-    def _to_batch(records: list, msgs: list[Message]) -> TxBatch:  # type: ignore[type-arg]
-        # A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
-        # broker keeps nothing across restarts) from a redelivery of the same record.
-        ids = [f"{m.topic()}/{m.partition()}/{m.offset()}@{m.timestamp()[1]}" for m in msgs]
-        return paysim_to_batch(records, ids, [m.timestamp()[1] for m in msgs])
-
     def _score(self, tx: TxBatch, msgs: list[Message]) -> ScoredBatch:
-        features = self.engine.update_and_extract(tx)
+        partition = np.fromiter((m.partition() for m in msgs), dtype=np.int32, count=len(msgs))
+        features = self.engine.update_and_extract(tx, partition)
         score = self.bundle.score(features)
         decision = self.bundle.decide(score)
         alert_idx = np.flatnonzero(decision > 0)
@@ -208,7 +265,7 @@ class Detector:
             decision=decision,
             reasons=reasons,
             model_version=self.bundle.version,
-            partition=np.array([m.partition() for m in msgs], dtype=np.int32),
+            partition=partition,
             offset=np.array([m.offset() for m in msgs], dtype=np.int64),
             processed_at_ms=int(time.time() * 1000),
         )
