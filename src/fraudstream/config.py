@@ -17,6 +17,7 @@ __all__ = [
     "DetectSettings",
     "KafkaSettings",
     "NotifySettings",
+    "ReplaySettings",
     "Settings",
     "SimulateSettings",
     "StoreSettings",
@@ -142,6 +143,15 @@ class SimulateSettings(_Frozen):
     seed: int = 7
 
 
+class ReplaySettings(_Frozen):
+    """``fraudstream replay``: other files' column names mapped onto a supported format's."""
+
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="target field -> source column, e.g. FRAUDSTREAM_REPLAY__COLUMNS__AMOUNT=amt",
+    )
+
+
 class Settings(BaseSettings):
     """All of fraudstream's settings."""
 
@@ -161,6 +171,7 @@ class Settings(BaseSettings):
     costs: CostSettings = CostSettings()
     detect: DetectSettings = DetectSettings()
     simulate: SimulateSettings = SimulateSettings()
+    replay: ReplaySettings = ReplaySettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
 

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from fraudstream.cli import _bench, _broker, _demo, _detect, _evaluate, _notify, _simulate, _train
+from fraudstream.cli import (
+    _bench,
+    _broker,
+    _demo,
+    _detect,
+    _evaluate,
+    _notify,
+    _replay,
+    _simulate,
+    _train,
+)
 
-__all__ = ["_bench", "_broker", "_demo", "_detect", "_evaluate", "_notify", "_simulate", "_train"]
+__all__ = [
+    "_bench",
+    "_broker",
+    "_demo",
+    "_detect",
+    "_evaluate",
+    "_notify",
+    "_replay",
+    "_simulate",
+    "_train",
+]

@@ -1,55 +1,210 @@
-"""``fraudstream simulate``: a bank's transaction stream with fraud robots, into Kafka."""
+"""``fraudstream simulate``: a bank's transaction stream with fraud robots, into Kafka or a file."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pyarrow as pa
 import typer
 
-from fraudstream.cli._app import app, console, kafka_client, load_settings, stop_event
-from fraudstream.simulate import PaySimSimulator, RateLimiter
+from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.cli._replay import Message, produce_messages, progress_bar
+from fraudstream.config import Settings
+from fraudstream.errors import ConfigError
+from fraudstream.schema import encode_card
+from fraudstream.simulate import (
+    CARD_ROBOTS,
+    CARD_START_MS,
+    ROBOTS,
+    CardSimulator,
+    PaySimSimulator,
+    RateLimiter,
+    card_table,
+    paysim_table,
+    write_history,
+)
 from fraudstream.stream import ensure_topics, make_producer, run_simulation
+
+__all__ = ["simulate"]
+
+_CARD_CUSTOMERS = 5_000  # the handbook's, when --accounts is not given
+
+
+def _robots(names: str | None, fmt: str) -> tuple[str, ...]:
+    known = ROBOTS if fmt == "paysim" else CARD_ROBOTS
+    if names is None:
+        return known
+    chosen = tuple(n.strip() for n in names.split(",") if n.strip())
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise typer.BadParameter(f"unknown {fmt} robot(s) {unknown}; choose from {list(known)}")
+    return chosen
 
 
 @app.command()
 def simulate(
     rate: float | None = typer.Option(
-        None, help="Transactions per second; 0 = as fast as possible."
+        None,
+        help="Transactions per second; 0 = as fast as possible. With --out: the virtual "
+        "clock's rate (PaySim format).",
     ),
     duration: float | None = typer.Option(None, help="Stop after this many seconds."),
-    count: int | None = typer.Option(None, help="Stop after this many transactions."),
+    count: int | None = typer.Option(
+        None, help="Stop after this many transactions [--out default: 1,000,000]."
+    ),
     seed: int | None = typer.Option(None, help="Random seed (same seed, same stream)."),
-    accounts: int | None = typer.Option(None, help="Number of customer accounts."),
+    accounts: int | None = typer.Option(
+        None, help="Customer accounts [default: 20,000; card format: 5,000 customers]."
+    ),
+    fmt: str = typer.Option("paysim", "--format", help="paysim (the bank's) or card (handbook)."),
+    robots: str | None = typer.Option(
+        None, help="Comma-separated robots to run [default: all of the format's]; '' for none."
+    ),
+    fraud_rate: float = typer.Option(0.003, help="Share of PaySim records the robots inject."),
+    out: Path | None = typer.Option(
+        None, help="Write history to FILE.parquet or FILE.csv instead of Kafka."
+    ),
+    start_ms: int | None = typer.Option(
+        None,
+        help="Event time origin, ms [paysim: now, with --out 0; card: 2018-04-01 as the handbook].",
+    ),
     topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
 ) -> None:
-    """Produce PaySim-format transactions, with fraud robots labelling their own, to Kafka."""
+    """Produce transactions with fraud robots labelling their own, to Kafka or to a file."""
+    if fmt not in ("paysim", "card"):
+        raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     settings = load_settings(
         simulate={"rate": rate, "seed": seed, "accounts": accounts}, topics={"transactions": topic}
     )
+    chosen = _robots(robots, fmt)
+    if start_ms is None and fmt == "paysim":
+        start_ms = 0 if out is not None else int(time.time() * 1000)
+    try:
+        if out is not None:
+            rows = 1_000_000 if count is None else count
+            _to_file(settings, fmt, chosen, fraud_rate, start_ms, out, rows, accounts is not None)
+        else:
+            _to_kafka(
+                settings, fmt, chosen, fraud_rate, start_ms, count, duration, accounts is not None
+            )
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _paysim(
+    settings: Settings, robots: tuple[str, ...], fraud_rate: float, start_ms: int
+) -> PaySimSimulator:
+    sim = settings.simulate
+    return PaySimSimulator(
+        accounts=sim.accounts,
+        seed=sim.seed,
+        rate_per_s=sim.rate if sim.rate > 0 else 500.0,
+        start_ms=start_ms,
+        robots=robots,
+        fraud_rate=fraud_rate,
+    )
+
+
+def _card(
+    settings: Settings, robots: tuple[str, ...], start_ms: int | None, customers_given: bool
+) -> CardSimulator:
+    customers = settings.simulate.accounts if customers_given else _CARD_CUSTOMERS
+    return CardSimulator(
+        customers=customers,
+        seed=settings.simulate.seed,
+        robots=robots,
+        start_ms=CARD_START_MS if start_ms is None else start_ms,
+    )
+
+
+def _to_file(
+    settings: Settings,
+    fmt: str,
+    robots: tuple[str, ...],
+    fraud_rate: float,
+    start_ms: int | None,
+    out: Path,
+    rows: int,
+    customers_given: bool,
+) -> None:
+    if fmt == "paysim":
+        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
+
+        def next_table(n: int) -> pa.Table:
+            return paysim_table(paysim.history(n))
+
+    else:
+        card = _card(settings, robots, start_ms, customers_given)
+
+        def next_table(n: int) -> pa.Table:
+            return card_table(card.next_columns(n), card.start_ms)
+
+    started = time.monotonic()
+    with progress_bar() as bar:
+        task = bar.add_task(f"{fmt} → {out.name}", total=rows, rate="")
+
+        def progress(done: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            bar.update(task, completed=done, rate=f"{done / elapsed * 60:,.0f} rows/min")
+
+        written = write_history(next_table, out, rows, on_progress=progress)
+    elapsed = time.monotonic() - started
+    console.print(
+        f"wrote {written:,} {fmt} rows to {out} in {elapsed:.1f} s "
+        f"({written / elapsed:,.0f} rows/s, {written / elapsed * 60:,.0f} rows/min)"
+    )
+
+
+def _to_kafka(
+    settings: Settings,
+    fmt: str,
+    robots: tuple[str, ...],
+    fraud_rate: float,
+    start_ms: int | None,
+    count: int | None,
+    duration: float | None,
+    customers_given: bool,
+) -> None:
     sim = settings.simulate
     client = kafka_client(settings)
     target = settings.topics.transactions
     ensure_topics(client, [target], partitions=settings.kafka.partitions)
-    simulator = PaySimSimulator(
-        accounts=sim.accounts,
-        seed=sim.seed,
-        rate_per_s=sim.rate if sim.rate > 0 else 500.0,
-        start_ms=int(time.time() * 1000),
-    )
     limiter = RateLimiter(sim.rate)
     chunk = max(1, int(sim.rate // 50)) if sim.rate > 0 else 2000
     stop = stop_event()
-    console.print(f"simulating to [bold]{target}[/] at {sim.rate or 'max'} tx/s (seed {sim.seed})")
-    started = time.monotonic()
-    sent = run_simulation(
-        make_producer(client),
-        target,
-        simulator.next_batch,
-        limiter.acquire,
-        chunk=chunk,
-        count=count,
-        duration_s=duration,
-        should_stop=stop.is_set,
+    console.print(
+        f"simulating {fmt} to [bold]{target}[/] at {sim.rate or 'max'} tx/s (seed {sim.seed})"
     )
+    started = time.monotonic()
+    if fmt == "paysim":
+        sent = run_simulation(
+            make_producer(client),
+            target,
+            _paysim(settings, robots, fraud_rate, start_ms or 0).next_batch,
+            limiter.acquire,
+            chunk=chunk,
+            count=count,
+            duration_s=duration,
+            should_stop=stop.is_set,
+        )
+    else:
+        card = _card(settings, robots, start_ms, customers_given)
+
+        def next_messages(n: int) -> list[Message]:
+            return [
+                (r.customerId.encode(), encode_card(r), r.eventTimeMs) for r in card.next_batch(n)
+            ]
+
+        sent = produce_messages(
+            make_producer(client),
+            target,
+            next_messages,
+            chunk=chunk,
+            count=count,
+            duration_s=duration,
+            acquire=limiter.acquire,
+            should_stop=stop.is_set,
+        )
     elapsed = time.monotonic() - started
     console.print(f"produced {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)")

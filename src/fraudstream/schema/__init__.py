@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from fraudstream.schema._canonical import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowStats
+from fraudstream.schema._card import (
+    CARD_COLUMNS,
+    CardRecord,
+    card_to_batch,
+    decode_card,
+    encode_card,
+)
 from fraudstream.schema._labels import (
     LABEL_SOURCES,
     VERDICTS,
@@ -20,6 +27,8 @@ from fraudstream.schema._paysim import (
 )
 
 __all__ = [
+    "CARD_COLUMNS",
+    "CardRecord",
     "DECISIONS",
     "KINDS",
     "LABEL_SOURCES",
@@ -30,6 +39,9 @@ __all__ = [
     "TxBatch",
     "VERDICTS",
     "WindowStats",
+    "card_to_batch",
+    "decode_card",
+    "encode_card",
     "decode_label",
     "decode_paysim",
     "encode_label",

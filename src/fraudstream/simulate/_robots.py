@@ -2,6 +2,12 @@
 
 A robot only uses what any customer could: ordinary-looking accounts, ordinary transaction kinds.
 ``fraudScenario`` (the robot's name) is the answer key, never visible in ids or amounts.
+
+Robots 4 and 5 open a *compromise window* instead of scheduling steps: the simulator asks
+:meth:`Robots.intercept` about each genuine transaction, and a share of those that touch a
+compromised merchant or customer become frauds. A window lasts a number of the entity's own
+transactions (what "some days" of its activity is at a realistic per-account rate), so the fraud
+share does not depend on how fast the virtual clock runs.
 """
 
 from __future__ import annotations
@@ -9,17 +15,32 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+import numpy as np
+
 from fraudstream.errors import ConfigError
-from fraudstream.simulate._draws import CASH_OUT, PAYMENT, TRANSFER
+from fraudstream.simulate._draws import CASH_IN, CASH_OUT, PAYMENT, TRANSFER
 from fraudstream.simulate._population import Population
 
 __all__ = ["ROBOTS", "Planned", "Robots", "Step"]
 
 #: The robots, by name.
-ROBOTS: Final = ("account_takeover", "mule_fan_in", "card_testing")
+ROBOTS: Final = (
+    "account_takeover",
+    "mule_fan_in",
+    "card_testing",
+    "compromised_merchant",
+    "compromised_customer",
+)
+#: Compromised merchant: its next 40-160 payments, 20-50 % of them frauds (customers defrauded).
+_MERCHANT_WINDOW: Final = (40, 160)
+_MERCHANT_SHARE: Final = (0.2, 0.5)
+#: Compromised customer: its next 12-45 debits, a third of them frauds at 3-6 x the usual amount.
+_CUSTOMER_WINDOW: Final = (12, 45)
+_CUSTOMER_SHARE: Final = 1.0 / 3.0
+_CUSTOMER_FACTOR: Final = (3.0, 6.0)
 
 
 @dataclass(slots=True)
@@ -52,6 +73,8 @@ class _Context:
     pop: Population
     rnd: random.Random
     special: frozenset[int]  # agents and mules: never victims
+    merchants: dict[int, list[float]] = field(default_factory=dict)  # -> [left, share]
+    customers: dict[int, list[float]] = field(default_factory=dict)  # -> [left, share]
 
     def victim(self, min_balance: float) -> int | None:
         """A random customer holding at least ``min_balance`` (else the richest of 20 tries)."""
@@ -155,11 +178,38 @@ def _card_testing(ctx: _Context, t: float) -> Planned:
     return planned
 
 
+def _compromised_merchant(ctx: _Context, t: float) -> Planned:
+    """A popular merchant is breached: a share of its next payments defraud their customers."""
+    merchant = int(ctx.pop.sample_merchants(np.array([ctx.rnd.random()]))[0])
+    left = ctx.rnd.randint(*_MERCHANT_WINDOW)
+    ctx.merchants[merchant] = [float(left), ctx.rnd.uniform(*_MERCHANT_SHARE)]
+    return []
+
+
+def _compromised_customer(ctx: _Context, t: float) -> Planned:
+    """A customer's credentials are stolen: a third of their next debits are frauds, 3-6 x."""
+    for _ in range(20):
+        victim = int(ctx.pop.sample_customers(np.array([ctx.rnd.random()]))[0])
+        if victim not in ctx.special:
+            ctx.customers[victim] = [float(ctx.rnd.randint(*_CUSTOMER_WINDOW)), _CUSTOMER_SHARE]
+            break
+    return []
+
+
+def _mean(bounds: tuple[float, float]) -> float:
+    return (bounds[0] + bounds[1]) / 2.0
+
+
 #: name -> (planner, mean fraud records per attack)
 _PLANNERS: Final[dict[str, tuple[_Planner, float]]] = {
     "account_takeover": (_account_takeover, 2.0),
     "mule_fan_in": (_mule_fan_in, 6.5 + 1.0),
     "card_testing": (_card_testing, 7.5 + 1.0),
+    "compromised_merchant": (
+        _compromised_merchant,
+        _mean(_MERCHANT_WINDOW) * _mean(_MERCHANT_SHARE),
+    ),
+    "compromised_customer": (_compromised_customer, _mean(_CUSTOMER_WINDOW) * _CUSTOMER_SHARE),
 }
 
 
@@ -188,3 +238,32 @@ class Robots:
     def plan(self, robot: int, t: float) -> Planned:
         """The steps of an attack by robot ``robot`` (1-based) starting at event time ``t``."""
         return _PLANNERS[self.names[robot - 1]][0](self._ctx, t)
+
+    @property
+    def windows_open(self) -> bool:
+        """Whether any merchant or customer is compromised right now."""
+        return bool(self._ctx.merchants or self._ctx.customers)
+
+    def intercept(self, kind: int, orig: int, dest: int) -> tuple[str, float] | None:
+        """Whether a genuine transaction falls to a compromise: (robot name, amount factor).
+
+        ``dest`` is the drawn destination (a merchant index for PAYMENT/DEBIT). Each call uses
+        up one transaction of the open windows it touches.
+        """
+        ctx = self._ctx
+        hit: tuple[str, float] | None = None
+        if kind == PAYMENT and dest in ctx.merchants:
+            window = ctx.merchants[dest]
+            if ctx.rnd.random() < window[1]:
+                hit = ("compromised_merchant", 1.0)
+            window[0] -= 1
+            if window[0] <= 0:
+                del ctx.merchants[dest]
+        if kind != CASH_IN and orig in ctx.customers:
+            window = ctx.customers[orig]
+            if hit is None and ctx.rnd.random() < window[1]:
+                hit = ("compromised_customer", ctx.rnd.uniform(*_CUSTOMER_FACTOR))
+            window[0] -= 1
+            if window[0] <= 0:
+                del ctx.customers[orig]
+        return hit

@@ -154,6 +154,9 @@ class PaySimSimulator:
         if robot:
             for at, step in self._robots.plan(robot, t):
                 self._push(at, step)
+        hit = self._robots.intercept(kind, o, c.dest[i]) if self._robots.windows_open else None
+        if hit is not None:
+            return self._compromised(t, kind, o, c.dest[i], c.amount[i] * hit[1], hit[0])
         amount = self._genuine_amount(kind, o, c.amount[i], c.u[i], v, c.frac[i])
         dest = self._genuine_dest(kind, o, c.dest[i], v)
         rec = self._transact(t, kind, o, dest, amount, None)
@@ -175,6 +178,21 @@ class PaySimSimulator:
         if amount > balance >= 1.0 and u >= _OVERDRAFT_SHARE:
             return max(0.01, round(balance * frac, 2))
         return amount
+
+    def _compromised(
+        self, t: float, kind: int, orig: int, dest: int, amount: float, scenario: str
+    ) -> PaySimRecord:
+        """A fraud in place of a genuine slot: transfers go to a mule; at most the balance."""
+        balance = self._pop.balance[orig]
+        if amount > balance >= 1.0:
+            amount = balance * self._world.uniform(0.8, 1.0)
+        if kind == TRANSFER:
+            dest = self._world.choice(self._pop.mules)
+            if dest == orig:
+                dest = self._pop.mules[0] if self._pop.mules[0] != orig else self._pop.mules[1]
+        elif kind == CASH_OUT and dest == orig:
+            dest = self._other_agent(orig)
+        return self._transact(t, kind, orig, dest, max(0.01, round(amount, 2)), scenario)
 
     def _genuine_dest(self, kind: int, orig: int, dest: int, v: float) -> int:
         if kind == TRANSFER:

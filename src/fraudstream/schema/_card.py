@@ -1,0 +1,120 @@
+"""The card format (Fraud Detection Handbook, Sparkov-style): decoding, validation, mapping.
+
+A card transaction is a customer (card), a terminal (merchant), an amount and a time. On Kafka it is
+a JSON object; in files it uses the handbook's column names (see :data:`CARD_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Final
+
+import msgspec
+import numpy as np
+
+from fraudstream.schema._canonical import KINDS, TxBatch
+from fraudstream.schema._paysim import Invalid
+
+__all__ = ["CARD_COLUMNS", "CardRecord", "card_to_batch", "decode_card", "encode_card"]
+
+_NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
+_PAYMENT: Final = KINDS.index("PAYMENT")
+_HOUR_MS: Final = 3_600_000
+
+#: The handbook's file columns, as ``fraudstream simulate --format card --out`` writes them.
+CARD_COLUMNS: Final = (
+    "TRANSACTION_ID",
+    "TX_DATETIME",
+    "CUSTOMER_ID",
+    "TERMINAL_ID",
+    "TX_AMOUNT",
+    "TX_TIME_SECONDS",
+    "TX_TIME_DAYS",
+    "TX_FRAUD",
+    "TX_FRAUD_SCENARIO",
+)
+
+
+class CardRecord(msgspec.Struct, omit_defaults=True):
+    """One card transaction as JSON: who paid, where, how much, when (ms since the epoch).
+
+    ``isFraud`` and ``fraudScenario`` are ground truth from a simulator or a chargeback feed: for
+    evaluation only, never a model input. ``txId`` is optional, as for PaySim.
+    """
+
+    customerId: _Name
+    terminalId: _Name
+    amount: _NonNeg
+    eventTimeMs: Annotated[int, msgspec.Meta(ge=0)]
+    txId: _Name | None = None
+    isFraud: _Bit | None = None
+    fraudScenario: str | None = None
+
+
+_decoder = msgspec.json.Decoder(CardRecord)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_card(
+    values: Sequence[bytes | None],
+) -> tuple[list[CardRecord], list[int], list[Invalid]]:
+    """Decode and validate raw message values (like :func:`~fraudstream.schema.decode_paysim`).
+
+    Returns the valid records, their positions in ``values`` and the invalid ones with reasons.
+    Never raises for bad input.
+    """
+    records: list[CardRecord] = []
+    positions: list[int] = []
+    invalid: list[Invalid] = []
+    decode = _decoder.decode
+    for i, raw in enumerate(values):
+        if raw is None:
+            invalid.append(Invalid(i, "empty message value (tombstone); expected a JSON object"))
+            continue
+        try:
+            rec = decode(raw)
+        except msgspec.ValidationError as exc:
+            invalid.append(Invalid(i, f"invalid card transaction: {exc}"))
+            continue
+        except msgspec.DecodeError as exc:
+            invalid.append(Invalid(i, f"not valid JSON: {exc}"))
+            continue
+        records.append(rec)
+        positions.append(i)
+    return records, positions, invalid
+
+
+def encode_card(record: CardRecord) -> bytes:
+    """The record as JSON."""
+    return _encoder.encode(record)
+
+
+def card_to_batch(records: Sequence[CardRecord], tx_ids: Sequence[str]) -> TxBatch:
+    """Map card records onto the canonical batch: account = customer, counterparty = terminal.
+
+    Every card transaction is a PAYMENT; balances are absent (``NaN``); ``tx_ids`` are used where a
+    record has no ``txId``; ``step`` is the hour since the epoch.
+    """
+    n = len(records)
+    times = np.fromiter((r.eventTimeMs for r in records), dtype=np.int64, count=n)
+    nan = np.full(n, np.nan)
+    return TxBatch(
+        tx_id=[r.txId or t for r, t in zip(records, tx_ids, strict=True)],
+        event_time_ms=times,
+        account=[r.customerId for r in records],
+        counterparty=[r.terminalId for r in records],
+        kind=np.full(n, _PAYMENT, dtype=np.int8),
+        amount=np.fromiter((r.amount for r in records), dtype=np.float64, count=n),
+        old_balance_orig=nan,
+        new_balance_orig=nan.copy(),
+        old_balance_dest=nan.copy(),
+        new_balance_dest=nan.copy(),
+        label=np.fromiter(
+            (-1 if r.isFraud is None else r.isFraud for r in records), dtype=np.int8, count=n
+        ),
+        step=times // _HOUR_MS,
+        flagged=np.zeros(n, dtype=np.int8),
+        scenario=[r.fraudScenario for r in records],
+    )
