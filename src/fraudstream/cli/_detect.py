@@ -18,6 +18,7 @@ from fraudstream.stream import (
     Detector,
     DetectorStats,
     DetectorTopics,
+    ModelWatcher,
     SlidingWindow,
     StateRestorer,
     decode_messages,
@@ -82,7 +83,6 @@ def run_detector(
         retention_days=settings.store.retention_days,
     )
     store.open()
-    store.record_model_version(bundle.version, _metrics_json(bundle))
     d = settings.detect
     detector = Detector(
         consumer=make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms),
@@ -96,6 +96,7 @@ def run_detector(
         poll_timeout_ms=d.batch_timeout_ms,
         on_window=on_window,
         restorer=StateRestorer(client, topics.transactions, decode_messages),
+        models=None if model else ModelWatcher(settings.models_dir, bundle),
     )
     log.info(
         "detector: model %s, store %s, group %s", bundle.version, settings.store_url(), d.group_id
@@ -106,19 +107,13 @@ def run_detector(
         store.close()
 
 
-def _metrics_json(bundle: Bundle) -> str:
-    import json
-
-    return json.dumps(bundle.metrics, default=str)
-
-
 @app.command()
 def detect(
     group_id: str | None = typer.Option(
         None, help="Consumer group [default: fraudstream-detector]."
     ),
     model: Path | None = typer.Option(
-        None, help="Bundle directory [default: newest under models/]."
+        None, help="Bundle directory [default: the newest under models/, hot-reloaded]."
     ),
     batch_max: int | None = typer.Option(None, help="Largest batch consumed at once."),
     idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fraudstream.stream._detector import Detector, DetectorTopics, decode_messages
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer
+from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._produce import run_simulation
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
@@ -13,6 +14,7 @@ __all__ = [
     "Detector",
     "DetectorStats",
     "DetectorTopics",
+    "ModelWatcher",
     "SlidingWindow",
     "StateRestorer",
     "decode_messages",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from fraudstream.schema import (
     paysim_to_batch,
 )
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
@@ -126,6 +128,7 @@ class Detector:
         store_retry_initial_s: float = 0.5,
         store_retry_max_s: float = 30.0,
         restorer: StateRestorer | None = None,
+        models: ModelWatcher | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -143,6 +146,7 @@ class Detector:
         self._should_stop: Callable[[], bool] = lambda: False
         self._stash: list[Message] = []  # records polled while paused: the next batch's head
         self.restorer = restorer
+        self.models = models
         self._assigned: set[int] = set()
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
@@ -156,6 +160,7 @@ class Detector:
         for the dead member's session to expire), or after :data:`UNASSIGNED_EXIT_S` without any.
         """
         self._should_stop = should_stop
+        self._record_model(self.bundle)
         self.consumer.subscribe(
             [self.topics.source],
             on_assign=self._on_assign,
@@ -193,6 +198,7 @@ class Detector:
 
     def process(self, msgs: list[Message]) -> None:
         """Handle one batch end to end, then commit its offsets."""
+        self._maybe_reload()
         good = [m for m in msgs if not self._is_error(m)]
         records, positions, invalid = decode_paysim([m.value() for m in good])
         for bad in invalid:
@@ -213,6 +219,17 @@ class Detector:
         self.stats.valid += len(records)
         self.stats.invalid += len(invalid)
         self.stats.batches += 1
+
+    def _maybe_reload(self) -> None:
+        """Switch to a newly published bundle between batches (hot reload)."""
+        if self.models is None or (bundle := self.models.poll()) is None:
+            return
+        self._record_model(bundle)
+        log.info("hot reload: model %s replaces %s", bundle.version, self.bundle.version)
+        self.bundle = bundle
+
+    def _record_model(self, bundle: Bundle) -> None:
+        self.store.record_model_version(bundle.version, json.dumps(bundle.metrics, default=str))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Rebuild the state of newly assigned partitions up to their committed offsets."""
