@@ -5,6 +5,7 @@ from __future__ import annotations
 from fraudstream.cli import (
     _bench,
     _broker,
+    _dashboard,
     _demo,
     _detect,
     _evaluate,
@@ -17,6 +18,7 @@ from fraudstream.cli import (
 __all__ = [
     "_bench",
     "_broker",
+    "_dashboard",
     "_demo",
     "_detect",
     "_evaluate",

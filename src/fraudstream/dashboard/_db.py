@@ -1,0 +1,167 @@
+"""Read and write access to the store for the dashboard: SQLite or PostgreSQL, one SQL dialect.
+
+SQL is written once with ``?`` placeholders and translated for psycopg; every value is bound.
+Connections are pooled and each call borrows one for itself, so Streamlit's script threads never
+share a connection at the same time.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from fraudstream.errors import ConfigError, StoreError
+from fraudstream.sinks import open_store
+from fraudstream.sinks._postgres import redact
+
+__all__ = ["Database", "Dialect"]
+
+Dialect = Literal["sqlite", "postgresql"]
+Row = tuple[Any, ...]
+
+_SQLITE: Final = "sqlite:///"
+_POSTGRES: Final = ("postgresql://", "postgres://", "postgresql+")
+
+
+class Database:
+    """The store at ``url`` (``sqlite:///path`` or ``postgresql://…``, optional ``schema``).
+
+    ``migrate`` runs the store's migrations (so the dashboard's indexes exist); the query
+    methods never change the schema.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.schema = schema
+        self.timeout_s = timeout_s
+        self.dialect: Dialect
+        self._sqlite: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._pg: ConnectionPool | None = None
+        if url.startswith(_SQLITE):
+            self.dialect = "sqlite"
+            self.path = url[len(_SQLITE) :]
+            if not self.path or self.path == ":memory:":
+                raise ConfigError(f"the dashboard needs a store file, not {url!r}")
+        elif url.startswith(_POSTGRES):
+            self.dialect = "postgresql"
+            self.path = ""
+            if url.startswith("postgresql+"):
+                self.url = "postgresql://" + url.split("://", 1)[-1]
+        else:
+            raise ConfigError(
+                f"unsupported store URL {url!r}; use sqlite:///path.db or postgresql://…"
+            )
+
+    def __repr__(self) -> str:
+        return f"Database({redact(self.url)!r}, schema={self.schema!r})"
+
+    def migrate(self) -> None:
+        """Open the store once the way the detector does: creates tables and indexes if missing."""
+        store = open_store(self.url, schema=self.schema)
+        store.open()
+        store.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        while True:
+            try:
+                self._sqlite.get_nowait().close()
+            except queue.Empty:
+                break
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        try:
+            return self._sqlite.get_nowait()
+        except queue.Empty:
+            pass
+        conn = sqlite3.connect(
+            self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA cache_size=-32768")
+        conn.execute("PRAGMA mmap_size=268435456")
+        return conn
+
+    def _pool(self) -> ConnectionPool:
+        if self._pg is None:
+            options = f"-c search_path={self.schema}" if self.schema else ""
+            self._pg = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=4,
+                kwargs={"autocommit": True, "options": options},
+                timeout=self.timeout_s,
+                open=True,
+            )
+        return self._pg
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StoreError(
+                f"dashboard store {redact(self.url)}: {action} failed: {exc}; "
+                "check that the store exists and the detector has opened it once"
+            ) from exc
+
+    def sql(self, text: str) -> str:
+        """``text`` in this store's placeholder style."""
+        return text if self.dialect == "sqlite" else text.replace("?", "%s")
+
+    def rows(self, text: str, params: Sequence[Any] = ()) -> list[Row]:
+        """All rows of one parameterised query."""
+        with self._guard(f"query {text.split()[0:4]}"):
+            if self.dialect == "sqlite":
+                conn = self._sqlite_connect()
+                try:
+                    return conn.execute(text, tuple(params)).fetchall()
+                finally:
+                    self._sqlite.put(conn)
+            with self._pool().connection() as pg:
+                return pg.execute(self.sql(text), tuple(params)).fetchall()
+
+    def one(self, text: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row of a query, or ``None``."""
+        found = self.rows(text, params)
+        return found[0] if found else None
+
+    def execute(self, text: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in its own transaction; the number of rows it changed."""
+        return self.execute_many(text, [params])
+
+    def execute_many(self, text: str, params: Sequence[Sequence[Any]]) -> int:
+        """Run a write statement once per parameter row, all in one transaction."""
+        rows = [tuple(p) for p in params]
+        with self._guard(f"write {text.split()[0:3]}"):
+            if self.dialect == "sqlite":
+                conn = self._sqlite_connect()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        count = conn.executemany(text, rows).rowcount
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    conn.commit()
+                    return int(count)
+                finally:
+                    self._sqlite.put(conn)
+            with self._pool().connection() as pg, pg.transaction(), pg.cursor() as cur:
+                cur.executemany(self.sql(text), rows)
+                return int(cur.rowcount)
+
+    def bin_expr(self, column: str, bins: int) -> str:
+        """SQL for ``floor(column * bins)`` as an integer (``column`` is trusted SQL)."""
+        n = int(bins)
+        if self.dialect == "sqlite":
+            return f"CAST({column} * {n} AS INTEGER)"
+        return f"CAST(floor({column} * {n}) AS INTEGER)"

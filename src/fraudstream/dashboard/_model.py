@@ -1,0 +1,239 @@
+"""The Model & thresholds page: the bundle, live quality, and the what-if threshold explorer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+import streamlit as st
+
+from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._context import cached, fmt_ms, fmt_pct, settings
+from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
+from fraudstream.model import latest_bundle
+from fraudstream.model._costs import Costs, Thresholds
+
+__all__ = ["render"]
+
+_HOUR_MS = 3_600_000
+_QUALITY_RANGES = {"last hour": _HOUR_MS, "last 24 hours": 24 * _HOUR_MS, "everything": None}
+
+
+def render() -> None:
+    st.title("Model & thresholds")
+    manifest = _bundle_manifest()
+    _bundle_section(manifest)
+    _live_quality()
+    _explorer(manifest)
+
+
+@st.cache_data(ttl=30.0, show_spinner=False)
+def _read_manifest(models_dir: str) -> dict[str, Any] | None:
+    path = latest_bundle(Path(models_dir))
+    if path is None:
+        return None
+    manifest: dict[str, Any] = json.loads((path / "bundle.json").read_text())
+    manifest["_path"] = str(path)
+    manifest["_plots"] = sorted(str(p) for p in path.rglob("*.png"))
+    return manifest
+
+
+def _bundle_manifest() -> dict[str, Any] | None:
+    return _read_manifest(str(settings().models_dir))
+
+
+def _bundle_section(manifest: dict[str, Any] | None) -> None:
+    st.subheader("Model bundle")
+    if manifest is None:
+        st.info(f"No bundle under {settings().models_dir}: run `fraudstream train`.")
+        return
+    th = manifest.get("thresholds", {})
+    c = st.columns(4)
+    c[0].metric("Version", manifest["version"])
+    c[1].metric("Mode", manifest.get("mode", "?"))
+    c[2].metric("Review threshold", _fmt_threshold(th.get("review")))
+    c[3].metric("Block threshold", _fmt_threshold(th.get("block")))
+    st.caption(f"`{manifest['_path']}`")
+    rows = _metric_rows(manifest.get("metrics", {}))
+    if rows:
+        st.markdown("**Test-set metrics** (time-ordered split, from training)")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    for plot in manifest["_plots"]:
+        st.image(plot, caption=Path(plot).stem.replace("_", " "))
+    seen = cached(q.model_versions)
+    if seen:
+        with st.expander(f"Versions the detector has used ({len(seen)})"):
+            st.dataframe(
+                pd.DataFrame([{"version": v, "first seen (UTC)": fmt_ms(t)} for v, t, _ in seen]),
+                hide_index=True,
+            )
+
+
+def _fmt_threshold(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return "never" if value > 1.0 else f"{value:.4f}"
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per scorer with its headline metrics."""
+    rows = []
+    for name, m in metrics.items():
+        if not isinstance(m, dict) or "roc_auc" not in m:
+            continue
+        rows.append(
+            {
+                "model": name,
+                "PR-AUC": m.get("average_precision"),
+                "ROC-AUC": m.get("roc_auc"),
+                "precision@100": m.get("precision_at_100"),
+                "recall @1% FPR": m.get("recall_at_1pct_fpr"),
+                "alerts": m.get("alerts"),
+                "expected cost": m.get("expected_cost"),
+                "cost if all allowed": m.get("expected_cost_allow_all"),
+            }
+        )
+    return rows
+
+
+def _live_quality() -> None:
+    st.subheader("Live precision and recall")
+    live = cached(q.live_summary)
+    version = cached(q.latest_model_version)
+    choice = st.radio("Over", list(_QUALITY_RANGES), index=1, horizontal=True, key="quality")
+    span = _QUALITY_RANGES[str(choice)]
+    anchor = live.window_end_ms if live else 0
+    since = anchor - span if span is not None else 0
+    name = version[0] if version else None
+    quality = cached(q.live_quality, since, name)
+    c = st.columns(4)
+    c[0].metric("Precision (labels)", fmt_pct(quality["precision"], 1))
+    c[1].metric("Recall (labels)", fmt_pct(quality["recall"], 1))
+    c[2].metric("Analyst precision", fmt_pct(quality["analyst_precision"], 1))
+    c[3].metric("Alerts", f"{quality['alerts']:,}")
+    st.caption(
+        f"Model {name or 'any'}: {quality['true_alerts']:,} of {quality['labelled_alerts']:,} "
+        f"labelled alerts were fraud; {quality['caught']:,} of {quality['frauds']:,} labelled "
+        f"frauds raised an alert; analysts confirmed {fmt_pct(quality['analyst_precision'], 1)} "
+        f"of {quality['reviewed']:,} reviewed alerts."
+    )
+
+
+def _explorer(manifest: dict[str, Any] | None) -> None:
+    st.subheader("Threshold explorer (what-if)")
+    s = settings()
+    sample = cached(q.labelled_sample, s.dashboard.sample_rows)
+    if sample.empty:
+        st.info("No labelled transactions yet.")
+        return
+    th = (manifest or {}).get("thresholds", {})
+    c = st.columns(2)
+    review = c[0].number_input(
+        "Review threshold",
+        0.0,
+        1.0,
+        min(float(th.get("review", 0.5)), 1.0),
+        0.001,
+        "%.4f",
+        key="review_threshold",
+    )
+    block = c[1].number_input(
+        "Block threshold (1 = never)",
+        0.0,
+        1.0,
+        min(float(th.get("block", 1.0)), 1.0),
+        0.001,
+        "%.4f",
+        key="block_threshold",
+    )
+    block_t = float(np.nextafter(1.0, 2.0)) if block >= 1.0 else float(block)
+    costs = Costs(**s.costs.model_dump())
+    rows = Labelled(
+        scores=sample["score"].to_numpy(np.float64),
+        labels=sample["label"].to_numpy(np.int8),
+        amounts=sample["amount"].to_numpy(np.float64),
+        times_ms=sample["event_time_ms"].to_numpy(np.int64),
+    )
+    result = what_if(rows, Thresholds(float(review), block_t), costs)
+    _whatif_metrics(result, len(sample))
+    curve = sweep(rows, block_t, costs)
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(_curve_chart(curve, float(review)), width="stretch")
+    with right:
+        st.altair_chart(_cost_chart(curve, float(review)), width="stretch")
+    st.caption(
+        f"Costs: review {costs.review_cost:,.2f} each, blocked good customer "
+        f"{costs.blocked_good_cost:,.2f}, missed fraud {costs.missed_fraud_share:.0%} of its "
+        "amount (FRAUDSTREAM_COSTS__…)."
+    )
+
+
+def _whatif_metrics(r: WhatIf, rows: int) -> None:
+    c = st.columns(5)
+    c[0].metric("Precision", fmt_pct(r.precision, 1))
+    c[1].metric("Recall", fmt_pct(r.recall, 1))
+    c[2].metric("Alerts per day", "n/a" if r.alerts_per_day is None else f"{r.alerts_per_day:,.0f}")
+    c[3].metric("Expected cost", f"{r.cost:,.0f}", help="on these rows, in the amount's currency")
+    c[4].metric("Cost if all allowed", f"{r.cost_allow_all:,.0f}")
+    st.caption(
+        f"On the newest {rows:,} labelled transactions ({r.frauds:,} frauds): {r.alerts:,} alerts, "
+        f"{r.blocked:,} blocked."
+    )
+
+
+def _curve_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
+    data = pd.DataFrame(
+        [
+            {"review threshold": w.review, "metric": name, "value": value}
+            for w in curve
+            for name, value in (("precision", w.precision), ("recall", w.recall))
+            if value is not None
+        ]
+    )
+    lines = (
+        alt.Chart(data, title="Precision and recall as the review threshold moves (block fixed)")
+        .mark_line()
+        .encode(
+            x=alt.X("review threshold:Q", title="review threshold (score)"),
+            y=alt.Y("value:Q", title="share", axis=alt.Axis(format="%")),
+            color=alt.Color(
+                "metric:N",
+                scale=alt.Scale(domain=["precision", "recall"], range=["#4c78a8", "#d1495b"]),
+            ),
+            tooltip=["review threshold:Q", "metric:N", alt.Tooltip("value:Q", format=".1%")],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"x": [review]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    chart: alt.LayerChart = (lines + rule).properties(height=280)
+    return chart
+
+
+def _cost_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
+    data = pd.DataFrame(
+        {
+            "review threshold": [w.review for w in curve],
+            "expected cost": [w.cost for w in curve],
+            "alerts per day": [w.alerts_per_day for w in curve],
+        }
+    )
+    cost = (
+        alt.Chart(data, title="Expected cost as the review threshold moves (block fixed)")
+        .mark_line(color="#d1495b")
+        .encode(
+            x=alt.X("review threshold:Q", title="review threshold (score)"),
+            y=alt.Y("expected cost:Q", title="expected cost (amount currency)"),
+            tooltip=[
+                "review threshold:Q",
+                alt.Tooltip("expected cost:Q", format=",.0f"),
+                alt.Tooltip("alerts per day:Q", format=",.0f"),
+            ],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"x": [review]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    chart: alt.LayerChart = (cost + rule).properties(height=280)
+    return chart

@@ -1,0 +1,1 @@
+"""Streamlit page scripts; the pages themselves live in ``fraudstream.dashboard._<page>``."""

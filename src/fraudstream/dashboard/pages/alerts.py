@@ -1,0 +1,7 @@
+"""Page script (run by Streamlit): see `fraudstream.dashboard._alerts`."""
+
+from __future__ import annotations
+
+from fraudstream.dashboard._alerts import render
+
+render()

@@ -1,0 +1,153 @@
+"""Each dashboard page under Streamlit's AppTest against a small seeded SQLite store.
+
+No broker runs here: the Kafka address is a closed port, so the lag reads "unknown" and a verdict
+is stored but its label waits to be published (the browser test covers the broker path).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fraudstream.broker import free_port
+from fraudstream.dashboard import APP, Database
+from fraudstream.dashboard import _queries as q
+from fraudstream.features import feature_names
+from fraudstream.sinks import open_store
+
+from .test_dashboard_queries import seed_known
+
+_TIMEOUT_S = 60
+
+
+def _png(path: Path) -> None:
+    """A 2×2 grey PNG (a stand-in for a bundle's report plot)."""
+    raw = b"".join(b"\x00" + b"\x80" * 6 for _ in range(2))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    store.open()
+    seed_known(store)
+    store.record_notification_failure("t1", "webhook", 5, "HTTP 503 from hook", "{}")  # type: ignore[attr-defined]
+    store.close()
+    bundle = tmp_path / "models" / "20240101T000000Z-test"
+    bundle.mkdir(parents=True)
+    manifest = {
+        "format": 1,
+        "version": bundle.name,
+        "mode": "pre_auth",
+        "feature_names": list(feature_names("pre_auth")),
+        "thresholds": {"review": 0.25, "block": 0.9},
+        "metrics": {"lightgbm": {"average_precision": 0.61, "roc_auc": 0.93, "alerts": 12}},
+    }
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
+    _png(bundle / "pr_curve.png")
+    monkeypatch.setenv("FRAUDSTREAM_STORE__URL", url)
+    monkeypatch.setenv("FRAUDSTREAM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield url
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _page(page: str | None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=_TIMEOUT_S).run()
+    if page is not None:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_live_page(store_url: str) -> None:
+    at = _page(None)
+    metrics = _metrics(at)
+    assert metrics["Alerts"] == "12.0 /min"
+    assert metrics["Fraud rate"] == "37.50%"
+    assert metrics["Transactions (30 s)"] == "8"
+    assert metrics["Model version"] == "v1"
+    assert metrics["Consumer lag"] == "unknown"
+    assert any("unreachable" in c.value for c in at.caption)
+    assert any("1 alert notification(s) failed" in e.value for e in at.error)
+
+
+def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: str) -> None:
+    at = _page("alerts")
+    metrics = _metrics(at)
+    assert metrics["Open alerts"] == "5"
+    assert metrics["Score"] == "0.950"  # riskiest first: t1
+    assert at.selectbox(key="chosen_alert").value == "t1"
+    assert at.selectbox(key="chosen_alert").options[1].startswith("0.700 · block · A → M2")
+    at.text_input(key="analyst").input("ana")
+    at.button(key="confirm").click().run()
+    assert not at.exception
+    assert any("Verdict stored, label NOT published" in e.value for e in at.error)
+    alert = q.get_alert(Database(store_url), "t1")
+    assert alert is not None
+    assert (alert.status, alert.analyst) == ("confirmed_fraud", "ana")
+    assert at.session_state["pending_labels"] == ["t1"]
+    assert _metrics(at)["Confirmed fraud"] == "1"
+
+
+def test_alerts_page_filters_and_pages(store_url: str) -> None:
+    at = _page("alerts")
+    at.selectbox(key="decision").select("block").run()
+    ids = [o for o in at.selectbox(key="chosen_alert").options]
+    assert len(ids) == 2
+    at.selectbox(key="status").select("false_positive").run()
+    assert any("No alerts match" in i.value for i in at.info)
+
+
+def test_trends_page(store_url: str) -> None:
+    at = _page("trends")
+    frames = [d.value for d in at.dataframe]
+    destinations = frames[0]
+    assert destinations["counterparty"].tolist()[:2] == ["M2", "M1"]
+    assert destinations["labelled_frauds"].tolist()[:1] == [2]
+    at.radio(key="range").set_value("last hour").run()
+    assert not at.exception
+
+
+def test_model_page_and_what_if(store_url: str) -> None:
+    at = _page("model")
+    metrics = _metrics(at)
+    assert metrics["Version"] == "20240101T000000Z-test"
+    assert metrics["Review threshold"] == "0.2500"
+    assert metrics["Precision (labels)"] == "50.0%"
+    assert metrics["Recall (labels)"] == "66.7%"
+    # what-if on the 7 labelled rows at review 0.25 / block 0.9: alerts t1 t2 t3 t6 -> 2 frauds
+    assert metrics["Precision"] == "50.0%"
+    assert metrics["Recall"] == "66.7%"
+    at.number_input(key="review_threshold").set_value(0.5).run()
+    metrics = _metrics(at)
+    assert metrics["Precision"] == "50.0%"  # t1 (fraud), t6 (good)
+    assert metrics["Recall"] == "33.3%"
+    images = at.get("image")
+    assert len(images) == 1 and images[0].proto.imgs[0].caption == "pr curve"
