@@ -21,9 +21,11 @@ from fraudstream.bench import (
     state_bytes_per_account,
     sustained_throughput,
 )
+from fraudstream.bench._rate import rate_accuracy as measure_rate
 from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.cli._app import app, console, load_settings
 from fraudstream.cli._train import ensure_model
+from fraudstream.config import Settings
 from fraudstream.model import Bundle
 from fraudstream.sinks import open_store
 
@@ -46,9 +48,15 @@ def bench(
         help="Also measure the PostgreSQL store (in a scratch schema, dropped after).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    rate_accuracy: str = typer.Option(
+        "", help="Only measure `simulate --rate` at these rates (e.g. 500,5000) for --duration s."
+    ),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
     settings = load_settings()
+    if rate_accuracy:
+        _rate_accuracy(settings, rate_accuracy, duration, accounts, as_json)
+        return
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -138,3 +146,31 @@ def _print(r: dict[str, Any]) -> None:
         f"({st['state_bytes_per_entity']:,.0f} per entity, {st['entities']:,.0f} entities); "
         f"peak RSS {r['peak_rss_mb']:,.0f} MB"
     )
+
+
+def _rate_accuracy(
+    settings: Settings, rates: str, duration: float, accounts: int, as_json: bool
+) -> None:
+    """``simulate --rate`` in its own process, counted from the broker (bench/_rate.py)."""
+    results = []
+    with ExitStack() as stack:
+        bootstrap = settings.kafka.bootstrap_servers
+        if not bootstrap:
+            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "broker.log"
+            broker = EmbeddedBroker(port=free_port(), log_path=log_path)
+            bootstrap = stack.enter_context(broker).bootstrap_servers
+        client = settings.kafka.client_config(bootstrap)
+        for rate in (float(r) for r in rates.split(",") if r.strip()):
+            with console.status(f"simulate --rate {rate:,.0f} for {duration:.0f} s…"):
+                topic = f"bench-rate-{uuid.uuid4().hex[:6]}"
+                results.append(measure_rate(client, rate, duration, topic=topic, accounts=accounts))
+    if as_json:
+        console.print_json(json.dumps(results))
+        return
+    for r in results:
+        console.print(
+            f"target {r['target_tx_per_s']:,.0f} tx/s: [bold]{r['achieved_tx_per_s']:,.1f}[/] "
+            f"tx/s over {r['duration_s']:.0f} s ({r['error_pct']:+.2f} %), "
+            f"{r['messages']:,} messages, per second {r['per_second_min']:,}-"
+            f"{r['per_second_max']:,}, timestamps: {r['timestamps']}"
+        )
