@@ -119,7 +119,10 @@ class NotifySettings(_Frozen):
     email_from: str = "fraudstream@localhost"
     email_to: tuple[str, ...] = ()
     max_attempts: int | None = Field(
-        default=5, ge=1, description="then recorded as failed; None: retry until delivered"
+        default=None,
+        ge=1,
+        description="give up after this many attempts and record the failure "
+        "[default: retry a transient failure until delivered, holding consumption]",
     )
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)

@@ -19,7 +19,10 @@ from ._pg_util import PG_URL
 pytestmark = pytest.mark.integration
 
 
-def settings(bootstrap: str, topic: str, schema: str, url: str, group: str) -> Settings:
+def settings(
+    bootstrap: str, topic: str, schema: str, url: str, group: str, **notify: object
+) -> Settings:
+    """The notifier on ``topic`` → webhook ``url``, recording in PostgreSQL ``schema``."""
     return Settings(
         kafka={"bootstrap_servers": bootstrap},  # type: ignore[arg-type]
         topics={"alerts": topic},  # type: ignore[arg-type]
@@ -29,9 +32,8 @@ def settings(bootstrap: str, topic: str, schema: str, url: str, group: str) -> S
             "channels": ["webhook"],
             "webhook_url": url,
             "webhook_secret": "s3cret",
-            "max_attempts": 2,
-            "backoff_initial_s": 0.05,
             "rate_per_s": 1000,
+            **notify,
         },
     )
 
@@ -47,7 +49,15 @@ def test_notify_sends_blocks_once_and_records_failures(
 
     hook = Hook(statuses=[500, 500])  # the first block fails twice: recorded as failure
     try:
-        s = settings(bootstrap, topic, pg_schema, hook.url, f"n-{unique}")
+        s = settings(
+            bootstrap,
+            topic,
+            pg_schema,
+            hook.url,
+            f"n-{unique}",
+            max_attempts=2,
+            backoff_initial_s=0.05,
+        )
         d = run_notify(s, should_stop=lambda: False, idle_exit_s=4.0)
     finally:
         hook.close()

@@ -7,7 +7,7 @@ import hmac
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from fraudstream.sinks import (
     Reason,
     SQLiteStore,
     WebhookChannel,
+    run_notifier,
 )
-from fraudstream.sinks._notify import SIGNATURE_HEADER, run_notifier, sign
+from fraudstream.sinks._notify import SIGNATURE_HEADER, sign
 
 
 def make_alert(alert_id: str = "tx/0/1@5", decision: str = "block") -> Alert:
@@ -49,32 +50,53 @@ def make_alert(alert_id: str = "tx/0/1@5", decision: str = "block") -> Alert:
 
 
 class Hook:
-    """A real local webhook endpoint answering ``statuses`` in turn (then 200)."""
+    """A real local webhook endpoint answering ``statuses`` in turn (then 200).
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    ``stop()`` closes the listening socket (the endpoint is down), ``start()`` listens again on
+    the same port. ``delivered`` holds the alert ids answered with a 2xx, in order;
+    ``on_request(body)`` (optional) is called first and drops the request when it returns true.
+    """
+
+    def __init__(self, statuses: list[int] | None = None, port: int = 0) -> None:
         self.statuses = list(statuses or [])
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.delivered: list[str] = []
+        self.on_request: Callable[[bytes], bool] | None = None
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if hook.on_request is not None and hook.on_request(body):
+                    return  # dropped without an answer
                 hook.requests.append((dict(self.headers), body))
                 status = hook.statuses.pop(0) if hook.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if status < 300:
+                    hook.delivered.append(json.loads(body)["alert_id"])
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.handler = Handler
+        self.port = port
+        self.start()
+
+    def start(self) -> None:
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def close(self) -> None:
+        self.stop()
 
 
 @pytest.fixture
@@ -259,6 +281,49 @@ def test_stop_while_endpoint_down_raises_and_records_nothing(failures: SQLiteSto
     assert calls == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
     assert failures.count_notification_failures() == 0 and d.failed == 0
     assert not d.handle(make_alert("x", decision="review"))
+
+
+def test_by_default_a_down_endpoint_is_retried_not_given_up(
+    hook: Hook, failures: SQLiteStore
+) -> None:
+    hook.statuses = [503, 429, 500]
+    d = Dispatcher([WebhookChannel(hook.url)], failures, sleep=lambda _s: None)
+    assert d.max_attempts is None
+    assert d.handle(make_alert())
+    assert hook.delivered == [make_alert().alert_id] and len(hook.requests) == 4
+    assert failures.count_notification_failures() == 0
+
+
+def test_deliveries_are_recorded_and_a_restarted_dispatcher_skips_them(
+    hook: Hook, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.db"
+    first = SQLiteStore(path)
+    first.open()
+    assert Dispatcher([WebhookChannel(hook.url)], first).handle(make_alert("a1"))
+    first.close()
+    again = SQLiteStore(path)  # a new process: nothing in memory
+    again.open()
+    d = Dispatcher([WebhookChannel(hook.url)], again)
+    assert not d.handle(make_alert("a1"))
+    assert d.handle(make_alert("a2"))
+    assert hook.delivered == ["a1", "a2"] and d.skipped == 1
+    assert again.notified_channels("a1") == {"webhook"}
+    again.close()
+
+
+def test_only_the_channels_not_yet_done_are_sent_after_a_restart(
+    hook: Hook, smtp: tuple[Inbox, int], failures: SQLiteStore
+) -> None:
+    inbox, port = smtp
+    email = EmailChannel("127.0.0.1", port, sender="a@b.c", recipients=["x@b.c"])
+    failures.record_notification_sent("a1", "webhook")  # delivered before the restart
+    failures.record_notification_failure("a2", "email", 1, "refused", "{}")  # failed for good
+    d = Dispatcher([WebhookChannel(hook.url), email], failures)
+    assert d.handle(make_alert("a1")) and d.handle(make_alert("a2"))
+    assert hook.delivered == ["a2"]
+    assert [m.original_content.count(b"a1") > 0 for m in inbox.messages] == [True]
+    assert failures.notified_channels("a1") == failures.notified_channels("a2")
 
 
 def test_rate_limiter_spaces_sends() -> None:

@@ -18,7 +18,7 @@ from fraudstream.sinks import (
     open_store,
     run_notifier,
 )
-from fraudstream.sinks._notify import Channel, FailureLog
+from fraudstream.sinks._notify import Channel, NotificationLog
 from fraudstream.stream import ensure_topics, make_consumer
 
 __all__ = ["build_channels", "run_notify"]
@@ -67,12 +67,11 @@ def run_notify(
     ensure_topics(client, [settings.topics.alerts], partitions=settings.kafka.partitions)
     store = open_store(settings.store_url(), schema=settings.store.pg_schema)
     store.open()
-    if not hasattr(store, "record_notification_failure"):
-        raise fail(f"store {store!r} cannot record notification failures")
-    failures: FailureLog = store  # type: ignore[assignment]
+    if not isinstance(store, NotificationLog):
+        raise fail(f"store {store!r} cannot record notifications")
     dispatcher = Dispatcher(
         channels,
-        failures,
+        store,
         decisions=n.decisions,
         max_attempts=n.max_attempts,
         backoff_initial_s=n.backoff_initial_s,
@@ -102,4 +101,7 @@ def notify(
         d = run_notify(settings, should_stop=stop_event().is_set, idle_exit_s=idle_exit)
     except FraudstreamError as exc:
         raise fail(str(exc)) from exc
-    console.print(f"notifier stopped: {d.sent:,} sent, {d.failed:,} failed and recorded")
+    console.print(
+        f"notifier stopped: {d.sent:,} sent, {d.failed:,} failed and recorded, "
+        f"{d.skipped:,} skipped as already handled"
+    )

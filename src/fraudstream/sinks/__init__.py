@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
+from fraudstream.sinks._notifier import run_notifier
 from fraudstream.sinks._notify import (
     Dispatcher,
     EmailChannel,
+    NotificationLog,
     NotifyError,
     RateLimiter,
     WebhookChannel,
-    run_notifier,
 )
 from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rows import Alert, Reason
@@ -21,6 +22,7 @@ __all__ = [
     "AlertTopicSink",
     "Dispatcher",
     "EmailChannel",
+    "NotificationLog",
     "NotifyError",
     "RateLimiter",
     "WebhookChannel",

@@ -1,9 +1,11 @@
 """Notifications of alerts to people: webhook and e-mail channels, retries, rate limit, de-dup.
 
 Never in the detector's hot path: ``fraudstream notify`` feeds ``Alert`` messages from the alerts
-topic to a ``Dispatcher``. A notification that still fails after its retries (or fails for good
-at once, e.g. HTTP 4xx) is recorded through a ``FailureLog`` (the store's
-``notification_failures`` table), never dropped.
+topic to a ``Dispatcher`` (``_notifier.run_notifier``). Each delivery is recorded per channel
+through a ``NotificationLog`` (the store's ``notifications_sent`` table) before the alert's offset
+is committed, so a restart never notifies twice. A notification that fails for good (e.g. HTTP
+4xx, or after a configured number of attempts) is recorded there too (table
+``notification_failures``), never dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Protocol, runtime_checkable
 
 import msgspec
 from pydantic import SecretStr
@@ -31,11 +33,10 @@ __all__ = [
     "Channel",
     "Dispatcher",
     "EmailChannel",
-    "FailureLog",
+    "NotificationLog",
     "NotifyError",
     "RateLimiter",
     "WebhookChannel",
-    "run_notifier",
     "sign",
 ]
 
@@ -62,13 +63,20 @@ class Channel(Protocol):
         """Deliver ``alert`` or raise ``NotifyError``."""
 
 
-class FailureLog(Protocol):
-    """Where permanently failed notifications are kept (the store)."""
+@runtime_checkable
+class NotificationLog(Protocol):
+    """Where notifications are recorded (the store): delivered ones and failed-for-good ones."""
+
+    def record_notification_sent(self, alert_id: str, channel: str) -> None:
+        """Record (durably) that ``alert_id`` was delivered on ``channel``."""
 
     def record_notification_failure(
         self, alert_id: str, channel: str, attempts: int, error: str, payload: str
     ) -> None:
         """Record (durably) that ``alert_id`` could not be sent on ``channel``."""
+
+    def notified_channels(self, alert_id: str) -> set[str]:
+        """The channels on which ``alert_id`` was delivered or recorded as failed."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -219,21 +227,23 @@ class Dispatcher:
     """Send each new alert whose decision is in ``decisions`` on every channel.
 
     Retries a failing channel with exponential back-off (``backoff_initial_s`` doubling up to
-    ``backoff_max_s``) up to ``max_attempts``; then, or at once for a permanent error, records the
-    failure in ``failures``. ``max_attempts=None`` retries a transient failure (endpoint down)
-    until it succeeds: back-pressure, the caller consumes nothing meanwhile; ``should_stop``
-    ends that wait with ``NotifyError`` (nothing recorded, so nothing must be committed).
-    Alerts already handled (by ``alert_id``, the last ``dedupe_size``) are skipped, so
-    redelivered messages never notify twice.
+    ``backoff_max_s``). ``max_attempts=None`` (the default) retries a transient failure (endpoint
+    down, HTTP 5xx/408/425/429) until it succeeds: back-pressure, the caller consumes nothing
+    meanwhile; ``should_stop`` ends that wait with ``NotifyError`` (nothing recorded, nothing must
+    be committed). A permanent failure (e.g. HTTP 4xx), or a transient one after ``max_attempts``,
+    is recorded in ``records`` (table ``notification_failures``). Every delivery is recorded in
+    ``records`` (table ``notifications_sent``) before the next one starts; an alert already
+    delivered or recorded on a channel (looked up there, the last ``dedupe_size`` kept in memory)
+    is never sent on it again, across restarts too.
     """
 
     def __init__(
         self,
         channels: Sequence[Channel],
-        failures: FailureLog,
+        records: NotificationLog,
         *,
         decisions: Collection[str] = ("block",),
-        max_attempts: int | None = 5,
+        max_attempts: int | None = None,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         rate: RateLimiter | None = None,
@@ -242,7 +252,7 @@ class Dispatcher:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.channels = list(channels)
-        self.failures = failures
+        self.records = records
         self.decisions = frozenset(decisions)
         self.max_attempts = max_attempts
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
@@ -252,20 +262,32 @@ class Dispatcher:
         self.should_stop = should_stop
         self.sent = 0
         self.failed = 0
+        self.skipped = 0
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def handle(self, alert: Alert) -> bool:
-        """Notify about ``alert`` unless filtered or already seen; ``True`` if it was handled."""
-        if alert.decision not in self.decisions or alert.alert_id in self._seen:
+    def handle(self, alert: Alert, *, wait: Callable[[float], None] | None = None) -> bool:
+        """Notify about ``alert`` unless filtered or already handled; ``True`` if it was handled.
+
+        ``wait`` (default: ``sleep``) is how a back-off is spent, e.g. polling a paused consumer.
+        """
+        if alert.decision not in self.decisions:
             return False
-        for channel in self.channels:
-            self._send(channel, alert)
+        if alert.alert_id in self._seen:
+            self.skipped += 1
+            return False
+        done = self.records.notified_channels(alert.alert_id)
+        pending = [c for c in self.channels if c.name not in done]
+        for channel in pending:
+            self._send(channel, alert, wait or self.sleep)
         self._seen[alert.alert_id] = None
         while len(self._seen) > self.dedupe_size:
             self._seen.popitem(last=False)
-        return True
+        if not pending:
+            self.skipped += 1
+            log.info("alert %s was already notified before a restart; skipped", alert.alert_id)
+        return bool(pending)
 
-    def _send(self, channel: Channel, alert: Alert) -> None:
+    def _send(self, channel: Channel, alert: Alert, wait: Callable[[float], None]) -> None:
         delay = self.backoff_initial_s
         attempt = 0
         while True:
@@ -274,11 +296,15 @@ class Dispatcher:
                 self.rate.acquire()
             try:
                 channel.send(alert)
-                self.sent += 1
-                return
             except NotifyError as exc:
                 last, permanent = exc, exc.permanent
                 log.warning("%s notification attempt %d failed: %s", channel.name, attempt, exc)
+            else:
+                self.records.record_notification_sent(alert.alert_id, channel.name)
+                self.sent += 1
+                if attempt > 1:
+                    log.info("%s delivered alert %s again", channel.name, alert.alert_id)
+                return
             if permanent or attempt == self.max_attempts:
                 break
             if self.should_stop():
@@ -286,7 +312,7 @@ class Dispatcher:
                     f"stopped while retrying the {channel.name} notification of alert "
                     f"{alert.alert_id}; it will be retried on restart"
                 ) from last
-            self.sleep(delay)
+            wait(delay)
             delay = min(self.backoff_max_s, delay * 2)
         self.failed += 1
         log.error(
@@ -296,72 +322,6 @@ class Dispatcher:
             alert.alert_id,
             attempt,
         )
-        self.failures.record_notification_failure(
+        self.records.record_notification_failure(
             alert.alert_id, channel.name, attempt, str(last), _encode(alert).decode()
         )
-
-
-_decode_alert = msgspec.json.Decoder(Alert).decode
-
-
-def run_notifier(
-    consumer: Any,
-    topic: str,
-    dispatcher: Dispatcher,
-    should_stop: Callable[[], bool],
-    *,
-    batch_max: int = 500,
-    idle_exit_s: float | None = None,
-) -> int:
-    """Feed ``topic``'s alerts to ``dispatcher`` through ``consumer`` (a confluent-kafka
-    ``Consumer`` with manual commits); commit each batch once handled. The alerts handled."""
-    consumer.subscribe([topic])
-    handled = 0
-    last_data = time.monotonic()
-    while not should_stop():
-        msgs = consumer.consume(batch_max, timeout=0.2)
-        if not msgs:
-            if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
-                break
-            continue
-        last_data = time.monotonic()
-        for msg in msgs:
-            if msg.error() is not None:
-                log.warning("consumer error on %s: %s", topic, msg.error())
-                continue
-            handled += _handle_message(msg, dispatcher)
-        _commit(consumer, msgs)
-    return handled
-
-
-def _commit(consumer: Any, msgs: Sequence[Any]) -> None:
-    """Commit past the last message of each partition (a failed commit only means a replay)."""
-    from confluent_kafka import KafkaException, TopicPartition
-
-    last: dict[tuple[str, int], int] = {}
-    for m in msgs:
-        if m.error() is None:
-            last[(m.topic(), m.partition())] = m.offset()
-    if not last:
-        return
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
-            asynchronous=False,
-        )
-    except KafkaException as exc:
-        log.warning("notifier offset commit failed (alerts may be replayed): %s", exc)
-
-
-def _handle_message(msg: Any, dispatcher: Dispatcher) -> int:
-    where = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
-    try:
-        alert = _decode_alert(msg.value() or b"")
-    except msgspec.DecodeError as exc:
-        log.error("alert at %s is not an Alert JSON (%s); recorded as a failure", where, exc)
-        raw = (msg.value() or b"").decode("utf-8", "replace")
-        dispatcher.failures.record_notification_failure(
-            where, "decode", 1, str(exc), _encode({"raw": raw}).decode()
-        )
-        return 0
-    return int(dispatcher.handle(alert))

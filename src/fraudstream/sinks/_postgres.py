@@ -78,6 +78,12 @@ ON CONFLICT (alert_id, channel) DO UPDATE SET
     attempts = notification_failures.attempts + excluded.attempts,
     error = excluded.error,
     failed_at_ms = excluded.failed_at_ms"""
+_INSERT_SENT: Final = """
+INSERT INTO notifications_sent (alert_id, channel, sent_at_ms) VALUES (%s, %s, %s)
+ON CONFLICT (alert_id, channel) DO NOTHING"""
+_NOTIFIED: Final = """
+SELECT channel FROM notifications_sent WHERE alert_id = %s
+UNION SELECT channel FROM notification_failures WHERE alert_id = %s"""
 #: Serialises concurrent migrations of one database (any constant key works).
 _MIGRATION_LOCK: Final = 0x66_72_61_75_64
 _SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -369,6 +375,18 @@ class PostgresStore:
         """Record (and commit) a notification that failed for good; the latest error wins."""
         with self._guard("upsert into table notification_failures"), self._connection() as conn:
             conn.execute(_UPSERT_FAILURE, (alert_id, channel, attempts, error, payload, _now_ms()))
+
+    def record_notification_sent(self, alert_id: str, channel: str) -> None:
+        """Record (and commit) that ``alert_id`` was delivered on ``channel``."""
+        with self._guard("insert into table notifications_sent"), self._connection() as conn:
+            conn.execute(_INSERT_SENT, (alert_id, channel, _now_ms()))
+
+    def notified_channels(self, alert_id: str) -> set[str]:
+        """Channels on which ``alert_id`` was delivered or recorded as failed for good."""
+        guard = self._guard("read tables notifications_sent/notification_failures")
+        with guard, self._connection() as conn:
+            rows = conn.execute(_NOTIFIED, (alert_id, alert_id)).fetchall()
+        return {str(r[0]) for r in rows}
 
     def count_notification_failures(self) -> int:
         """Rows in ``notification_failures``."""

@@ -58,6 +58,14 @@ ON CONFLICT (alert_id, channel) DO UPDATE SET
     error = excluded.error,
     failed_at_ms = excluded.failed_at_ms"""
 
+_INSERT_SENT: Final = """
+INSERT INTO notifications_sent (alert_id, channel, sent_at_ms) VALUES (?, ?, ?)
+ON CONFLICT (alert_id, channel) DO NOTHING"""
+
+_NOTIFIED: Final = """
+SELECT channel FROM notifications_sent WHERE alert_id = ?
+UNION SELECT channel FROM notification_failures WHERE alert_id = ?"""
+
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 #: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
 _CACHE_KIB: Final = 65_536
@@ -285,6 +293,18 @@ class SQLiteStore:
                 _UPSERT_FAILURE, (alert_id, channel, attempts, error, payload, _now_ms())
             )
         self.flush()
+
+    def record_notification_sent(self, alert_id: str, channel: str) -> None:
+        """Record (and commit) that ``alert_id`` was delivered on ``channel``."""
+        with self._guard("insert into table notifications_sent"):
+            self._begin().execute(_INSERT_SENT, (alert_id, channel, _now_ms()))
+        self.flush()
+
+    def notified_channels(self, alert_id: str) -> set[str]:
+        """Channels on which ``alert_id`` was delivered or recorded as failed for good."""
+        with self._guard("read tables notifications_sent/notification_failures"):
+            rows = self._connection().execute(_NOTIFIED, (alert_id, alert_id)).fetchall()
+        return {str(r[0]) for r in rows}
 
     def count_notification_failures(self) -> int:
         """Rows in ``notification_failures``."""

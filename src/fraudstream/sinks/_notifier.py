@@ -1,0 +1,144 @@
+"""The notifier's consumer loop: alerts topic → ``Dispatcher``, with back-pressure.
+
+Offsets are committed only after a whole batch is handled (every delivery or permanent failure
+recorded). While a channel is down the dispatcher's back-off is spent in ``_Hold``: the
+partitions are paused and the consumer keeps polling (so it stays in its group) until the
+channel answers; then consumption resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from fraudstream.sinks._notify import Dispatcher, NotifyError
+from fraudstream.sinks._rows import Alert
+
+__all__ = ["run_notifier"]
+
+log = logging.getLogger(__name__)
+
+_decode_alert = msgspec.json.Decoder(Alert).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class _Hold:
+    """Spend a back-off with the consumer's partitions paused, polling to keep the membership."""
+
+    def __init__(self, consumer: Any, topic: str) -> None:
+        self.consumer, self.topic = consumer, topic
+        self.paused = False
+        self.started = 0.0
+
+    def __call__(self, seconds: float) -> None:
+        if not self.paused:
+            self.paused, self.started = True, time.monotonic()
+            self.consumer.pause(self.consumer.assignment())
+            log.warning(
+                "notifier: a channel is failing; consumption of %s paused, offsets not "
+                "committed, retrying with back-off until it answers",
+                self.topic,
+            )
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.consumer.poll(min(left, 0.5))
+            if msg is not None and msg.error() is None:
+                self._rewind(msg)  # a partition assigned meanwhile was not paused
+
+    def _rewind(self, msg: Any) -> None:
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self.consumer.seek(tp)
+        self.consumer.pause([tp])
+
+    def release(self) -> None:
+        """Resume consumption if it was paused."""
+        if self.paused:
+            self.consumer.resume(self.consumer.assignment())
+            log.warning(
+                "notifier: channel answers again after %.1f s; consumption of %s resumed",
+                time.monotonic() - self.started,
+                self.topic,
+            )
+            self.paused = False
+
+
+def run_notifier(
+    consumer: Any,
+    topic: str,
+    dispatcher: Dispatcher,
+    should_stop: Callable[[], bool],
+    *,
+    batch_max: int = 500,
+    idle_exit_s: float | None = None,
+) -> int:
+    """Feed ``topic``'s alerts to ``dispatcher`` through ``consumer`` (a confluent-kafka
+    ``Consumer`` with manual commits); commit each batch once handled. The alerts handled.
+
+    Stopping while a channel is down returns without committing that batch: the restarted
+    notifier gets it again and skips what was already delivered.
+    """
+    consumer.subscribe([topic])
+    handled = 0
+    last_data = time.monotonic()
+    hold = _Hold(consumer, topic)
+    while not should_stop():
+        msgs = consumer.consume(batch_max, timeout=0.2)
+        if not msgs:
+            if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                break
+            continue
+        last_data = time.monotonic()
+        try:
+            for msg in msgs:
+                if msg.error() is not None:
+                    log.warning("consumer error on %s: %s", topic, msg.error())
+                    continue
+                handled += _handle_message(msg, dispatcher, hold)
+        except NotifyError:
+            if should_stop():
+                log.warning("notifier stopped while a channel was down; batch not committed")
+                break
+            raise
+        finally:
+            hold.release()
+        _commit(consumer, msgs)
+    return handled
+
+
+def _commit(consumer: Any, msgs: Sequence[Any]) -> None:
+    """Commit past the last message of each partition (a failed commit only means a replay)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    last: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        if m.error() is None:
+            last[(m.topic(), m.partition())] = m.offset()
+    if not last:
+        return
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()],
+            asynchronous=False,
+        )
+    except KafkaException as exc:
+        log.warning("notifier offset commit failed (alerts may be replayed): %s", exc)
+
+
+def _handle_message(msg: Any, dispatcher: Dispatcher, hold: _Hold) -> int:
+    where = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+    try:
+        alert = _decode_alert(msg.value() or b"")
+    except msgspec.DecodeError as exc:
+        log.error("alert at %s is not an Alert JSON (%s); recorded as a failure", where, exc)
+        raw = (msg.value() or b"").decode("utf-8", "replace")
+        dispatcher.records.record_notification_failure(
+            where, "decode", 1, str(exc), _encode({"raw": raw}).decode()
+        )
+        return 0
+    return int(dispatcher.handle(alert, wait=hold))
