@@ -95,7 +95,23 @@ def run_notify(
 def notify(
     idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),
 ) -> None:
-    """Send alerts (default: blocks) to the configured webhook and e-mail channels."""
+    """Send alerts (default: blocks) to the configured webhook and e-mail channels.
+
+    Settings, FRAUDSTREAM_NOTIFY__…: CHANNELS ('["webhook","email"]'),
+    DECISIONS ('["block"]'), WEBHOOK_URL, WEBHOOK_SECRET (HMAC-SHA256 in
+    X-Fraudstream-Signature), WEBHOOK_TIMEOUT_S, SMTP_HOST, SMTP_PORT,
+    SMTP_STARTTLS, SMTP_CA_FILE, SMTP_USERNAME, SMTP_PASSWORD, EMAIL_FROM,
+    EMAIL_TO, RATE_PER_S, BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID.
+
+    A channel that is down (refused, timeout, HTTP 5xx/408/425/429) holds
+    consumption: partitions paused, no offset committed, retried with
+    exponential back-off until it answers; MAX_ATTEMPTS=n gives up after n
+    attempts instead. A notification that fails for good (HTTP 4xx, SMTP login
+    refused, or MAX_ATTEMPTS reached) is recorded in the store's table
+    notification_failures. Each delivery is recorded per channel in
+    notifications_sent before its offset is committed: a restart never repeats
+    one.
+    """
     settings = load_settings()
     try:
         d = run_notify(settings, should_stop=stop_event().is_set, idle_exit_s=idle_exit)
