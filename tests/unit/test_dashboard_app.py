@@ -127,6 +127,10 @@ def test_alerts_page_filters_and_pages(store_url: str) -> None:
 
 def test_trends_page(store_url: str) -> None:
     at = _page("trends")
+    metrics = _metrics(at)
+    assert metrics["Alerts in range"] == "5"
+    assert metrics["Blocked in range"] == "2"
+    assert metrics["Fraud rate in range"] == "40.00%"  # (3 + 3) / (7 + 8) window rows
     frames = [d.value for d in at.dataframe]
     destinations = frames[0]
     assert destinations["counterparty"].tolist()[:2] == ["M2", "M1"]

@@ -103,6 +103,8 @@ def check_queries(db: Database) -> None:
         "review": 3,
         "block": 2,
     }
+    assert q.alerts_since(db, 0) == {"review": 3, "block": 2}
+    assert q.alerts_since(db, T0 + 60_001) == {}
     assert q.latest_model_version(db) is not None
     assert q.alert_counts(db) == {"open": 5, "confirmed_fraud": 0, "false_positive": 0}
     queue = q.alert_queue(db, "open", None, "score", 3, 0)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
 from fraudstream.cli._app import app, console, load_settings, stop_event
+from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
 from fraudstream.cli._detect import run_detector
 from fraudstream.cli._train import ensure_model
 from fraudstream.config import Settings
@@ -65,6 +66,10 @@ def demo(
         None, envvar="DEMO_SECONDS", help="Run this long, then summarise [default: until Ctrl-C]."
     ),
     rate: float | None = typer.Option(None, help="Simulated transactions per second [500]."),
+    dashboard: bool = typer.Option(True, help="Start the dashboard too and print its URL."),
+    dashboard_port: int | None = typer.Option(
+        None, help="Dashboard port [8501, or a free one if busy; 0: a free one]."
+    ),
 ) -> None:
     """Start the embedded broker, train a first model if none, run simulator + detector live."""
     settings = load_settings(simulate={"rate": rate})
@@ -82,6 +87,16 @@ def demo(
                 simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}
             )
         model = ensure_model(settings)
+        dashboard_url = None
+        if dashboard:
+            proc, dashboard_url = start_dashboard(
+                settings,
+                port=dashboard_port,
+                bootstrap=bootstrap,
+                log_path=settings.data_dir / "dashboard.log",
+            )
+            stack.callback(stop_dashboard, proc)
+            console.print(f"dashboard at [bold]{dashboard_url}[/]")
         interrupted = stop_event()
         sim = _start_simulator(settings, bootstrap)
         stack.callback(_kill_if_running, sim)
@@ -92,14 +107,16 @@ def demo(
             f"simulator at {settings.simulate.rate:,.0f} tx/s → {topic} → detector; {until}"
         )
         stats = run_detector(settings, should_stop=stopper.detector_stop.is_set, model=model)
-        _summary(settings, bootstrap, stats)
+        _summary(settings, bootstrap, stats, dashboard_url)
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _summary(settings: Settings, bootstrap: str, stats: DetectorStats) -> None:
+def _summary(
+    settings: Settings, bootstrap: str, stats: DetectorStats, dashboard_url: str | None
+) -> None:
     store = open_store(settings.store_url())
     store.open()
     try:
@@ -121,4 +138,6 @@ def _summary(settings: Settings, bootstrap: str, stats: DetectorStats) -> None:
     table.add_row("alerts topic", f"{settings.topics.alerts} @ {bootstrap}")
     table.add_row("store", settings.store_url())
     table.add_row("store totals", f"{stored:,} transactions, alerts {stored_alerts}")
+    if dashboard_url:
+        table.add_row("dashboard (stops with the demo)", dashboard_url)
     console.print(table)

@@ -27,6 +27,7 @@ __all__ = ["render"]
 _PAGE_SIZE = 25
 _PENDING = "pending_labels"
 _MESSAGES = "verdict_messages"
+_REPUBLISH_MESSAGES = "republish_messages"
 _STATUS_NAMES = {
     "open": "open",
     "confirmed_fraud": "confirmed fraud",
@@ -158,8 +159,8 @@ def _verdict(alert: q.AlertRow) -> None:
         (st.success if level == "ok" else st.error)(text)
 
 
-def _say(level: str, text: str) -> None:
-    st.session_state.setdefault(_MESSAGES, []).append((level, text))
+def _say(level: str, text: str, where: str = _MESSAGES) -> None:
+    st.session_state.setdefault(where, []).append((level, text))
 
 
 def _on_verdict(alert_id: str, status: str) -> None:
@@ -184,7 +185,7 @@ def _default_analyst() -> str:
         return ""
 
 
-def _publish(alert_ids: list[str]) -> None:
+def _publish(alert_ids: list[str], where: str = _MESSAGES) -> None:
     """Publish the labels of these stored verdicts; keep the ones that failed as pending."""
     pending: list[str] = st.session_state.setdefault(_PENDING, [])
     db = database()
@@ -196,7 +197,7 @@ def _publish(alert_ids: list[str]) -> None:
         )
     except KafkaError as exc:
         pending.extend(aid for aid in alert_ids if aid not in pending)
-        _say("error", f"Verdict stored, label NOT published: {exc}")
+        _say("error", f"Verdict stored, label NOT published: {exc}", where)
         return
     st.session_state[_PENDING] = [aid for aid in pending if aid not in alert_ids]
     for a in alerts:
@@ -204,6 +205,7 @@ def _publish(alert_ids: list[str]) -> None:
             "ok",
             f"Stored: {a.alert_id} is {_STATUS_NAMES[a.status]} (by {a.analyst}); "
             f"label published to {s.topics.labels}.",
+            where,
         )
 
 
@@ -220,11 +222,13 @@ def _pending_labels() -> None:
             st.button(
                 "Publish waiting labels",
                 key="republish_pending",
-                on_click=lambda: _publish(list(st.session_state.get(_PENDING, []))),
+                on_click=lambda: _publish(
+                    list(st.session_state.get(_PENDING, [])), _REPUBLISH_MESSAGES
+                ),
             )
         st.number_input("Verdicts of the last … hours", 1, 24 * 30, 24, key="hours")
         st.button("Publish all these verdicts again", key="republish_all", on_click=_republish)
-        for level, text in st.session_state.pop(_MESSAGES, []):
+        for level, text in st.session_state.pop(_REPUBLISH_MESSAGES, []):
             (st.success if level == "ok" else st.error)(text)
 
 
@@ -232,6 +236,6 @@ def _republish() -> None:
     hours = int(st.session_state.get("hours", 24))
     verdicts = q.verdicts_since(database(), now_ms() - hours * 3_600_000)
     if verdicts:
-        _publish([a.alert_id for a in verdicts])
+        _publish([a.alert_id for a in verdicts], _REPUBLISH_MESSAGES)
     else:
-        _say("error", "No verdicts in that period.")
+        _say("error", "No verdicts in that period.", _REPUBLISH_MESSAGES)

@@ -26,6 +26,7 @@ __all__ = [
     "alert_counts",
     "alert_queue",
     "alerts_by_minute",
+    "alerts_since",
     "decisions_by_kind",
     "get_alert",
     "labelled_sample",
@@ -103,6 +104,15 @@ def window_series(db: Database, since_ms: int) -> pd.DataFrame:
         (since_ms,),
     )
     return _frame(rows, _WINDOW_COLUMNS)
+
+
+def alerts_since(db: Database, since_ms: int) -> dict[str, int]:
+    """Alerts created at or after ``since_ms``, per decision."""
+    rows = db.rows(
+        "SELECT decision, count(*) FROM fraud_alerts WHERE created_at_ms >= ? GROUP BY decision",
+        (since_ms,),
+    )
+    return {str(d): int(n) for d, n in rows}
 
 
 def alerts_by_minute(db: Database, since_ms: int) -> pd.DataFrame:

@@ -9,7 +9,13 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from fraudstream.dashboard import _queries as q
-from fraudstream.dashboard._context import DECISION_COLOURS, LABEL_COLOURS, cached, settings
+from fraudstream.dashboard._context import (
+    DECISION_COLOURS,
+    LABEL_COLOURS,
+    cached,
+    fmt_pct,
+    settings,
+)
 
 __all__ = ["RANGES", "render"]
 
@@ -37,6 +43,7 @@ def render() -> None:
         "per-second 30 s sliding windows, so each bucket averages its windows."
     )
     trend = cached(q.trend_series, since, bucket_ms)
+    _totals(trend, cached(q.alerts_since, since))
     left, right = st.columns(2)
     with left:
         st.altair_chart(
@@ -52,6 +59,16 @@ def render() -> None:
     )
     _transactions_section()
     _riskiest(since)
+
+
+def _totals(trend: pd.DataFrame, alerts: dict[str, int]) -> None:
+    c = st.columns(4)
+    frauds, tx = float(trend["frauds"].sum()), float(trend["transactions"].sum())
+    c[0].metric("Alerts in range", f"{sum(alerts.values()):,}")
+    c[1].metric("Blocked in range", f"{alerts.get('block', 0):,}")
+    c[2].metric("Fraud rate in range", fmt_pct(frauds / tx if tx else None))
+    mean = float(trend["tx_per_s"].mean()) if len(trend) else 0.0
+    c[3].metric("Mean throughput", f"{mean:,.0f} tx/s")
 
 
 def _line(frame: pd.DataFrame, column: str, title: str, axis: str, fmt: str) -> alt.Chart:
