@@ -82,7 +82,7 @@ def test_amounts_are_heavy_tailed_and_positive(rows: list[PaySimRecord]) -> None
         amounts = np.array([r.amount for r in rows if r.type == kind])
         assert amounts.min() > 0
         assert amounts.mean() > np.median(amounts)  # right-skewed
-        assert np.percentile(amounts, 99) > 10 * np.median(amounts) or kind == "CASH_IN"
+        assert np.percentile(amounts, 99) > 4 * np.median(amounts)
 
 
 def test_balances_are_consistent_row_by_row(rows: list[PaySimRecord]) -> None:
@@ -316,8 +316,10 @@ def test_compromised_customer_a_third_of_debits_at_several_times_the_usual(
         if not r.isFraud:
             genuine[r.type].append(r.amount)
     median = {kind: float(np.median(a)) for kind, a in genuine.items()}
-    ratios = [r.amount / median[r.type] for r in frauds]
-    assert float(np.median(ratios)) > 2.0  # 3-6 x, unless the balance is smaller
+    # 3-6 x the draw, unless the balance is smaller (then 80-100 % of the balance)
+    uncapped = [r for r in frauds if r.amount < 0.8 * (r.oldbalanceOrg or 0.0) - 0.01]
+    assert len(uncapped) > 10
+    assert float(np.median([r.amount / median[r.type] for r in uncapped])) > 2.5
     mules = {r.nameDest for r in by_scenario(fraud_rows, "account_takeover")}
     for r in frauds:
         if r.type == "TRANSFER":

@@ -13,7 +13,7 @@ __all__ = ["Population", "build_population"]
 _ID_LOW = 100_000_000  # 9 digits
 _ID_HIGH = 2_147_483_647  # 10 digits, like PaySim's ids
 _ZERO_BALANCE_SHARE = 0.08
-_BALANCE_MEDIAN = 150_000.0
+_BALANCE_MEDIAN = 900_000.0  # PaySim's mean old origin balance is ~830,000
 _BALANCE_SIGMA = 1.3
 _AGENT_BALANCE_FACTOR = 20.0
 
