@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -23,7 +24,7 @@ from fraudstream.schema import (
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import SQLiteStore, Store
 
-__all__ = ["stage_costs", "store_rates"]
+__all__ = ["postgres_store_rates", "stage_costs", "store_rates"]
 
 
 class _Clock:
@@ -171,3 +172,18 @@ def store_rates(
         "window_rows_per_s": windows / seconds["windows"],
         "alert_share": n_alerts / rows,
     }
+
+
+def postgres_store_rates(bundle: Bundle, url: str, **options: int) -> dict[str, float]:
+    """``store_rates`` of the PostgreSQL store at ``url``, in a scratch schema dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    from fraudstream.sinks import open_store
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    try:
+        return store_rates(bundle, open_store(url, schema=schema), **options)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
