@@ -506,3 +506,57 @@ def test_alert_sink_wraps_produce_errors() -> None:
     sink = AlertTopicSink(Broken(), "fraud-alerts")
     with pytest.raises(KafkaError, match="fraud-alerts.*too large"):
         sink.write(make_scored(["a"], ["block"]))
+
+
+# --- the PostgreSQL binary COPY stream, parsed back without a server ------------------------------
+
+
+def parse_binary_copy(stream: bytes) -> list[list[bytes | None]]:
+    """The tuples of a binary ``COPY`` stream as raw field values (``None`` for NULL)."""
+    import struct
+
+    assert stream.startswith(b"PGCOPY\n\xff\r\n\x00") and stream.endswith(b"\xff\xff")
+    at, rows = 19, []
+    while stream[at : at + 2] != b"\xff\xff":
+        (ncols,) = struct.unpack_from(">h", stream, at)
+        at += 2
+        row: list[bytes | None] = []
+        for _ in range(ncols):
+            (size,) = struct.unpack_from(">i", stream, at)
+            at += 4
+            row.append(None if size < 0 else stream[at : at + size])
+            at += max(size, 0)
+        rows.append(row)
+    assert at == len(stream) - 2
+    return rows
+
+
+def test_binary_copy_stream_holds_every_value_exactly() -> None:
+    import struct
+
+    from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
+
+    batch = make_scored(WEIRD_IDS, ["allow", "block", "review", "allow"], labels=[-1, 1, 0, -1])
+    batch.score[2] = np.nan
+    batch.features[3, 1] = np.inf
+    columns = [c.strip().strip('"') for c in ENRICHED_COPY_COLUMNS.split(",")]
+    order = np.array([2, 0, 1])
+    rows = parse_binary_copy(binary_copy([enriched_copy(batch), enriched_copy(batch, order)]))
+    assert len(rows) == 8 and all(len(r) == len(columns) == 19 for r in rows)
+    for i, row in enumerate(rows[:4]):
+        v = dict(zip(columns, row, strict=True))
+        assert v["tx_id"] == WEIRD_IDS[i].encode() and v["account"] == f"C{i}".encode()
+        assert v["kind"] == KINDS[i].encode() and v["model_version"] == b"lr-test-1"
+        assert v["decision"] == DECISIONS[batch.decision[i]].encode()
+        assert struct.unpack(">q", v["event_time_ms"] or b"")[0] == batch.tx.event_time_ms[i]
+        assert struct.unpack(">d", v["amount"] or b"")[0] == batch.tx.amount[i]
+        assert v["new_balance_orig"] is None  # NaN balance: NULL
+        assert v["label"] == (None if i in (0, 3) else struct.pack(">h", batch.tx.label[i]))
+        assert v["score"] == (None if i == 2 else struct.pack(">d", batch.score[i]))
+        assert struct.unpack(">i", v["partition"] or b"")[0] == batch.partition[i]
+        head = struct.unpack_from(">5i", v["features"] or b"")
+        assert head == (1, 0, 700, 3, 1)  # one dimension, no NULLs, real, 3 values from 1
+        values = struct.unpack_from(">" + "i f" * 3, v["features"] or b"", 20)[1::2]
+        assert values == tuple(batch.features[i].tolist())
+        permuted = struct.unpack_from(">" + "i f" * 3, rows[4 + i][12] or b"", 20)[1::2]
+        assert permuted == tuple(batch.features[i, order].tolist())
