@@ -71,11 +71,11 @@ class Hook:
                     return  # dropped without an answer
                 hook.requests.append((dict(self.headers), body))
                 status = hook.statuses.pop(0) if hook.statuses else 200
+                if status < 300:  # noted before answering: the client may return at once
+                    hook.delivered.append(json.loads(body)["alert_id"])
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if status < 300:
-                    hook.delivered.append(json.loads(body)["alert_id"])
 
             def log_message(self, *args: Any) -> None:
                 pass
