@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from pydantic import SecretStr
 
+from fraudstream.errors import StoreError
 from fraudstream.sinks import (
     Alert,
     Dispatcher,
@@ -324,6 +325,32 @@ def test_only_the_channels_not_yet_done_are_sent_after_a_restart(
     assert hook.delivered == ["a2"]
     assert [m.original_content.count(b"a1") > 0 for m in inbox.messages] == [True]
     assert failures.notified_channels("a1") == failures.notified_channels("a2")
+
+
+def test_a_failing_store_holds_until_the_delivery_is_recorded(hook: Hook, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.open()
+    store.close()  # the store is unavailable: every call raises StoreError
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            store.open()  # back
+
+    d = Dispatcher([WebhookChannel(hook.url)], store, backoff_initial_s=0.1)
+    assert d.handle(make_alert("a1"), wait=wait)
+    assert waits == [0.1, 0.2, 0.4] and hook.delivered == ["a1"]
+    assert store.notified_channels("a1") == {"webhook"}
+    store.close()
+
+
+def test_stop_while_the_store_fails_raises_the_store_error(hook: Hook, tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")  # never opened
+    d = Dispatcher([WebhookChannel(hook.url)], store, should_stop=lambda: True)
+    with pytest.raises(StoreError, match="not open"):
+        d.handle(make_alert("a1"))
+    assert hook.requests == []
 
 
 def test_rate_limiter_spaces_sends() -> None:

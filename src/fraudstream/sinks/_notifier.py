@@ -1,9 +1,9 @@
 """The notifier's consumer loop: alerts topic → ``Dispatcher``, with back-pressure.
 
 Offsets are committed only after a whole batch is handled (every delivery or permanent failure
-recorded). While a channel is down the dispatcher's back-off is spent in ``_Hold``: the
-partitions are paused and the consumer keeps polling (so it stays in its group) until the
-channel answers; then consumption resumes.
+recorded). While a channel (or the store) is down the dispatcher's back-off is spent in
+``_Hold``: the partitions are paused and the consumer keeps polling (so it stays in its group)
+until it answers; then consumption resumes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from fraudstream.errors import StoreError
 from fraudstream.sinks._notify import Dispatcher, NotifyError
 from fraudstream.sinks._rows import Alert
 
@@ -100,9 +101,9 @@ def run_notifier(
                     log.warning("consumer error on %s: %s", topic, msg.error())
                     continue
                 handled += _handle_message(msg, dispatcher, hold)
-        except NotifyError:
+        except (NotifyError, StoreError):
             if should_stop():
-                log.warning("notifier stopped while a channel was down; batch not committed")
+                log.warning("notifier stopped while holding; batch not committed")
                 break
             raise
         finally:

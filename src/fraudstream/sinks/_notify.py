@@ -21,12 +21,12 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from email.message import EmailMessage
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from pydantic import SecretStr
 
-from fraudstream.errors import FraudstreamError
+from fraudstream.errors import FraudstreamError, StoreError
 from fraudstream.sinks._rows import Alert
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Fraudstream-Signature"
+_T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -234,7 +235,7 @@ class Dispatcher:
     is recorded in ``records`` (table ``notification_failures``). Every delivery is recorded in
     ``records`` (table ``notifications_sent``) before the next one starts; an alert already
     delivered or recorded on a channel (looked up there, the last ``dedupe_size`` kept in memory)
-    is never sent on it again, across restarts too.
+    is never sent on it again, across restarts too. A failing store holds like a down channel.
     """
 
     def __init__(
@@ -275,10 +276,11 @@ class Dispatcher:
         if alert.alert_id in self._seen:
             self.skipped += 1
             return False
-        done = self.records.notified_channels(alert.alert_id)
+        wait = wait or self.sleep
+        done = self._stored(lambda: self.records.notified_channels(alert.alert_id), wait)
         pending = [c for c in self.channels if c.name not in done]
         for channel in pending:
-            self._send(channel, alert, wait or self.sleep)
+            self._send(channel, alert, wait)
         self._seen[alert.alert_id] = None
         while len(self._seen) > self.dedupe_size:
             self._seen.popitem(last=False)
@@ -300,7 +302,10 @@ class Dispatcher:
                 last, permanent = exc, exc.permanent
                 log.warning("%s notification attempt %d failed: %s", channel.name, attempt, exc)
             else:
-                self.records.record_notification_sent(alert.alert_id, channel.name)
+                self._stored(
+                    lambda: self.records.record_notification_sent(alert.alert_id, channel.name),
+                    wait,
+                )
                 self.sent += 1
                 if attempt > 1:
                     log.info("%s delivered alert %s again", channel.name, alert.alert_id)
@@ -322,6 +327,27 @@ class Dispatcher:
             alert.alert_id,
             attempt,
         )
-        self.records.record_notification_failure(
-            alert.alert_id, channel.name, attempt, str(last), _encode(alert).decode()
+        payload = _encode(alert).decode()
+        self._stored(
+            lambda: self.records.record_notification_failure(
+                alert.alert_id, channel.name, attempt, str(last), payload
+            ),
+            wait,
         )
+
+    def _stored(self, action: Callable[[], _T], wait: Callable[[float], None]) -> _T:
+        """Run a store ``action``, retried with back-off while the store fails (``StoreError``).
+
+        A delivery that cannot be recorded must not be committed: this holds consumption like a
+        down channel; ``should_stop`` ends the wait by raising the ``StoreError``.
+        """
+        delay = self.backoff_initial_s
+        while True:
+            try:
+                return action()
+            except StoreError as exc:
+                if self.should_stop():
+                    raise
+                log.warning("notifier: store failed (%s); retrying in %.1f s", exc, delay)
+            wait(delay)
+            delay = min(self.backoff_max_s, delay * 2)
