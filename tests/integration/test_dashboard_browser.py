@@ -43,15 +43,20 @@ WAIT_MS = 60_000
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    """A SQLite store seeded with 20,000 transactions at 20 tx/s (the last ~17 minutes)."""
+    """A SQLite store seeded with 20,000 transactions at 20 tx/s (the last ~17 minutes).
+
+    ``FRAUDSTREAM_DASHBOARD_SEED=rows,rate`` seeds another size (the screenshots use more).
+    """
     path = tmp_path / "store.db"
+    rows, rate = os.environ.get("FRAUDSTREAM_DASHBOARD_SEED", "20000,20").split(",")
     subprocess.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "seed_store.py"),
             f"--url=sqlite:///{path}",
-            "--rows=20000",
-            "--rate=20",
+            f"--rows={rows}",
+            f"--rate={rate}",
+            f"--batch={max(int(float(rate)) * 2, 10)}",  # a detector batch every ~2 s
             "--accounts=2000",
             "--fraud-rate=0.01",
             "--verdict-share=0.2",
@@ -76,7 +81,7 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1500, "height": 1100},
+            viewport={"width": 1500, "height": 1900},
         )
         try:
             yield context

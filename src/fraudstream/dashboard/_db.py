@@ -159,6 +159,14 @@ class Database:
                 cur.executemany(self.sql(text), rows)
                 return int(cur.rowcount)
 
+    def plain(self, column: str) -> str:
+        """``column`` as an expression SQLite will not use an index for (``+column``).
+
+        Steers SQLite's planner (which has no statistics) to the partial indexes when an
+        equality or ``GROUP BY`` on the column would otherwise pick a full-table index.
+        """
+        return f"+{column}" if self.dialect == "sqlite" else column
+
     def bin_expr(self, column: str, bins: int) -> str:
         """SQL for ``floor(column * bins)`` as an integer (``column`` is trusted SQL)."""
         n = int(bins)

@@ -52,7 +52,7 @@ def _bundle_section(manifest: dict[str, Any] | None) -> None:
         st.info(f"No bundle under {settings().models_dir}: run `fraudstream train`.")
         return
     th = manifest.get("thresholds", {})
-    c = st.columns(4)
+    c = st.columns([3, 1, 1, 1])
     c[0].metric("Version", manifest["version"])
     c[1].metric("Mode", manifest.get("mode", "?"))
     c[2].metric("Review threshold", _fmt_threshold(th.get("review")))
@@ -199,7 +199,11 @@ def _curve_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
         alt.Chart(data, title="Precision and recall as the review threshold moves (block fixed)")
         .mark_line()
         .encode(
-            x=alt.X("review threshold:Q", title="review threshold (score)"),
+            x=alt.X(
+                "review threshold:Q",
+                title="review threshold (score)",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
             y=alt.Y("value:Q", title="share", axis=alt.Axis(format="%")),
             color=alt.Color(
                 "metric:N",
@@ -225,7 +229,11 @@ def _cost_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
         alt.Chart(data, title="Expected cost as the review threshold moves (block fixed)")
         .mark_line(color="#d1495b")
         .encode(
-            x=alt.X("review threshold:Q", title="review threshold (score)"),
+            x=alt.X(
+                "review threshold:Q",
+                title="review threshold (score)",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
             y=alt.Y("expected cost:Q", title="expected cost (amount currency)"),
             tooltip=[
                 "review threshold:Q",

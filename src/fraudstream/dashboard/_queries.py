@@ -407,16 +407,18 @@ def live_quality(db: Database, since_ms: int, version: str | None) -> dict[str, 
     """
     model = " AND model_version = ?" if version else ""
     extra: tuple[Any, ...] = (version,) if version else ()
+    decision = db.plain("decision")
+    # ``decision <> 'allow'`` selects the partial index ix_enriched_alerted (also in PostgreSQL)
     alerted = db.rows(
         "SELECT label, count(*) FROM transactions_enriched"
-        " WHERE decision IN ('review', 'block') AND decision <> 'allow'"
+        f" WHERE {decision} IN ('review', 'block') AND decision <> 'allow'"
         f" AND event_time_ms >= ?{model} GROUP BY label",
         (since_ms, *extra),
     )
     by_label = {lab: int(n) for lab, n in alerted}
     frauds = db.rows(
-        "SELECT decision, count(*) FROM transactions_enriched WHERE label = 1"
-        f" AND event_time_ms >= ?{model} GROUP BY decision",
+        f"SELECT {decision}, count(*) FROM transactions_enriched WHERE label = 1"
+        f" AND event_time_ms >= ?{model} GROUP BY {decision}",
         (since_ms, *extra),
     )
     by_decision = {str(d): int(n) for d, n in frauds}

@@ -12,12 +12,12 @@ import streamlit as st
 
 _PAGES = Path(__file__).parent / "pages"
 
-st.set_page_config(page_title="fraudstream", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="fraudstream", page_icon=":material/shield:", layout="wide")
 st.navigation(
     [
-        st.Page(_PAGES / "live.py", title="Live", icon="📈", default=True),
-        st.Page(_PAGES / "alerts.py", title="Alerts", icon="🚨"),
-        st.Page(_PAGES / "trends.py", title="Trends", icon="📊"),
-        st.Page(_PAGES / "model.py", title="Model & thresholds", icon="🎚️"),
+        st.Page(_PAGES / "live.py", title="Live", icon=":material/monitoring:", default=True),
+        st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notification_important:"),
+        st.Page(_PAGES / "trends.py", title="Trends", icon=":material/insights:"),
+        st.Page(_PAGES / "model.py", title="Model & thresholds", icon=":material/tune:"),
     ]
 ).run()

@@ -108,5 +108,17 @@ _V3: Final = (
     "CREATE INDEX ix_notifications_sent_at ON notifications_sent (sent_at_ms)",
 )
 
+#: The dashboard's indexes, all small: labelled frauds and alerted rows (partial, covering the
+#: live precision/recall and riskiest-entity queries) and the review queue ordered by score.
+_V4: Final = (
+    """
+    CREATE INDEX IF NOT EXISTS ix_enriched_fraud ON transactions_enriched
+    (event_time_ms, decision, model_version, counterparty, account) WHERE label = 1""",
+    """
+    CREATE INDEX IF NOT EXISTS ix_enriched_alerted ON transactions_enriched
+    (event_time_ms, label, model_version) WHERE decision <> 'allow'""",
+    "CREATE INDEX IF NOT EXISTS ix_alerts_status_score ON fraud_alerts (status, score)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
