@@ -27,6 +27,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: Lifetime of cached query results (read once per process: decorators need it at import).
+_TTL_S = Settings().dashboard.cache_ttl_s
+
 #: Colours used on every page: decisions and labels always look the same.
 DECISION_COLOURS = {"allow": "#9aa5b1", "review": "#f0a202", "block": "#d1495b"}
 LABEL_COLOURS = {"legitimate": "#4c78a8", "fraud": "#d1495b", "unknown": "#9aa5b1"}
@@ -55,7 +58,7 @@ def database() -> Database:
     return _database(s.store_url(), s.store.pg_schema)
 
 
-@st.cache_data(ttl=2.0, show_spinner=False, max_entries=256)
+@st.cache_data(ttl=_TTL_S, show_spinner=False, max_entries=256)
 def _cached(name: str, url: str, schema: str | None, args: tuple[Any, ...]) -> Any:
     fn: Callable[..., Any] = getattr(_queries, name)
     return fn(_database(url, schema), *args)
@@ -75,7 +78,7 @@ def kafka_client() -> dict[str, Any]:
     return s.kafka.client_config(servers)
 
 
-@st.cache_data(ttl=5.0, show_spinner=False)
+@st.cache_data(ttl=max(_TTL_S, 5.0), show_spinner=False)
 def _lag(client_items: tuple[tuple[str, Any], ...], group: str, topic: str) -> Lag:
     return consumer_lag(dict(client_items), group, topic, timeout_s=1.5)
 
