@@ -21,6 +21,7 @@ from fraudstream.sinks import open_store
 from fraudstream.stream import (
     Detector,
     DetectorTopics,
+    Job,
     SlidingWindow,
     StateRestorer,
     decode_messages,
@@ -58,11 +59,12 @@ class _TimedDetector(Detector):
         if self.timeline.first_s is None:
             self.timeline.first_s = time.perf_counter()
         super().process(msgs)
-        done_ms = time.time() * 1000
+
+    def on_durable(self, job: Job) -> None:
         self.timeline.last_s = time.perf_counter()
-        self.timeline.processed += len(msgs)
-        self.timeline.batches.append(len(msgs))
-        self.timeline.latency_ms.extend(done_ms - m.timestamp()[1] for m in msgs)
+        self.timeline.processed += len(job.produced_ms)
+        self.timeline.batches.append(len(job.produced_ms))
+        self.timeline.latency_ms.extend((job.durable_ms - job.produced_ms).tolist())
 
 
 @dataclass(frozen=True)

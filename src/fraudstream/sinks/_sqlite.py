@@ -166,7 +166,14 @@ class SQLiteStore:
         if self.synchronous not in _SYNCHRONOUS:
             raise StoreError(f"SQLite synchronous={self.synchronous!r}; use one of {_SYNCHRONOUS}")
         with self._guard("open"):
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            # the detector opens the store on one thread and writes from its sink thread (one
+            # thread at a time; see ``stream._pipeline``)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         self._conn = conn
         try:
             with self._guard("configure the connection"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fraudstream.stream._detector import Detector, DetectorTopics, decode_messages
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer
 from fraudstream.stream._models import ModelWatcher
+from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._produce import run_simulation
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
@@ -14,7 +15,9 @@ __all__ = [
     "Detector",
     "DetectorStats",
     "DetectorTopics",
+    "Job",
     "ModelWatcher",
+    "SinkWorker",
     "SlidingWindow",
     "StateRestorer",
     "decode_messages",

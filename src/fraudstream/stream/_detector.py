@@ -24,6 +24,7 @@ from fraudstream.schema import (
 )
 from fraudstream.sinks import AlertTopicSink, Store
 from fraudstream.stream._models import ModelWatcher
+from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
@@ -102,14 +103,16 @@ def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]
 class Detector:
     """Score every transaction of ``topics.source``; commit offsets only after outputs are durable.
 
-    Per batch: decode + validate (invalid → DLQ), features, one model call, decisions, reasons for
-    alerts, then alerts topic + store + window statistics, producer flush, store commit, offset
-    commit. A crash anywhere before the commit replays the batch; outputs are idempotent on tx_id.
+    Per batch, on the consuming thread: decode + validate (invalid → DLQ), features, one model
+    call, decisions, window statistics; then a :class:`SinkWorker` thread explains the alerts,
+    produces them, flushes the producer and commits the store, while the next batch is scored.
+    A batch's offsets are committed once its job is durable; a crash anywhere before replays
+    it, and outputs are idempotent on tx_id.
 
-    Back-pressure: when the store raises ``StoreError`` the offsets stay uncommitted, the assigned
-    partitions are paused and the batch's store writes are retried with exponential back-off
-    (``store_retry_initial_s`` doubling up to ``store_retry_max_s``) until the store is back;
-    then the partitions resume. A stop request during the outage abandons the batch uncommitted.
+    Back-pressure: while the store raises ``StoreError`` the worker retries the batch with
+    exponential back-off (``store_retry_initial_s`` doubling up to ``store_retry_max_s``), the
+    consuming thread pauses the assigned partitions and commits nothing; both resume when the
+    store is back. A stop request during the outage abandons the batch uncommitted.
     """
 
     def __init__(
@@ -150,6 +153,7 @@ class Detector:
         self._assigned: set[int] = set()
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
+        self._sinks: SinkWorker | None = None
 
     def run(
         self, should_stop: Callable[[], bool], *, idle_exit_s: float | None = None
@@ -161,6 +165,13 @@ class Detector:
         """
         self._should_stop = should_stop
         self._record_model(self.bundle)
+        self._sinks = SinkWorker(
+            self._alerts,
+            self.store,
+            recorded_model=self.bundle.version,
+            retry_initial_s=self.store_retry_initial_s,
+            retry_max_s=self.store_retry_max_s,
+        )
         self.consumer.subscribe(
             [self.topics.source],
             on_assign=self._on_assign,
@@ -171,6 +182,7 @@ class Detector:
         try:
             while not should_stop():
                 msgs = self._next_batch()
+                self._commit_durable()
                 now = time.monotonic()
                 if msgs or (not self._assigned and now - started < UNASSIGNED_EXIT_S):
                     if msgs:
@@ -197,7 +209,7 @@ class Detector:
         return [first, *self.consumer.consume(self.batch_max - 1, timeout=0)]
 
     def process(self, msgs: list[Message]) -> None:
-        """Handle one batch end to end, then commit its offsets."""
+        """Score one batch and hand its outputs to the sink worker (committed once durable)."""
         self._maybe_reload()
         good = [m for m in msgs if not self._is_error(m)]
         records, positions, invalid = decode_paysim([m.value() for m in good])
@@ -208,23 +220,40 @@ class Detector:
         if records:
             kept = [good[i] for i in positions]
             scored = self._score(to_batch(records, kept), kept)
-            self._alerts.write(scored)
             self.stats.count(scored.decision, scored.tx.label)
             closed = self._windows(scored)
-        self._alerts.flush()
-        self._dlq.check()
-        self._store_durably(scored, closed)
-        self._commit(good)
+        job = Job(
+            scored=scored,
+            windows=closed,
+            offsets=_next_offsets(good),
+            bundle=self.bundle,
+            produced_ms=np.fromiter((m.timestamp()[1] for m in good), np.int64, len(good)),
+        )
+        assert self._sinks is not None, "process() runs inside run()"
+        self._sinks.submit(job, keep_alive=self._commit_durable)
         self.stats.consumed += len(good)
         self.stats.valid += len(records)
         self.stats.invalid += len(invalid)
         self.stats.batches += 1
 
+    def _commit_durable(self) -> None:
+        """Commit the offsets of every durable batch; hold consumption through a store outage."""
+        if self._sinks is None:
+            return
+        if self._sinks.outage is not None:
+            self._hold_during_outage(self._sinks)
+        for job in self._sinks.completed():
+            self._dlq.check()
+            self._commit(job.offsets)
+            self.on_durable(job)
+
+    def on_durable(self, job: Job) -> None:
+        """Called once per batch after its offsets are committed (benchmarks time it)."""
+
     def _maybe_reload(self) -> None:
         """Switch to a newly published bundle between batches (hot reload)."""
         if self.models is None or (bundle := self.models.poll()) is None:
             return
-        self._record_model(bundle)
         log.info("hot reload: model %s replaces %s", bundle.version, self.bundle.version)
         self.bundle = bundle
 
@@ -249,6 +278,8 @@ class Detector:
             return
         gone = {tp.partition for tp in partitions}
         log.info("revoked %s", sorted(gone))
+        if self._sinks is not None and self._sinks.wait_idle(timeout_s=30):
+            self._commit_durable_quietly()  # hand the partitions over with nothing in flight
         self._assigned -= gone
         self.engine.drop_partitions(gone)
         self._stash = [m for m in self._stash if m.partition() not in gone]
@@ -267,13 +298,8 @@ class Detector:
         features = self.engine.update_and_extract(tx, partition)
         score = self.bundle.score(features)
         decision = self.bundle.decide(score)
-        alert_idx = np.flatnonzero(decision > 0)
+        # filled in by the sink worker for review/block rows (see ``_pipeline.explain``)
         reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(tx))]
-        if len(alert_idx):
-            for i, why in zip(
-                alert_idx.tolist(), self.bundle.explain(features[alert_idx]), strict=True
-            ):
-                reasons[i] = why
         return ScoredBatch(
             tx=tx,
             feature_names=self.bundle.feature_names,
@@ -296,61 +322,27 @@ class Detector:
                 self.on_window(w, self.stats)
         return closed
 
-    def _store_once(self, scored: ScoredBatch | None, closed: list[WindowStats]) -> None:
-        if scored is not None:
-            self.store.write(scored)
-        if closed:
-            self.store.write_window_stats(closed)
-        self.store.flush()
-
-    def _store_durably(self, scored: ScoredBatch | None, closed: list[WindowStats]) -> None:
-        """Write and commit the batch's rows, pausing consumption while the store is down.
-
-        A failed write or flush rolls back everything unflushed, so each attempt rewrites the
-        whole batch; rows are idempotent on tx_id, so an ambiguous commit is harmless too.
-        """
-        try:
-            self._store_once(scored, closed)
-            return
-        except StoreError as exc:
-            first_error = exc
+    def _hold_during_outage(self, sinks: SinkWorker) -> None:
+        """Pause the assigned partitions while the store is down; resume when it is back."""
         paused = list(self.consumer.assignment())
         if paused:
             self.consumer.pause(paused)
-        started = time.monotonic()
-        delay = self.store_retry_initial_s
-        attempts = 1
         log.error(
-            "store unavailable, offsets not committed; pausing %d partition(s) of %s and "
-            "retrying the batch every ≤%.0f s: %s",
+            "pausing %d partition(s) of %s until the store is back; nothing is committed",
             len(paused),
             self.topics.source,
-            self.store_retry_max_s,
-            first_error,
         )
-        while True:
-            self._backoff(delay)
+        while sinks.outage is not None:
+            self._backoff(0.2)
             if self._should_stop():
                 raise StoreError(
-                    f"stopped while the store was unavailable after {attempts} attempt(s); "
-                    "the batch was not committed and will be replayed on restart"
-                ) from first_error
-            attempts += 1
-            try:
-                self._store_once(scored, closed)
-                break
-            except StoreError as exc:
-                log.warning("store still unavailable (attempt %d): %s", attempts, exc)
-                delay = min(self.store_retry_max_s, delay * 2)
+                    "stopped while the store was unavailable; the batch was not committed and "
+                    "will be replayed on restart"
+                ) from sinks.outage
         assigned = list(self.consumer.assignment())  # may have changed by a rebalance
         if assigned:
             self.consumer.resume(assigned)
-        log.info(
-            "store back after %.1f s and %d attempt(s); resumed %d partition(s)",
-            time.monotonic() - started,
-            attempts,
-            len(assigned),
-        )
+        log.info("resumed %d partition(s) of %s", len(assigned), self.topics.source)
 
     def _backoff(self, delay_s: float) -> None:
         """Wait ``delay_s`` while serving the consumer (group heartbeats, rebalances)."""
@@ -364,16 +356,10 @@ class Detector:
                     self.consumer.pause([TopicPartition(topic, partition)])
             self.producer.poll(0)
 
-    def _commit(self, msgs: list[Message]) -> None:
-        """Commit the batch's offsets (called only once its outputs are durable)."""
-        if not msgs:
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        """Commit a batch's offsets (called only once its outputs are durable)."""
+        if not offsets:
             return
-        last: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            topic, partition, offset = m.topic(), m.partition(), m.offset()
-            if topic is not None and partition is not None and offset is not None:
-                last[(topic, partition)] = offset
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
         try:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
@@ -381,9 +367,28 @@ class Detector:
             log.warning("offset commit failed (the batch will be replayed): %s", exc)
 
     def close(self) -> None:
-        """Flush what is pending and leave the consumer group."""
+        """Make in-flight batches durable and commit them, then leave the consumer group."""
         try:
-            self._alerts.flush()
-            self.store.flush()
+            if self._sinks is not None:
+                if not self._should_stop() or self._sinks.outage is None:
+                    self._sinks.wait_idle(timeout_s=60)
+                    self._commit_durable_quietly()
+                self._sinks.stop()
         finally:
             self.consumer.close()
+
+    def _commit_durable_quietly(self) -> None:
+        assert self._sinks is not None
+        for job in self._sinks.completed():
+            self._commit(job.offsets)
+            self.on_durable(job)
+
+
+def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit after ``msgs``: one past the last record of each partition."""
+    last: dict[tuple[str, int], int] = {}
+    for m in msgs:
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        if topic is not None and partition is not None and offset is not None:
+            last[(topic, partition)] = offset
+    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
