@@ -294,9 +294,9 @@ def test_compromised_merchant_defrauds_a_share_of_its_customers_for_a_while(
         seq = payments[merchant]
         hits = [i for i, r in enumerate(seq) if r.fraudScenario == "compromised_merchant"]
         window = seq[hits[0] : hits[-1] + 1]
-        # a window is its next 40-160 drawn payments (micro-payment follow-ups come on top, and
+        # a window is its next 20-80 drawn payments (micro-payment follow-ups come on top, and
         # a merchant may be breached twice)
-        assert len(window) <= 2 * 160 * 1.2
+        assert len(window) <= 2 * 80 * 1.2
         victims = {r.nameOrig for r in window if r.fraudScenario == "compromised_merchant"}
         assert len(victims) >= 0.7 * n  # many different customers are hit
         if n >= 10:  # a share of its customers, not all of them
@@ -333,7 +333,7 @@ def test_compromised_customer_a_third_of_debits_at_several_times_the_usual(
         seq = by_victim[victim]
         hits = [i for i, r in enumerate(seq) if r.fraudScenario == "compromised_customer"]
         window = seq[hits[0] : hits[-1] + 1]
-        assert len(window) <= 45
+        assert len(window) <= 30
         if len(window) >= 6:
             shares.append(len(hits) / len(window))
     assert shares and 0.2 < float(np.mean(shares)) < 0.7

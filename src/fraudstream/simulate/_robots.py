@@ -34,11 +34,11 @@ ROBOTS: Final = (
     "compromised_merchant",
     "compromised_customer",
 )
-#: Compromised merchant: its next 40-160 payments, 20-50 % of them frauds (customers defrauded).
-_MERCHANT_WINDOW: Final = (40, 160)
+#: Compromised merchant: its next 20-80 payments, 20-50 % of them frauds (customers defrauded).
+_MERCHANT_WINDOW: Final = (20, 80)
 _MERCHANT_SHARE: Final = (0.2, 0.5)
-#: Compromised customer: its next 12-45 debits, a third of them frauds at 3-6 x the usual amount.
-_CUSTOMER_WINDOW: Final = (12, 45)
+#: Compromised customer: its next 8-30 debits, a third of them frauds at 3-6 x the usual amount.
+_CUSTOMER_WINDOW: Final = (8, 30)
 _CUSTOMER_SHARE: Final = 1.0 / 3.0
 _CUSTOMER_FACTOR: Final = (3.0, 6.0)
 
