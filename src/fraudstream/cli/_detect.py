@@ -62,6 +62,7 @@ def run_detector(
     *,
     should_stop: Callable[[], bool],
     model: Path | None = None,
+    challenger: Path | None = None,
     idle_exit_s: float | None = None,
     on_window: Callable[[WindowStats, DetectorStats], None] | None = live_line,
 ) -> DetectorStats:
@@ -97,6 +98,7 @@ def run_detector(
         on_window=on_window,
         restorer=StateRestorer(client, topics.transactions, decode_messages),
         models=None if model else ModelWatcher(settings.models_dir, bundle),
+        challenger=Bundle.load(challenger) if challenger else None,
     )
     log.info(
         "detector: model %s, store %s, group %s", bundle.version, settings.store_url(), d.group_id
@@ -115,6 +117,9 @@ def detect(
     model: Path | None = typer.Option(
         None, help="Bundle directory [default: the newest under models/, hot-reloaded]."
     ),
+    challenger: Path | None = typer.Option(
+        None, help="A second bundle scored in shadow: its decisions are stored, never acted on."
+    ),
     batch_max: int | None = typer.Option(None, help="Largest batch consumed at once."),
     idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),
     quiet: bool = typer.Option(False, help="No live window lines."),
@@ -126,6 +131,7 @@ def detect(
         settings,
         should_stop=stop.is_set,
         model=model,
+        challenger=challenger,
         idle_exit_s=idle_exit,
         on_window=None if quiet else live_line,
     )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from fraudstream.schema._canonical import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowStats
+from fraudstream.schema._canonical import (
+    DECISIONS,
+    KINDS,
+    ScoredBatch,
+    ShadowScores,
+    TxBatch,
+    WindowStats,
+)
 from fraudstream.schema._card import (
     CARD_COLUMNS,
     CardRecord,
@@ -36,6 +43,7 @@ __all__ = [
     "Invalid",
     "PaySimRecord",
     "ScoredBatch",
+    "ShadowScores",
     "TxBatch",
     "VERDICTS",
     "WindowStats",

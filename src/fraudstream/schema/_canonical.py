@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DECISIONS", "KINDS", "ScoredBatch", "TxBatch", "WindowStats"]
+__all__ = ["DECISIONS", "KINDS", "ScoredBatch", "ShadowScores", "TxBatch", "WindowStats"]
 
 #: Transaction kinds, in code order (``TxBatch.kind`` holds indices into this tuple).
 KINDS: Final = ("PAYMENT", "TRANSFER", "CASH_OUT", "CASH_IN", "DEBIT")
@@ -95,6 +95,15 @@ class TxBatch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowScores:
+    """A challenger model's scores and decisions for a batch, stored beside the champion's."""
+
+    model_version: str
+    score: F64
+    decision: I8
+
+
 @dataclass(slots=True)
 class ScoredBatch:
     """A scored batch: the transactions, their features, scores, decisions and reasons.
@@ -113,6 +122,7 @@ class ScoredBatch:
     partition: npt.NDArray[np.int32]
     offset: I64
     processed_at_ms: int
+    shadow: ShadowScores | None = None
 
     def __len__(self) -> int:
         return len(self.tx)

@@ -27,7 +27,7 @@ from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
-from fraudstream.sinks._rows import alert_rows
+from fraudstream.sinks._rows import alert_rows, shadow_rows
 
 __all__ = ["PostgresStore"]
 
@@ -37,6 +37,9 @@ _ALERT_COLS: Final = (
     "alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty, "
     "amount, score, decision, reasons, model_version"
 )
+_INSERT_SHADOW: Final = """
+INSERT INTO shadow_decisions (tx_id, model_version, score, decision, processed_at_ms)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tx_id, model_version) DO NOTHING"""
 _COPY_ENRICHED: Final = f"COPY {{}} ({ENRICHED_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
 _TEMP_ENRICHED: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS fs_tmp_enriched "
@@ -273,6 +276,9 @@ class PostgresStore:
                     for row in self._alerts:
                         copy.write_row(row)
                 cur.execute(_MOVE_ALERTS)
+            shadow = [row for b in self._batches for row in shadow_rows(b)]
+            if shadow:
+                cur.executemany(_INSERT_SHADOW, shadow)
             if self._windows:
                 cur.executemany(_UPSERT_WINDOW, list(self._windows.values()))
             if self._models:

@@ -148,5 +148,18 @@ _V4: Final = (
     "CREATE INDEX IF NOT EXISTS ix_alerts_status_score ON fraud_alerts (status, score)",
 )
 
+#: A challenger model scored in shadow: its score and decision beside the champion's row.
+_V5: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS shadow_decisions (
+        tx_id TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        decision TEXT NOT NULL,
+        processed_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (tx_id, model_version)
+    )""",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)

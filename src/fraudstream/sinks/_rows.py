@@ -26,6 +26,7 @@ __all__ = [
     "decision_names",
     "enriched_rows",
     "features_json",
+    "shadow_rows",
     "kind_names",
     "label_values",
     "reasons_json",
@@ -198,3 +199,20 @@ def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
             strict=True,
         )
     ]
+
+
+def shadow_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
+    """The challenger's ``shadow_decisions`` rows of ``batch`` (none without a challenger)."""
+    shadow = batch.shadow
+    if shadow is None:
+        return []
+    return list(
+        zip(
+            batch.tx.tx_id,
+            repeat(shadow.model_version),
+            shadow.score.tolist(),
+            decision_names(shadow.decision),
+            repeat(batch.processed_at_ms),
+            strict=False,  # the repeat() columns are endless
+        )
+    )

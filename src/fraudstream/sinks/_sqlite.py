@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from typing import Final, Literal
 
 from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
-from fraudstream.sinks._rows import alert_rows, enriched_rows
+from fraudstream.sinks._rows import alert_rows, enriched_rows, shadow_rows
 from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -27,6 +28,9 @@ INSERT INTO transactions_enriched (
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tx_id) DO NOTHING"""
 
+_INSERT_SHADOW: Final = """
+INSERT OR IGNORE INTO shadow_decisions (tx_id, model_version, score, decision, processed_at_ms)
+VALUES (?, ?, ?, ?, ?)"""
 _INSERT_ALERT: Final = """
 INSERT INTO fraud_alerts (
     alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty,
@@ -101,7 +105,8 @@ class SQLiteStore:
     Durability: with the default ``synchronous="NORMAL"`` a commit survives a crash of the process,
     but the last commits may be lost on power failure or an OS crash although their Kafka offsets
     were committed; ``"FULL"`` syncs the WAL on every commit and closes that gap at some cost.
-    One connection, usable from the thread that opened it.
+    One writing connection, used by one thread at a time. WAL checkpoints run on a background
+    thread with its own connection (``checkpoint_every_s``), so a commit never waits for one.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class SQLiteStore:
         busy_timeout_s: float = 30.0,
         retention_days: float | None = None,
         retention_every_s: float = 60.0,
+        checkpoint_every_s: float = 1.0,
     ) -> None:
         self.path = path
         self.retention_days = retention_days
@@ -119,7 +125,9 @@ class SQLiteStore:
         self._last_retention = 0.0
         self.synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
+        self.checkpoint_every_s = checkpoint_every_s
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -181,6 +189,10 @@ class SQLiteStore:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._migrate(conn)
+            if str(self.path) != ":memory:" and self.checkpoint_every_s > 0:
+                with self._guard("configure the checkpoints"):
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = _Checkpointer(self.path, self.checkpoint_every_s)
         except BaseException:
             self._conn = None
             conn.close()
@@ -228,6 +240,9 @@ class SQLiteStore:
         if alerts:
             with self._guard("insert into table fraud_alerts"):
                 self._begin().executemany(_INSERT_ALERT, alerts)
+        if batch.shadow is not None:
+            with self._guard("insert into table shadow_decisions"):
+                self._begin().executemany(_INSERT_SHADOW, shadow_rows(batch))
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
         """Insert or replace the rows of these windows (keyed by ``window_end_ms``)."""
@@ -279,6 +294,9 @@ class SQLiteStore:
             self.flush()
         finally:
             self._conn = None
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                self._checkpointer = None
             conn.close()
 
     def delete_enriched_before(self, cutoff_ms: int) -> int:
@@ -335,3 +353,36 @@ class SQLiteStore:
             for decision, n in rows:
                 counts[decision] = int(n)
         return counts
+
+
+class _Checkpointer:
+    """Copies the WAL into the database every ``every_s`` s (PASSIVE: never blocks a writer)."""
+
+    def __init__(self, path: Path, every_s: float) -> None:
+        self.path = path
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            log.warning("SQLite store %s: no checkpoint connection: %s", self.path, exc)
+            return
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # e.g. busy: the next round catches up
+                    log.debug("SQLite store %s: checkpoint skipped: %s", self.path, exc)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.debug("SQLite store %s: final checkpoint skipped: %s", self.path, exc)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

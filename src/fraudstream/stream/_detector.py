@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream.errors import KafkaError, StoreError
+from fraudstream.errors import KafkaError, ModelError, StoreError
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import (
     PaySimRecord,
     ScoredBatch,
+    ShadowScores,
     TxBatch,
     WindowStats,
     decode_paysim,
@@ -132,6 +134,7 @@ class Detector:
         store_retry_max_s: float = 30.0,
         restorer: StateRestorer | None = None,
         models: ModelWatcher | None = None,
+        challenger: Bundle | None = None,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -150,10 +153,18 @@ class Detector:
         self._stash: list[Message] = []  # records polled while paused: the next batch's head
         self.restorer = restorer
         self.models = models
+        self.challenger = challenger
+        if challenger is not None and challenger.feature_names != engine.feature_names:
+            raise ModelError(
+                f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
+                f"than the champion's engine (mode {engine.mode}); shadow scoring needs the same"
+            )
         self._assigned: set[int] = set()
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
         self._sinks: SinkWorker | None = None
+        self._committing: dict[tuple[str, int], int] = {}  # last offsets committed asynchronously
+        self._frozen_at = 0.0
 
     def run(
         self, should_stop: Callable[[], bool], *, idle_exit_s: float | None = None
@@ -183,6 +194,7 @@ class Detector:
             while not should_stop():
                 msgs = self._next_batch()
                 self._commit_durable()
+                self._freeze_gc()
                 now = time.monotonic()
                 if msgs or (not self._assigned and now - started < UNASSIGNED_EXIT_S):
                     if msgs:
@@ -247,6 +259,17 @@ class Detector:
             self._commit(job.offsets)
             self.on_durable(job)
 
+    def _freeze_gc(self) -> None:
+        """Move surviving objects out of the collector's sight once a second.
+
+        The feature state is millions of long-lived, acyclic objects; without this a full
+        collection walks all of them and stalls a batch by hundreds of milliseconds.
+        """
+        now = time.monotonic()
+        if now - self._frozen_at >= 1.0:
+            gc.freeze()
+            self._frozen_at = now
+
     def on_durable(self, job: Job) -> None:
         """Called once per batch after its offsets are committed (benchmarks time it)."""
 
@@ -298,6 +321,10 @@ class Detector:
         features = self.engine.update_and_extract(tx, partition)
         score = self.bundle.score(features)
         decision = self.bundle.decide(score)
+        shadow = None
+        if self.challenger is not None:
+            c_score = self.challenger.score(features)
+            shadow = ShadowScores(self.challenger.version, c_score, self.challenger.decide(c_score))
         # filled in by the sink worker for review/block rows (see ``_pipeline.explain``)
         reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(tx))]
         return ScoredBatch(
@@ -309,6 +336,7 @@ class Detector:
             reasons=reasons,
             model_version=self.bundle.version,
             partition=partition,
+            shadow=shadow,
             offset=np.array([m.offset() for m in msgs], dtype=np.int64),
             processed_at_ms=int(time.time() * 1000),
         )
@@ -360,8 +388,12 @@ class Detector:
         """Commit a batch's offsets (called only once its outputs are durable)."""
         if not offsets:
             return
+        for tp in offsets:
+            self._committing[(tp.topic, tp.partition)] = tp.offset
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            # asynchronous: the outputs are durable already, so a lost commit only means a
+            # harmless replay; the consuming thread never waits for the broker here
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # Outputs are durable and idempotent: a replay after a failed commit is harmless.
             log.warning("offset commit failed (the batch will be replayed): %s", exc)
@@ -378,10 +410,18 @@ class Detector:
             self.consumer.close()
 
     def _commit_durable_quietly(self) -> None:
+        """Commit what is durable and wait for the broker (before a hand-over or leaving)."""
         assert self._sinks is not None
         for job in self._sinks.completed():
             self._commit(job.offsets)
             self.on_durable(job)
+        if self._committing:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in self._committing.items()]
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                log.warning("final offset commit failed (those batches will be replayed): %s", exc)
+            self._committing.clear()
 
 
 def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:

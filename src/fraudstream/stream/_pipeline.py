@@ -201,9 +201,7 @@ class SinkWorker:
             except StoreError as exc:
                 log.warning("store still unavailable (attempt %d): %s", attempts, exc)
                 delay = min(self.retry_max_s, delay * 2)
-        log.info(
-            "store back after %.1f s and %d attempt(s)", time.monotonic() - started, attempts
-        )
+        log.info("store back after %.1f s and %d attempt(s)", time.monotonic() - started, attempts)
         self.outage = None
         return True
 
