@@ -65,6 +65,43 @@ def batch_fdh_features(df: pl.DataFrame) -> npt.NDArray[np.float64]:
     return out
 
 
+def batch_extra_features(df: pl.DataFrame) -> npt.NDArray[np.float64]:
+    """Our amount-profile and terminal fraud-run features by brute force (7 columns).
+
+    ``amount_vs_median/zscore/high_amount_count`` over the customer's earlier rows;
+    ``streak/start/last fraud/last5`` over the terminal's rows older than the delay.
+    """
+    t = df["t"].to_numpy()
+    c = df["c"].to_numpy()
+    m = df["m"].to_numpy()
+    a = df["a"].to_numpy()
+    y = df["y"].to_numpy()
+    n = df.height
+    out = np.zeros((n, 7))
+    high = np.zeros(n, dtype=bool)
+    pos = np.arange(n)
+    for i in range(n):
+        prev = (c == c[i]) & (t > t[i] - 30 * DAY_MS) & (pos < i)
+        if prev.any():
+            med = float(np.median(a[prev]))
+            out[i, 0] = a[i] / med if med >= 0.01 else 0.0
+            if prev.sum() >= 2:
+                out[i, 1] = (a[i] - a[prev].mean()) / max(float(a[prev].std()), 1.0)
+        high[i] = prev.sum() >= 3 and out[i, 0] > 3.0
+        out[i, 2] = np.count_nonzero((c == c[i]) & (t > t[i] - 14 * DAY_MS) & (pos < i) & high)
+        vis = np.flatnonzero((m == m[i]) & (t < t[i] - DELAY_MS))
+        labels = y[vis]
+        run = 0
+        while run < len(vis) and labels[len(vis) - 1 - run] == 1:
+            run += 1
+        out[i, 3] = run
+        out[i, 4] = (t[i] - t[vis[len(vis) - run]]) / DAY_MS if run else 90.0
+        frauds = vis[labels == 1]
+        out[i, 5] = min((t[i] - t[frauds[-1]]) / DAY_MS, 90.0) if len(frauds) else 90.0
+        out[i, 6] = labels[-5:].mean() if len(vis) else 0.0
+    return out
+
+
 def _engine_features(df: pl.DataFrame, chunks: int) -> npt.NDArray[np.float32]:
     eng = CardFeatureEngine()
     parts = []
@@ -115,6 +152,19 @@ def test_fdh_features_match_batch_recomputation(
     got = _engine_features(df, chunks)
     assert got.shape == (len(rows), len(CARD_FEATURES))
     np.testing.assert_allclose(got[:, :15], batch_fdh_features(df), rtol=1e-5, atol=1e-3)
+    extra = [CARD_FEATURES.index(name) for name in _EXTRA_CHECKED]
+    np.testing.assert_allclose(got[:, extra], batch_extra_features(df), rtol=1e-4, atol=1e-3)
+
+
+_EXTRA_CHECKED = (
+    "amount_vs_median_by_customer_30d",
+    "amount_zscore_by_customer_30d",
+    "high_amount_count_by_customer_14d",
+    "terminal_fraud_streak_delayed",
+    "days_since_terminal_streak_start_delayed",
+    "days_since_terminal_fraud_delayed",
+    "terminal_risk_last5_delayed",
+)
 
 
 def test_future_labels_never_change_features() -> None:
@@ -142,3 +192,17 @@ def test_names_and_unsorted_input() -> None:
         assert "sorted" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("unsorted input accepted")
+
+
+def test_high_amounts_counted_over_two_weeks() -> None:
+    """Amounts above 3x the customer's 30-day median are counted for 14 days (label-free)."""
+    amounts = [10.0, 10.0, 10.0, 50.0, 25.0, 10.0, 60.0, 10.0, 10.0]
+    days = [0, 1, 2, 3, 4, 5, 6, 18, 21]
+    n = len(amounts)
+    df = pl.DataFrame(
+        {"t": [d * DAY_MS for d in days], "c": [0] * n, "m": list(range(n)), "a": amounts}
+    ).with_columns(y=pl.lit(0))
+    got = _engine_features(df, 1)[:, CARD_FEATURES.index("high_amount_count_by_customer_14d")]
+    # 50 and 60 are high (25 is 2.5x); day 18 still sees the day-6 one, day 21 none.
+    assert got.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]
+    np.testing.assert_allclose(got, batch_extra_features(df)[:, 2])

@@ -24,6 +24,8 @@ _WINDOWS_D: Final = (1, 7, 30)
 _HOUR_MS: Final = 3_600_000
 #: ``seconds_since_last_tx_by_customer`` when there is no earlier transaction (30 days).
 _NEVER_S: Final = 30 * 86_400.0
+#: Days since a terminal's (delayed) fraud when there is none in its state (90 days).
+_NEVER_D: Final = 90.0
 
 #: The handbook's 15 features, in its column order.
 FDH_FEATURES: Final = (
@@ -45,28 +47,45 @@ EXTRA_FEATURES: Final = (
     "terminal_frauds_90d_delayed",
     "terminal_risk_90d_delayed",
     "customer_frauds_30d_delayed",
+    "amount_vs_median_by_customer_30d",
+    "amount_zscore_by_customer_30d",
+    "high_amount_count_by_customer_14d",
+    "terminal_fraud_streak_delayed",
+    "days_since_terminal_streak_start_delayed",
+    "days_since_terminal_fraud_delayed",
+    "terminal_risk_last5_delayed",
 )
+#: A transaction is "high" for its customer above this multiple of their 30-day median amount.
+HIGH_AMOUNT_RATIO: Final = 3.0
 CARD_FEATURES: Final = (*FDH_FEATURES, *EXTRA_FEATURES)
 
 
 class _Customer:
-    __slots__ = ("amounts", "cum", "terminals", "times", "lab_t", "lab_cum")
+    __slots__ = ("amounts", "cum", "cum2", "high", "terminals", "times", "lab_t", "lab_cum")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.amounts: list[float] = []
         self.cum: list[float] = [0.0]
+        self.cum2: list[float] = [0.0]
+        self.high: list[int] = [0]
         self.terminals: dict[str, int] = {}
         self.lab_t: list[int] = []
         self.lab_cum: list[int] = [0]
 
 
 class _Terminal:
-    __slots__ = ("cum", "times")
+    """Per transaction: time, fraud prefix sum, and the fraud run it ends (length, start time)
+    and the time of the latest fraud at or before it (``-1`` if none)."""
+
+    __slots__ = ("cum", "last_fraud", "run_len", "run_start", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.cum: list[int] = [0]
+        self.run_len: list[int] = []
+        self.run_start: list[int] = []
+        self.last_fraud: list[int] = []
 
 
 def _trim(times: list[int], cum: list[float] | list[int], keep_from_ms: int) -> None:
@@ -81,6 +100,46 @@ def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.ND
     """``num / den`` where ``den`` is at least one cent, else 0 (never inf)."""
     ok = den >= 0.01
     return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+
+
+def _amount_profile(cu: _Customer, since_ms: int, x: float) -> tuple[float, float, float, int]:
+    """Max, ``x`` / median and ``x``'s z-score over the customer's rows after ``since_ms``."""
+    k = bisect_right(cu.times, since_ms)
+    prev = cu.amounts[k:]
+    n = len(prev)
+    if not n:
+        return 0.0, 0.0, 0.0, 0
+    srt = sorted(prev)
+    med = (srt[(n - 1) // 2] + srt[n // 2]) / 2.0
+    cc, cq = cu.cum, cu.cum2
+    mean = (cc[-1] - cc[k]) / n
+    var = max((cq[-1] - cq[k]) / n - mean * mean, 0.0)
+    zscore = (x - mean) / max(var**0.5, 1.0) if n >= 2 else 0.0
+    return srt[-1], x / med if med >= 0.01 else 0.0, zscore, n
+
+
+def _terminal_run(te: _Terminal, hi: int, t: int) -> tuple[int, float, float]:
+    """Fraud run ending at the terminal's row ``hi - 1``: length, days since its start, days
+    since the latest fraud at or before it (``_NEVER_D`` when none)."""
+    if not hi:
+        return 0, _NEVER_D, _NEVER_D
+    streak = te.run_len[hi - 1]
+    since_start = (t - te.run_start[hi - 1]) / DAY_MS if streak else _NEVER_D
+    lf = te.last_fraud[hi - 1]
+    return streak, since_start, min((t - lf) / DAY_MS, _NEVER_D) if lf >= 0 else _NEVER_D
+
+
+def _fold_run(te: _Terminal, t: int, fraud: bool) -> None:
+    """Extend the terminal's run columns with a row at ``t``."""
+    if fraud:
+        run = te.run_len[-1] if te.run_len else 0
+        te.run_start.append(te.run_start[-1] if run else t)
+        te.run_len.append(run + 1)
+        te.last_fraud.append(t)
+    else:
+        te.run_start.append(-1)
+        te.run_len.append(0)
+        te.last_fraud.append(te.last_fraud[-1] if te.last_fraud else -1)
 
 
 class CardFeatureEngine:
@@ -141,12 +200,14 @@ class CardFeatureEngine:
         amounts: list[float],
         frauds: list[bool],
     ) -> list[float]:
-        """Per row: the stateful columns (12 handbook + 8 of ours), then fold the row in."""
+        """Per row: the stateful columns (12 handbook + 15 of ours), then fold the row in."""
         out: list[float] = []
         put = out.extend
         delay = self.delay_ms
         wins = tuple(w * DAY_MS for w in _WINDOWS_D)
         long_ms = 90 * DAY_MS
+        two_weeks = 14 * DAY_MS
+        high_ratio = HIGH_AMOUNT_RATIO
         cust_tab, term_tab = self._customers, self._terminals
         for t, c, m, x, f in zip(times, customers, terminals, amounts, frauds, strict=True):
             cu = cust_tab.get(c)
@@ -155,12 +216,15 @@ class CardFeatureEngine:
             te = term_tab.get(m)
             if te is None:
                 te = term_tab[m] = _Terminal()
-            ct, cc = cu.times, cu.cum
+            ct, cc, cq, ch = cu.times, cu.cum, cu.cum2, cu.high
             last = ct[-1] if ct else None
-            prev_max = max(cu.amounts[bisect_right(ct, t - wins[2]) :], default=0.0)
+            prev_max, vs_median, zscore, n_prev = _amount_profile(cu, t - wins[2], x)
+            high_14d = ch[-1] - ch[bisect_right(ct, t - two_weeks)]
             ct.append(t)
             cu.amounts.append(x)
             cc.append(cc[-1] + x)
+            cq.append(cq[-1] + x * x)
+            ch.append(ch[-1] + (n_prev >= 3 and vs_median > high_ratio))
             row: list[float] = []
             n_all = len(ct)
             for w in wins:
@@ -177,6 +241,8 @@ class CardFeatureEngine:
             lo = bisect_left(tt, t - delay - long_ms)
             nb = hi - lo
             seen = cu.terminals.get(m)
+            five = min(hi, 5)
+            streak, since_start, since_fraud = _terminal_run(te, hi, t)
             lt, lc = cu.lab_t, cu.lab_cum
             chi = bisect_left(lt, t - delay)
             clo = bisect_left(lt, t - delay - wins[2])
@@ -190,10 +256,18 @@ class CardFeatureEngine:
                     tc[hi] - tc[lo],
                     (tc[hi] - tc[lo]) / nb if nb else 0.0,
                     lc[chi] - lc[clo],
+                    vs_median,
+                    zscore,
+                    high_14d,
+                    streak,
+                    since_start,
+                    since_fraud,
+                    (tc[hi] - tc[hi - five]) / five if five else 0.0,
                 )
             )
             put(row)
             cu.terminals[m] = t
+            _fold_run(te, t, f)
             tt.append(t)
             tc.append(tc[-1] + f)
             lt.append(t)
@@ -202,9 +276,11 @@ class CardFeatureEngine:
                 cut = t - wins[2]
                 k = bisect_left(ct, cut)
                 if 2 * k > len(ct):
-                    del ct[:k], cc[:k], cu.amounts[:k]
+                    del ct[:k], cc[:k], cq[:k], ch[:k], cu.amounts[:k]
             if len(lt) > 256:
                 _trim(lt, lc, t - delay - wins[2])
             if len(tt) > 512:
-                _trim(tt, tc, t - delay - long_ms)
+                k = bisect_left(tt, t - delay - long_ms)
+                if k > 64 and 2 * k > len(tt):
+                    del tt[:k], tc[:k], te.run_len[:k], te.run_start[:k], te.last_fraud[:k]
         return out
