@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fraudstream.bench._kafka import BenchRun, live_latency, prefill, sustained_throughput
 from fraudstream.bench._stages import stage_costs
-from fraudstream.bench._state import state_bytes_per_account
+from fraudstream.bench._state import bounded_state, state_bytes_per_account
 
 __all__ = [
     "BenchRun",
     "live_latency",
     "prefill",
     "stage_costs",
+    "bounded_state",
     "state_bytes_per_account",
     "sustained_throughput",
 ]

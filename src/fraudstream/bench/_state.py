@@ -9,7 +9,7 @@ import tracemalloc
 from fraudstream.features import FeatureEngine
 from fraudstream.simulate import PaySimSimulator
 
-__all__ = ["state_bytes_per_account"]
+__all__ = ["bounded_state", "state_bytes_per_account"]
 
 
 def state_bytes_per_account(
@@ -45,3 +45,33 @@ def state_bytes_per_account(
         "state_bytes_per_entity": total / max(entities, 1),
         "state_bytes_per_account": total / max(distinct_accounts, 1),
     }
+
+
+def bounded_state(
+    *,
+    ttl_ms: int = 1_800_000,
+    hours: int = 6,
+    rate_per_s: float = 100.0,
+    accounts: int = 100_000,
+    seed: int = 6,
+) -> dict[str, list[float]]:
+    """Entities held at each event-time hour, with ``ttl_ms`` eviction and without (30 days).
+
+    The stream runs ``hours`` of event time at ``rate_per_s``; with eviction the count levels
+    off at the entities active within about one TTL, without it grows with every new account.
+    """
+    per_hour = int(rate_per_s * 3600)
+    out: dict[str, list[float]] = {"hour": [], "entities_with_ttl": [], "entities_without": []}
+    sim = PaySimSimulator(accounts=accounts, seed=seed, rate_per_s=rate_per_s)
+    short = FeatureEngine(ttl_ms=ttl_ms)
+    long = FeatureEngine()
+    chunks = -(-per_hour // 50_000)
+    for hour in range(1, hours + 1):
+        for _ in range(chunks):
+            batch = sim.history(per_hour // chunks)
+            short.update_and_extract(batch)
+            long.update_and_extract(batch)
+        out["hour"].append(float(hour))
+        out["entities_with_ttl"].append(float(short.entity_count()))
+        out["entities_without"].append(float(long.entity_count()))
+    return out

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fraudstream.bench import (
     BenchRun,
+    bounded_state,
     live_latency,
     stage_costs,
     state_bytes_per_account,
@@ -46,6 +47,9 @@ def bench(
         None,
         envvar="FRAUDSTREAM_BENCH_POSTGRES_URL",
         help="Also measure the PostgreSQL store (in a scratch schema, dropped after).",
+    ),
+    bounded_hours: int = typer.Option(
+        6, help="Event-time hours of the bounded-state run (30 min TTL vs none); 0 skips it."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     rate_accuracy: str = typer.Option(
@@ -94,6 +98,9 @@ def bench(
         state = state_bytes_per_account(accounts=state_accounts, rows=2 * state_accounts)
     results["state"] = state
     results["state_bytes_per_account"] = state["state_bytes_per_account"]
+    if bounded_hours > 0:
+        with console.status(f"bounded state: {bounded_hours} h of event time, TTL 30 min / none…"):
+            results["bounded_state"] = bounded_state(hours=bounded_hours)
     results["peak_rss_mb"] = _peak_rss_mb()
     if as_json:
         console.print_json(json.dumps(results))
@@ -146,6 +153,14 @@ def _print(r: dict[str, Any]) -> None:
         f"({st['state_bytes_per_entity']:,.0f} per entity, {st['entities']:,.0f} entities); "
         f"peak RSS {r['peak_rss_mb']:,.0f} MB"
     )
+    if "bounded_state" in r:
+        b = r["bounded_state"]
+        console.print(
+            "entities held per event-time hour, 30 min TTL: "
+            + ", ".join(f"{v:,.0f}" for v in b["entities_with_ttl"])
+            + "; without eviction: "
+            + ", ".join(f"{v:,.0f}" for v in b["entities_without"])
+        )
 
 
 def _rate_accuracy(
