@@ -1,4 +1,4 @@
-"""``fraudstream train``: a versioned model bundle from simulated history."""
+"""``fraudstream train``: a versioned model bundle from a history file or simulated history."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from fraudstream.cli._app import app, console, load_settings
+from fraudstream.cli._app import app, console, fail, load_settings
 from fraudstream.config import Settings
 from fraudstream.model import Bundle, Costs, latest_bundle, train_bundle
+from fraudstream.model._data import read_history
 from fraudstream.simulate import PaySimSimulator
 
 __all__ = ["ensure_model", "train_from_simulation"]
@@ -29,19 +30,22 @@ def train_from_simulation(
         history = PaySimSimulator(
             accounts=sim.accounts, seed=seed, rate_per_s=sim.rate if sim.rate > 0 else 500.0
         ).history(rows)
+    with console.status("replaying history through the feature engine and training…"):
+        bundle = train_bundle(history, mode=mode, costs=_costs(settings), seed=seed, gap_ms=gap_ms)
+    path = bundle.save(settings.models_dir)
+    console.print(f"model bundle [bold]{bundle.version}[/] written to {path}")
+    _print_metrics(bundle)
+    return bundle
+
+
+def _costs(settings: Settings) -> Costs:
     c = settings.costs
-    costs = Costs(
+    return Costs(
         missed_fraud_share=c.missed_fraud_share,
         review_cost=c.review_cost,
         blocked_good_cost=c.blocked_good_cost,
         max_alert_share=c.max_alert_share,
     )
-    with console.status("replaying history through the feature engine and training…"):
-        bundle = train_bundle(history, mode=mode, costs=costs, seed=seed, gap_ms=gap_ms)
-    path = bundle.save(settings.models_dir)
-    console.print(f"model bundle [bold]{bundle.version}[/] written to {path}")
-    _print_metrics(bundle)
-    return bundle
 
 
 def ensure_model(settings: Settings, *, rows: int = 300_000) -> Path:
@@ -99,17 +103,70 @@ def _fmt(value: object) -> str:
 
 @app.command()
 def train(
-    rows: int = typer.Option(500_000, help="Rows of simulated history to train on."),
+    data: Path | None = typer.Argument(
+        None, help="Labelled history (CSV or Parquet); simulated history if omitted."
+    ),
+    data_format: str = typer.Option(
+        "paysim", "--format", help="paysim (Kaggle columns) or card (the handbook's layout)."
+    ),
+    rows: int = typer.Option(500_000, help="Rows of simulated history to train on (no DATA)."),
     mode: str = typer.Option(
-        "pre_auth", help="pre_auth (no post-transaction balances) or post_tx."
+        "pre_auth", help="pre_auth (no post-transaction balances) or post_tx (PaySim only)."
     ),
     seed: int = typer.Option(1, help="Seed of the simulated history and of the models."),
-    gap_ms: int = typer.Option(60_000, help="Gap between the train and test parts (label delay)."),
+    gap_ms: int | None = typer.Option(
+        None,
+        help="Gap between the train and test parts (label delay); default 1 min "
+        "simulated, 1 h PaySim file, 7 days card file.",
+    ),
+    mlflow_uri: str = typer.Option(
+        "", "--mlflow-uri", help="Log params, metrics and the bundle to this MLflow tracking URI."
+    ),
 ) -> None:
     """Train LightGBM and a logistic-regression baseline; write a versioned bundle."""
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
+    if data_format not in ("paysim", "card"):
+        raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     settings = load_settings()
     started = time.monotonic()
-    train_from_simulation(settings, rows=rows, mode=mode, seed=seed, gap_ms=gap_ms)
+    if data is None:
+        bundle = train_from_simulation(
+            settings, rows=rows, mode=mode, seed=seed, gap_ms=60_000 if gap_ms is None else gap_ms
+        )
+    else:
+        bundle = _train_from_file(settings, data, data_format, mode, seed, gap_ms)
     console.print(f"trained in {time.monotonic() - started:.1f} s")
+    if mlflow_uri:
+        from fraudstream.model._tracking import log_bundle
+
+        run_id = log_bundle(bundle, mlflow_uri)
+        console.print(f"logged to MLflow {mlflow_uri}: run {run_id}")
+
+
+def _train_from_file(
+    settings: Settings, data: Path, data_format: str, mode: str, seed: int, gap_ms: int | None
+) -> Bundle:
+    if not data.is_file():
+        raise fail(f"no such file: {data}")
+    with console.status(f"reading {data}…"):
+        history = read_history(data, data_format)  # type: ignore[arg-type]
+    if data_format == "card":
+        mode, default_gap = "card", 7 * 86_400_000
+    else:
+        default_gap = 3_600_000
+    console.print(f"{len(history):,} transactions read from {data}")
+    with console.status(
+        f"replaying {len(history):,} rows through the feature engine and training…"
+    ):
+        bundle = train_bundle(
+            history,
+            mode=mode,
+            costs=_costs(settings),
+            seed=seed,
+            gap_ms=default_gap if gap_ms is None else gap_ms,
+        )
+    path = bundle.save(settings.models_dir)
+    console.print(f"model bundle [bold]{bundle.version}[/] written to {path}")
+    _print_metrics(bundle)
+    return bundle

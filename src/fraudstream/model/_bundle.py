@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.errors import ModelError
+from fraudstream.features import CARD_FEATURES
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
 
@@ -211,7 +212,7 @@ def _check_feature_spec(
 ) -> None:
     """The bundle must match the feature engine of this code version (no train/serve skew)."""
     try:
-        expected = engine_feature_names(mode)  # type: ignore[arg-type]
+        expected = CARD_FEATURES if mode == "card" else engine_feature_names(mode)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ModelError(f"bundle {path}: {exc}") from exc
     if names != expected or booster.num_feature() != len(names):

@@ -20,13 +20,26 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from fraudstream.errors import ModelError
-from fraudstream.features import FeatureEngine, Mode, feature_names
+from fraudstream.features import (
+    CARD_FEATURES,
+    CardFeatureEngine,
+    FeatureEngine,
+    Mode,
+    feature_names,
+)
 from fraudstream.model._bundle import Bundle, Platt
 from fraudstream.model._costs import Costs, Thresholds, choose_thresholds
 from fraudstream.model._metrics import evaluate
 from fraudstream.schema import TxBatch
 
-__all__ = ["MIN_ROWS", "data_fingerprint", "signed_log1p", "train_bundle"]
+__all__ = [
+    "MIN_ROWS",
+    "MODES",
+    "bundle_feature_names",
+    "data_fingerprint",
+    "signed_log1p",
+    "train_bundle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +47,8 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 
+#: Feature modes: PaySim before authorisation / after the transaction; card (handbook layout).
+MODES: Final = ("pre_auth", "post_tx", "card")
 #: Fewer labelled rows than this cannot give a meaningful time-ordered split.
 MIN_ROWS: Final = 1000
 #: The last share of the training part (in time) fits the calibration and the thresholds.
@@ -70,7 +85,7 @@ def train_bundle(
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
-    x = replay(h, mode)  # type: ignore[arg-type]
+    x = replay(h, mode)
     split = _split(h, test_fraction, gap_ms)
     fitted = _fit_models(x, h.label == 1, split, names, seed)
     thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
@@ -135,21 +150,26 @@ def _evaluate_models(
     return chosen["lightgbm"], metrics
 
 
-def replay(history: TxBatch, mode: Mode) -> F32:
-    """Features of every row of a time-sorted ``history``, through a fresh engine."""
-    engine = FeatureEngine(mode=mode)
+def replay(history: TxBatch, mode: Mode | str) -> F32:
+    """Features of every row of a time-sorted ``history``, through a fresh engine.
+
+    ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
+    """
+    engine: FeatureEngine | CardFeatureEngine = (
+        CardFeatureEngine() if mode == "card" else FeatureEngine(mode=mode)  # type: ignore[arg-type]
+    )
     n = len(history)
     parts = [
         engine.update_and_extract(history.take(np.arange(i, min(i + _REPLAY_CHUNK, n))))
         for i in range(0, n, _REPLAY_CHUNK)
     ]
-    log.info("replayed %d rows; %d entity states", n, engine.entity_count())
+    log.info("replayed %d rows in %s mode", n, mode)
     return np.concatenate(parts) if parts else np.empty((0, len(engine.feature_names)), np.float32)
 
 
 def _check_args(history: TxBatch, mode: str, test_fraction: float) -> tuple[str, ...]:
-    if mode not in ("pre_auth", "post_tx"):
-        raise ModelError(f"unknown mode {mode!r}; expected 'pre_auth' or 'post_tx'")
+    if mode not in MODES:
+        raise ModelError(f"unknown mode {mode!r}; expected one of {MODES}")
     if not 0.0 < test_fraction < 1.0:
         raise ModelError(f"test_fraction must be in (0, 1), got {test_fraction}")
     labelled = int(np.count_nonzero(history.label >= 0))
@@ -162,7 +182,12 @@ def _check_args(history: TxBatch, mode: str, test_fraction: float) -> tuple[str,
             "history has no fraud (label 1): nothing to learn; simulate with fraud robots "
             "or supply labelled history"
         )
-    return feature_names(mode)  # type: ignore[arg-type]
+    return bundle_feature_names(mode)
+
+
+def bundle_feature_names(mode: str) -> tuple[str, ...]:
+    """Feature columns of a bundle trained in ``mode`` (``card``: the card engine's)."""
+    return CARD_FEATURES if mode == "card" else feature_names(mode)  # type: ignore[arg-type]
 
 
 def _split(h: TxBatch, test_fraction: float, gap_ms: int) -> _Split:

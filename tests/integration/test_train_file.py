@@ -1,0 +1,98 @@
+"""``fraudstream train DATA``: PaySim CSV and card Parquet files into bundles, MLflow logging."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fraudstream.model import Bundle
+from fraudstream.model._data import read_history
+from fraudstream.schema import KINDS
+from fraudstream.simulate import PaySimSimulator
+
+FDH = Path(__file__).resolve().parents[3] / "shared" / "data" / "fdh" / "transactions.parquet"
+
+
+def _run(args: list[str], models_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FRAUDSTREAM_MODELS_DIR": str(models_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "fraudstream", "train", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _paysim_csv(path: Path, rows: int) -> None:
+    h = PaySimSimulator(accounts=3000, seed=3, rate_per_s=2.0).history(rows)
+    pl.DataFrame(
+        {
+            "step": h.event_time_ms // 3_600_000,
+            "type": [KINDS[k] for k in h.kind.tolist()],
+            "amount": h.amount,
+            "nameOrig": h.account,
+            "oldbalanceOrg": h.old_balance_orig,
+            "newbalanceOrig": h.new_balance_orig,
+            "nameDest": h.counterparty,
+            "oldbalanceDest": h.old_balance_dest,
+            "newbalanceDest": h.new_balance_dest,
+            "isFraud": h.label,
+            "isFlaggedFraud": h.flagged,
+        }
+    ).write_csv(path)
+
+
+def test_paysim_csv_trains_a_bundle_and_logs_to_mlflow(tmp_path: Path) -> None:
+    csv = tmp_path / "paysim.csv"
+    _paysim_csv(csv, 60_000)
+    h = read_history(csv, "paysim")
+    assert len(h) == 60_000 and np.all(np.diff(h.event_time_ms) >= 0)
+    store = tmp_path / "mlruns"
+    out = _run([str(csv), "--format", "paysim", "--mlflow-uri", store.as_uri()], tmp_path / "m")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (bundle_dir,) = list((tmp_path / "m").iterdir())
+    bundle = Bundle.load(bundle_dir)
+    assert bundle.mode == "pre_auth"
+    assert bundle.metrics["data"]["test_frauds"] > 0
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    import mlflow
+
+    mlflow.set_tracking_uri(store.as_uri())
+    runs = mlflow.search_runs(experiment_names=["fraudstream"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.params["mode"] == "pre_auth"
+    ap = bundle.metrics["lightgbm"]["average_precision"]
+    assert run.data.metrics["lightgbm.average_precision"] == pytest.approx(ap)
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://")) / "bundle"
+    assert json.loads((artifacts / "bundle.json").read_text())["version"] == bundle.version
+
+
+@pytest.mark.skipif(not FDH.is_file(), reason="the handbook's data is not available")
+def test_card_parquet_trains_a_card_bundle(tmp_path: Path) -> None:
+    small = tmp_path / "card.parquet"
+    pl.read_parquet(FDH).filter(pl.col("CUSTOMER_ID") < 300).write_parquet(small)
+    out = _run([str(small), "--format", "card"], tmp_path / "m")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (bundle_dir,) = list((tmp_path / "m").iterdir())
+    bundle = Bundle.load(bundle_dir)
+    assert bundle.mode == "card"
+    assert bundle.metrics["data"]["gap_ms"] == 7 * 86_400_000
+    assert bundle.metrics["lightgbm"]["average_precision"] > 0.3
+
+
+def test_missing_columns_are_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    pl.DataFrame({"step": [1], "amount": [2.0]}).write_csv(bad)
+    out = _run([str(bad)], tmp_path / "m")
+    assert out.returncode != 0
+    assert "lacks the paysim columns" in out.stdout + out.stderr
