@@ -278,3 +278,22 @@ def test_thresholds_minimise_expected_cost(
     )
     got = expected_cost(decide(scores, chosen), label, amount, costs)
     assert got == pytest.approx(best)
+
+
+def test_baseline_reasons_are_coefficient_times_standardised_value(
+    bundle: Bundle, features: np.ndarray
+) -> None:
+    x = features[:50]
+    reasons = bundle.explain_baseline(x)
+    assert all(len(r) == 3 for r in reasons)
+    pipe = bundle.baseline
+    assert pipe is not None
+    z = pipe[:-1].transform(x.astype(np.float64))
+    contrib = z * pipe[-1].coef_[0]
+    logit = contrib.sum(axis=1) + pipe[-1].intercept_[0]
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), bundle.score_baseline(x), rtol=1e-5)
+    for row, rs in enumerate(reasons):
+        j = bundle.feature_names.index(rs[0][0])
+        assert rs[0][2] == pytest.approx(contrib[row].max())
+        assert rs[0][1] == pytest.approx(float(x[row, j]))
+        assert rs[0][2] >= rs[1][2] >= rs[2][2]

@@ -118,18 +118,23 @@ class Bundle:
         self._check(X)
         if len(X) == 0:
             return []
-        n_features = len(self.feature_names)
         contrib = np.asarray(self.booster.predict(X, pred_contrib=True), dtype=np.float64)
-        contrib = contrib[:, :n_features]
-        k = min(top, n_features)
-        best = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-        values = np.take_along_axis(X, best, axis=1).tolist()
-        shares = np.take_along_axis(contrib, best, axis=1).tolist()
-        names = self.feature_names
-        return [
-            [(names[j], v, c) for j, v, c in zip(js, vs, cs, strict=True)]
-            for js, vs, cs in zip(best.tolist(), values, shares, strict=True)
-        ]
+        return _top_reasons(self.feature_names, X, contrib[:, : len(self.feature_names)], top)
+
+    def explain_baseline(self, X: F32, top: int = 3) -> list[list[tuple[str, float, float]]]:
+        """Like :meth:`explain` for the logistic baseline: contribution = coefficient ×
+        standardised (signed-log) value, in log-odds, largest first."""
+        self._check(X)
+        if self.baseline is None:
+            raise ModelError(f"bundle {self.version} has no baseline model")
+        if len(X) == 0:
+            return []
+        *prep, (_, logreg) = self.baseline.steps
+        z = np.asarray(X, dtype=np.float64)
+        for _, step in prep:
+            z = step.transform(z)
+        contrib = z * np.asarray(logreg.coef_[0], dtype=np.float64)
+        return _top_reasons(self.feature_names, X, contrib, top)
 
     def save(self, models_dir: Path) -> Path:
         """Write ``models_dir/<version>/`` atomically (temp dir + rename) and return it."""
@@ -193,6 +198,20 @@ class Bundle:
             info={k: v for k, v in manifest.items() if k not in known},
             path=path,
         )
+
+
+def _top_reasons(
+    names: tuple[str, ...], X: F32, contrib: F64, top: int
+) -> list[list[tuple[str, float, float]]]:
+    """Per row, ``(name, value, contribution)`` of the ``top`` largest contributions."""
+    k = min(top, len(names))
+    best = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(X, best, axis=1).tolist()
+    shares = np.take_along_axis(contrib, best, axis=1).tolist()
+    return [
+        [(names[j], v, c) for j, v, c in zip(js, vs, cs, strict=True)]
+        for js, vs, cs in zip(best.tolist(), values, shares, strict=True)
+    ]
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
