@@ -12,6 +12,7 @@ from fraudstream.cli._app import app, console, fail, load_settings
 from fraudstream.config import Settings
 from fraudstream.model import Bundle, Costs, latest_bundle, train_bundle
 from fraudstream.model._data import read_history
+from fraudstream.model._report import write_report
 from fraudstream.simulate import PaySimSimulator
 
 __all__ = ["ensure_model", "train_from_simulation"]
@@ -32,10 +33,16 @@ def train_from_simulation(
         ).history(rows)
     with console.status("replaying history through the feature engine and training…"):
         bundle = train_bundle(history, mode=mode, costs=_costs(settings), seed=seed, gap_ms=gap_ms)
-    path = bundle.save(settings.models_dir)
-    console.print(f"model bundle [bold]{bundle.version}[/] written to {path}")
+    _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle
+
+
+def _save_with_report(bundle: Bundle, settings: Settings) -> None:
+    path = bundle.save(settings.models_dir)
+    with console.status("writing the report (plots)…"):
+        write_report(bundle)
+    console.print(f"model bundle [bold]{bundle.version}[/] written to {path} (report.html)")
 
 
 def _costs(settings: Settings) -> Costs:
@@ -166,7 +173,6 @@ def _train_from_file(
             seed=seed,
             gap_ms=default_gap if gap_ms is None else gap_ms,
         )
-    path = bundle.save(settings.models_dir)
-    console.print(f"model bundle [bold]{bundle.version}[/] written to {path}")
+    _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle

@@ -77,6 +77,8 @@ class Bundle:
         self.baseline = baseline
         self.info: dict[str, Any] = info or {}
         self.path = path
+        #: Test-set arrays of a freshly trained bundle, for :func:`write_report` (never saved).
+        self.evaluation: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Bundle(version={self.version!r}, mode={self.mode!r}, path={self.path!r})"

@@ -88,7 +88,8 @@ def train_bundle(
     x = replay(h, mode)
     split = _split(h, test_fraction, gap_ms)
     fitted = _fit_models(x, h.label == 1, split, names, seed)
-    thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
+    thresholds_by_model, metrics = _evaluate_models(fitted, x, h, split, costs)
+    thresholds = thresholds_by_model["lightgbm"]
     metrics["data"] = _data_summary(h, split, gap_ms)
     metrics["costs"] = asdict(costs)
     metrics["train_seconds"] = round(time.monotonic() - started, 3)
@@ -97,7 +98,7 @@ def train_bundle(
     params = {"mode": mode, "seed": seed, "costs": asdict(costs), "test_fraction": test_fraction}
     version = _version(created, fingerprint, params)
     log.info("trained bundle %s in %.1f s", version, metrics["train_seconds"])
-    return Bundle(
+    bundle = Bundle(
         version=version,
         mode=mode,
         feature_names=names,
@@ -112,6 +113,18 @@ def train_bundle(
             "training": {**params, "gap_ms": gap_ms, "lightgbm_params": fitted.params},
         },
     )
+    test = split.test
+    bundle.evaluation = {
+        "label": h.label[test],
+        "amount": h.amount[test],
+        "scores": {
+            "lightgbm": fitted.calibrator(_margin(fitted.booster, x[test])),
+            "logreg": np.asarray(fitted.baseline.predict_proba(x[test])[:, 1], dtype=np.float64),
+        },
+        "thresholds": thresholds_by_model,
+        "costs": costs,
+    }
+    return bundle
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,7 @@ def _fit_models(x: F32, y: Mask, split: _Split, names: tuple[str, ...], seed: in
 
 def _evaluate_models(
     fitted: _Fitted, x: F32, h: TxBatch, split: _Split, costs: Costs
-) -> tuple[Thresholds, dict[str, Any]]:
+) -> tuple[dict[str, Thresholds], dict[str, Any]]:
     """Per model: cost thresholds on the calibration part, then metrics on the test part."""
     scorers: dict[str, Callable[[Mask], F64]] = {
         "lightgbm": lambda m: fitted.calibrator(_margin(fitted.booster, x[m])),
@@ -147,7 +160,7 @@ def _evaluate_models(
     for name, scorer in scorers.items():
         chosen[name] = choose_thresholds(scorer(cal), h.label[cal], h.amount[cal], costs)
         metrics[name] = evaluate(scorer(test), h.label[test], h.amount[test], chosen[name], costs)
-    return chosen["lightgbm"], metrics
+    return chosen, metrics
 
 
 def replay(history: TxBatch, mode: Mode | str) -> F32:
