@@ -197,10 +197,10 @@ def run_ch3(d: FdhData, model: ModelName = "logreg", rich: bool = False) -> dict
 GRIDS: Final[dict[str, dict[str, list[Any]]]] = {
     "logreg": {"C": [0.1, 1, 10, 100]},
     "lgbm": {
-        "n_estimators": [100, 300],
-        "learning_rate": [0.03, 0.1],
-        "num_leaves": [15, 63],
-        "min_child_samples": [20],
+        "n_estimators": [300],
+        "learning_rate": [0.03],
+        "num_leaves": [15, 31, 63],
+        "min_child_samples": [20, 100],
         "subsample": [0.8],
         "subsample_freq": [1],
         "colsample_bytree": [0.8],
@@ -224,7 +224,7 @@ def run_ch5(
     d: FdhData,
     model: ModelName = "lgbm",
     rich: bool = True,
-    select_on: str = "average_precision",
+    select_on: str = "ap+cp",
     grid: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Chapter 5 model selection: grid on validation folds (train from 2018-07-11 backwards),
