@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
 from fraudstream.broker import EmbeddedBroker, free_port
-from fraudstream.model import Bundle, train_bundle
+from fraudstream.features import FeatureEngine
+from fraudstream.model import Bundle, Thresholds, train_bundle
 from fraudstream.simulate import PaySimSimulator
 
 from ._pg_util import PG_URL
@@ -47,10 +49,21 @@ def unique() -> str:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle trained once per session on simulated history (small, seconds to train)."""
+    """A bundle trained once per session on simulated history (small, seconds to train).
+
+    The plumbing tests need alerts, and the cost-chosen thresholds of a model this small may
+    alert on nothing: its thresholds are put at the 99th / 99.9th percentile of its scores on
+    fresh simulated traffic (the threshold choice itself is tested in ``tests/unit``).
+    """
     root = tmp_path_factory.mktemp("models")
     history = PaySimSimulator(accounts=5_000, seed=11).history(80_000)
-    train_bundle(history, mode="pre_auth", seed=0, gap_ms=30_000).save(root)
+    bundle = train_bundle(history, mode="pre_auth", seed=0, gap_ms=30_000)
+    fresh = PaySimSimulator(accounts=5_000, seed=12).history(20_000)
+    scores = bundle.score(FeatureEngine(mode="pre_auth").update_and_extract(fresh))
+    bundle.thresholds = Thresholds(
+        review=float(np.quantile(scores, 0.99)), block=float(np.quantile(scores, 0.999))
+    )
+    bundle.save(root)
     return root
 
 
