@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 
 from fraudstream.cli._app import app, console, fail, load_settings
@@ -13,6 +14,7 @@ from fraudstream.config import Settings
 from fraudstream.model import Bundle, Costs, latest_bundle, train_bundle
 from fraudstream.model._data import read_history
 from fraudstream.model._report import write_report
+from fraudstream.schema import TxBatch
 from fraudstream.simulate import PaySimSimulator
 
 __all__ = ["ensure_model", "train_from_simulation"]
@@ -31,11 +33,24 @@ def train_from_simulation(
         history = PaySimSimulator(
             accounts=sim.accounts, seed=seed, rate_per_s=sim.rate if sim.rate > 0 else 500.0
         ).history(rows)
-    with console.status("replaying history through the feature engine and training…"):
-        bundle = train_bundle(history, mode=mode, costs=_costs(settings), seed=seed, gap_ms=gap_ms)
+    bundle = _train(history, settings, mode=mode, seed=seed, gap_ms=gap_ms)
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle
+
+
+def _train(history: TxBatch, settings: Settings, *, mode: str, seed: int, gap_ms: int) -> Bundle:
+    """:func:`train_bundle` with a progress bar over the feature replay."""
+    with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
+        task = bar.add_task(f"feature replay ({mode}), then training", total=len(history))
+        return train_bundle(
+            history,
+            mode=mode,
+            costs=_costs(settings),
+            seed=seed,
+            gap_ms=gap_ms,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
 
 
 def _save_with_report(bundle: Bundle, settings: Settings) -> None:
@@ -163,16 +178,8 @@ def _train_from_file(
     else:
         default_gap = 3_600_000
     console.print(f"{len(history):,} transactions read from {data}")
-    with console.status(
-        f"replaying {len(history):,} rows through the feature engine and training…"
-    ):
-        bundle = train_bundle(
-            history,
-            mode=mode,
-            costs=_costs(settings),
-            seed=seed,
-            gap_ms=default_gap if gap_ms is None else gap_ms,
-        )
+    gap = default_gap if gap_ms is None else gap_ms
+    bundle = _train(history, settings, mode=mode, seed=seed, gap_ms=gap)
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle

@@ -47,6 +47,8 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 
+#: ``progress(done, total)``: rows replayed so far, of all.
+Progress = Callable[[int, int], None]
 #: Feature modes: PaySim before authorisation / after the transaction; card (handbook layout).
 MODES: Final = ("pre_auth", "post_tx", "card")
 #: Fewer labelled rows than this cannot give a meaningful time-ordered split.
@@ -75,17 +77,19 @@ def train_bundle(
     seed: int = 0,
     test_fraction: float = 0.25,
     gap_ms: int = 3_600_000,
+    progress: Progress | None = None,
 ) -> Bundle:
     """Train LightGBM (champion) and logistic regression (baseline) on ``history``.
 
     History is sorted by event time and replayed through a fresh :class:`FeatureEngine`; train is
     the earliest part, then ``gap_ms`` is dropped (label delay), test is the last
     ``test_fraction`` of rows. Calibration and thresholds use the last part of train only.
+    ``progress(done, total)`` is called after each replayed chunk.
     """
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
-    x = replay(h, mode)
+    x = replay(h, mode, progress)
     split = _split(h, test_fraction, gap_ms)
     fitted = _fit_models(x, h.label == 1, split, names, seed)
     thresholds_by_model, metrics = _evaluate_models(fitted, x, h, split, costs)
@@ -163,7 +167,7 @@ def _evaluate_models(
     return chosen, metrics
 
 
-def replay(history: TxBatch, mode: Mode | str) -> F32:
+def replay(history: TxBatch, mode: Mode | str, progress: Progress | None = None) -> F32:
     """Features of every row of a time-sorted ``history``, through a fresh engine.
 
     ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
@@ -172,10 +176,12 @@ def replay(history: TxBatch, mode: Mode | str) -> F32:
         CardFeatureEngine() if mode == "card" else FeatureEngine(mode=mode)  # type: ignore[arg-type]
     )
     n = len(history)
-    parts = [
-        engine.update_and_extract(history.take(np.arange(i, min(i + _REPLAY_CHUNK, n))))
-        for i in range(0, n, _REPLAY_CHUNK)
-    ]
+    parts = []
+    for i in range(0, n, _REPLAY_CHUNK):
+        hi = min(i + _REPLAY_CHUNK, n)
+        parts.append(engine.update_and_extract(history.take(np.arange(i, hi))))
+        if progress is not None:
+            progress(hi, n)
     log.info("replayed %d rows in %s mode", n, mode)
     return np.concatenate(parts) if parts else np.empty((0, len(engine.feature_names)), np.float32)
 
