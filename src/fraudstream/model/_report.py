@@ -97,9 +97,11 @@ def _confusion(
     panels = [(m, step) for m in counts for step in ("review", "block")]
     for ax, (model, step) in zip(axes, panels, strict=True):
         cm = np.array(counts[model][step])
-        ax.imshow(np.log1p(cm), cmap="Blues")
+        shade = np.log1p(cm)
+        ax.imshow(shade, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, f"{v:,}", ha="center", va="center")
+            dark = shade[i, j] > 0.6 * shade.max()
+            ax.text(j, i, f"{v:,}", ha="center", va="center", c="white" if dark else "black")
         ax.set(
             xticks=[0, 1],
             yticks=[0, 1],
