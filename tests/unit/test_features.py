@@ -18,6 +18,7 @@ from fraudstream.features import (
     WINDOW_MS,
     FeatureEngine,
     Mode,
+    partition_of,
 )
 from fraudstream.schema import KINDS, TxBatch
 
@@ -312,3 +313,32 @@ def test_rejects_bad_arguments() -> None:
         FeatureEngine(mode="later")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ttl_ms"):
         FeatureEngine(ttl_ms=0)
+
+
+def test_state_is_kept_per_partition() -> None:
+    """A partition's rows see only its own state, so it can move to another process unchanged."""
+    rng = np.random.default_rng(4)
+    txs = [
+        (int(t), f"C{rng.integers(40)}", f"C{rng.integers(40)}", int(rng.integers(5)), 10.0 + i)
+        for i, t in enumerate(np.sort(rng.integers(0, 10**7, 2000)))
+    ]
+    b = batch(txs)
+    parts = partition_of(b.account, 4)
+    together = FeatureEngine(partitions=4).update_and_extract(b)
+    np.testing.assert_array_equal(together, FeatureEngine().update_and_extract(b, parts))
+    for p in range(4):
+        rows = np.flatnonzero(parts == p)
+        alone = FeatureEngine().update_and_extract(b.take(rows))  # one partition, own process
+        np.testing.assert_array_equal(together[rows], alone)
+    assert not np.array_equal(together, FeatureEngine().update_and_extract(b))  # shared state
+
+
+def test_dropped_partition_is_forgotten() -> None:
+    b = batch([(0, "A", "B", TRANSFER, 5.0), (MIN, "A", "B", TRANSFER, 5.0)])
+    engine = FeatureEngine()
+    engine.update_and_extract(b.take(np.array([0])), np.array([3], dtype=np.int32))
+    assert engine.partitions_held() == [3]
+    engine.drop_partitions([3])
+    assert engine.partitions_held() == [] and engine.entity_count() == 0
+    x = engine.update_and_extract(b.take(np.array([1])), np.array([3], dtype=np.int32))
+    assert col(x, "new_counterparty_for_account")[0] == 1.0

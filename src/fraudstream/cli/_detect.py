@@ -25,6 +25,7 @@ from fraudstream.stream import (
     ensure_topics,
     make_consumer,
     make_producer,
+    topic_partitions,
 )
 
 __all__ = ["live_line", "run_detector"]
@@ -78,6 +79,7 @@ def run_detector(
         [topics.transactions, topics.alerts, topics.dlq],
         partitions=settings.kafka.partitions,
     )
+    _check_state_partitions(bundle, topic_partitions(client, topics.transactions))
     store = open_store(
         settings.store_url(),
         schema=settings.store.pg_schema,
@@ -107,6 +109,22 @@ def run_detector(
         return detector.run(should_stop, idle_exit_s=idle_exit_s)
     finally:
         store.close()
+
+
+def _check_state_partitions(bundle: Bundle, partitions: int) -> None:
+    """Warn when training kept feature state over another partition count than the topic's."""
+    trained = bundle.metrics.get("data", {}).get("state_partitions")
+    if trained is not None and partitions and trained != partitions:
+        log.warning(
+            "bundle %s was trained with feature state over %d partition(s) but %s has %d: "
+            "counterparty features will differ from training; retrain with "
+            "FRAUDSTREAM_KAFKA__PARTITIONS=%d",
+            bundle.version,
+            trained,
+            "the transactions topic",
+            partitions,
+            partitions,
+        )
 
 
 @app.command()

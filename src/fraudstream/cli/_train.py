@@ -50,6 +50,7 @@ def _train(history: TxBatch, settings: Settings, *, mode: str, seed: int, gap_ms
             seed=seed,
             gap_ms=gap_ms,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            partitions=settings.kafka.partitions,
         )
 
 

@@ -78,6 +78,7 @@ def train_bundle(
     test_fraction: float = 0.25,
     gap_ms: int = 3_600_000,
     progress: Progress | None = None,
+    partitions: int = 1,
 ) -> Bundle:
     """Train LightGBM (champion) and logistic regression (baseline) on ``history``.
 
@@ -85,16 +86,19 @@ def train_bundle(
     the earliest part, then ``gap_ms`` is dropped (label delay), test is the last
     ``test_fraction`` of rows. Calibration and thresholds use the last part of train only.
     ``progress(done, total)`` is called after each replayed chunk.
+    ``partitions``: the topic's partition count; the feature state is kept per partition as the
+    detector keeps it (``FeatureEngine``), so training sees the features serving computes.
     """
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
-    x = replay(h, mode, progress)
+    x = replay(h, mode, progress, partitions=partitions)
     split = _split(h, test_fraction, gap_ms)
     fitted = _fit_models(x, h.label == 1, split, names, seed)
     thresholds_by_model, metrics = _evaluate_models(fitted, x, h, split, costs)
     thresholds = thresholds_by_model["lightgbm"]
     metrics["data"] = _data_summary(h, split, gap_ms)
+    metrics["data"]["state_partitions"] = partitions
     metrics["costs"] = asdict(costs)
     metrics["train_seconds"] = round(time.monotonic() - started, 3)
     fingerprint = data_fingerprint(h)
@@ -167,13 +171,19 @@ def _evaluate_models(
     return chosen, metrics
 
 
-def replay(history: TxBatch, mode: Mode | str, progress: Progress | None = None) -> F32:
+def replay(
+    history: TxBatch,
+    mode: Mode | str,
+    progress: Progress | None = None,
+    *,
+    partitions: int = 1,
+) -> F32:
     """Features of every row of a time-sorted ``history``, through a fresh engine.
 
     ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
     """
     engine: FeatureEngine | CardFeatureEngine = (
-        CardFeatureEngine() if mode == "card" else FeatureEngine(mode=mode)  # type: ignore[arg-type]
+        CardFeatureEngine() if mode == "card" else FeatureEngine(mode=mode, partitions=partitions)  # type: ignore[arg-type]
     )
     n = len(history)
     parts = []

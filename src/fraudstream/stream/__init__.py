@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fraudstream.stream._detector import Detector, DetectorTopics, decode_messages
-from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer
+from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer, topic_partitions
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._produce import run_simulation
@@ -25,4 +25,5 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "run_simulation",
+    "topic_partitions",
 ]

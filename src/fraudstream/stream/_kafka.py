@@ -12,7 +12,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from fraudstream.errors import KafkaError
 
-__all__ = ["ensure_topics", "make_consumer", "make_producer"]
+__all__ = ["ensure_topics", "make_consumer", "make_producer", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +75,13 @@ def ensure_topics(
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise KafkaError(f"cannot create topic {name}: {exc}") from exc
+
+
+def topic_partitions(client: Mapping[str, Any], topic: str, *, timeout_s: float = 15.0) -> int:
+    """How many partitions ``topic`` has (0 if it does not exist)."""
+    admin = AdminClient(dict(client))
+    try:
+        meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise KafkaError(f"cannot read the metadata of topic {topic}: {exc}") from exc
+    return len(meta.partitions) if meta is not None and meta.error is None else 0
