@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -105,8 +104,7 @@ class SQLiteStore:
     Durability: with the default ``synchronous="NORMAL"`` a commit survives a crash of the process,
     but the last commits may be lost on power failure or an OS crash although their Kafka offsets
     were committed; ``"FULL"`` syncs the WAL on every commit and closes that gap at some cost.
-    One writing connection, used by one thread at a time. WAL checkpoints run on a background
-    thread with its own connection (``checkpoint_every_s``), so a commit never waits for one.
+    One connection, used by one thread at a time (the detector opens it, its sink thread writes).
     """
 
     def __init__(
@@ -117,7 +115,6 @@ class SQLiteStore:
         busy_timeout_s: float = 30.0,
         retention_days: float | None = None,
         retention_every_s: float = 60.0,
-        checkpoint_every_s: float = 1.0,
     ) -> None:
         self.path = path
         self.retention_days = retention_days
@@ -125,9 +122,7 @@ class SQLiteStore:
         self._last_retention = 0.0
         self.synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
-        self.checkpoint_every_s = checkpoint_every_s
         self._conn: sqlite3.Connection | None = None
-        self._checkpointer: _Checkpointer | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -189,10 +184,6 @@ class SQLiteStore:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._migrate(conn)
-            if str(self.path) != ":memory:" and self.checkpoint_every_s > 0:
-                with self._guard("configure the checkpoints"):
-                    conn.execute("PRAGMA wal_autocheckpoint=0")
-                self._checkpointer = _Checkpointer(self.path, self.checkpoint_every_s)
         except BaseException:
             self._conn = None
             conn.close()
@@ -294,9 +285,6 @@ class SQLiteStore:
             self.flush()
         finally:
             self._conn = None
-            if self._checkpointer is not None:
-                self._checkpointer.stop()
-                self._checkpointer = None
             conn.close()
 
     def delete_enriched_before(self, cutoff_ms: int) -> int:
@@ -353,36 +341,3 @@ class SQLiteStore:
             for decision, n in rows:
                 counts[decision] = int(n)
         return counts
-
-
-class _Checkpointer:
-    """Copies the WAL into the database every ``every_s`` s (PASSIVE: never blocks a writer)."""
-
-    def __init__(self, path: Path, every_s: float) -> None:
-        self.path = path
-        self.every_s = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=1.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            log.warning("SQLite store %s: no checkpoint connection: %s", self.path, exc)
-            return
-        try:
-            while not self._stop.wait(self.every_s):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error as exc:  # e.g. busy: the next round catches up
-                    log.debug("SQLite store %s: checkpoint skipped: %s", self.path, exc)
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            log.debug("SQLite store %s: final checkpoint skipped: %s", self.path, exc)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
