@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 
 from fraudstream.schema._canonical import KINDS, TxBatch
-from fraudstream.schema._paysim import Invalid
+from fraudstream.schema._paysim import Invalid, decode_records
 
 __all__ = ["CARD_COLUMNS", "CardRecord", "card_to_batch", "decode_card", "encode_card"]
 
@@ -60,30 +60,8 @@ _encoder = msgspec.json.Encoder()
 def decode_card(
     values: Sequence[bytes | None],
 ) -> tuple[list[CardRecord], list[int], list[Invalid]]:
-    """Decode and validate raw message values (like :func:`~fraudstream.schema.decode_paysim`).
-
-    Returns the valid records, their positions in ``values`` and the invalid ones with reasons.
-    Never raises for bad input.
-    """
-    records: list[CardRecord] = []
-    positions: list[int] = []
-    invalid: list[Invalid] = []
-    decode = _decoder.decode
-    for i, raw in enumerate(values):
-        if raw is None:
-            invalid.append(Invalid(i, "empty message value (tombstone); expected a JSON object"))
-            continue
-        try:
-            rec = decode(raw)
-        except msgspec.ValidationError as exc:
-            invalid.append(Invalid(i, f"invalid card transaction: {exc}"))
-            continue
-        except msgspec.DecodeError as exc:
-            invalid.append(Invalid(i, f"not valid JSON: {exc}"))
-            continue
-        records.append(rec)
-        positions.append(i)
-    return records, positions, invalid
+    """Decode and validate raw message values (see :func:`~fraudstream.schema.decode_paysim`)."""
+    return decode_records(_decoder, values, "card")
 
 
 def encode_card(record: CardRecord) -> bytes:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 import numpy as np
 
 from fraudstream.schema._canonical import KINDS, TxBatch
 
-__all__ = ["Invalid", "PaySimRecord", "decode_paysim", "encode_paysim", "paysim_to_batch"]
+__all__ = [
+    "Invalid",
+    "PaySimRecord",
+    "decode_paysim",
+    "decode_records",
+    "encode_paysim",
+    "paysim_to_batch",
+]
+
+R = TypeVar("R")
 
 _NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -54,18 +63,18 @@ _decoder = msgspec.json.Decoder(PaySimRecord)
 _encoder = msgspec.json.Encoder()
 
 
-def decode_paysim(
-    values: Sequence[bytes | None],
-) -> tuple[list[PaySimRecord], list[int], list[Invalid]]:
-    """Decode and validate raw message values.
+def decode_records(
+    decoder: msgspec.json.Decoder[R], values: Sequence[bytes | None], what: str
+) -> tuple[list[R], list[int], list[Invalid]]:
+    """Decode and validate raw message values with ``decoder`` (``what`` names the format).
 
     Returns the valid records, their positions in ``values`` and the invalid ones with reasons.
     Never raises for bad input.
     """
-    records: list[PaySimRecord] = []
+    records: list[R] = []
     positions: list[int] = []
     invalid: list[Invalid] = []
-    decode = _decoder.decode
+    decode = decoder.decode
     for i, raw in enumerate(values):
         if raw is None:
             invalid.append(Invalid(i, "empty message value (tombstone); expected a JSON object"))
@@ -73,7 +82,7 @@ def decode_paysim(
         try:
             rec = decode(raw)
         except msgspec.ValidationError as exc:
-            invalid.append(Invalid(i, f"invalid PaySim transaction: {exc}"))
+            invalid.append(Invalid(i, f"invalid {what} transaction: {exc}"))
             continue
         except msgspec.DecodeError as exc:
             invalid.append(Invalid(i, f"not valid JSON: {exc}"))
@@ -81,6 +90,13 @@ def decode_paysim(
         records.append(rec)
         positions.append(i)
     return records, positions, invalid
+
+
+def decode_paysim(
+    values: Sequence[bytes | None],
+) -> tuple[list[PaySimRecord], list[int], list[Invalid]]:
+    """Decode and validate raw message values (see :func:`decode_records`)."""
+    return decode_records(_decoder, values, "PaySim")
 
 
 def encode_paysim(record: PaySimRecord) -> bytes:
