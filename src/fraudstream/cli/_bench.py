@@ -132,10 +132,11 @@ def _print(r: dict[str, Any]) -> None:
         f"store {r['store']}"
     )
     table = Table(title="event-to-decision latency (ms), live")
-    for col in ("rate tx/s", "scored", "p50", "p95", "p99", "max", "mean batch"):
+    columns = ("rate tx/s", "scored", "p50", "p95", "p99", "max", "p99 after 5 s", "mean batch")
+    for col in columns:
         table.add_column(col, justify="right")
     for rate, v in r["latency_ms"].items():
-        cells = [f"{v[k]:.1f}" for k in ("p50", "p95", "p99", "max")]
+        cells = [f"{v[k]:.1f}" for k in ("p50", "p95", "p99", "max", "p99_after_5s")]
         table.add_row(rate, f"{v['transactions']:,.0f}", *cells, f"{v['mean_batch']:.0f}")
     console.print(table)
     stages = Table(title="hot path, µs per transaction (in-process)")
