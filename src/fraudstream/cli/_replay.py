@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
-from confluent_kafka import Producer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,15 +17,10 @@ from rich.progress import (
 )
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
-from fraudstream.errors import KafkaError
 from fraudstream.simulate import RateLimiter, ReplayFile, SpeedupPacer, load_replay
-from fraudstream.stream import ensure_topics, make_producer
-from fraudstream.stream._produce import _DeliveryErrors, _produce_one
+from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
-__all__ = ["Message", "produce_messages", "progress_bar", "replay"]
-
-#: (key, value, event time in ms)
-Message = tuple[bytes, bytes, int]
+__all__ = ["progress_bar", "replay"]
 
 
 def progress_bar() -> Progress:
@@ -42,52 +35,6 @@ def progress_bar() -> Progress:
         console=console,
         transient=False,
     )
-
-
-def produce_messages(
-    producer: Producer,
-    topic: str,
-    next_messages: Callable[[int], Sequence[Message]],
-    *,
-    chunk: int,
-    count: int | None = None,
-    duration_s: float | None = None,
-    acquire: Callable[[int], None] = lambda _n: None,
-    wait_until: Callable[[int], None] | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-    on_progress: Callable[[int], None] | None = None,
-) -> int:
-    """Produce ``next_messages(n)`` chunks until ``count``/``duration_s``/``should_stop``/empty.
-
-    ``acquire(n)`` paces by rate (a token bucket); ``wait_until(event_ms)`` paces each record by
-    its event time. Returns how many records were delivered; raises if any delivery failed.
-    """
-    errors = _DeliveryErrors()
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    sent = 0
-    while not should_stop() and (deadline is None or time.monotonic() < deadline):
-        n = chunk if count is None else min(chunk, count - sent)
-        if n <= 0:
-            break
-        acquire(n)
-        messages = next_messages(n)
-        if not messages:
-            break
-        for key, value, event_ms in messages:
-            if wait_until is not None:
-                wait_until(event_ms)
-            _produce_one(producer, topic, value, key, errors)
-        producer.poll(0)
-        sent += len(messages)
-        if on_progress is not None:
-            on_progress(sent)
-    remaining = producer.flush(30)
-    if remaining or errors.count:
-        raise KafkaError(
-            f"{remaining} messages undelivered and {errors.count} failed on topic {topic} "
-            f"(first error: {errors.first}); is the broker reachable?"
-        )
-    return sent
 
 
 class _Cursor:

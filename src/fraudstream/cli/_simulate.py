@@ -9,7 +9,7 @@ import pyarrow as pa
 import typer
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
-from fraudstream.cli._replay import Message, produce_messages, progress_bar
+from fraudstream.cli._replay import progress_bar
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
 from fraudstream.schema import encode_card
@@ -24,7 +24,13 @@ from fraudstream.simulate import (
     paysim_table,
     write_history,
 )
-from fraudstream.stream import ensure_topics, make_producer, run_simulation
+from fraudstream.stream import (
+    Message,
+    ensure_topics,
+    make_producer,
+    produce_messages,
+    run_simulation,
+)
 
 __all__ = ["simulate"]
 

@@ -6,7 +6,7 @@ from fraudstream.stream._detector import Detector, DetectorTopics, decode_messag
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer, topic_partitions
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
-from fraudstream.stream._produce import run_simulation
+from fraudstream.stream._produce import Message, produce_messages, run_simulation
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
@@ -16,6 +16,7 @@ __all__ = [
     "DetectorStats",
     "DetectorTopics",
     "Job",
+    "Message",
     "ModelWatcher",
     "SinkWorker",
     "SlidingWindow",
@@ -24,6 +25,7 @@ __all__ = [
     "ensure_topics",
     "make_consumer",
     "make_producer",
+    "produce_messages",
     "run_simulation",
     "topic_partitions",
 ]

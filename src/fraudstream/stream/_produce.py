@@ -1,4 +1,4 @@
-"""Writing transactions into Kafka: the simulator's live stream (and, later, file replay)."""
+"""Writing transactions into Kafka, paced: the simulator's live stream and file replay."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from fraudstream.errors import KafkaError
 from fraudstream.schema import PaySimRecord, encode_paysim
 
-__all__ = ["run_simulation"]
+__all__ = ["Message", "produce_messages", "run_simulation"]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,56 @@ class _DeliveryErrors:
         if err is not None:
             self.count += 1
             self.first = self.first or str(err)
+
+
+#: A record to produce: (key, value, event time in ms).
+Message = tuple[bytes, bytes, int]
+
+
+def produce_messages(
+    producer: Producer,
+    topic: str,
+    next_messages: Callable[[int], Sequence[Message]],
+    *,
+    chunk: int,
+    count: int | None = None,
+    duration_s: float | None = None,
+    acquire: Callable[[int], None] = lambda _n: None,
+    wait_until: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
+    """Produce ``next_messages(n)`` chunks until ``count``/``duration_s``/``should_stop``/empty.
+
+    ``acquire(n)`` paces by rate (a token bucket); ``wait_until(event_ms)`` paces each record by
+    its event time. Returns how many records were delivered; raises if any delivery failed.
+    """
+    errors = _DeliveryErrors()
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    sent = 0
+    while not should_stop() and (deadline is None or time.monotonic() < deadline):
+        n = chunk if count is None else min(chunk, count - sent)
+        if n <= 0:
+            break
+        acquire(n)
+        messages = next_messages(n)
+        if not messages:
+            break
+        for key, value, event_ms in messages:
+            if wait_until is not None:
+                wait_until(event_ms)
+            _produce_one(producer, topic, value, key, errors)
+        producer.poll(0)
+        sent += len(messages)
+        if on_progress is not None:
+            on_progress(sent)
+    remaining = producer.flush(30)
+    if remaining or errors.count:
+        raise KafkaError(
+            f"{remaining} messages undelivered and {errors.count} failed on topic {topic} "
+            f"(first error: {errors.first}); is the broker reachable?"
+        )
+    return sent
 
 
 def run_simulation(
@@ -43,29 +93,21 @@ def run_simulation(
 
     ``acquire(n)`` paces the stream (a token bucket); returns how many records were delivered.
     """
-    errors = _DeliveryErrors()
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    sent = 0
-    while not should_stop():
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        n = chunk if count is None else min(chunk, count - sent)
-        if n <= 0:
-            break
-        acquire(n)
-        records = next_batch(n)
-        for rec in records:
-            _produce_one(producer, topic, encode_paysim(rec), rec.nameOrig.encode(), errors)
-        producer.poll(0)
-        sent += len(records)
-        if on_progress is not None:
-            on_progress(sent)
-    remaining = producer.flush(30)
-    if remaining or errors.count:
-        raise KafkaError(
-            f"{remaining} messages undelivered and {errors.count} failed on topic {topic} "
-            f"(first error: {errors.first}); is the broker reachable?"
-        )
+
+    def next_messages(n: int) -> list[Message]:
+        return [(rec.nameOrig.encode(), encode_paysim(rec), 0) for rec in next_batch(n)]
+
+    sent = produce_messages(
+        producer,
+        topic,
+        next_messages,
+        chunk=chunk,
+        count=count,
+        duration_s=duration_s,
+        acquire=acquire,
+        should_stop=should_stop,
+        on_progress=on_progress,
+    )
     log.info("produced %d transactions to %s", sent, topic)
     return sent
 
