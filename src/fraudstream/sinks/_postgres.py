@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 from fraudstream.sinks._rows import alert_rows, shadow_rows
@@ -197,22 +198,13 @@ class PostgresStore:
                     sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
                 )
             conn.execute(CREATE_MIGRATIONS_TABLE)
-            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-            if max(applied, default=0) > len(MIGRATIONS):
-                raise StoreError(
-                    f"PostgreSQL store {redact(self.url)} has schema version {max(applied)} "
-                    f"but this fraudstream knows {len(MIGRATIONS)}; upgrade fraudstream"
-                )
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version in applied:
-                    continue
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (%s, %s)",
-                    (version, _now_ms()),
-                )
-                log.info("PostgreSQL store: applied migration %d", version)
+            apply_migrations(
+                conn.execute,
+                MIGRATIONS,
+                placeholder="%s",
+                store=f"PostgreSQL store {redact(self.url)}",
+                upgrade_hint="upgrade fraudstream",
+            )
 
     def schema_version(self) -> int:
         """The highest applied migration."""

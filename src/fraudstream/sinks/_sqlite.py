@@ -12,6 +12,7 @@ from typing import Final, Literal
 
 from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._rows import alert_rows, enriched_rows, shadow_rows
 from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 
@@ -194,23 +195,17 @@ class SQLiteStore:
         with self._guard("migrate table schema_migrations"):
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(CREATE_MIGRATIONS_TABLE)
-            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-            if max(applied, default=0) > len(MIGRATIONS):
+            try:
+                apply_migrations(
+                    conn.execute,
+                    MIGRATIONS,
+                    placeholder="?",
+                    store=f"SQLite store {self.path}",
+                    upgrade_hint="upgrade fraudstream or use another file",
+                )
+            except StoreError:
                 conn.rollback()
-                raise StoreError(
-                    f"SQLite store {self.path} has schema version {max(applied)} but this "
-                    f"fraudstream knows {len(MIGRATIONS)}; upgrade fraudstream or use another file"
-                )
-            for version, statements in enumerate(MIGRATIONS, start=1):
-                if version in applied:
-                    continue
-                for sql in statements:
-                    conn.execute(sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at_ms) VALUES (?, ?)",
-                    (version, _now_ms()),
-                )
-                log.info("SQLite store %s: applied migration %d", self.path, version)
+                raise
             conn.commit()
 
     def schema_version(self) -> int:
