@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream.errors import KafkaError, ModelError, StoreError
@@ -85,12 +86,55 @@ class _DlqWriter:
             raise KafkaError(f"dead-letter writes to {self.topic} failed: {first}")
 
 
-def to_batch(records: list[PaySimRecord], msgs: list[Message]) -> TxBatch:
-    """The canonical batch of decoded ``records`` read as Kafka messages ``msgs``."""
+@dataclass(frozen=True)
+class Polled:
+    """Where each message of a batch was read: one pass over the messages, then columns."""
+
+    topic: str
+    partition: npt.NDArray[np.int32]
+    offset: npt.NDArray[np.int64]
+    timestamp_ms: list[int]
+
+    @classmethod
+    def of(cls, msgs: list[Message]) -> Polled:
+        """The columns of ``msgs`` (all read from one topic, as a detector's consumer does)."""
+        n = len(msgs)
+        return cls(
+            topic=(msgs[0].topic() or "") if msgs else "",
+            partition=np.fromiter((m.partition() for m in msgs), np.int32, n),
+            offset=np.fromiter((m.offset() for m in msgs), np.int64, n),
+            timestamp_ms=[m.timestamp()[1] for m in msgs],
+        )
+
+    def take(self, positions: list[int]) -> Polled:
+        """The rows at ``positions`` (the valid records' messages)."""
+        if len(positions) == len(self.offset):
+            return self
+        ts = [self.timestamp_ms[i] for i in positions]
+        return Polled(self.topic, self.partition[positions], self.offset[positions], ts)
+
+    def next_offsets(self) -> list[TopicPartition]:
+        """The offsets to commit after these messages: one past each partition's last."""
+        if not len(self.offset):
+            return []
+        return [
+            TopicPartition(self.topic, int(p), int(self.offset[self.partition == p].max()) + 1)
+            for p in np.unique(self.partition).tolist()
+        ]
+
+
+def to_batch(records: list[PaySimRecord], polled: Polled) -> TxBatch:
+    """The canonical batch of decoded ``records`` read from the messages ``polled``."""
     # A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
     # broker keeps nothing across restarts) from a redelivery of the same record.
-    ids = [f"{m.topic()}/{m.partition()}/{m.offset()}@{m.timestamp()[1]}" for m in msgs]
-    return paysim_to_batch(records, ids, [m.timestamp()[1] for m in msgs])
+    topic = polled.topic
+    ids = [
+        f"{topic}/{p}/{o}@{t}"
+        for p, o, t in zip(
+            polled.partition.tolist(), polled.offset.tolist(), polled.timestamp_ms, strict=True
+        )
+    ]
+    return paysim_to_batch(records, ids, polled.timestamp_ms)
 
 
 def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
@@ -99,7 +143,7 @@ def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]
     if not records:
         return None, []
     kept = [msgs[i] for i in positions]
-    return to_batch(records, kept), kept
+    return to_batch(records, Polled.of(kept)), kept
 
 
 class Detector:
@@ -223,23 +267,27 @@ class Detector:
     def process(self, msgs: list[Message]) -> None:
         """Score one batch and hand its outputs to the sink worker (committed once durable)."""
         self._maybe_reload()
-        good = [m for m in msgs if not self._is_error(m)]
+        good = [m for m in msgs if m.error() is None]
+        if len(good) < len(msgs):
+            for m in msgs:
+                self._is_error(m)  # raises on a fatal error, logs the others
         records, positions, invalid = decode_paysim([m.value() for m in good])
         for bad in invalid:
             self._dlq.write(good[bad.index], bad.reason)
+        polled = Polled.of(good)
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
         if records:
-            kept = [good[i] for i in positions]
+            kept = polled.take(positions)
             scored = self._score(to_batch(records, kept), kept)
             self.stats.count(scored.decision, scored.tx.label)
             closed = self._windows(scored)
         job = Job(
             scored=scored,
             windows=closed,
-            offsets=_next_offsets(good),
+            offsets=polled.next_offsets(),
             bundle=self.bundle,
-            produced_ms=np.fromiter((m.timestamp()[1] for m in good), np.int64, len(good)),
+            produced_ms=np.array(polled.timestamp_ms, dtype=np.int64),
         )
         assert self._sinks is not None, "process() runs inside run()"
         self._sinks.submit(job, keep_alive=self._commit_durable)
@@ -316,8 +364,8 @@ class Detector:
         log.warning("consumer error on %s: %s", self.topics.source, err)
         return True
 
-    def _score(self, tx: TxBatch, msgs: list[Message]) -> ScoredBatch:
-        partition = np.fromiter((m.partition() for m in msgs), dtype=np.int32, count=len(msgs))
+    def _score(self, tx: TxBatch, polled: Polled) -> ScoredBatch:
+        partition = polled.partition
         features = self.engine.update_and_extract(tx, partition)
         score = self.bundle.score(features)
         decision = self.bundle.decide(score)
@@ -337,7 +385,7 @@ class Detector:
             model_version=self.bundle.version,
             partition=partition,
             shadow=shadow,
-            offset=np.array([m.offset() for m in msgs], dtype=np.int64),
+            offset=polled.offset,
             processed_at_ms=int(time.time() * 1000),
         )
 
@@ -422,13 +470,3 @@ class Detector:
             except KafkaException as exc:
                 log.warning("final offset commit failed (those batches will be replayed): %s", exc)
             self._committing.clear()
-
-
-def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
-    """The offsets to commit after ``msgs``: one past the last record of each partition."""
-    last: dict[tuple[str, int], int] = {}
-    for m in msgs:
-        topic, partition, offset = m.topic(), m.partition(), m.offset()
-        if topic is not None and partition is not None and offset is not None:
-            last[(topic, partition)] = offset
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]

@@ -35,7 +35,12 @@ def make_producer(client: Mapping[str, Any], **overrides: Any) -> Producer:
 def make_consumer(
     client: Mapping[str, Any], group_id: str, *, session_timeout_ms: int = 6000, **overrides: Any
 ) -> Consumer:
-    """A consumer with manual commits: offsets are committed only after outputs are durable."""
+    """A consumer with manual commits: offsets are committed only after outputs are durable.
+
+    ``fetch.wait.max.ms`` is 5: a broker that does not answer a fetch early when records arrive
+    (the embedded Tansu holds an empty fetch for the whole wait) would otherwise add up to the
+    wait to every record's latency; the cost is at most 200 empty fetches a second when idle.
+    """
     conf: dict[str, Any] = {
         **client,
         "group.id": group_id,
@@ -45,7 +50,7 @@ def make_consumer(
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
         "partition.assignment.strategy": "cooperative-sticky",
-        "fetch.wait.max.ms": 50,
+        "fetch.wait.max.ms": 5,
     }
     conf.update(overrides)
     return Consumer(conf)

@@ -162,9 +162,11 @@ class SinkWorker:
             self._models.add(job.bundle.version)
         if scored is not None:
             explain(job.bundle, scored)
-            self.alerts.write(scored)
+            self.alerts.write(scored)  # sent by librdkafka while the store commits
+        if not self._store_durably(scored, job.windows):
+            return False
         self.alerts.flush()
-        return self._store_durably(scored, job.windows)
+        return True
 
     def _store_once(self, scored: ScoredBatch | None, windows: list[WindowStats]) -> None:
         if scored is not None:
