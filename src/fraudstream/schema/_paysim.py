@@ -28,7 +28,8 @@ _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _HOUR_MS = 3_600_000
 
 
-class PaySimRecord(msgspec.Struct, omit_defaults=True):
+# gc=False: scalar and string fields only, so no cycle tracking (cheaper to create and free)
+class PaySimRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """One PaySim transaction as the bank sends it (JSON object, PaySim's column names).
 
     Balances are optional (a pre-authorisation message has no post-transaction balances).
