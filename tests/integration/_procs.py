@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 
 def detector_env(
@@ -47,7 +48,7 @@ def stored_features(db: Path) -> dict[str, tuple[int, list[float]]]:
     """``tx_id → (partition, features)`` of every enriched row in the SQLite store ``db``."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute('SELECT tx_id, "partition", features FROM transactions_enriched')
-        return {tx: (int(p), list(json.loads(f).values())) for tx, p, f in rows}
+        return {tx: (int(p), np.frombuffer(f, dtype="<f4").tolist()) for tx, p, f in rows}
 
 
 def wait_for_rows(proc: subprocess.Popen[bytes], db: Path, rows: int, timeout_s: float) -> None:

@@ -21,7 +21,8 @@ from fraudstream.sinks import (
     alert_payloads,
     open_store,
 )
-from fraudstream.sinks._sqlite_schema import MIGRATIONS
+from fraudstream.sinks._rows import decode_features
+from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 
 NAMES = ("amount_sum_by_account_1h", "tx_count_by_account_24h", "new_counterparty")
 WEIRD_IDS = [
@@ -167,9 +168,10 @@ def test_enriched_row_columns(store: SQLiteStore, db_path: Path) -> None:
         ("t0", KINDS[0], None, None, 500.0, "allow"),
         ("t1", KINDS[1], 1, None, 500.0, "block"),
     ]
+    (names,) = query(db_path, "SELECT feature_names FROM feature_sets")[0]
+    assert json.loads(names) == list(NAMES)
     for i, row in enumerate(rows):
-        features = json.loads(row[6])
-        assert list(features) == list(NAMES)
+        features = decode_features(row[6], NAMES)
         assert features == {n: float(batch.features[i, j]) for j, n in enumerate(NAMES)}
         assert row[7:] == (i % 3, 40 + i, "lr-test-1", 1_700_000_099_000, batch.tx.event_time_ms[i])
 
@@ -217,25 +219,36 @@ def test_weird_ids_and_huge_amounts_are_stored_exactly(store: SQLiteStore, db_pa
         assert query(db_path, "SELECT 1 FROM transactions_enriched WHERE tx_id = ?", [tx_id])
 
 
-def test_feature_names_msgspec_cannot_rename_still_encode(
-    store: SQLiteStore, db_path: Path
-) -> None:
+def test_any_feature_names_are_recorded(store: SQLiteStore, db_path: Path) -> None:
     names = ('amount "quoted"', "back\\slash", "ünïcode")
     store.write(make_scored(["a"], names=names))
     store.flush()
-    (features,) = query(db_path, "SELECT features FROM transactions_enriched")[0]
-    assert list(json.loads(features)) == list(names)
+    (stored,) = query(db_path, "SELECT feature_names FROM feature_sets")[0]
+    assert json.loads(stored) == list(names)
 
 
-def test_nan_features_are_stored_as_null(store: SQLiteStore, db_path: Path) -> None:
+def test_nan_and_inf_features_are_kept(store: SQLiteStore, db_path: Path) -> None:
     batch = make_scored(["a"])
     batch.features[0, 1] = np.nan
     batch.features[0, 2] = np.inf
     store.write(batch)
     store.flush()
     (features,) = query(db_path, "SELECT features FROM transactions_enriched")[0]
-    assert json.loads(features)[NAMES[1]] is None
-    assert json.loads(features)[NAMES[2]] is None
+    values = decode_features(features, NAMES)
+    assert np.isnan(values[NAMES[1]]) and values[NAMES[2]] == np.inf
+    assert values[NAMES[0]] == float(batch.features[0, 0])
+
+
+def test_a_version_keeps_its_first_feature_order(store: SQLiteStore, db_path: Path) -> None:
+    store.write(make_scored(["a"]))
+    swapped = make_scored(["b"], names=(NAMES[1], NAMES[0], NAMES[2]))
+    store.write(swapped)
+    store.flush()
+    (features,) = query(db_path, "SELECT features FROM transactions_enriched WHERE tx_id = 'b'")[0]
+    values = decode_features(features, NAMES)
+    assert values == {n: float(swapped.features[0, swapped.feature_names.index(n)]) for n in NAMES}
+    with pytest.raises(StoreError, match="feature_sets"):
+        store.write(make_scored(["c"], names=("other", NAMES[1], NAMES[2])))
 
 
 def test_window_stats_upsert(store: SQLiteStore, db_path: Path) -> None:
@@ -560,3 +573,36 @@ def test_binary_copy_stream_holds_every_value_exactly() -> None:
         assert values == tuple(batch.features[i].tolist())
         permuted = struct.unpack_from(">" + "i f" * 3, rows[4 + i][12] or b"", 20)[1::2]
         assert permuted == tuple(batch.features[i, order].tolist())
+
+
+def test_json_features_of_version_5_become_float32_blobs(db_path: Path) -> None:
+    """Migration 6 converts stored JSON feature objects (null → NaN) and records their names."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute(CREATE_MIGRATIONS_TABLE)
+    for version, statements in enumerate(MIGRATIONS[:5], start=1):
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    old = [("a", '{"x":1.5,"y":null}', "v1"), ("b", '{"x":-2.0,"y":0.25}', "v1")]
+    for tx, features, version in old:
+        conn.execute(
+            "INSERT INTO transactions_enriched VALUES "
+            "(?, 1, 'C1', 'C2', 'PAYMENT', 1.0, NULL, NULL, NULL, NULL, NULL, 1, ?, 0.1, "
+            "'allow', ?, 0, 0, 7)",
+            (tx, features, version),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(db_path)
+    store.open()
+    store.close()
+    rows = query(db_path, "SELECT tx_id, typeof(features), features FROM transactions_enriched")
+    assert [(tx, kind) for tx, kind, _ in rows] == [("a", "blob"), ("b", "blob")]
+    (names,) = query(db_path, "SELECT feature_names FROM feature_sets WHERE model_version = 'v1'")[
+        0
+    ]
+    assert json.loads(names) == ["x", "y"]
+    a = decode_features(rows[0][2], ["x", "y"])
+    assert a["x"] == 1.5 and np.isnan(a["y"])
+    assert decode_features(rows[1][2], ["x", "y"]) == {"x": -2.0, "y": 0.25}

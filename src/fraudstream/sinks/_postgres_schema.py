@@ -2,7 +2,7 @@
 
 Version ``i + 1`` is ``MIGRATIONS[i]``, in step with ``_sqlite_schema``; never edit a released
 migration, append one. JSON columns are ``jsonb``; times are ``bigint`` milliseconds; features
-are ``real[]`` (since version 3) named by ``feature_sets``, where SQLite keeps a JSON object.
+are ``real[]`` (since version 3) named by ``feature_sets``, as SQLite's float32 BLOBs (version 6).
 """
 
 from __future__ import annotations

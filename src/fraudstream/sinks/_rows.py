@@ -6,8 +6,7 @@ the same reasons JSON (a list of ``{feature, value, contribution}`` objects).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Sequence, Sized
+from collections.abc import Iterator, Sequence, Sized
 from itertools import repeat
 from typing import Any
 
@@ -25,7 +24,10 @@ __all__ = [
     "check_lengths",
     "decision_names",
     "enriched_rows",
-    "features_json",
+    "decode_features",
+    "features_blobs",
+    "json_feature_names",
+    "json_features_blob",
     "shadow_rows",
     "kind_names",
     "label_values",
@@ -83,23 +85,45 @@ def label_values(labels: npt.NDArray[np.int8]) -> list[int | None]:
     return values
 
 
-@functools.lru_cache(maxsize=16)
-def _row_encoder(names: tuple[str, ...]) -> Callable[[list[float]], str]:
-    """A fast ``row → JSON object`` encoder for ``names`` (a generated struct when msgspec can)."""
-    fields = [f"f{i}" for i in range(len(names))]
-    try:
-        struct = msgspec.defstruct(
-            "Features", fields, rename=dict(zip(fields, names, strict=True)), gc=False
+def features_blobs(features: npt.NDArray[np.float32]) -> list[bytes]:
+    """Each row of ``features`` as float32 little-endian bytes (the SQLite column's format)."""
+    n = len(features)
+    if n == 0:
+        return []
+    raw = np.ascontiguousarray(features, dtype="<f4").tobytes()
+    width = len(raw) // n
+    return [raw[i : i + width] for i in range(0, len(raw), width)]
+
+
+def decode_features(blob: bytes, names: Sequence[str]) -> dict[str, float]:
+    """A stored features BLOB back to ``name → value`` (``names`` from ``feature_sets``).
+
+    >>> decode_features(features_blobs(np.array([[1.5, 2.0]], np.float32))[0], ["a", "b"])
+    {'a': 1.5, 'b': 2.0}
+    """
+    values = np.frombuffer(blob, dtype="<f4")
+    if len(values) != len(names):
+        raise SchemaError(
+            f"stored features hold {len(values)} values but {len(names)} names were given; "
+            "read the names of the row's model version from table feature_sets"
         )
-    except ValueError:  # names msgspec cannot rename to (quotes, duplicates): plain dicts
-        return lambda row: _encode(dict(zip(names, row, strict=True))).decode()
-    return lambda row: _encode(struct(*row)).decode()
+    return dict(zip(names, values.tolist(), strict=True))
 
 
-def features_json(names: tuple[str, ...], features: npt.NDArray[np.float32]) -> list[str]:
-    """Each row of ``features`` as a JSON object ``name → value`` (NaN and ±inf become null)."""
-    encode = _row_encoder(names)
-    return [encode(row) for row in features.tolist()]
+def json_features_blob(document: str, names_json: str) -> bytes:
+    """A JSON features object (the store's format before version 6) as a float32 BLOB.
+
+    Values follow ``names_json`` (a JSON array); null or absent names become NaN.
+    """
+    values = msgspec.json.decode(document)
+    names = msgspec.json.decode(names_json)
+    row = [np.nan if values.get(n) is None else values[n] for n in names]
+    return np.asarray(row, dtype="<f4").tobytes()
+
+
+def json_feature_names(document: str) -> str:
+    """The names of a JSON features object, in order, as a JSON array."""
+    return _encode(list(msgspec.json.decode(document))).decode()
 
 
 def reasons_json(reasons: Sequence[tuple[str, float, float]]) -> str:
@@ -143,9 +167,15 @@ def check_lengths(batch: ScoredBatch) -> None:
         )
 
 
-def enriched_rows(batch: ScoredBatch) -> Iterator[tuple[Any, ...]]:
-    """One row per transaction, in ``transactions_enriched`` column order (NaN binds as NULL)."""
+def enriched_rows(
+    batch: ScoredBatch, order: npt.NDArray[np.intp] | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """One row per transaction, in ``transactions_enriched`` column order (NaN binds as NULL).
+
+    Features are float32 BLOBs, their columns permuted by ``order`` if given.
+    """
     check_lengths(batch)
+    features = batch.features if order is None else batch.features[:, order]
     tx = batch.tx
     return zip(
         tx.tx_id,
@@ -160,7 +190,7 @@ def enriched_rows(batch: ScoredBatch) -> Iterator[tuple[Any, ...]]:
         tx.new_balance_dest.tolist(),
         label_values(tx.label),
         tx.step.tolist(),
-        features_json(batch.feature_names, batch.features),
+        features_blobs(features),
         batch.score.tolist(),
         decision_names(batch.decision),
         repeat(batch.model_version),

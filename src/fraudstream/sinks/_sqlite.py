@@ -10,10 +10,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, Literal
 
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
 from fraudstream.errors import StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._migrate import apply_migrations
-from fraudstream.sinks._rows import alert_rows, enriched_rows, shadow_rows
+from fraudstream.sinks._rows import (
+    alert_rows,
+    enriched_rows,
+    json_feature_names,
+    json_features_blob,
+    shadow_rows,
+)
 from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 
 __all__ = ["SQLiteStore"]
@@ -27,6 +37,10 @@ INSERT INTO transactions_enriched (
     label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tx_id) DO NOTHING"""
+
+_FEATURE_SET: Final = """
+INSERT INTO feature_sets (model_version, feature_names, first_seen_ms) VALUES (?, ?, ?)
+ON CONFLICT (model_version) DO NOTHING"""
 
 _INSERT_SHADOW: Final = """
 INSERT OR IGNORE INTO shadow_decisions (tx_id, model_version, score, decision, processed_at_ms)
@@ -73,6 +87,10 @@ UNION SELECT channel FROM notification_failures WHERE alert_id = ?"""
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 #: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
 _CACHE_KIB: Final = 65_536
+
+
+def _encode_names(names: Sequence[str]) -> str:
+    return msgspec.json.encode(list(names)).decode()
 
 
 def _now_ms() -> int:
@@ -124,6 +142,7 @@ class SQLiteStore:
         self.synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
+        self._feature_names: dict[str, tuple[str, ...]] = {}  # feature_sets, as committed
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -137,6 +156,7 @@ class SQLiteStore:
             conn = self._conn
             if conn is not None and conn.in_transaction:
                 try:
+                    self._feature_names.clear()  # may not have been committed
                     conn.rollback()
                 except sqlite3.Error:
                     log.exception("rollback failed on %s", self.path)
@@ -184,6 +204,13 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+                # used by migration 6 to convert JSON features
+                conn.create_function(
+                    "fs_json_features_blob", 2, json_features_blob, deterministic=True
+                )
+                conn.create_function(
+                    "fs_json_feature_names", 1, json_feature_names, deterministic=True
+                )
             self._migrate(conn)
         except BaseException:
             self._conn = None
@@ -219,9 +246,9 @@ class SQLiteStore:
         """Enriched rows for every transaction, alerts for review/block rows (until ``flush``)."""
         if len(batch) == 0:
             return
-        enriched = enriched_rows(batch)
         alerts = alert_rows(batch)
         with self._guard("insert into table transactions_enriched"):
+            enriched = enriched_rows(batch, self._feature_order(batch))
             self._begin().executemany(_INSERT_ENRICHED, enriched)
         if alerts:
             with self._guard("insert into table fraud_alerts"):
@@ -229,6 +256,33 @@ class SQLiteStore:
         if batch.shadow is not None:
             with self._guard("insert into table shadow_decisions"):
                 self._begin().executemany(_INSERT_SHADOW, shadow_rows(batch))
+
+    def _feature_order(self, batch: ScoredBatch) -> npt.NDArray[np.intp] | None:
+        """The permutation into the stored feature order of the batch's model version.
+
+        The first batch of a version records its order in ``feature_sets`` (in the batch's
+        transaction: a rollback forgets it, so it is re-read next time).
+        """
+        version, names = batch.model_version, batch.feature_names
+        stored = self._feature_names.get(version)
+        if stored is None:
+            conn = self._begin()
+            conn.execute(_FEATURE_SET, (version, _encode_names(names), _now_ms()))
+            row = conn.execute(
+                "SELECT feature_names FROM feature_sets WHERE model_version = ?", (version,)
+            ).fetchone()
+            stored = tuple(msgspec.json.decode(row[0]))
+            self._feature_names[version] = stored
+        if stored == names:
+            return None
+        if sorted(stored) != sorted(names) or len(set(names)) != len(names):
+            raise StoreError(
+                f"SQLite store {self.path}: model version {version!r} has features "
+                f"{list(names)} but table feature_sets holds {list(stored)} for it; "
+                "give a changed model a new version"
+            )
+        position = {name: i for i, name in enumerate(names)}
+        return np.asarray([position[name] for name in stored], dtype=np.intp)
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
         """Insert or replace the rows of these windows (keyed by ``window_end_ms``)."""

@@ -96,7 +96,7 @@ _V2: Final = (
 )
 
 #: Delivered notifications: the notifier's de-duplication across restarts. (PostgreSQL's
-#: version 3 also turns its features into ``real[]``; SQLite keeps the JSON object.)
+#: version 3 also turns its features into ``real[]``; SQLite does so in version 6.)
 _V3: Final = (
     """
     CREATE TABLE notifications_sent (
@@ -133,5 +133,26 @@ _V5: Final = (
     )""",
 )
 
+#: Features as a float32 little-endian BLOB in the order of ``feature_sets`` (as PostgreSQL's
+#: ``real[]``): a JSON object per row cost more to build than the rest of the row. Existing JSON
+#: rows are converted (a JSON null becomes NaN) with the store's ``fs_json_features_*`` functions.
+_V6: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS feature_sets (
+        model_version TEXT PRIMARY KEY,
+        feature_names TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL
+    )""",
+    """
+    INSERT OR IGNORE INTO feature_sets (model_version, feature_names, first_seen_ms)
+    SELECT model_version, fs_json_feature_names(min(features)), min(processed_at_ms)
+    FROM transactions_enriched WHERE typeof(features) = 'text' GROUP BY model_version""",
+    """
+    UPDATE transactions_enriched SET features = fs_json_features_blob(
+        features, (SELECT s.feature_names FROM feature_sets s
+                   WHERE s.model_version = transactions_enriched.model_version))
+    WHERE typeof(features) = 'text'""",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
