@@ -136,6 +136,7 @@ _V5: Final = (
 #: Features as a float32 little-endian BLOB in the order of ``feature_sets`` (as PostgreSQL's
 #: ``real[]``): a JSON object per row cost more to build than the rest of the row. Existing JSON
 #: rows are converted (a JSON null becomes NaN) with the store's ``fs_json_features_*`` functions.
+#: The decision index becomes partial.
 _V6: Final = (
     """
     CREATE TABLE IF NOT EXISTS feature_sets (
@@ -152,6 +153,11 @@ _V6: Final = (
         features, (SELECT s.feature_names FROM feature_sets s
                    WHERE s.model_version = transactions_enriched.model_version))
     WHERE typeof(features) = 'text'""",
+    # only review/block rows, as in PostgreSQL: the hot insert of an allowed row skips it
+    "DROP INDEX IF EXISTS ix_enriched_decision",
+    """
+    CREATE INDEX ix_enriched_decision ON transactions_enriched (decision, event_time_ms)
+    WHERE decision <> 'allow'""",
 )
 
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
