@@ -47,6 +47,7 @@ def _scored_batches(
     records = PaySimSimulator(accounts=accounts, seed=seed).next_batch(rows)
     values = [encode_paysim(r) for r in records]
     engine = FeatureEngine(mode=bundle.mode)  # type: ignore[arg-type]
+    engine.warm_up()  # as the detector does before consuming
     for start in range(0, rows, batch):
         with clock("decode_validate"):
             recs, _, _ = decode_paysim(values[start : start + batch])

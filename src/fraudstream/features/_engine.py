@@ -10,7 +10,7 @@ from typing import Final, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from fraudstream.features._state import STATE_COLUMNS, StateTables, sweep, update_rows
+from fraudstream.features._state import STATE_COLUMNS, PartitionState, keys_of
 from fraudstream.schema import KINDS, TxBatch
 
 __all__ = [
@@ -101,7 +101,7 @@ class FeatureEngine:
         self.ttl_ms = ttl_ms
         self.partitions = partitions
         self._names = feature_names(mode)
-        self._tables: dict[int, StateTables] = {}
+        self._tables: dict[int, PartitionState] = {}
         self._watermark_ms: dict[int, int] = {}
         self._swept_ms: dict[int, int] = {}
 
@@ -112,7 +112,20 @@ class FeatureEngine:
 
     def entity_count(self) -> int:
         """Entity states held (an account that both sends and receives counts twice)."""
-        return sum(len(s) + len(r) for s, r in self._tables.values())
+        return sum(t.senders + t.receivers for t in self._tables.values())
+
+    def state_bytes(self) -> int:
+        """Bytes of all state arrays, at their allocated capacity."""
+        return sum(t.nbytes() for t in self._tables.values())
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the state kernels, on a throwaway state."""
+        state = PartitionState()
+        keys = keys_of(["warm-a", "warm-b"])
+        state.update(
+            np.array([1, 2], np.int64), keys, keys[::-1].copy(), np.ones(2), np.ones(2, bool), 1
+        )
+        state.sweep(10)
 
     def partitions_held(self) -> list[int]:
         """The partitions whose state this engine holds, ascending."""
@@ -141,23 +154,28 @@ class FeatureEngine:
         if partition is None:
             partition = partition_of(batch.account, self.partitions)
         times = batch.event_time_ms
-        receives = np.isin(batch.kind, _RECEIVING_KINDS)
+        receives = (batch.kind == _RECEIVING_KINDS[0]) | (batch.kind == _RECEIVING_KINDS[1])
+        accounts = keys_of(batch.account)
+        counterparties = keys_of(batch.counterparty)
         state = np.empty((n, len(STATE_COLUMNS)), dtype=np.float64)
         for p, rows in _groups(partition):
             tables = self._tables.get(p)
             if tables is None:
-                tables = self._tables[p] = ({}, {})
-            sub = times[rows]
-            values = update_rows(
-                tables,
-                sub.tolist(),
-                [batch.account[i] for i in rows] if len(rows) < n else batch.account,
-                [batch.counterparty[i] for i in rows] if len(rows) < n else batch.counterparty,
-                batch.amount[rows].tolist(),
-                receives[rows].tolist(),
+                tables = self._tables[p] = PartitionState()
+            whole = len(rows) == n
+            sub = times if whole else times[rows]
+            values = tables.update(
+                sub,
+                accounts if whole else accounts[rows],
+                counterparties if whole else counterparties[rows],
+                batch.amount if whole else batch.amount[rows],
+                receives if whole else receives[rows],
                 self.ttl_ms,
             )
-            state[rows] = np.array(values, dtype=np.float64).reshape(len(rows), -1)
+            if whole:
+                state = values
+            else:
+                state[rows] = values
             self._maybe_sweep(p, tables, int(sub.max()))
         cols = _row_features(batch)
         cols.update(_state_features(state, times, batch.amount))
@@ -167,14 +185,14 @@ class FeatureEngine:
             x[:, j] = cols[name]
         return x
 
-    def _maybe_sweep(self, partition: int, tables: StateTables, batch_max_ms: int) -> None:
+    def _maybe_sweep(self, partition: int, tables: PartitionState, batch_max_ms: int) -> None:
         """Free idle entities now and then (features already ignore them, this bounds memory)."""
         mark = max(self._watermark_ms.get(partition, batch_max_ms), batch_max_ms)
         self._watermark_ms[partition] = mark
         swept = self._swept_ms.setdefault(partition, mark)
         if mark - swept < max(1, self.ttl_ms // 8):
             return
-        removed = sweep(tables, mark - self.ttl_ms)
+        removed = tables.sweep(mark - self.ttl_ms)
         self._swept_ms[partition] = mark
         if removed:
             log.debug("partition %d: evicted %d idle entity states", partition, removed)

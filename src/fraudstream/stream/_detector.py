@@ -219,6 +219,7 @@ class Detector:
         for the dead member's session to expire), or after :data:`UNASSIGNED_EXIT_S` without any.
         """
         self._should_stop = should_stop
+        self.engine.warm_up()  # compiled kernels loaded before the first batch, not during it
         self._record_model(self.bundle)
         self._sinks = SinkWorker(
             self._alerts,
