@@ -95,7 +95,9 @@ class Bundle:
         self._check(X)
         if len(X) == 0:
             return np.empty(0, dtype=np.float64)
-        margin = np.asarray(self.booster.predict(X, raw_score=True), dtype=np.float64)
+        margin = np.asarray(
+            self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64
+        )
         return self.calibrator(margin)
 
     def score_baseline(self, X: F32) -> F64:
@@ -120,7 +122,9 @@ class Bundle:
         self._check(X)
         if len(X) == 0:
             return []
-        contrib = np.asarray(self.booster.predict(X, pred_contrib=True), dtype=np.float64)
+        contrib = np.asarray(
+            self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64
+        )
         return _top_reasons(self.feature_names, X, contrib[:, : len(self.feature_names)], top)
 
     def explain_baseline(self, X: F32, top: int = 3) -> list[list[tuple[str, float, float]]]:
