@@ -19,9 +19,9 @@ from fraudstream.sinks import (
     SQLiteStore,
     Store,
     alert_payloads,
+    decode_features,
     open_store,
 )
-from fraudstream.sinks._rows import decode_features
 from fraudstream.sinks._sqlite_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
 
 NAMES = ("amount_sum_by_account_1h", "tx_count_by_account_24h", "new_counterparty")

@@ -13,7 +13,7 @@ from fraudstream.sinks._notify import (
     WebhookChannel,
 )
 from fraudstream.sinks._postgres import PostgresStore
-from fraudstream.sinks._rows import Alert, Reason
+from fraudstream.sinks._rows import Alert, Reason, decode_features
 from fraudstream.sinks._sqlite import SQLiteStore
 from fraudstream.sinks._store import Store, open_store
 
@@ -31,6 +31,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "alert_payloads",
+    "decode_features",
     "open_store",
     "run_notifier",
 ]
