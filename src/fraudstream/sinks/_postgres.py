@@ -28,7 +28,7 @@ from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
-from fraudstream.sinks._rows import alert_rows, shadow_rows
+from fraudstream.sinks._rows import alert_rows, feature_order, shadow_rows
 
 __all__ = ["PostgresStore"]
 
@@ -319,16 +319,7 @@ class PostgresStore:
             )
             stored = tuple(cur.fetchone()[0])
             known[version] = stored
-        if stored == names:
-            return None
-        if sorted(stored) != sorted(names) or len(set(names)) != len(names):
-            raise StoreError(
-                f"PostgreSQL store {redact(self.url)}: model version {version!r} has features "
-                f"{list(names)} but table feature_sets holds {list(stored)} for it; "
-                "give a changed model a new version"
-            )
-        position = {name: i for i, name in enumerate(names)}
-        return np.asarray([position[name] for name in stored], dtype=np.intp)
+        return feature_order(stored, names, version, f"PostgreSQL store {redact(self.url)}")
 
     def _retention_due(self) -> bool:
         if self.retention_days is None:

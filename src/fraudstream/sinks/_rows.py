@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from fraudstream.errors import SchemaError
+from fraudstream.errors import SchemaError, StoreError
 from fraudstream.schema import DECISIONS, KINDS, ScoredBatch
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "decision_names",
     "enriched_rows",
     "decode_features",
+    "feature_order",
     "features_blobs",
     "json_feature_names",
     "json_features_blob",
@@ -108,6 +109,24 @@ def decode_features(blob: bytes, names: Sequence[str]) -> dict[str, float]:
             "read the names of the row's model version from table feature_sets"
         )
     return dict(zip(names, values.tolist(), strict=True))
+
+
+def feature_order(
+    stored: Sequence[str], names: Sequence[str], version: str, store: str
+) -> npt.NDArray[np.intp] | None:
+    """The column permutation from ``names`` (a batch's) into ``stored`` (``feature_sets``).
+
+    ``None`` when they are equal; ``StoreError`` (naming ``store``) unless they are the same set.
+    """
+    if tuple(stored) == tuple(names):
+        return None
+    if sorted(stored) != sorted(names) or len(set(names)) != len(names):
+        raise StoreError(
+            f"{store}: model version {version!r} has features {list(names)} but table "
+            f"feature_sets holds {list(stored)} for it; give a changed model a new version"
+        )
+    position = {name: i for i, name in enumerate(names)}
+    return np.asarray([position[name] for name in stored], dtype=np.intp)
 
 
 def json_features_blob(document: str, names_json: str) -> bytes:

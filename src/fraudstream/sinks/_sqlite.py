@@ -20,6 +20,7 @@ from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._rows import (
     alert_rows,
     enriched_rows,
+    feature_order,
     json_feature_names,
     json_features_blob,
     shadow_rows,
@@ -273,16 +274,7 @@ class SQLiteStore:
             ).fetchone()
             stored = tuple(msgspec.json.decode(row[0]))
             self._feature_names[version] = stored
-        if stored == names:
-            return None
-        if sorted(stored) != sorted(names) or len(set(names)) != len(names):
-            raise StoreError(
-                f"SQLite store {self.path}: model version {version!r} has features "
-                f"{list(names)} but table feature_sets holds {list(stored)} for it; "
-                "give a changed model a new version"
-            )
-        position = {name: i for i, name in enumerate(names)}
-        return np.asarray([position[name] for name in stored], dtype=np.intp)
+        return feature_order(stored, names, version, f"SQLite store {self.path}")
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
         """Insert or replace the rows of these windows (keyed by ``window_end_ms``)."""
