@@ -37,6 +37,10 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     result = json.loads(out.stdout)
     assert result["sustained"]["transactions"] == 3000
     assert result["throughput_tx_per_s"] > 0
+    sustained = result["sustained"]
+    assert set(sustained["consuming_thread_us_per_tx"]) >= {"poll", "features", "score"}
+    assert set(sustained["output_thread_us_per_tx"]) >= {"store_write", "store_commit"}
+    assert sustained["mean_batches_per_commit"] >= 1
     live = result["latency_ms"]["300"]
     assert live["transactions"] > 0 and 0 < live["p50"] <= live["p95"] <= live["p99"]
     assert set(result["stages_us_per_tx"]) >= {

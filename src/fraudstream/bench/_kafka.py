@@ -133,21 +133,30 @@ def prefill(run: BenchRun, topic: str, count: int, *, accounts: int, seed: int =
     return count / (time.perf_counter() - started)
 
 
-def sustained_throughput(run: BenchRun, count: int, *, accounts: int) -> dict[str, float]:
+def sustained_throughput(run: BenchRun, count: int, *, accounts: int) -> dict[str, Any]:
     """Pre-fill a topic, then time the real detector from its first batch to its last."""
     topics = run.topics("sustained")
     produced_per_s = prefill(run, topics.source, count, accounts=accounts)
     det = run.detector(topics, f"{run.prefix}sustained")
-    det.run(lambda: det.timeline.processed >= count, idle_exit_s=15.0)
+    stats = det.run(lambda: det.timeline.processed >= count, idle_exit_s=15.0)
     t = det.timeline
     elapsed = t.last_s - (t.first_s or t.last_s)
+    commits = stats.sink_clock.counts.get("store_commit", 0)
     return {
         "transactions": float(t.processed),
         "seconds": elapsed,
         "throughput_tx_per_s": t.processed / elapsed if elapsed > 0 else 0.0,
         "prefill_tx_per_s": produced_per_s,
         "mean_batch": float(np.mean(t.batches)) if t.batches else 0.0,
+        "mean_batches_per_commit": len(t.batches) / commits if commits else 0.0,
+        # where the two threads spent the run (wall µs per transaction): the profile in place
+        "consuming_thread_us_per_tx": _per_tx(stats.clock.seconds, t.processed),
+        "output_thread_us_per_tx": _per_tx(stats.sink_clock.seconds, t.processed),
     }
+
+
+def _per_tx(seconds: dict[str, float], transactions: int) -> dict[str, float]:
+    return {k: v * 1e6 / transactions for k, v in seconds.items()} if transactions else {}
 
 
 def live_latency(

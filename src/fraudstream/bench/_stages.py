@@ -6,7 +6,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,25 +22,13 @@ from fraudstream.schema import (
 )
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import SQLiteStore, Store
+from fraudstream.stream import StageClock
 
 __all__ = ["postgres_store_rates", "stage_costs", "store_rates"]
 
 
-class _Clock:
-    """Accumulates wall time per stage: ``with clock("features"): …``."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
-
-
 def _scored_batches(
-    bundle: Bundle, clock: _Clock, *, rows: int, batch: int, accounts: int, seed: int
+    bundle: Bundle, clock: StageClock, *, rows: int, batch: int, accounts: int, seed: int
 ) -> Iterator[ScoredBatch]:
     """The hot path up to the store on simulated PaySim records, timed stage by stage."""
     records = PaySimSimulator(accounts=accounts, seed=seed).next_batch(rows)
@@ -92,7 +79,7 @@ def stage_costs(
 
     ``store`` (opened here, closed after) defaults to a SQLite file in a temporary directory.
     """
-    clock = _Clock()
+    clock = StageClock()
     with tempfile.TemporaryDirectory() as tmp:
         store = store or SQLiteStore(Path(tmp) / "bench.db")
         store.open()
@@ -143,7 +130,7 @@ def store_rates(
     ``window_rows_per_s``: one window-statistics row per commit, ``windows`` times.
     ``alert_share``: alerts per transaction in these batches. ``store`` is opened and closed here.
     """
-    clock = _Clock()
+    clock = StageClock()
     scored = list(
         _scored_batches(bundle, clock, rows=rows, batch=batch, accounts=accounts, seed=seed)
     )

@@ -131,6 +131,13 @@ def _print(r: dict[str, Any]) -> None:
         f"mean batch {s['mean_batch']:,.0f}; pre-fill {s['prefill_tx_per_s']:,.0f} tx/s), "
         f"store {r['store']}"
     )
+    for label, key in (
+        ("consuming thread", "consuming_thread_us_per_tx"),
+        ("output thread", "output_thread_us_per_tx"),
+    ):
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in s[key].items())
+        console.print(f"  {label}, µs per transaction during that run: {parts}")
+    console.print(f"  batches per store commit: {s['mean_batches_per_commit']:.2f}")
     table = Table(title="event-to-decision latency (ms), live")
     columns = ("rate tx/s", "scored", "p50", "p95", "p99", "max", "p99 after 5 s", "mean batch")
     for col in columns:

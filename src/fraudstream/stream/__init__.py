@@ -8,7 +8,7 @@ from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._produce import Message, produce_messages, run_simulation
 from fraudstream.stream._restore import StateRestorer
-from fraudstream.stream._stats import DetectorStats
+from fraudstream.stream._stats import DetectorStats, StageClock
 from fraudstream.stream._window import SlidingWindow
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "ModelWatcher",
     "SinkWorker",
     "SlidingWindow",
+    "StageClock",
     "StateRestorer",
     "decode_messages",
     "ensure_topics",

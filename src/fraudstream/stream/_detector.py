@@ -227,6 +227,7 @@ class Detector:
             recorded_model=self.bundle.version,
             retry_initial_s=self.store_retry_initial_s,
             retry_max_s=self.store_retry_max_s,
+            clock=self.stats.sink_clock,
         )
         self.consumer.subscribe(
             [self.topics.source],
@@ -253,6 +254,10 @@ class Detector:
 
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
+        with self.stats.clock("poll"):
+            return self._poll_batch()
+
+    def _poll_batch(self) -> list[Message]:
         if self._stash:
             stashed, self._stash = self._stash, []
             room = self.batch_max - len(stashed)
@@ -268,21 +273,26 @@ class Detector:
     def process(self, msgs: list[Message]) -> None:
         """Score one batch and hand its outputs to the sink worker (committed once durable)."""
         self._maybe_reload()
-        good = [m for m in msgs if m.error() is None]
-        if len(good) < len(msgs):
-            for m in msgs:
-                self._is_error(m)  # raises on a fatal error, logs the others
-        records, positions, invalid = decode_paysim([m.value() for m in good])
-        for bad in invalid:
-            self._dlq.write(good[bad.index], bad.reason)
-        polled = Polled.of(good)
+        clock = self.stats.clock
+        with clock("decode"):
+            good = [m for m in msgs if m.error() is None]
+            if len(good) < len(msgs):
+                for m in msgs:
+                    self._is_error(m)  # raises on a fatal error, logs the others
+            records, positions, invalid = decode_paysim([m.value() for m in good])
+            for bad in invalid:
+                self._dlq.write(good[bad.index], bad.reason)
+            polled = Polled.of(good)
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
         if records:
             kept = polled.take(positions)
-            scored = self._score(to_batch(records, kept), kept)
-            self.stats.count(scored.decision, scored.tx.label)
-            closed = self._windows(scored)
+            with clock("to_batch"):
+                tx = to_batch(records, kept)
+            scored = self._score(tx, kept)
+            with clock("windows"):
+                self.stats.count(scored.decision, scored.tx.label)
+                closed = self._windows(scored)
         job = Job(
             scored=scored,
             windows=closed,
@@ -291,7 +301,8 @@ class Detector:
             produced_ms=np.array(polled.timestamp_ms, dtype=np.int64),
         )
         assert self._sinks is not None, "process() runs inside run()"
-        self._sinks.submit(job, keep_alive=self._commit_durable)
+        with clock("hand_over"):
+            self._sinks.submit(job, keep_alive=self._commit_durable)
         self.stats.consumed += len(good)
         self.stats.valid += len(records)
         self.stats.invalid += len(invalid)
@@ -367,9 +378,12 @@ class Detector:
 
     def _score(self, tx: TxBatch, polled: Polled) -> ScoredBatch:
         partition = polled.partition
-        features = self.engine.update_and_extract(tx, partition)
-        score = self.bundle.score(features)
-        decision = self.bundle.decide(score)
+        clock = self.stats.clock
+        with clock("features"):
+            features = self.engine.update_and_extract(tx, partition)
+        with clock("score"):
+            score = self.bundle.score(features)
+            decision = self.bundle.decide(score)
         shadow = None
         if self.challenger is not None:
             c_score = self.challenger.score(features)

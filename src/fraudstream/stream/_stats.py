@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,7 +12,24 @@ import numpy.typing as npt
 
 from fraudstream.schema import DECISIONS
 
-__all__ = ["DetectorStats"]
+__all__ = ["DetectorStats", "StageClock"]
+
+
+class StageClock:
+    """Wall seconds and entries per stage, accumulated: ``with clock("features"): …``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+            self.counts[stage] = self.counts.get(stage, 0) + 1
 
 
 @dataclass
@@ -27,6 +46,10 @@ class DetectorStats:
     true_alerts: int = 0
     alerts_on_labelled: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    #: time per stage of the consuming thread (``hand_over``: waiting for room in the output
+    #: queue, and committing durable batches) and of the output thread (``stream._pipeline``)
+    clock: StageClock = field(default_factory=StageClock)
+    sink_clock: StageClock = field(default_factory=StageClock)
 
     def count(self, decision: npt.NDArray[np.int8], label: npt.NDArray[np.int8]) -> None:
         """Add one scored batch."""
