@@ -88,10 +88,6 @@ UNION SELECT channel FROM notification_failures WHERE alert_id = ?"""
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 #: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
 _CACHE_KIB: Final = 65_536
-#: WAL pages before a checkpoint copies them into the database (SQLite's default is 1,000). A
-#: batch dirties a page of the random ``account`` index per row, so with the default nearly every
-#: commit checkpointed; a 64 MiB WAL lets a hot page be copied once for many commits.
-_CHECKPOINT_PAGES: Final = 16_384
 
 
 def _encode_names(names: Sequence[str]) -> str:
@@ -209,7 +205,6 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
-                conn.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
                 # used by migration 6 to convert JSON features
                 conn.create_function(
                     "fs_json_features_blob", 2, json_features_blob, deterministic=True
