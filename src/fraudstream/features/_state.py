@@ -92,6 +92,20 @@ def _slot(slot_key: I64, slot_row: I32, key: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _row_of(slot_key: I64, slot_row: I32, meta: I64, counter: int, key: int) -> tuple[int, bool]:
+    """The row of ``key`` in a table, and whether it was just claimed (the next free row)."""
+    k = _slot(slot_key, slot_row, key)
+    row = slot_row[k]
+    if row >= 0:
+        return row, False
+    row = meta[counter]
+    meta[counter] += 1
+    slot_key[k] = key
+    slot_row[k] = row
+    return row, True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _alloc(pool_next: I32, meta: I64, at: int = 0) -> int:
     """A node of the pool whose free list is ``meta[M_FREE + at …]``."""
     node = meta[M_FREE + at]
@@ -225,13 +239,8 @@ def _sender_row(
     s_i4: I32, pool_t: I64, pool_f: F64, pool_next: I32, recent_next: I32, meta: I64,
 ) -> int:  # fmt: skip
     """The row of sender ``a``: new, reset when stale, its window pruned to ``> cutoff``."""
-    k = _slot(s_slot_key, s_slot_row, a)
-    s = s_slot_row[k]
-    if s < 0:
-        s = meta[M_SENDERS]
-        meta[M_SENDERS] += 1
-        s_slot_key[k] = a
-        s_slot_row[k] = s
+    s, new = _row_of(s_slot_key, s_slot_row, meta, M_SENDERS, a)
+    if new:
         s_i8[s, S_KEY] = a
         s_i4[s, S_WHEAD] = -1
         s_i4[s, S_RHEAD] = -1
@@ -259,7 +268,7 @@ def _sender_row(
             node = nxt
         s_i4[s, S_WHEAD] = node
         s_f8[s, S_WSUM] -= removed
-    return s  # type: ignore[no-any-return]
+    return s
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -269,13 +278,8 @@ def _receiver_row(
     meta: I64,
 ) -> int:  # fmt: skip
     """The row of receiver ``c``: new, reset when stale, its window pruned to ``> cutoff``."""
-    k = _slot(r_slot_key, r_slot_row, c)
-    r = r_slot_row[k]
-    if r < 0:
-        r = meta[M_RECEIVERS]
-        meta[M_RECEIVERS] += 1
-        r_slot_key[k] = c
-        r_slot_row[k] = r
+    r, new = _row_of(r_slot_key, r_slot_row, meta, M_RECEIVERS, c)
+    if new:
         r_i8[r, R_KEY] = c
         r_i4[r, R_IHEAD] = -1
         r_i4[r, R_ITAIL] = -1
@@ -288,7 +292,7 @@ def _receiver_row(
         _reset_receiver(r_i4, r_f8, r_i8, r, pool_t, pool_v, pool_next, meta, pair_key, pair_count)
     elif r_i4[r, R_ILEN] > 0 and pool_t[r_i4[r, R_IHEAD]] <= cutoff:
         _drop_received(r_i4, r_i8, r, cutoff, pool_t, pool_v, pool_next, meta, pair_key, pair_count)
-    return r  # type: ignore[no-any-return]
+    return r
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
