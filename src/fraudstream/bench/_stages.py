@@ -35,6 +35,7 @@ def _scored_batches(
     values = [encode_paysim(r) for r in records]
     engine = FeatureEngine(mode=bundle.mode)  # type: ignore[arg-type]
     engine.warm_up()  # as the detector does before consuming
+    bundle.warm_up()
     for start in range(0, rows, batch):
         with clock("decode_validate"):
             recs, _, _ = decode_paysim(values[start : start + batch])

@@ -19,6 +19,7 @@ from fraudstream.errors import ModelError
 from fraudstream.features import CARD_FEATURES
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
+from fraudstream.model._trees import CompiledTrees
 
 __all__ = ["BUNDLE_FILE", "Bundle", "Platt", "latest_bundle"]
 
@@ -79,6 +80,15 @@ class Bundle:
         self.path = path
         #: Test-set arrays of a freshly trained bundle, for :func:`write_report` (never saved).
         self.evaluation: dict[str, Any] | None = None
+        #: The booster's trees for the compiled scorer (same raw scores, ~5x faster), or ``None``
+        #: for a model it cannot compile, which ``booster.predict`` then scores.
+        self.trees: CompiledTrees | None = None
+        model = booster.dump_model()
+        why = CompiledTrees.refusal(model)
+        if why is None:
+            self.trees = CompiledTrees.from_model(model)
+        else:
+            log.info("bundle %s is scored by LightGBM itself: %s", version, why)
 
     def __repr__(self) -> str:
         return f"Bundle(version={self.version!r}, mode={self.mode!r}, path={self.path!r})"
@@ -91,14 +101,21 @@ class Bundle:
             )
 
     def score(self, X: F32) -> F64:
-        """Calibrated fraud probability of each row (one booster call)."""
+        """Calibrated fraud probability of each row (one compiled-trees or booster call)."""
         self._check(X)
         if len(X) == 0:
             return np.empty(0, dtype=np.float64)
-        margin = np.asarray(
-            self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64
-        )
-        return self.calibrator(margin)
+        return self.calibrator(self.margin(X))
+
+    def margin(self, X: F32) -> F64:
+        """The booster's raw score of each row (log-odds before calibration)."""
+        if self.trees is not None:
+            return self.trees.raw_score(X)
+        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the scoring kernel before the first batch."""
+        self.score(np.zeros((1, len(self.feature_names)), dtype=np.float32))
 
     def score_baseline(self, X: F32) -> F64:
         """The logistic-regression baseline's fraud probability (e.g. for shadow comparison)."""

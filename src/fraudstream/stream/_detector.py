@@ -220,6 +220,9 @@ class Detector:
         """
         self._should_stop = should_stop
         self.engine.warm_up()  # compiled kernels loaded before the first batch, not during it
+        self.bundle.warm_up()
+        if self.challenger is not None:
+            self.challenger.warm_up()
         self._record_model(self.bundle)
         self._sinks = SinkWorker(
             self._alerts,

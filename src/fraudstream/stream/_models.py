@@ -49,6 +49,7 @@ class ModelWatcher:
         self._seen.add(path.name)
         try:
             bundle = Bundle.load(path)
+            bundle.warm_up()  # its scoring kernel ready before it takes over a batch
         except (FraudstreamError, OSError, ValueError) as exc:
             log.error("new bundle %s cannot be loaded, keeping the running model: %s", path, exc)
             return None
