@@ -78,5 +78,13 @@ def test_malformed_messages_go_to_the_dlq_and_every_valid_one_is_scored(
         store.close()
     assert stored_alerts == detector.stats.alerts > 0
     alerts = read_topic(client, topics.alerts, expect=stored_alerts)
-    ids = [msgspec.json.decode(m.value())["alert_id"] for m in alerts]
+    messages = [msgspec.json.decode(m.value()) for m in alerts]
+    ids = [m["alert_id"] for m in messages]
     assert len(ids) == len(set(ids)) == stored_alerts
+    # every alert is explained: its reason codes name the bundle's features, largest first
+    for m in messages:
+        reasons = m["reasons"]
+        assert 0 < len(reasons) <= 3
+        assert {r["feature"] for r in reasons} <= set(bundle.feature_names)
+        contributions = [r["contribution"] for r in reasons]
+        assert contributions == sorted(contributions, reverse=True)

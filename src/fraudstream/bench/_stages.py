@@ -48,10 +48,7 @@ def _scored_batches(
         with clock("decide"):
             decision = bundle.decide(score)
         with clock("explain"):
-            idx = np.flatnonzero(decision > 0)
-            reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(tx))]
-            for i, why in zip(idx.tolist(), bundle.explain(x[idx]), strict=True):
-                reasons[i] = why
+            reasons = bundle.explain_alerts(x, decision)
         yield ScoredBatch(
             tx=tx,
             feature_names=bundle.feature_names,

@@ -144,6 +144,17 @@ class Bundle:
         )
         return _top_reasons(self.feature_names, X, contrib[:, : len(self.feature_names)], top)
 
+    def explain_alerts(
+        self, X: F32, decision: npt.NDArray[np.int8], top: int = 3
+    ) -> list[list[tuple[str, float, float]]]:
+        """Per row, its reason codes: :meth:`explain` for review/block rows, none for allow."""
+        reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(decision))]
+        idx = np.flatnonzero(decision > 0)
+        if len(idx):
+            for i, why in zip(idx.tolist(), self.explain(X[idx], top), strict=True):
+                reasons[i] = why
+        return reasons
+
     def explain_baseline(self, X: F32, top: int = 3) -> list[list[tuple[str, float, float]]]:
         """Like :meth:`explain` for the logistic baseline: contribution = coefficient ×
         standardised (signed-log) value, in log-odds, largest first."""

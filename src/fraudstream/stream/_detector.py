@@ -150,8 +150,10 @@ class Detector:
     """Score every transaction of ``topics.source``; commit offsets only after outputs are durable.
 
     Per batch, on the consuming thread: decode + validate (invalid → DLQ), features, one model
-    call, decisions, window statistics; then a :class:`SinkWorker` thread explains the alerts,
-    produces them, flushes the producer and commits the store, while the next batch is scored.
+    call, decisions, reason codes of the alerts, window statistics; then a :class:`SinkWorker`
+    thread produces the alerts, flushes the producer and commits the store, while the next batch
+    is scored. (The store is the slowest output; explaining on this thread keeps the two threads'
+    work balanced.)
     A batch's offsets are committed once its job is durable; a crash anywhere before replays
     it, and outputs are idempotent on tx_id.
 
@@ -391,8 +393,8 @@ class Detector:
         if self.challenger is not None:
             c_score = self.challenger.score(features)
             shadow = ShadowScores(self.challenger.version, c_score, self.challenger.decide(c_score))
-        # filled in by the sink worker for review/block rows (see ``_pipeline.explain``)
-        reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(tx))]
+        with clock("explain"):
+            reasons = self.bundle.explain_alerts(features, decision)
         return ScoredBatch(
             tx=tx,
             feature_names=self.bundle.feature_names,

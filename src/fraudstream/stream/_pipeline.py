@@ -1,7 +1,7 @@
-"""The detector's output stage on its own thread: explanations, alerts topic, store.
+"""The detector's output stage on its own thread: alerts topic and store.
 
-The consuming thread scores batch *k + 1* while this thread makes batch *k* durable, so the
-slow, mostly GIL-free outputs (LightGBM contributions, librdkafka flush, SQLite/PostgreSQL
+The consuming thread scores and explains batch *k + 1* while this thread makes batch *k*
+durable, so the slow, mostly GIL-free outputs (librdkafka flush, SQLite/PostgreSQL inserts and
 commits) overlap with decoding and features. Jobs finish in submission order; the consuming
 thread commits a batch's offsets only once its job is done.
 
@@ -176,8 +176,6 @@ class SinkWorker:
                 )
                 self._models.add(job.bundle.version)
             if job.scored is not None:
-                with clock("explain"):
-                    explain(job.bundle, job.scored)
                 with clock("alerts_produce"):
                     self.alerts.write(job.scored)  # sent by librdkafka while the store commits
         if not self._store_durably(group):
@@ -229,11 +227,3 @@ class SinkWorker:
         log.info("store back after %.1f s and %d attempt(s)", time.monotonic() - started, attempts)
         self.outage = None
         return True
-
-
-def explain(bundle: Bundle, scored: ScoredBatch) -> None:
-    """Fill ``scored.reasons`` for its review/block rows (LightGBM contributions)."""
-    idx = scored.alert_index()
-    if len(idx):
-        for i, why in zip(idx.tolist(), bundle.explain(scored.features[idx]), strict=True):
-            scored.reasons[i] = why
