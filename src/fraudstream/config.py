@@ -91,7 +91,10 @@ class CostSettings(_Frozen):
 
 class DetectSettings(_Frozen):
     group_id: str = "fraudstream-detector"
-    batch_max: int = Field(default=5000, ge=1)
+    #: Batches are whatever is ready, up to this: large under load, small when traffic is light.
+    batch_max: int = Field(default=20_000, ge=1)
+    #: Records the consumer may prefetch, in MiB (librdkafka ``queued.max.messages.kbytes``).
+    prefetch_mib: int = Field(default=256, ge=1)
     batch_timeout_ms: int = Field(default=100, ge=1)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000

@@ -88,7 +88,12 @@ def run_detector(
     store.open()
     d = settings.detect
     detector = Detector(
-        consumer=make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms),
+        consumer=make_consumer(
+            client,
+            d.group_id,
+            session_timeout_ms=d.session_timeout_ms,
+            **{"queued.max.messages.kbytes": d.prefetch_mib * 1024},
+        ),
         producer=make_producer(client),
         topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
         store=store,

@@ -173,7 +173,7 @@ class Detector:
         bundle: Bundle,
         engine: FeatureEngine,
         window: SlidingWindow,
-        batch_max: int = 5000,
+        batch_max: int = 20_000,
         poll_timeout_ms: int = 100,
         on_window: OnWindow | None = None,
         store_retry_initial_s: float = 0.5,
