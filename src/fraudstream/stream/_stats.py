@@ -31,6 +31,11 @@ class StageClock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
             self.counts[stage] = self.counts.get(stage, 0) + 1
 
+    def reset(self) -> None:
+        """Forget what was timed so far (e.g. the wait for a first batch)."""
+        self.seconds.clear()
+        self.counts.clear()
+
 
 @dataclass
 class DetectorStats:
