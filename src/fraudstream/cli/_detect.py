@@ -87,12 +87,10 @@ def run_detector(
     )
     store.open()
     d = settings.detect
+    prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
     detector = Detector(
         consumer=make_consumer(
-            client,
-            d.group_id,
-            session_timeout_ms=d.session_timeout_ms,
-            **{"queued.max.messages.kbytes": d.prefetch_mib * 1024},
+            client, d.group_id, session_timeout_ms=d.session_timeout_ms, **prefetch
         ),
         producer=make_producer(client),
         topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
@@ -103,7 +101,7 @@ def run_detector(
         batch_max=d.batch_max,
         poll_timeout_ms=d.batch_timeout_ms,
         on_window=on_window,
-        restorer=StateRestorer(client, topics.transactions, decode_messages),
+        restorer=StateRestorer({**client, **prefetch}, topics.transactions, decode_messages),
         models=None if model else ModelWatcher(settings.models_dir, bundle),
         challenger=Bundle.load(challenger) if challenger else None,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -32,6 +32,11 @@ def make_producer(client: Mapping[str, Any], **overrides: Any) -> Producer:
     return Producer(conf)
 
 
+#: A deep prefetch queue for consumers that read as fast as they can (librdkafka's defaults are
+#: 100,000 records per partition and 64 MiB): see :func:`make_consumer`.
+CATCH_UP_PREFETCH: Final = {"queued.min.messages": 1_000_000, "queued.max.messages.kbytes": 262_144}
+
+
 def make_consumer(
     client: Mapping[str, Any], group_id: str, *, session_timeout_ms: int = 6000, **overrides: Any
 ) -> Consumer:
@@ -56,8 +61,7 @@ def make_consumer(
         "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.wait.max.ms": 5,
-        "queued.min.messages": 1_000_000,
-        "queued.max.messages.kbytes": 262_144,
+        **CATCH_UP_PREFETCH,
     }
     conf.update(overrides)
     return Consumer(conf)

