@@ -165,7 +165,7 @@ class CompiledTrees:
             raise ValueError(f"cannot compile this LightGBM model: {why}")
         feature: list[int] = []
         threshold: list[np.float32] = []
-        thresholds: list[float] = []  # LightGBM's own (double)
+        general = False  # some split sends a missing value elsewhere than 0.0 (see _raw_scores)
         nan_right: list[bool] = []
         zero_rule: list[bool] = []
         clear: list[int] = []
@@ -175,6 +175,7 @@ class CompiledTrees:
 
         def add(node: dict[str, Any], first_leaf: int) -> int:
             """Append ``node``'s splits (pre-order) and leaves (in order); its leaf count."""
+            nonlocal general
             if "split_index" not in node:
                 leaves.append(float(node["leaf_value"]))
                 return 1
@@ -183,10 +184,11 @@ class CompiledTrees:
             missing = node["missing_type"]
             feature.append(int(node["split_feature"]))
             threshold.append(_floor_f32(t))
-            thresholds.append(t)
             # LightGBM: with missing_type None a NaN is compared as 0.0 (goes right if 0 > t)
-            nan_right.append(t < 0.0 if missing == "None" else not node["default_left"])
+            right = t < 0.0 if missing == "None" else not node["default_left"]
+            nan_right.append(right)
             zero_rule.append(missing == "Zero")
+            general = general or missing == "Zero" or right != (t < 0.0)
             clear.append(0)
             n_left = add(node["left_child"], first_leaf)
             left_bits = ((1 << n_left) - 1) << first_leaf
@@ -198,10 +200,6 @@ class CompiledTrees:
             add(tree["tree_structure"], 0)
             node_start.append(len(feature))
         narrow = max((t["num_leaves"] for t in model["tree_info"]), default=1) <= 32
-        # NaN can be replaced by 0.0 up front unless some split sends them apart
-        general = any(zero_rule) or any(
-            (t < 0.0) != right for t, right in zip(thresholds, nan_right, strict=True)
-        )
         return cls(
             n_features=int(model["max_feature_idx"]) + 1,
             node_start=np.array(node_start, np.int32),

@@ -32,7 +32,11 @@ __all__ = ["SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
-_ENRICHED_COLUMNS: Final = 19
+_ENRICHED_COLUMNS: Final = (
+    "tx_id, event_time_ms, account, counterparty, kind, amount, "
+    "old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest, "
+    'label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms'
+)
 #: Enriched rows per INSERT statement. Python's sqlite3 releases and re-takes the GIL around
 #: every statement step; one step per row hands the GIL to the consuming thread 20,000 times a
 #: batch, and waiting to get it back cost the output thread more than the inserts themselves.
@@ -41,14 +45,11 @@ _ROWS_PER_INSERT: Final = 128
 
 def _insert_enriched(rows: int) -> str:
     """The INSERT of ``rows`` enriched rows (one multi-row VALUES), idempotent on ``tx_id``."""
-    values = ", ".join(["(" + ", ".join("?" * _ENRICHED_COLUMNS) + ")"] * rows)
-    return f"""
-INSERT INTO transactions_enriched (
-    tx_id, event_time_ms, account, counterparty, kind, amount,
-    old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest,
-    label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms
-) VALUES {values}
-ON CONFLICT (tx_id) DO NOTHING"""
+    row = "(" + ", ".join("?" * (_ENRICHED_COLUMNS.count(",") + 1)) + ")"
+    return (
+        f"INSERT INTO transactions_enriched ({_ENRICHED_COLUMNS}) "
+        f"VALUES {', '.join([row] * rows)} ON CONFLICT (tx_id) DO NOTHING"
+    )
 
 
 _INSERT_ENRICHED_MANY: Final = _insert_enriched(_ROWS_PER_INSERT)
@@ -265,13 +266,11 @@ class SQLiteStore:
         with self._guard("insert into table transactions_enriched"):
             rows = list(enriched_rows(batch, self._feature_order(batch)))
             conn = self._begin()
-            full = len(rows) - len(rows) % _ROWS_PER_INSERT
             k = _ROWS_PER_INSERT
-            if full:
-                flat = (tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k))
-                conn.executemany(_INSERT_ENRICHED_MANY, flat)
-            if len(rows) > full:
-                tail = rows[full:]
+            full = len(rows) - len(rows) % k
+            chunks = (tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k))
+            conn.executemany(_INSERT_ENRICHED_MANY, chunks)
+            if tail := rows[full:]:
                 conn.execute(_insert_enriched(len(tail)), tuple(chain.from_iterable(tail)))
         if alerts:
             with self._guard("insert into table fraud_alerts"):
