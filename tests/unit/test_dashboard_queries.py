@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from fraudstream.dashboard import _queries as q
 from fraudstream.errors import StoreError
 from fraudstream.features import feature_names
 from fraudstream.schema import ScoredBatch, TxBatch, WindowStats
-from fraudstream.sinks import Store, open_store
+from fraudstream.sinks import Store, _sqlite, open_store
 
 T0 = 1_700_000_000_000
 NAMES = feature_names("pre_auth")
@@ -31,18 +31,18 @@ ROWS = [
 ]
 
 
-def seed_known(store: Store) -> None:
-    """Write ``ROWS`` (one batch), two window rows and a model version."""
-    n = len(ROWS)
-    acc, cp, kind, amount, label, score, decision = zip(*ROWS, strict=True)
+def known_batch(index: Sequence[int] = range(len(ROWS))) -> ScoredBatch:
+    """The transactions ``ROWS[i]`` for ``i`` in ``index`` (``tx_id`` ``t{i}``, 1 s apart)."""
+    n = len(index)
+    acc, cp, kind, amount, label, score, decision = zip(*(ROWS[i] for i in index), strict=True)
     feats = np.arange(n * len(NAMES), dtype=np.float32).reshape(n, len(NAMES))
     reasons = [
         [("amount", float(amount[i]), 1.5), ("hour_of_day", 3.0, 0.5)] if decision[i] else []
         for i in range(n)
     ]
     tx = TxBatch(
-        tx_id=[f"t{i}" for i in range(n)],
-        event_time_ms=np.array([T0 + i * 1000 for i in range(n)], np.int64),
+        tx_id=[f"t{i}" for i in index],
+        event_time_ms=np.array([T0 + i * 1000 for i in index], np.int64),
         account=list(acc),
         counterparty=list(cp),
         kind=np.array(kind, np.int8),
@@ -55,20 +55,23 @@ def seed_known(store: Store) -> None:
         step=np.zeros(n, np.int64),
         flagged=np.zeros(n, np.int8),
     )
-    store.write(
-        ScoredBatch(
-            tx=tx,
-            feature_names=NAMES,
-            features=feats,
-            score=np.array(score, np.float64),
-            decision=np.array(decision, np.int8),
-            reasons=reasons,
-            model_version="v1",
-            partition=np.zeros(n, np.int32),
-            offset=np.arange(n, dtype=np.int64),
-            processed_at_ms=T0 + 60_000,
-        )
+    return ScoredBatch(
+        tx=tx,
+        feature_names=NAMES,
+        features=feats,
+        score=np.array(score, np.float64),
+        decision=np.array(decision, np.int8),
+        reasons=reasons,
+        model_version="v1",
+        partition=np.zeros(n, np.int32),
+        offset=np.array(index, dtype=np.int64),
+        processed_at_ms=T0 + 60_000,
     )
+
+
+def seed_known(store: Store) -> None:
+    """Write ``ROWS`` (one batch), two window rows and a model version."""
+    store.write(known_batch())
     store.write_window_stats(
         [
             WindowStats(T0 + 7_000, 30_000, 7, 3, 5, 1820.0, 1050.0),
@@ -159,6 +162,37 @@ def check_queries(db: Database) -> None:
 
 def test_queries_on_sqlite(db: Database) -> None:
     check_queries(db)
+
+
+def test_sqlite_history_spans_insertion_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite indexes an account's rows per insertion block; its history is still the newest by
+    event time over every block, and blocks go on from the stored rows after a reopen."""
+    monkeypatch.setattr(_sqlite, "_BLOCK_ROWS", 2)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    arrival = [6, 0, 1, 2, 3, 4, 5, 7]  # A's newest transaction (t6) lands in the oldest block
+    for part in (arrival[:4], arrival[4:]):
+        store = open_store(url)
+        store.open()
+        for i in part:
+            store.write(known_batch([i]))
+            store.flush()
+        store.close()
+    db = Database(url)
+    try:
+        blocks = db.rows("SELECT tx_id, ingest_block FROM transactions_enriched ORDER BY rowid")
+        assert blocks == [
+            (f"t{i}", b) for i, b in zip(arrival, [0, 0, 1, 1, 2, 2, 3, 3], strict=True)
+        ]
+        assert q.account_history(db, "A", 2)["tx_id"].tolist() == ["t6", "t1"]
+        assert q.account_history(db, "A", 9)["tx_id"].tolist() == ["t6", "t1", "t0"]
+        assert q.account_history(db, "C", 9)["tx_id"].tolist() == ["t5", "t4"]
+        assert q.account_history(db, "nobody", 9).empty
+        db.execute("DELETE FROM transactions_enriched")
+        assert q.account_history(db, "A", 9).empty
+    finally:
+        db.close()
 
 
 def test_notification_failures_listed(db: Database, tmp_path: Path) -> None:

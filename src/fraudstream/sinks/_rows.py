@@ -187,11 +187,11 @@ def check_lengths(batch: ScoredBatch) -> None:
 
 
 def enriched_rows(
-    batch: ScoredBatch, order: npt.NDArray[np.intp] | None = None
+    batch: ScoredBatch, order: npt.NDArray[np.intp] | None = None, *, ingest_block: int = 0
 ) -> Iterator[tuple[Any, ...]]:
-    """One row per transaction, in ``transactions_enriched`` column order (NaN binds as NULL).
+    """One row per transaction, in SQLite's ``transactions_enriched`` column order.
 
-    Features are float32 BLOBs, their columns permuted by ``order`` if given.
+    Features are float32 BLOBs, their columns permuted by ``order`` if given; NaN binds as NULL.
     """
     check_lengths(batch)
     features = batch.features if order is None else batch.features[:, order]
@@ -216,6 +216,7 @@ def enriched_rows(
         batch.partition.tolist(),
         batch.offset.tolist(),
         repeat(batch.processed_at_ms),
+        repeat(ingest_block),
         strict=False,  # the repeat() columns are endless; the others have equal lengths
     )
 

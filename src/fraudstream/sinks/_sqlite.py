@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 _ENRICHED_COLUMNS: Final = (
     "tx_id, event_time_ms, account, counterparty, kind, amount, "
     "old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest, "
-    'label, step, features, score, decision, model_version, "partition", "offset", processed_at_ms'
+    'label, step, features, score, decision, model_version, "partition", "offset", '
+    "processed_at_ms, ingest_block"
 )
 #: Enriched rows per INSERT statement. Python's sqlite3 releases and re-takes the GIL around
 #: every statement step; one step per row hands the GIL to the consuming thread 20,000 times a
@@ -53,6 +54,9 @@ def _insert_enriched(rows: int) -> str:
 
 
 _INSERT_ENRICHED_MANY: Final = _insert_enriched(_ROWS_PER_INSERT)
+#: Rows per ``ingest_block`` (a batch's rows share the block its first row falls in). The
+#: account index leads with the block, so its hot subtree holds at most this many rows (+ a batch).
+_BLOCK_ROWS: Final = 65_536
 
 _FEATURE_SET: Final = """
 INSERT INTO feature_sets (model_version, feature_names, first_seen_ms) VALUES (?, ?, ?)
@@ -159,6 +163,7 @@ class SQLiteStore:
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._feature_names: dict[str, tuple[str, ...]] = {}  # feature_sets, as committed
+        self._rows_before = 0  # ~rows inserted before the next batch: its ``ingest_block``
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -228,6 +233,9 @@ class SQLiteStore:
                     "fs_json_feature_names", 1, json_feature_names, deterministic=True
                 )
             self._migrate(conn)
+            with self._guard("read table transactions_enriched"):
+                row = conn.execute("SELECT max(rowid) FROM transactions_enriched").fetchone()
+                self._rows_before = int(row[0] or 0)
         except BaseException:
             self._conn = None
             conn.close()
@@ -264,7 +272,9 @@ class SQLiteStore:
             return
         alerts = alert_rows(batch)
         with self._guard("insert into table transactions_enriched"):
-            rows = list(enriched_rows(batch, self._feature_order(batch)))
+            block = self._rows_before // _BLOCK_ROWS
+            rows = list(enriched_rows(batch, self._feature_order(batch), ingest_block=block))
+            self._rows_before += len(rows)
             conn = self._begin()
             k = _ROWS_PER_INSERT
             full = len(rows) - len(rows) % k
