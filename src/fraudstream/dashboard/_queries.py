@@ -250,7 +250,8 @@ _HISTORY_COLUMNS: Final = (
 
 
 #: SQLite indexes an account's rows per block of insertion order (``ingest_block``, see the
-#: store's migration 7): one index probe per block, newest first; 16 blocks per million rows.
+#: store's migration 7): one index probe per block, newest first; at most 61 blocks per million
+#: rows (an index probe each).
 _SQLITE_BLOCKS: Final = """
 WITH RECURSIVE blocks(b) AS (
     SELECT max(ingest_block) FROM transactions_enriched
