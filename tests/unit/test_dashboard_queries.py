@@ -189,6 +189,11 @@ def test_sqlite_history_spans_insertion_blocks(
         assert q.account_history(db, "A", 9)["tx_id"].tolist() == ["t6", "t1", "t0"]
         assert q.account_history(db, "C", 9)["tx_id"].tolist() == ["t5", "t4"]
         assert q.account_history(db, "nobody", 9).empty
+        plan = " / ".join(
+            r[-1] for r in db.rows("EXPLAIN QUERY PLAN " + q.history_sql("sqlite"), ("A", 9))
+        )
+        assert "SEARCH transactions_enriched USING INDEX ix_enriched_account_block" in plan
+        assert "SCAN transactions_enriched" not in plan
         db.execute("DELETE FROM transactions_enriched")
         assert q.account_history(db, "A", 9).empty
     finally:

@@ -599,6 +599,8 @@ def test_json_features_of_version_5_become_float32_blobs(db_path: Path) -> None:
     store.close()
     rows = query(db_path, "SELECT tx_id, typeof(features), features FROM transactions_enriched")
     assert [(tx, kind) for tx, kind, _ in rows] == [("a", "blob"), ("b", "blob")]
+    # migration 7: the rows stored before it form insertion block 0
+    assert query(db_path, "SELECT ingest_block FROM transactions_enriched") == [(0,), (0,)]
     (names,) = query(db_path, "SELECT feature_names FROM feature_sets WHERE model_version = 'v1'")[
         0
     ]

@@ -24,6 +24,7 @@ __all__ = [
     "ALERT_COLUMNS",
     "AlertRow",
     "account_history",
+    "history_sql",
     "alert_counts",
     "alert_queue",
     "alerts_by_minute",
@@ -259,14 +260,17 @@ WITH RECURSIVE blocks(b) AS (
 )"""
 
 
-def account_history(db: Database, account: str, limit: int = 20) -> pd.DataFrame:
-    """The account's newest transactions by event time (an index probe, not a scan)."""
+def history_sql(dialect: str) -> str:
+    """The account-history query (parameters: account, limit) in ``dialect``'s placeholders."""
     select = "SELECT " + ", ".join(_HISTORY_COLUMNS) + " FROM transactions_enriched WHERE "
-    if db.dialect == "sqlite":
+    if dialect == "sqlite":
         select = _SQLITE_BLOCKS + select + "ingest_block IN blocks AND "
-    rows = db.rows(
-        select + "account = ? ORDER BY event_time_ms DESC LIMIT ?", (account, int(limit))
-    )
+    return select + "account = ? ORDER BY event_time_ms DESC LIMIT ?"
+
+
+def account_history(db: Database, account: str, limit: int = 20) -> pd.DataFrame:
+    """The account's newest transactions by event time (index probes, not a scan)."""
+    rows = db.rows(history_sql(db.dialect), (account, int(limit)))
     return _frame(rows, _HISTORY_COLUMNS)
 
 
