@@ -118,6 +118,7 @@ def test_open_creates_parent_dir_and_migrations_are_idempotent(db_path: Path) ->
     versions = query(db_path, "SELECT version FROM schema_migrations ORDER BY version")
     assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
     assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert query(db_path, "PRAGMA page_size") == [(16_384,)]  # set before the first table
     tables = {r[0] for r in query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"transactions_enriched", "fraud_alerts", "window_stats", "model_versions"} <= tables
 
