@@ -119,13 +119,18 @@ class FeatureEngine:
         return sum(t.nbytes() for t in self._tables.values())
 
     def warm_up(self) -> None:
-        """Compile (or load from numba's cache) the state kernels, on a throwaway state."""
+        """Compile (or load from numba's cache) the state kernels, on a throwaway state.
+
+        Enough rows to grow every hash table once: a kernel first needed by a growth in the
+        middle of a run (``_reindex_pairs``) would otherwise be compiled there, stalling a batch.
+        """
         state = PartitionState()
-        keys = keys_of(["warm-a", "warm-b"])
+        n = 64
+        keys = keys_of([f"warm-{i}" for i in range(n)])
         state.update(
-            np.array([1, 2], np.int64), keys, keys[::-1].copy(), np.ones(2), np.ones(2, bool), 1
+            np.arange(n, dtype=np.int64), keys, keys[::-1].copy(), np.ones(n), np.ones(n, bool), 1
         )
-        state.sweep(10)
+        state.sweep(10 * n)
 
     def partitions_held(self) -> list[int]:
         """The partitions whose state this engine holds, ascending."""
