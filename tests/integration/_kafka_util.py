@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from fraudstream.features import FeatureEngine
+from fraudstream.features import engine_for
 from fraudstream.model import Bundle
 from fraudstream.sinks import Store
 from fraudstream.stream import (
@@ -16,7 +16,7 @@ from fraudstream.stream import (
     DetectorTopics,
     SlidingWindow,
     StateRestorer,
-    decode_messages,
+    format_of,
     make_consumer,
     make_producer,
 )
@@ -70,8 +70,9 @@ def build_detector(
         topics=topics,
         store=store,
         bundle=bundle,
-        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
+        engine=engine_for(bundle.mode),
         window=SlidingWindow(),
-        restorer=StateRestorer(client, topics.source, decode_messages),
+        restorer=StateRestorer(client, topics.source, format_of(bundle.mode).decode_messages),
+        record_format=format_of(bundle.mode),
         **options,
     )

@@ -8,7 +8,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudstream.features import CARD_FEATURES, FDH_FEATURES, CardFeatureEngine
+from fraudstream.features import CARD_FEATURES, FDH_FEATURES, CardFeatureEngine, partition_of
 from fraudstream.schema import TxBatch
 
 DAY_MS = 86_400_000
@@ -206,3 +206,34 @@ def test_high_amounts_counted_over_two_weeks() -> None:
     # 50 and 60 are high (25 is 2.5x); day 18 still sees the day-6 one, day 21 none.
     assert got.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]
     np.testing.assert_allclose(got, batch_extra_features(df)[:, 2])
+
+
+def test_state_is_kept_per_partition_and_stream_rows_are_taken_in_time_order() -> None:
+    """Offline, a partition's rows get the features they get alone; a stream batch out of time
+    order, with its partitions given, gets the same features row for row."""
+    rng = np.random.default_rng(5)
+    n = 400
+    t = np.sort(rng.choice(20 * DAY_MS, n, replace=False)).tolist()
+    b = _batch(
+        t,
+        rng.integers(0, 12, n).tolist(),
+        rng.integers(0, 6, n).tolist(),
+        rng.uniform(1, 200, n).round(2).tolist(),
+        rng.integers(0, 2, n).tolist(),
+    )
+    part = partition_of(b.account, 3)
+    assert len(set(part.tolist())) == 3
+    whole = CardFeatureEngine(partitions=3).update_and_extract(b)
+    for p in range(3):
+        rows = np.flatnonzero(part == p)
+        np.testing.assert_array_equal(
+            whole[rows], CardFeatureEngine().update_and_extract(b.take(rows))
+        )
+    assert not np.array_equal(whole, CardFeatureEngine().update_and_extract(b))
+    shuffled = rng.permutation(n)
+    engine = CardFeatureEngine(partitions=3)
+    stream = engine.update_and_extract(b.take(shuffled), part[shuffled])
+    np.testing.assert_array_equal(stream, whole[shuffled])
+    assert engine.partitions_held() == [0, 1, 2]
+    engine.drop_partitions([1])
+    assert engine.partitions_held() == [0, 2]

@@ -10,7 +10,7 @@ import typer
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.config import Settings
-from fraudstream.features import FeatureEngine
+from fraudstream.features import engine_for
 from fraudstream.model import Bundle, latest_bundle
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import open_store
@@ -21,8 +21,8 @@ from fraudstream.stream import (
     ModelWatcher,
     SlidingWindow,
     StateRestorer,
-    decode_messages,
     ensure_topics,
+    format_of,
     make_consumer,
     make_producer,
     topic_partitions,
@@ -88,6 +88,8 @@ def run_detector(
     store.open()
     d = settings.detect
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
+    record_format = format_of(bundle.mode)  # a card bundle scores card records
+    engine = engine_for(bundle.mode)
     detector = Detector(
         consumer=make_consumer(
             client, d.group_id, session_timeout_ms=d.session_timeout_ms, **prefetch
@@ -96,17 +98,24 @@ def run_detector(
         topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
         store=store,
         bundle=bundle,
-        engine=FeatureEngine(mode=bundle.mode),  # type: ignore[arg-type]
+        engine=engine,
         window=SlidingWindow(d.window_ms, d.window_step_ms),
         batch_max=d.batch_max,
         poll_timeout_ms=d.batch_timeout_ms,
         on_window=on_window,
-        restorer=StateRestorer({**client, **prefetch}, topics.transactions, decode_messages),
+        restorer=StateRestorer(
+            {**client, **prefetch}, topics.transactions, record_format.decode_messages
+        ),
         models=None if model else ModelWatcher(settings.models_dir, bundle),
         challenger=Bundle.load(challenger) if challenger else None,
+        record_format=record_format,
     )
     log.info(
-        "detector: model %s, store %s, group %s", bundle.version, settings.store_url(), d.group_id
+        "detector: model %s (%s records), store %s, group %s",
+        bundle.version,
+        record_format.name,
+        settings.store_url(),
+        d.group_id,
     )
     try:
         return detector.run(should_stop, idle_exit_s=idle_exit_s)

@@ -19,6 +19,17 @@ from fraudstream.features._engine import (
 )
 from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 
+#: The state a detector keeps: PaySim's engine or the card format's (the same interface).
+StateEngine = FeatureEngine | CardFeatureEngine
+
+
+def engine_for(mode: str, *, partitions: int = 1) -> StateEngine:
+    """A fresh feature state for a bundle trained in ``mode`` (``card`` or a PaySim mode)."""
+    if mode == "card":
+        return CardFeatureEngine(partitions=partitions)
+    return FeatureEngine(mode=mode, partitions=partitions)  # type: ignore[arg-type]
+
+
 __all__ = [
     "CARD_FEATURES",
     "FDH_FEATURES",
@@ -31,6 +42,8 @@ __all__ = [
     "CardFeatureEngine",
     "FeatureEngine",
     "Mode",
+    "StateEngine",
+    "engine_for",
     "feature_names",
     "partition_of",
 ]

@@ -10,11 +10,13 @@ terminal) in event-time order; an unknown label (``-1``) counts as a transaction
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from fraudstream.features._engine import _groups, partition_of
 from fraudstream.schema import TxBatch
 
 __all__ = ["CARD_FEATURES", "DAY_MS", "FDH_FEATURES", "CardFeatureEngine"]
@@ -58,6 +60,8 @@ EXTRA_FEATURES: Final = (
 #: A transaction is "high" for its customer above this multiple of their 30-day median amount.
 HIGH_AMOUNT_RATIO: Final = 3.0
 CARD_FEATURES: Final = (*FDH_FEATURES, *EXTRA_FEATURES)
+#: Stateful columns per row from ``_loop``: 12 of the handbook's and 15 of ours.
+_STATE_WIDTH: Final = 27
 
 
 class _Customer:
@@ -143,41 +147,77 @@ def _fold_run(te: _Terminal, t: int, fraud: bool) -> None:
 
 
 class CardFeatureEngine:
-    """Incremental card features; rows must come in event-time order across calls.
+    """Incremental card features, state kept per partition as :class:`FeatureEngine` keeps it.
+
+    A row reads and updates the state of its partition only, so a partition's state can move
+    to another detector and be rebuilt there exactly; terminals' state is therefore per
+    partition too (a terminal's transactions from customers of other partitions are not seen).
+    Offline, without ``partition``, rows must come sorted by event time and are partitioned by
+    customer as the producer's partitioner does (one partition by default: the handbook's
+    protocol). A stream's rows are taken in event-time order within each partition of a batch.
 
     >>> CardFeatureEngine().feature_names[:3]
     ('TX_AMOUNT', 'TX_DURING_WEEKEND', 'TX_DURING_NIGHT')
     """
 
-    def __init__(self, *, delay_ms: int = 7 * DAY_MS) -> None:
+    mode: Final = "card"
+
+    def __init__(self, *, delay_ms: int = 7 * DAY_MS, partitions: int = 1) -> None:
         if delay_ms < 0:
             raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.delay_ms = delay_ms
-        self._customers: dict[str, _Customer] = {}
-        self._terminals: dict[str, _Terminal] = {}
+        self.partitions = partitions
+        self._tables: dict[int, tuple[dict[str, _Customer], dict[str, _Terminal]]] = {}
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         """Column names of :meth:`update_and_extract`'s output."""
         return CARD_FEATURES
 
-    def update_and_extract(self, batch: TxBatch) -> npt.NDArray[np.float32]:
+    def warm_up(self) -> None:
+        """Nothing to compile: the card state is plain Python."""
+
+    def partitions_held(self) -> list[int]:
+        """The partitions whose state this engine holds, ascending."""
+        return sorted(self._tables)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the state of ``partitions`` (their new owner restores it)."""
+        for p in partitions:
+            self._tables.pop(p, None)
+
+    def update_and_extract(
+        self, batch: TxBatch, partition: npt.NDArray[np.int32] | None = None
+    ) -> npt.NDArray[np.float32]:
         """Features of every row of ``batch``; then the rows are folded into the state."""
         n = len(batch)
         x = np.empty((n, len(CARD_FEATURES)), dtype=np.float32)
         if n == 0:
             return x
         t = batch.event_time_ms
-        if n and np.any(np.diff(t) < 0):
-            raise ValueError("CardFeatureEngine needs rows sorted by event_time_ms")
-        rows = self._loop(
-            t.tolist(),
-            batch.account,
-            batch.counterparty,
-            batch.amount.tolist(),
-            (batch.label == 1).tolist(),
-        )
-        s = np.array(rows, dtype=np.float64).reshape(n, -1)
+        if partition is None:
+            if np.any(np.diff(t) < 0):
+                raise ValueError("CardFeatureEngine needs rows sorted by event_time_ms")
+            partition = partition_of(batch.account, self.partitions)
+        order = np.argsort(t, kind="stable")  # the identity for sorted rows
+        s = np.empty((n, _STATE_WIDTH), dtype=np.float64)
+        labels = batch.label == 1
+        for p, rows in _groups(partition[order]):
+            tables = self._tables.get(p)
+            if tables is None:
+                tables = self._tables[p] = ({}, {})
+            idx = order[rows].tolist()
+            values = self._loop(
+                *tables,
+                t[idx].tolist(),
+                [batch.account[i] for i in idx],
+                [batch.counterparty[i] for i in idx],
+                batch.amount[idx].tolist(),
+                labels[idx].tolist(),
+            )
+            s[idx] = np.array(values, dtype=np.float64).reshape(len(idx), -1)
         day = t // DAY_MS
         hour = t // _HOUR_MS % 24
         x[:, 0] = batch.amount
@@ -194,6 +234,8 @@ class CardFeatureEngine:
 
     def _loop(
         self,
+        cust_tab: dict[str, _Customer],
+        term_tab: dict[str, _Terminal],
         times: list[int],
         customers: list[str],
         terminals: list[str],
@@ -208,7 +250,6 @@ class CardFeatureEngine:
         long_ms = 90 * DAY_MS
         two_weeks = 14 * DAY_MS
         high_ratio = HIGH_AMOUNT_RATIO
-        cust_tab, term_tab = self._customers, self._terminals
         for t, c, m, x, f in zip(times, customers, terminals, amounts, frauds, strict=True):
             cu = cust_tab.get(c)
             if cu is None:

@@ -22,9 +22,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from fraudstream.errors import ModelError
 from fraudstream.features import (
     CARD_FEATURES,
-    CardFeatureEngine,
-    FeatureEngine,
     Mode,
+    engine_for,
     feature_names,
 )
 from fraudstream.model._bundle import Bundle, Platt
@@ -182,9 +181,7 @@ def replay(
 
     ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
     """
-    engine: FeatureEngine | CardFeatureEngine = (
-        CardFeatureEngine() if mode == "card" else FeatureEngine(mode=mode, partitions=partitions)  # type: ignore[arg-type]
-    )
+    engine = engine_for(mode, partitions=partitions)
     n = len(history)
     parts = []
     for i in range(0, n, _REPLAY_CHUNK):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from fraudstream.stream._detector import Detector, DetectorTopics, decode_messages
+from fraudstream.stream._detector import (
+    CARD,
+    PAYSIM,
+    Detector,
+    DetectorTopics,
+    RecordFormat,
+    decode_messages,
+    format_of,
+)
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer, topic_partitions
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
@@ -12,18 +20,22 @@ from fraudstream.stream._stats import DetectorStats, StageClock
 from fraudstream.stream._window import SlidingWindow
 
 __all__ = [
+    "CARD",
+    "PAYSIM",
     "Detector",
     "DetectorStats",
     "DetectorTopics",
     "Job",
     "Message",
     "ModelWatcher",
+    "RecordFormat",
     "SinkWorker",
     "SlidingWindow",
     "StageClock",
     "StateRestorer",
     "decode_messages",
     "ensure_topics",
+    "format_of",
     "make_consumer",
     "make_producer",
     "produce_messages",

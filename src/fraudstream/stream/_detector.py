@@ -6,22 +6,25 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream.errors import KafkaError, ModelError, StoreError
-from fraudstream.features import FeatureEngine
+from fraudstream.features import StateEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import (
-    PaySimRecord,
+    Invalid,
     ScoredBatch,
     ShadowScores,
     TxBatch,
     WindowStats,
+    card_to_batch,
+    decode_card,
     decode_paysim,
     paysim_to_batch,
 )
@@ -32,7 +35,16 @@ from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
 
-__all__ = ["Detector", "DetectorTopics", "decode_messages", "to_batch"]
+__all__ = [
+    "CARD",
+    "PAYSIM",
+    "Detector",
+    "DetectorTopics",
+    "RecordFormat",
+    "decode_messages",
+    "format_of",
+    "to_batch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,27 +135,57 @@ class Polled:
         ]
 
 
-def to_batch(records: list[PaySimRecord], polled: Polled) -> TxBatch:
-    """The canonical batch of decoded ``records`` read from the messages ``polled``."""
-    # A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
-    # broker keeps nothing across restarts) from a redelivery of the same record.
+def _record_ids(polled: Polled) -> list[str]:
+    """A stable id per Kafka record: the timestamp tells a new topic incarnation (the embedded
+    broker keeps nothing across restarts) from a redelivery of the same record."""
     topic = polled.topic
-    ids = [
+    return [
         f"{topic}/{p}/{o}@{t}"
         for p, o, t in zip(
             polled.partition.tolist(), polled.offset.tolist(), polled.timestamp_ms, strict=True
         )
     ]
-    return paysim_to_batch(records, ids, polled.timestamp_ms)
+
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """How a topic's records are decoded and mapped onto the canonical batch."""
+
+    name: str
+    decode: Callable[[Sequence[bytes | None]], tuple[list[Any], list[int], list[Invalid]]]
+    to_batch: Callable[[list[Any], Polled], TxBatch]
+
+    def decode_messages(self, msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
+        """The valid records among ``msgs`` as a batch, with their messages (for replays)."""
+        records, positions, _invalid = self.decode([m.value() for m in msgs])
+        if not records:
+            return None, []
+        kept = [msgs[i] for i in positions]
+        return self.to_batch(records, Polled.of(kept)), kept
+
+
+def to_batch(records: list[Any], polled: Polled) -> TxBatch:
+    """The canonical batch of decoded PaySim ``records`` read from the messages ``polled``."""
+    return paysim_to_batch(records, _record_ids(polled), polled.timestamp_ms)
+
+
+def _card_batch(records: list[Any], polled: Polled) -> TxBatch:
+    """The canonical batch of card records (event time from the record, as in the handbook)."""
+    return card_to_batch(records, _record_ids(polled))
+
+
+PAYSIM: Final = RecordFormat("paysim", decode_paysim, to_batch)
+CARD: Final = RecordFormat("card", decode_card, _card_batch)
+
+
+def format_of(mode: str) -> RecordFormat:
+    """The record format a bundle trained in ``mode`` scores (``card`` or a PaySim mode)."""
+    return CARD if mode == "card" else PAYSIM
 
 
 def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
     """The valid PaySim records among ``msgs`` as a batch, with their messages (for replays)."""
-    records, positions, _invalid = decode_paysim([m.value() for m in msgs])
-    if not records:
-        return None, []
-    kept = [msgs[i] for i in positions]
-    return to_batch(records, Polled.of(kept)), kept
+    return PAYSIM.decode_messages(msgs)
 
 
 class Detector:
@@ -171,7 +213,7 @@ class Detector:
         topics: DetectorTopics,
         store: Store,
         bundle: Bundle,
-        engine: FeatureEngine,
+        engine: StateEngine,
         window: SlidingWindow,
         batch_max: int = 20_000,
         poll_timeout_ms: int = 100,
@@ -181,8 +223,10 @@ class Detector:
         restorer: StateRestorer | None = None,
         models: ModelWatcher | None = None,
         challenger: Bundle | None = None,
+        record_format: RecordFormat = PAYSIM,
     ) -> None:
         self.consumer = consumer
+        self.record_format = record_format
         self.producer = producer
         self.topics = topics
         self.store = store
@@ -284,7 +328,7 @@ class Detector:
             if len(good) < len(msgs):
                 for m in msgs:
                     self._is_error(m)  # raises on a fatal error, logs the others
-            records, positions, invalid = decode_paysim([m.value() for m in good])
+            records, positions, invalid = self.record_format.decode([m.value() for m in good])
             for bad in invalid:
                 self._dlq.write(good[bad.index], bad.reason)
             polled = Polled.of(good)
@@ -293,7 +337,7 @@ class Detector:
         if records:
             kept = polled.take(positions)
             with clock("to_batch"):
-                tx = to_batch(records, kept)
+                tx = self.record_format.to_batch(records, kept)
             scored = self._score(tx, kept)
             with clock("windows"):
                 self.stats.count(scored.decision, scored.tx.label)

@@ -17,7 +17,7 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from fraudstream.errors import KafkaError
-from fraudstream.features import FeatureEngine
+from fraudstream.features import StateEngine
 from fraudstream.schema import TxBatch
 from fraudstream.stream._kafka import CATCH_UP_PREFETCH
 
@@ -47,7 +47,7 @@ class StateRestorer:
         self.batch_max = batch_max
         self.stall_timeout_s = stall_timeout_s
 
-    def restore(self, engine: FeatureEngine, ends: Sequence[TopicPartition]) -> int:
+    def restore(self, engine: StateEngine, ends: Sequence[TopicPartition]) -> int:
         """Replay records with offset < ``tp.offset`` of each partition; returns records replayed.
 
         Partitions with no committed offset (negative) need nothing: the detector reads them
@@ -114,7 +114,7 @@ class StateRestorer:
         )
         return replayed
 
-    def _feed(self, engine: FeatureEngine, msgs: list[Message]) -> int:
+    def _feed(self, engine: StateEngine, msgs: list[Message]) -> int:
         batch, kept = self.decode(msgs)
         if batch is None:
             return 0
