@@ -132,9 +132,9 @@ def test_records_carry_time_ids_and_labels() -> None:
     sim = CardSimulator(customers=200, seed=1)
     records = sim.next_batch(3_000)
     assert records[0].eventTimeMs >= CARD_START_MS
-    assert [r.txId for r in records[:3]] == ["0", "1", "2"]
+    assert [r.txId for r in records[:3]] == ["card-1-0", "card-1-1", "card-1-2"]
     for r in records:
         assert r.customerId.isdigit() and r.terminalId.isdigit()  # nothing marks a robot
         assert (r.isFraud == 1) == (r.fraudScenario in CARD_ROBOTS)
     batch = sim.history(10)
-    assert batch.tx_id[0] == "3000" and len(batch) == 10
+    assert batch.tx_id[0] == "card-1-3000" and len(batch) == 10

@@ -177,7 +177,11 @@ class CardSimulator:
         return parts[0] if len(parts) == 1 else CardColumns.concat(parts)
 
     def next_batch(self, n: int) -> list[CardRecord]:
-        """The next ``n`` transactions as card records (JSON-ready)."""
+        """The next ``n`` transactions as card records (JSON-ready).
+
+        ``txId`` is ``card-{seed}-{n}``: the store keeps one row per id, so streams of two seeds
+        must not share ids (as PaySim's ``sim-{seed}-{seq}``).
+        """
         c = self.next_columns(n)
         event_ms = (c.time_s * 1000 + self.start_ms).tolist()
         names = (None, *CARD_ROBOTS)
@@ -187,7 +191,7 @@ class CardSimulator:
                 terminalId=str(te),
                 amount=am,
                 eventTimeMs=t,
-                txId=str(i),
+                txId=f"card-{self.seed}-{i}",
                 isFraud=int(s > 0),
                 fraudScenario=names[s],
             )
@@ -203,7 +207,7 @@ class CardSimulator:
         ]
 
     def history(self, n: int) -> TxBatch:
-        """The next ``n`` transactions as a canonical batch (``tx_id`` = the transaction number)."""
+        """The next ``n`` transactions as a canonical batch (``tx_id`` = ``card-{seed}-{n}``)."""
         records = self.next_batch(n)
         return card_to_batch(records, [r.txId or "" for r in records])
 
