@@ -73,6 +73,5 @@ def build_detector(
         engine=engine_for(bundle.mode),
         window=SlidingWindow(),
         restorer=StateRestorer(client, topics.source, format_of(bundle.mode).decode_messages),
-        record_format=format_of(bundle.mode),
         **options,
     )

@@ -19,12 +19,12 @@ from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
+    PAYSIM,
     Detector,
     DetectorTopics,
     Job,
     SlidingWindow,
     StateRestorer,
-    decode_messages,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -114,7 +114,7 @@ class BenchRun:
             engine=FeatureEngine(mode=self.bundle.mode),  # type: ignore[arg-type]
             window=SlidingWindow(),
             batch_max=self.batch_max,
-            restorer=StateRestorer(self.client, topics.source, decode_messages),
+            restorer=StateRestorer(self.client, topics.source, PAYSIM.decode_messages),
         )
         det.timeline = _Timeline()
         det.assigned = threading.Event()

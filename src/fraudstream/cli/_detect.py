@@ -88,7 +88,7 @@ def run_detector(
     store.open()
     d = settings.detect
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
-    record_format = format_of(bundle.mode)  # a card bundle scores card records
+    record_format = format_of(bundle.mode)  # a card bundle reads card records
     engine = engine_for(bundle.mode)
     detector = Detector(
         consumer=make_consumer(
@@ -108,7 +108,6 @@ def run_detector(
         ),
         models=None if model else ModelWatcher(settings.models_dir, bundle),
         challenger=Bundle.load(challenger) if challenger else None,
-        record_format=record_format,
     )
     log.info(
         "detector: model %s (%s records), store %s, group %s",

@@ -83,12 +83,10 @@ class Bundle:
         #: The booster's trees for the compiled scorer (same raw scores, ~5x faster), or ``None``
         #: for a model it cannot compile, which ``booster.predict`` then scores.
         self.trees: CompiledTrees | None = None
-        model = booster.dump_model()
-        why = CompiledTrees.refusal(model)
-        if why is None:
-            self.trees = CompiledTrees.from_model(model)
-        else:
-            log.info("bundle %s is scored by LightGBM itself: %s", version, why)
+        try:
+            self.trees = CompiledTrees.from_model(booster.dump_model())
+        except ValueError as exc:  # the refusal's reason
+            log.info("bundle %s is scored by LightGBM itself: %s", version, exc)
 
     def __repr__(self) -> str:
         return f"Bundle(version={self.version!r}, mode={self.mode!r}, path={self.path!r})"

@@ -107,7 +107,7 @@ SELECT channel FROM notifications_sent WHERE alert_id = ?
 UNION SELECT channel FROM notification_failures WHERE alert_id = ?"""
 
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
-#: Page cache of the writer connection (grown on demand): the random ``account`` index stays hot.
+#: Page cache of the writer connection (grown on demand): the newest blocks of the indexes stay hot.
 _CACHE_KIB: Final = 65_536
 #: Page size of a new store file (an existing file keeps its own). Fewer, larger pages per batch:
 #: in-process sustained runs gave 116,000 tx/s on average with 4 KiB pages (SQLite's default),

@@ -8,7 +8,6 @@ from fraudstream.stream._detector import (
     Detector,
     DetectorTopics,
     RecordFormat,
-    decode_messages,
     format_of,
 )
 from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer, topic_partitions
@@ -33,7 +32,6 @@ __all__ = [
     "SlidingWindow",
     "StageClock",
     "StateRestorer",
-    "decode_messages",
     "ensure_topics",
     "format_of",
     "make_consumer",

@@ -41,9 +41,7 @@ __all__ = [
     "Detector",
     "DetectorTopics",
     "RecordFormat",
-    "decode_messages",
     "format_of",
-    "to_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,7 +162,7 @@ class RecordFormat:
         return self.to_batch(records, Polled.of(kept)), kept
 
 
-def to_batch(records: list[Any], polled: Polled) -> TxBatch:
+def _paysim_batch(records: list[Any], polled: Polled) -> TxBatch:
     """The canonical batch of decoded PaySim ``records`` read from the messages ``polled``."""
     return paysim_to_batch(records, _record_ids(polled), polled.timestamp_ms)
 
@@ -174,18 +172,13 @@ def _card_batch(records: list[Any], polled: Polled) -> TxBatch:
     return card_to_batch(records, _record_ids(polled))
 
 
-PAYSIM: Final = RecordFormat("paysim", decode_paysim, to_batch)
+PAYSIM: Final = RecordFormat("paysim", decode_paysim, _paysim_batch)
 CARD: Final = RecordFormat("card", decode_card, _card_batch)
 
 
 def format_of(mode: str) -> RecordFormat:
     """The record format a bundle trained in ``mode`` scores (``card`` or a PaySim mode)."""
     return CARD if mode == "card" else PAYSIM
-
-
-def decode_messages(msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
-    """The valid PaySim records among ``msgs`` as a batch, with their messages (for replays)."""
-    return PAYSIM.decode_messages(msgs)
 
 
 class Detector:
@@ -223,10 +216,9 @@ class Detector:
         restorer: StateRestorer | None = None,
         models: ModelWatcher | None = None,
         challenger: Bundle | None = None,
-        record_format: RecordFormat = PAYSIM,
     ) -> None:
         self.consumer = consumer
-        self.record_format = record_format
+        self.record_format = format_of(bundle.mode)  # a card bundle reads card records
         self.producer = producer
         self.topics = topics
         self.store = store
