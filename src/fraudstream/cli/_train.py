@@ -173,7 +173,8 @@ def _train_from_file(
     if not data.is_file():
         raise fail(f"no such file: {data}")
     with console.status(f"reading {data}…"):
-        history = read_history(data, data_format)  # type: ignore[arg-type]
+        columns = settings.replay.columns  # FRAUDSTREAM_REPLAY__COLUMNS__*: files read alike
+        history = read_history(data, data_format, columns=columns)  # type: ignore[arg-type]
     if data_format == "card":
         mode, default_gap = "card", 7 * 86_400_000
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
@@ -28,15 +29,19 @@ _CARD: Final = (
 )
 
 
-def read_history(path: Path, fmt: DataFormat) -> TxBatch:
+def read_history(
+    path: Path, fmt: DataFormat, *, columns: Mapping[str, str] | None = None
+) -> TxBatch:
     """Read a CSV or Parquet file into a time-sorted :class:`TxBatch` (balances optional).
 
     PaySim rows of one ``step`` (hour) keep their file order, one millisecond apart.
+    ``columns`` maps target fields to the file's columns (the replay settings' mapping).
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no such file: {path}")
     df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    df = df.rename({source: target for target, source in (columns or {}).items()})
     need = _PAYSIM if fmt == "paysim" else _CARD
     missing = [c for c in need if c not in df.columns]
     if missing:
