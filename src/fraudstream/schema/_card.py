@@ -12,13 +12,14 @@ from typing import Annotated, Final
 import msgspec
 import numpy as np
 
+from fraudstream.schema._bounds import MAX_AMOUNT, MAX_ID_CHARS
 from fraudstream.schema._canonical import KINDS, TxBatch
-from fraudstream.schema._paysim import Invalid, decode_records
+from fraudstream.schema._paysim import EventTimeMs, Invalid, decode_checked
 
 __all__ = ["CARD_COLUMNS", "CardRecord", "card_to_batch", "decode_card", "encode_card"]
 
-_NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
-_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
 _PAYMENT: Final = KINDS.index("PAYMENT")
 _HOUR_MS: Final = 3_600_000
@@ -42,27 +43,36 @@ class CardRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """One card transaction as JSON: who paid, where, how much, when (ms since the epoch).
 
     ``isFraud`` and ``fraudScenario`` are ground truth from a simulator or a chargeback feed: for
-    evaluation only, never a model input. ``txId`` is optional, as for PaySim.
+    evaluation only, never a model input. ``txId`` is optional, as for PaySim. Bounds as for
+    PaySim (``schema._bounds``).
     """
 
     customerId: _Name
     terminalId: _Name
-    amount: _NonNeg
-    eventTimeMs: Annotated[int, msgspec.Meta(ge=0)]
+    amount: _Amount
+    eventTimeMs: EventTimeMs
     txId: _Name | None = None
     isFraud: _Bit | None = None
-    fraudScenario: str | None = None
+    fraudScenario: _Name | None = None
 
 
 _decoder = msgspec.json.Decoder(CardRecord)
+_CARD_TEXT = ("customerId", "terminalId", "txId", "fraudScenario")
 _encoder = msgspec.json.Encoder()
 
 
 def decode_card(
-    values: Sequence[bytes | None],
+    values: Sequence[bytes | None], broker_ts_ms: Sequence[int] | None = None
 ) -> tuple[list[CardRecord], list[int], list[Invalid]]:
     """Decode and validate raw message values (see :func:`~fraudstream.schema.decode_paysim`)."""
-    return decode_records(_decoder, values, "card")
+    return decode_checked(
+        _decoder,
+        values,
+        "card",
+        text_fields=_CARD_TEXT,
+        time_field="eventTimeMs",
+        broker_ts_ms=broker_ts_ms,
+    )
 
 
 def encode_card(record: CardRecord) -> bytes:

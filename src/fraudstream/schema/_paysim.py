@@ -8,11 +8,19 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 import numpy as np
 
+from fraudstream.schema._bounds import (
+    MAX_AMOUNT,
+    MAX_BALANCE,
+    MAX_ID_CHARS,
+    MAX_STEP,
+    check_batch,
+)
 from fraudstream.schema._canonical import KINDS, TxBatch
 
 __all__ = [
     "Invalid",
     "PaySimRecord",
+    "decode_checked",
     "decode_paysim",
     "decode_records",
     "encode_paysim",
@@ -21,9 +29,12 @@ __all__ = [
 
 R = TypeVar("R")
 
-_NonNeg = Annotated[float, msgspec.Meta(ge=0.0)]
-_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
+_Balance = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_BALANCE)]
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
+#: Fits an int64; the event-time bounds with a readable reason are checked on the batch.
+EventTimeMs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _HOUR_MS = 3_600_000
 
@@ -33,24 +44,27 @@ class PaySimRecord(msgspec.Struct, omit_defaults=True, gc=False):
     """One PaySim transaction as the bank sends it (JSON object, PaySim's column names).
 
     Balances are optional (a pre-authorisation message has no post-transaction balances).
+    Bounds (``schema._bounds``): ``0 <= amount <= MAX_AMOUNT``, balances ``<= MAX_BALANCE``,
+    ``0 <= step <= MAX_STEP``, text of 1 to ``MAX_ID_CHARS`` printable characters, event time
+    before 2100 and at most a day ahead of the broker timestamp.
     ``txId`` and ``eventTimeMs`` are optional extensions: without them the detector derives the id
     from topic/partition/offset and the time from the Kafka message timestamp.
     """
 
-    step: Annotated[int, msgspec.Meta(ge=0)]
+    step: Annotated[int, msgspec.Meta(ge=0, le=MAX_STEP)]
     type: Literal["PAYMENT", "TRANSFER", "CASH_OUT", "CASH_IN", "DEBIT"]
-    amount: _NonNeg
+    amount: _Amount
     nameOrig: _Name
     nameDest: _Name
-    oldbalanceOrg: _NonNeg | None = None
-    newbalanceOrig: _NonNeg | None = None
-    oldbalanceDest: _NonNeg | None = None
-    newbalanceDest: _NonNeg | None = None
+    oldbalanceOrg: _Balance | None = None
+    newbalanceOrig: _Balance | None = None
+    oldbalanceDest: _Balance | None = None
+    newbalanceDest: _Balance | None = None
     isFraud: _Bit | None = None
     isFlaggedFraud: _Bit = 0
     txId: _Name | None = None
-    eventTimeMs: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    fraudScenario: str | None = None
+    eventTimeMs: EventTimeMs | None = None
+    fraudScenario: _Name | None = None
 
 
 class Invalid(msgspec.Struct, frozen=True):
@@ -61,6 +75,7 @@ class Invalid(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.json.Decoder(PaySimRecord)
+_PAYSIM_TEXT = ("nameOrig", "nameDest", "txId", "fraudScenario")
 _encoder = msgspec.json.Encoder()
 
 
@@ -88,16 +103,59 @@ def decode_records(
         except msgspec.DecodeError as exc:
             invalid.append(Invalid(i, f"not valid JSON: {exc}"))
             continue
+        except RecursionError:  # msgspec skips an unknown field's value recursively
+            invalid.append(Invalid(i, f"invalid {what} transaction: JSON nested too deeply"))
+            continue
         records.append(rec)
         positions.append(i)
     return records, positions, invalid
 
 
-def decode_paysim(
+def decode_checked(
+    decoder: msgspec.json.Decoder[R],
     values: Sequence[bytes | None],
+    what: str,
+    *,
+    text_fields: Sequence[str],
+    time_field: str,
+    broker_ts_ms: Sequence[int] | None,
+) -> tuple[list[R], list[int], list[Invalid]]:
+    """:func:`decode_records`, then the batch bounds of :func:`~fraudstream.schema._bounds.
+    check_batch` (``broker_ts_ms``: the Kafka timestamp of each of ``values``, if known)."""
+    records, positions, invalid = decode_records(decoder, values, what)
+    if not records:
+        return records, positions, invalid
+    ts = None
+    if broker_ts_ms is not None:
+        ts = np.asarray(broker_ts_ms, dtype=np.int64)[np.asarray(positions, dtype=np.intp)]
+    raw = [values[i] or b"" for i in positions]
+    bad = check_batch(records, raw, text_fields=text_fields, time_field=time_field, broker_ts_ms=ts)
+    if not bad:
+        return records, positions, invalid
+    invalid += [
+        Invalid(positions[j], f"invalid {what} transaction: {why}") for j, why in bad.items()
+    ]
+    invalid.sort(key=lambda v: v.index)
+    kept = [j for j in range(len(records)) if j not in bad]
+    return [records[j] for j in kept], [positions[j] for j in kept], invalid
+
+
+def decode_paysim(
+    values: Sequence[bytes | None], broker_ts_ms: Sequence[int] | None = None
 ) -> tuple[list[PaySimRecord], list[int], list[Invalid]]:
-    """Decode and validate raw message values (see :func:`decode_records`)."""
-    return decode_records(_decoder, values, "PaySim")
+    """Decode and validate raw message values (see :func:`decode_records`).
+
+    ``broker_ts_ms`` (the records' Kafka timestamps) adds the check that ``eventTimeMs`` is at
+    most a day ahead of its record's broker timestamp.
+    """
+    return decode_checked(
+        _decoder,
+        values,
+        "PaySim",
+        text_fields=_PAYSIM_TEXT,
+        time_field="eventTimeMs",
+        broker_ts_ms=broker_ts_ms,
+    )
 
 
 def encode_paysim(record: PaySimRecord) -> bytes:
