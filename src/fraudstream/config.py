@@ -141,6 +141,23 @@ class DashboardSettings(_Frozen):
     sample_rows: int = Field(
         default=200_000, ge=1, description="newest transactions behind distributions"
     )
+    currency: str = Field(
+        default="CU",
+        max_length=12,
+        description="currency shown with amounts, e.g. EUR [default CU: currency units, the "
+        "simulator's amounts have none]",
+    )
+    analyst: str = Field(
+        default="",
+        max_length=100,
+        description="who signs verdicts when no proxy header names the user [default: typed in]",
+    )
+    user_header: str = Field(
+        default="",
+        max_length=100,
+        description="HTTP header in which a reverse proxy names the signed-in user, e.g. "
+        "X-Forwarded-User; set it only behind a proxy that overwrites the header",
+    )
 
 
 class SimulateSettings(_Frozen):

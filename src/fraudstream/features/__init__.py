@@ -17,6 +17,7 @@ from fraudstream.features._engine import (
     feature_names,
     partition_of,
 )
+from fraudstream.features._labels import FEATURE_LABELS, FeatureLabel, feature_label
 from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 
 #: The state a detector keeps: PaySim's engine or the card format's (the same interface).
@@ -32,6 +33,7 @@ def engine_for(mode: str, *, partitions: int = 1) -> StateEngine:
 
 __all__ = [
     "CARD_FEATURES",
+    "FEATURE_LABELS",
     "FDH_FEATURES",
     "NEVER_S",
     "POST_TX_FEATURES",
@@ -40,10 +42,12 @@ __all__ = [
     "SECONDS_CAP_S",
     "WINDOW_MS",
     "CardFeatureEngine",
+    "FeatureLabel",
     "FeatureEngine",
     "Mode",
     "StateEngine",
     "engine_for",
+    "feature_label",
     "feature_names",
     "partition_of",
 ]
