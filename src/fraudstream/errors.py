@@ -10,6 +10,7 @@ __all__ = [
     "ModelError",
     "SchemaError",
     "SinkBackpressure",
+    "StoreDataError",
     "StoreError",
 ]
 
@@ -39,7 +40,16 @@ class ModelError(FraudstreamError):
 
 
 class StoreError(FraudstreamError):
-    """The store (SQLite or PostgreSQL) failed."""
+    """The store (SQLite or PostgreSQL) failed: an outage unless it is a ``StoreDataError``."""
+
+
+class StoreDataError(StoreError):
+    """The store refused the data itself (a value it cannot keep, a constraint): retrying the
+    same rows fails again. ``tx_ids`` names the rows when the store knows them."""
+
+    def __init__(self, message: str, tx_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.tx_ids = tx_ids
 
 
 class SinkBackpressure(FraudstreamError):

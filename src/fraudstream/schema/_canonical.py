@@ -127,6 +127,25 @@ class ScoredBatch:
     def __len__(self) -> int:
         return len(self.tx)
 
+    def take(self, index: npt.NDArray[np.intp]) -> ScoredBatch:
+        """The rows at ``index``, in that order."""
+        shadow = self.shadow
+        if shadow is not None:
+            shadow = ShadowScores(shadow.model_version, shadow.score[index], shadow.decision[index])
+        return ScoredBatch(
+            tx=self.tx.take(index),
+            feature_names=self.feature_names,
+            features=self.features[index],
+            score=self.score[index],
+            decision=self.decision[index],
+            reasons=[self.reasons[i] for i in index.tolist()],
+            model_version=self.model_version,
+            partition=self.partition[index],
+            offset=self.offset[index],
+            processed_at_ms=self.processed_at_ms,
+            shadow=shadow,
+        )
+
     def alert_index(self) -> npt.NDArray[np.intp]:
         """Row indices whose decision is review or block."""
         return np.flatnonzero(self.decision > 0)

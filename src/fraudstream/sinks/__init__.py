@@ -13,6 +13,7 @@ from fraudstream.sinks._notify import (
     WebhookChannel,
 )
 from fraudstream.sinks._postgres import PostgresStore
+from fraudstream.sinks._rejects import RejectedRow, rejected_row
 from fraudstream.sinks._rows import Alert, Reason, decode_features
 from fraudstream.sinks._sqlite import SQLiteStore
 from fraudstream.sinks._store import Store, open_store
@@ -28,10 +29,12 @@ __all__ = [
     "WebhookChannel",
     "PostgresStore",
     "Reason",
+    "RejectedRow",
     "SQLiteStore",
     "Store",
     "alert_payloads",
     "decode_features",
     "open_store",
+    "rejected_row",
     "run_notifier",
 ]

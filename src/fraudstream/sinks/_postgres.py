@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any, Final
 
 import numpy as np
@@ -23,11 +24,12 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from fraudstream.errors import StoreError
+from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
+from fraudstream.sinks._rejects import CONTENT_COLUMNS, RejectedRow, conflict_reason, rejected_row
 from fraudstream.sinks._rows import alert_rows, feature_order, shadow_rows
 
 __all__ = ["PostgresStore"]
@@ -54,6 +56,16 @@ _MOVE_ENRICHED: Final = f"""
 INSERT INTO transactions_enriched ({ENRICHED_COPY_COLUMNS})
 SELECT {ENRICHED_COPY_COLUMNS} FROM fs_tmp_enriched
 ON CONFLICT (tx_id) DO NOTHING"""
+#: The staged rows whose ``tx_id`` is stored with other content (after the move).
+_CONFLICTS: Final = f"""
+SELECT s.tx_id, s."partition", s."offset", t."partition", t."offset"
+FROM fs_tmp_enriched s JOIN transactions_enriched t ON t.tx_id = s.tx_id
+WHERE ({", ".join("s." + c for c in CONTENT_COLUMNS)})
+    IS DISTINCT FROM ({", ".join("t." + c for c in CONTENT_COLUMNS)})"""
+#: What PostgreSQL refuses as data (class 22: a value it cannot keep, e.g. a NUL character;
+#: class 23: a constraint), and what encoding a row for it refuses: retrying the same rows fails
+#: again. Anything else (connection lost, timeout, a missing table) is an outage and retried.
+_DATA_ERRORS: Final = (psycopg.errors.DataError, psycopg.errors.IntegrityError, UnicodeError)
 _FEATURE_SET: Final = """
 INSERT INTO feature_sets (model_version, feature_names, first_seen_ms) VALUES (%s, %s, %s)
 ON CONFLICT (model_version) DO NOTHING"""
@@ -139,7 +151,8 @@ class PostgresStore:
         self._batches: list[ScoredBatch] = []
         self._feature_names: dict[str, tuple[str, ...]] = {}
         self._learnt: dict[str, tuple[str, ...]] = {}
-        self._alerts: list[tuple[Any, ...]] = []
+        self._alerts: list[list[tuple[Any, ...]]] = []  # per batch of ``_batches``
+        self._rejected: list[RejectedRow] = []
         self._windows: dict[int, tuple[Any, ...]] = {}
         self._models: list[tuple[Any, ...]] = []
         self._last_retention = 0.0
@@ -151,6 +164,12 @@ class PostgresStore:
     def _guard(self, action: str) -> Iterator[None]:
         try:
             yield
+        except _DATA_ERRORS as exc:
+            raise StoreDataError(
+                f"PostgreSQL store {redact(self.url)}: {action} failed: "
+                f"{type(exc).__name__}: {exc}".rstrip()
+                + "; the row cannot be stored as it is"
+            ) from exc
         except psycopg.Error as exc:
             raise StoreError(
                 f"PostgreSQL store {redact(self.url)}: {action} failed: "
@@ -216,7 +235,7 @@ class PostgresStore:
         """Buffer enriched rows for every transaction, alerts for review/block rows."""
         if len(batch) == 0:
             return
-        self._alerts.extend(alert_rows(batch))  # also checks the column lengths
+        self._alerts.append(alert_rows(batch))  # also checks the column lengths
         self._batches.append(batch)
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
@@ -239,8 +258,17 @@ class PostgresStore:
     def _pending(self) -> bool:
         return bool(self._batches or self._alerts or self._windows or self._models)
 
+    def take_rejected(self) -> list[RejectedRow]:
+        """Rows not stored as given by the flushes since the last call (conflicting ids)."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
     def flush(self) -> None:
-        """Send everything buffered in one transaction; on failure discard it and raise."""
+        """Send everything buffered in one transaction; on failure discard it and raise.
+
+        A row whose ``tx_id`` is stored with other content is not stored (nor its alert) and is
+        reported by :meth:`take_rejected`; an identical one is skipped silently.
+        """
         if self._pool is None:
             raise StoreError(f"PostgreSQL store {redact(self.url)} is not open; call open() first")
         due = self._retention_due()
@@ -249,35 +277,58 @@ class PostgresStore:
         try:
             guard = self._guard("write to tables transactions_enriched/fraud_alerts")
             with guard, self._connection() as conn, conn.transaction():
-                self._send(conn)
+                rejected = self._send(conn)
                 if due:
                     self._apply_retention(conn)
             self._feature_names.update(self._learnt)
+            self._rejected += rejected
         finally:
             self._learnt = {}
             self._batches, self._alerts, self._models = [], [], []
             self._windows = {}
 
-    def _send(self, conn: Any) -> None:
+    def _send(self, conn: Any) -> list[RejectedRow]:
+        """Everything buffered, on ``conn``'s open transaction; the conflicting rows."""
+        conflicts: dict[tuple[int, int], str] = {}
         with conn.cursor() as cur:
             if self._batches:
-                self._send_enriched(conn, cur)
-            if self._alerts:
+                conflicts = self._send_enriched(conn, cur)
+            alerts = self._alerts
+            if conflicts:  # no alert of a row that was not stored
+                alerts = [
+                    [
+                        r
+                        for r, i in zip(rows, b.alert_index().tolist(), strict=True)
+                        if (k, i) not in conflicts
+                    ]
+                    for k, (b, rows) in enumerate(zip(self._batches, self._alerts, strict=True))
+                ]
+            if any(alerts):
                 cur.execute(_TEMP_ALERTS)
                 with cur.copy(f"COPY fs_tmp_alerts ({_ALERT_COLS}) FROM STDIN") as copy:
-                    for row in self._alerts:
+                    for row in chain.from_iterable(alerts):
                         copy.write_row(row)
                 cur.execute(_MOVE_ALERTS)
-            shadow = [row for b in self._batches for row in shadow_rows(b)]
+            shadow = [
+                row
+                for k, b in enumerate(self._batches)
+                for i, row in enumerate(shadow_rows(b))
+                if (k, i) not in conflicts
+            ]
             if shadow:
                 cur.executemany(_INSERT_SHADOW, shadow)
             if self._windows:
                 cur.executemany(_UPSERT_WINDOW, list(self._windows.values()))
             if self._models:
                 cur.executemany(_UPSERT_MODEL, self._models)
+        return [rejected_row(self._batches[k], i, why) for (k, i), why in conflicts.items()]
 
-    def _send_enriched(self, conn: Any, cur: Any) -> None:
-        """Binary COPY straight into the table; staged and deduplicated if that meets a tx_id."""
+    def _send_enriched(self, conn: Any, cur: Any) -> dict[tuple[int, int], str]:
+        """Binary COPY straight into the table; staged and deduplicated if that meets a tx_id.
+
+        Returns the conflicting rows, ``(batch number, row) → reason`` (only a staged copy
+        can meet any).
+        """
         known: dict[str, tuple[str, ...]] = {}
         payload = binary_copy(
             [enriched_copy(b, self._feature_order(cur, b, known)) for b in self._batches]
@@ -300,7 +351,29 @@ class PostgresStore:
             with cur.copy(sql.SQL(_COPY_ENRICHED).format(sql.Identifier("fs_tmp_enriched"))) as c:
                 c.write(payload)
             cur.execute(_MOVE_ENRICHED)
+            self._learnt = known
+            return self._conflicts(cur)
         self._learnt = known
+        return {}
+
+    def _conflicts(self, cur: Any) -> dict[tuple[int, int], str]:
+        """The staged rows whose ``tx_id`` is stored with other content, with the reason."""
+        cur.execute(_CONFLICTS)
+        found = cur.fetchall()
+        if not found:
+            return {}
+        where = {
+            (tx_id, p, o): (k, i)
+            for k, b in enumerate(self._batches)
+            for i, (tx_id, p, o) in enumerate(
+                zip(b.tx.tx_id, b.partition.tolist(), b.offset.tolist(), strict=True)
+            )
+        }
+        log.warning("PostgreSQL store: %d conflicting duplicate id(s)", len(found))
+        return {
+            where[(tx_id, p, o)]: conflict_reason(tx_id, stored_p, stored_o)
+            for tx_id, p, o, stored_p, stored_o in found
+        }
 
     def _feature_order(
         self, cur: Any, batch: ScoredBatch, known: dict[str, tuple[str, ...]]

@@ -9,15 +9,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from fraudstream.errors import StoreError
+from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._migrate import apply_migrations
+from fraudstream.sinks._rejects import (
+    CONTENT_COLUMNS,
+    RejectedRow,
+    conflict_reason,
+    content,
+    rejected_row,
+)
 from fraudstream.sinks._rows import (
     alert_rows,
     enriched_rows,
@@ -59,6 +66,16 @@ _INSERT_ENRICHED_MANY: Final = _insert_enriched(_ROWS_PER_INSERT)
 #: Smaller is cheaper to insert into (store alone, µs/row: 6.0 at 65,536, 5.2 at 16,384; in the
 #: detector no gain below 16,384) but the history query probes every block.
 _BLOCK_ROWS: Final = 16_384
+
+_STORED_CONTENT: Final = (
+    f'SELECT tx_id, {", ".join(CONTENT_COLUMNS)}, "partition", "offset" '
+    "FROM transactions_enriched WHERE tx_id IN ({})"
+)
+#: Ids per conflict lookup (SQLite allows 32,766 parameters).
+_IDS_PER_LOOKUP: Final = 500
+#: What the store refuses as data (retrying the same rows fails again); any other error is an
+#: outage. Python's sqlite3 raises the last two while binding (e.g. a lone surrogate in a text).
+_DATA_ERRORS: Final = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeError)
 
 _FEATURE_SET: Final = """
 INSERT INTO feature_sets (model_version, feature_names, first_seen_ms) VALUES (?, ?, ?)
@@ -170,23 +187,33 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         self._feature_names: dict[str, tuple[str, ...]] = {}  # feature_sets, as committed
         self._rows_before = 0  # ~rows inserted before the next batch: its ``ingest_block``
+        self._pending_rejects: list[RejectedRow] = []  # found in the open transaction
+        self._rejected: list[RejectedRow] = []  # committed, not yet taken
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
-        """Turn ``sqlite3.Error`` into ``StoreError`` after rolling back the open transaction."""
+        """Turn ``sqlite3.Error`` into ``StoreError`` after rolling back the open transaction
+        (``StoreDataError`` for a value or constraint the store refuses)."""
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, *_DATA_ERRORS) as exc:
             conn = self._conn
+            self._pending_rejects.clear()
             if conn is not None and conn.in_transaction:
                 try:
                     self._feature_names.clear()  # may not have been committed
                     conn.rollback()
                 except sqlite3.Error:
                     log.exception("rollback failed on %s", self.path)
+            if isinstance(exc, _DATA_ERRORS):
+                raise StoreDataError(
+                    f"SQLite store {self.path}: {action} failed: {type(exc).__name__}: {exc}; "
+                    "the row cannot be stored as it is"
+                ) from exc
+            assert isinstance(exc, sqlite3.Error)  # noqa: S101 - the other branch of the except
             raise StoreError(
                 f"SQLite store {self.path}: {action} failed: {exc}; {_hint(exc)}"
             ) from exc
@@ -274,7 +301,11 @@ class SQLiteStore:
         return int(version or 0)
 
     def write(self, batch: ScoredBatch) -> None:
-        """Enriched rows for every transaction, alerts for review/block rows (until ``flush``)."""
+        """Enriched rows for every transaction, alerts for review/block rows (until ``flush``).
+
+        A row whose ``tx_id`` is stored with other content is not stored (nor its alert) and is
+        reported by :meth:`take_rejected` once flushed; an identical one is skipped silently.
+        """
         if len(batch) == 0:
             return
         alerts = alert_rows(batch)
@@ -283,18 +314,53 @@ class SQLiteStore:
             rows = list(enriched_rows(batch, self._feature_order(batch), ingest_block=block))
             self._rows_before += len(rows)
             conn = self._begin()
+            before = conn.total_changes
             k = _ROWS_PER_INSERT
             full = len(rows) - len(rows) % k
             chunks = (tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k))
             conn.executemany(_INSERT_ENRICHED_MANY, chunks)
             if tail := rows[full:]:
                 conn.execute(_insert_enriched(len(tail)), tuple(chain.from_iterable(tail)))
+            ignored = len(rows) - (conn.total_changes - before)
+        shadow = shadow_rows(batch)
+        if ignored:  # a redelivery, or a conflicting duplicate: compare the content
+            conflicts = self._conflicts(batch)
+            if conflicts:
+                index = batch.alert_index().tolist()
+                alerts = [a for a, i in zip(alerts, index, strict=True) if i not in conflicts]
+                shadow = [r for i, r in enumerate(shadow) if i not in conflicts]
         if alerts:
             with self._guard("insert into table fraud_alerts"):
                 self._begin().executemany(_INSERT_ALERT, alerts)
-        if batch.shadow is not None:
+        if shadow:
             with self._guard("insert into table shadow_decisions"):
-                self._begin().executemany(_INSERT_SHADOW, shadow_rows(batch))
+                self._begin().executemany(_INSERT_SHADOW, shadow)
+
+    def _conflicts(self, batch: ScoredBatch) -> set[int]:
+        """Rows of ``batch`` whose ``tx_id`` is stored with other content (queued as rejects)."""
+        ids = list(dict.fromkeys(batch.tx.tx_id))
+        stored: dict[str, tuple[Any, ...]] = {}
+        with self._guard("read table transactions_enriched"):
+            conn = self._begin()
+            for at in range(0, len(ids), _IDS_PER_LOOKUP):
+                chunk = ids[at : at + _IDS_PER_LOOKUP]
+                query = _STORED_CONTENT.format(", ".join("?" * len(chunk)))
+                stored.update((row[0], row[1:]) for row in conn.execute(query, chunk))
+        found: set[int] = set()
+        for i, tx_id in enumerate(batch.tx.tx_id):
+            row = stored[tx_id]
+            if row[:-2] != content(batch, i):
+                found.add(i)
+                reason = conflict_reason(tx_id, int(row[-2]), int(row[-1]))
+                self._pending_rejects.append(rejected_row(batch, i, reason))
+        if found:
+            log.warning("SQLite store %s: %d conflicting duplicate id(s)", self.path, len(found))
+        return found
+
+    def take_rejected(self) -> list[RejectedRow]:
+        """Rows not stored as given by the flushes since the last call (conflicting ids)."""
+        rejected, self._rejected = self._rejected, []
+        return rejected
 
     def _feature_order(self, batch: ScoredBatch) -> npt.NDArray[np.intp] | None:
         """The permutation into the stored feature order of the batch's model version.
@@ -354,6 +420,8 @@ class SQLiteStore:
         if conn.in_transaction:
             with self._guard("commit"):
                 conn.commit()
+        self._rejected += self._pending_rejects
+        self._pending_rejects = []
 
     def close(self) -> None:
         """Commit pending writes and close the connection (closed even if the commit fails)."""

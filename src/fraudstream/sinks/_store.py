@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 from fraudstream.errors import ConfigError
 from fraudstream.schema import ScoredBatch, WindowStats
 from fraudstream.sinks._postgres import PostgresStore
+from fraudstream.sinks._rejects import RejectedRow
 from fraudstream.sinks._sqlite import SQLiteStore
 
 __all__ = ["Store", "open_store"]
@@ -25,7 +26,9 @@ _ACCEPTED = (
 class Store(Protocol):
     """Where the detector keeps enriched transactions, alerts, window statistics and models.
 
-    Writes are idempotent on the transaction id and become durable at ``flush``.
+    Writes are idempotent on the transaction id and become durable at ``flush``. ``flush``
+    raises ``StoreDataError`` when the store refuses a row's data (retrying fails again) and
+    ``StoreError`` when it is unavailable (retrying may succeed).
     """
 
     def open(self) -> None:
@@ -45,6 +48,9 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Flush and release the connection."""
+
+    def take_rejected(self) -> list[RejectedRow]:
+        """Rows the flushes since the last call did not store: an id stored with other content."""
 
     def count_transactions(self) -> int:
         """Stored enriched transactions."""

@@ -9,6 +9,13 @@ Under load the jobs waiting when the thread picks up work are made durable toget
 transaction, one producer flush. A commit's fixed cost (SQLite writes every page the batch
 dirtied, a random index touches a page per row) is then paid once per group instead of once per
 batch; when traffic is light a group is one job and nothing waits for company.
+
+A store error is either an outage (retried with back-off while consumption pauses) or a
+``StoreDataError``: the store refuses some row's data, so retrying would fail forever. Then the
+group is stored again batch by batch, a refused batch in halves down to the single refused
+rows, which go to the dead-letter topic with the reason while the rest is stored. Rows the store
+skipped as conflicting duplicates (an id stored with other content) are dead-lettered too. The
+dead letters are flushed with the alerts, before the consuming thread commits the offsets.
 """
 
 from __future__ import annotations
@@ -23,15 +30,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from confluent_kafka import TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
-from fraudstream.errors import StoreError
+from fraudstream.errors import KafkaError, StoreDataError, StoreError
 from fraudstream.model import Bundle
 from fraudstream.schema import ScoredBatch, WindowStats
-from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.sinks import AlertTopicSink, RejectedRow, Store, rejected_row
 from fraudstream.stream._stats import StageClock
 
-__all__ = ["Job", "SinkWorker"]
+__all__ = ["DeadLetterSink", "Job", "SinkWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +55,58 @@ class Job:
     durable_ms: float = field(default=0.0)
 
 
+class DeadLetterSink:
+    """Rows the store did not keep, to the dead-letter topic: the canonical transaction as JSON,
+    keyed by account, with headers ``fraudstream.error`` (the reason) and ``fraudstream.source``
+    (``topic/partition/offset``)."""
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+        self._failed: list[str] = []
+
+    def _on_delivery(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self._failed.append(str(err))
+
+    def write(self, source_topic: str, row: RejectedRow) -> None:
+        source = f"{source_topic}/{row.partition}/{row.offset}"
+        log.warning("record at %s not stored, sent to %s: %s", source, self.topic, row.reason)
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("fraudstream.error", row.reason.encode("utf-8", "backslashreplace")),
+            ("fraudstream.source", source.encode()),
+        ]
+        while True:
+            try:
+                self.producer.produce(
+                    self.topic,
+                    value=row.value,
+                    key=row.key,
+                    headers=headers,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def flush(self) -> None:
+        """Wait for delivery; ``KafkaError`` if a dead letter could not be written."""
+        self.producer.flush()
+        if self._failed:
+            first, self._failed = self._failed[0], []
+            raise KafkaError(f"dead-letter writes to {self.topic} failed: {first}")
+
+
 class SinkWorker:
     """Runs :class:`Job` outputs on a thread; at most ``max_waiting`` jobs queue behind it.
 
     The jobs waiting when the thread is free are made durable as one group (one store commit).
 
     A ``StoreError`` is retried with exponential back-off (``retry_initial_s`` doubling up to
-    ``retry_max_s``) while :attr:`outage` tells the consuming thread to pause; any other error
-    stops the worker and is re-raised on the consuming thread.
+    ``retry_max_s``) while :attr:`outage` tells the consuming thread to pause; a
+    ``StoreDataError`` sends the refused rows to ``dead_letters`` (logged only without one) and
+    stores the rest; any other error stops the worker and is re-raised on the consuming thread.
+    :attr:`rejected` counts the rows not stored.
     """
 
     def __init__(
@@ -68,8 +119,11 @@ class SinkWorker:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         clock: StageClock | None = None,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.alerts = alerts
+        self.dead_letters = dead_letters
+        self.rejected = 0
         self.store = store
         self.max_waiting = max_waiting
         self.retry_initial_s = retry_initial_s
@@ -178,11 +232,31 @@ class SinkWorker:
             if job.scored is not None:
                 with clock("alerts_produce"):
                     self.alerts.write(job.scored)  # sent by librdkafka while the store commits
-        if not self._store_durably(group):
+        rejects = self._store_durably(group)
+        if rejects is None:
             return False
+        if rejects:
+            self._dead_letter(group, rejects)
         with clock("alerts_flush"):
             self.alerts.flush()
         return True
+
+    def _dead_letter(self, group: list[Job], rejects: list[RejectedRow]) -> None:
+        self.rejected += len(rejects)
+        topic = next((tp.topic for job in group for tp in job.offsets), "?")
+        if self.dead_letters is None:
+            for row in rejects:
+                log.error(
+                    "record at %s/%d/%d not stored: %s",
+                    topic,
+                    row.partition,
+                    row.offset,
+                    row.reason,
+                )
+            return
+        for row in rejects:
+            self.dead_letters.write(topic, row)
+        self.dead_letters.flush()
 
     def _store_once(self, group: list[Job]) -> None:
         windows: list[WindowStats] = []
@@ -196,11 +270,53 @@ class SinkWorker:
         with self.clock("store_commit"):
             self.store.flush()
 
-    def _store_durably(self, group: list[Job]) -> bool:
-        """Write and commit the group, retrying through an outage; ``False`` if stopped."""
+    def _store_safely(self, group: list[Job]) -> list[RejectedRow]:
+        """Store the group; the rows the store refused or skipped as conflicting (not stored)."""
+        self.store.take_rejected()  # left by an attempt an outage interrupted: found again
         try:
             self._store_once(group)
-            return True
+            refused: list[RejectedRow] = []
+        except StoreDataError as exc:
+            log.warning(
+                "the store refused some row of %d batch(es), isolating it: %s", len(group), exc
+            )
+            refused = self._isolate(group)
+        return refused + self.store.take_rejected()
+
+    def _isolate(self, group: list[Job]) -> list[RejectedRow]:
+        """Store the group batch by batch; the rows the store refuses, found by halving."""
+        refused: list[RejectedRow] = []
+        for job in group:
+            if job.scored is not None and len(job.scored):
+                refused += self._store_rows(job.scored)
+        windows = [w for job in group for w in job.windows]
+        if windows:
+            try:
+                self.store.write_window_stats(windows)
+                self.store.flush()
+            except StoreDataError as exc:
+                log.error("window statistics of %d window(s) not stored: %s", len(windows), exc)
+        return refused
+
+    def _store_rows(self, batch: ScoredBatch) -> list[RejectedRow]:
+        try:
+            self.store.write(batch)
+            self.store.flush()
+            return []
+        except StoreDataError as exc:
+            if len(batch) == 1:
+                return [rejected_row(batch, 0, f"the store refused the row: {exc}")]
+        index = np.arange(len(batch))
+        half = len(batch) // 2
+        return self._store_rows(batch.take(index[:half])) + self._store_rows(
+            batch.take(index[half:])
+        )
+
+    def _store_durably(self, group: list[Job]) -> list[RejectedRow] | None:
+        """Write and commit the group, retrying through an outage; the rows not stored, or
+        ``None`` if stopped."""
+        try:
+            return self._store_safely(group)
         except StoreError as exc:
             self.outage = exc
         started = time.monotonic()
@@ -216,14 +332,14 @@ class SinkWorker:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopping, timeout=delay)
                 if self._stopping:
-                    return False
+                    return None
             attempts += 1
             try:
-                self._store_once(group)
+                rejects = self._store_safely(group)
                 break
             except StoreError as exc:
                 log.warning("store still unavailable (attempt %d): %s", attempts, exc)
                 delay = min(self.retry_max_s, delay * 2)
         log.info("store back after %.1f s and %d attempt(s)", time.monotonic() - started, attempts)
         self.outage = None
-        return True
+        return rejects
