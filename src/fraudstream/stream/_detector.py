@@ -30,7 +30,7 @@ from fraudstream.schema import (
 )
 from fraudstream.sinks import AlertTopicSink, Store
 from fraudstream.stream._models import ModelWatcher
-from fraudstream.stream._pipeline import Job, SinkWorker
+from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._window import SlidingWindow
@@ -269,6 +269,7 @@ class Detector:
             retry_initial_s=self.store_retry_initial_s,
             retry_max_s=self.store_retry_max_s,
             clock=self.stats.sink_clock,
+            dead_letters=DeadLetterSink(self.producer, self.topics.dlq),  # rows the store refused
         )
         self.consumer.subscribe(
             [self.topics.source],
