@@ -17,7 +17,7 @@ import pytest
 
 from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.features import FeatureEngine
-from fraudstream.model import Bundle, Thresholds, train_bundle
+from fraudstream.model import Bundle, Thresholds, promote, train_bundle
 from fraudstream.simulate import PaySimSimulator
 
 from ._pg_util import PG_URL
@@ -64,6 +64,7 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         review=float(np.quantile(scores, 0.99)), block=float(np.quantile(scores, 0.999))
     )
     bundle.save(root)
+    promote(root, bundle.version)  # in service: `detect` loads only a promoted bundle
     return root
 
 

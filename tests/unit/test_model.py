@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 
 from fraudstream.errors import ModelError
 from fraudstream.features import FeatureEngine
-from fraudstream.model import Bundle, Costs, Thresholds, latest_bundle, train_bundle
+from fraudstream.model import (
+    MIN_TEST_FRAUDS,
+    Bundle,
+    Costs,
+    Thresholds,
+    latest_bundle,
+    list_bundles,
+    promote,
+    promoted_version,
+    train_bundle,
+)
 from fraudstream.model._costs import choose_thresholds, decide, expected_cost
 from fraudstream.schema import KINDS, TxBatch
 
@@ -115,6 +125,13 @@ def test_learns_fraud_on_the_time_ordered_test_set(bundle: Bundle) -> None:
     assert m["lightgbm"]["roc_auc"] > 0.9
     assert m["lightgbm"]["expected_cost"] < m["lightgbm"]["expected_cost_allow_all"]
     assert data["test_start_ms"] >= data["train_end_ms"] + data["gap_ms"]
+    assert data["train_start_ms"] < data["calibration_start_ms"] < data["validation_start_ms"]
+    assert data["validation_start_ms"] <= data["train_end_ms"]
+    assert (
+        data["fit_rows"] + data["calibration_rows"] + data["validation_rows"] == data["train_rows"]
+    )
+    assert data["validation_frauds"] >= 1
+    assert m["quality"]["meaningful"] and m["quality"]["test_frauds"] >= MIN_TEST_FRAUDS
     assert data["train_rows"] + data["test_rows"] < data["rows"]  # the gap is dropped
     assert bundle.mode == "pre_auth" and bundle.feature_names == FeatureEngine().feature_names
 
@@ -122,7 +139,8 @@ def test_learns_fraud_on_the_time_ordered_test_set(bundle: Bundle) -> None:
 def test_thresholds_are_ordered_probabilities(bundle: Bundle) -> None:
     t = bundle.thresholds
     assert 0.0 <= t.review <= t.block
-    assert bundle.metrics["lightgbm"]["review"]["threshold"] == t.review
+    assert bundle.metrics[bundle.scoring_model]["review"]["threshold"] == t.review
+    assert bundle.metrics[bundle.scoring_model]["block"]["threshold"] == t.block
 
 
 def test_scores_are_calibrated_probabilities(bundle: Bundle, features: np.ndarray) -> None:
@@ -164,21 +182,57 @@ def test_save_load_round_trip(bundle: Bundle, features: np.ndarray, tmp_path: Pa
         bundle.feature_names,
     )
     assert loaded.metrics == json.loads(json.dumps(bundle.metrics))
+    assert loaded.scoring_model == bundle.scoring_model == manifest["scoring_model"]
+    assert latest_bundle(tmp_path) is None, "a saved bundle is a candidate, not in service"
+    promote(tmp_path, bundle.version)
     assert latest_bundle(tmp_path) == path
     with pytest.raises(ModelError, match="already exists"):
         bundle.save(tmp_path)
 
 
-def test_latest_bundle_ignores_incomplete_directories(bundle: Bundle, tmp_path: Path) -> None:
+def test_only_the_promoted_bundle_is_in_service(bundle: Bundle, tmp_path: Path) -> None:
     assert latest_bundle(tmp_path / "missing") is None
     assert latest_bundle(tmp_path) is None
     path = bundle.save(tmp_path)
     (tmp_path / "99991231T000000Z-unfinished").mkdir()
     (tmp_path / ".99991231T000000Z-tmp").mkdir()
+    assert latest_bundle(tmp_path) is None and promoted_version(tmp_path) is None
+    promote(tmp_path, bundle.version)
     assert latest_bundle(tmp_path) == path
     newer = tmp_path / "99991231T000000Z-copy"
     shutil.copytree(path, newer)
+    assert latest_bundle(tmp_path) == path, "a newer candidate is not in service"
+    assert [(b.version, b.status) for b in list_bundles(tmp_path)] == [
+        (bundle.version, "promoted"),
+        (newer.name, "candidate"),
+    ]
+    promote(tmp_path, newer.name)
     assert latest_bundle(tmp_path) == newer
+    assert [b.status for b in list_bundles(tmp_path)] == ["retired", "promoted"]
+    assert list_bundles(tmp_path)[0].scoring_model == bundle.scoring_model
+    promote(tmp_path, bundle.version)  # a rollback is a promotion too
+    assert [b.status for b in list_bundles(tmp_path)] == ["promoted", "retired"]
+    state = json.loads((tmp_path / "promotion.json").read_text())
+    assert [h["version"] for h in state["history"]] == [bundle.version, newer.name, bundle.version]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".promotion")], "temp left"
+
+
+def test_promotion_refuses_unknown_versions_and_reports_a_corrupt_state(
+    bundle: Bundle, tmp_path: Path
+) -> None:
+    path = bundle.save(tmp_path)
+    for bad in ("nope", "99991231T000000Z-unfinished", "../x", ".hidden"):
+        with pytest.raises(ModelError, match="no bundle"):
+            promote(tmp_path, bad)
+    assert not (tmp_path / "promotion.json").exists()
+    promote(tmp_path, bundle.version)
+    (tmp_path / "promotion.json").write_text("{half")
+    with pytest.raises(ModelError, match="corrupt.*model promote"):
+        latest_bundle(tmp_path)
+    (tmp_path / "promotion.json").write_text(json.dumps({"promoted": "gone", "history": []}))
+    with pytest.raises(ModelError, match="gone is missing"):
+        latest_bundle(tmp_path)
+    assert path.is_dir()
 
 
 def test_load_rejects_corrupt_or_mismatched_bundles(bundle: Bundle, tmp_path: Path) -> None:
@@ -207,7 +261,23 @@ def test_decide_respects_thresholds(bundle: Bundle) -> None:
     assert got.tolist() == expected.tolist()
 
 
+def scoring_with(bundle: Bundle, model: str) -> Bundle:
+    """The same trained parts, scoring with ``model`` (its calibration is not refitted)."""
+    return Bundle(
+        version=bundle.version,
+        mode=bundle.mode,
+        feature_names=bundle.feature_names,
+        thresholds=bundle.thresholds,
+        metrics=bundle.metrics,
+        booster=bundle.booster,
+        calibrator=bundle.calibrator,
+        baseline=bundle.baseline,
+        scoring_model=model,
+    )
+
+
 def test_explain_names_three_features_per_row(bundle: Bundle, features: np.ndarray) -> None:
+    bundle = scoring_with(bundle, "lightgbm")
     x = features[:50]
     reasons = bundle.explain(x)
     assert len(reasons) == 50
@@ -297,3 +367,113 @@ def test_baseline_reasons_are_coefficient_times_standardised_value(
         assert rs[0][2] == pytest.approx(contrib[row].max())
         assert rs[0][1] == pytest.approx(float(x[row, j]))
         assert rs[0][2] >= rs[1][2] >= rs[2][2]
+
+
+def test_a_logreg_scoring_bundle_scores_and_explains_with_the_baseline(
+    bundle: Bundle, features: np.ndarray
+) -> None:
+    b = scoring_with(bundle, "logreg")
+    assert b.trees is None and b.linear is not None
+    x = features[:2000]
+    pipe = b.baseline
+    assert pipe is not None
+    margin = pipe.decision_function(x)
+    np.testing.assert_allclose(b.margin(x), margin, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.score(x), b.calibrator(margin), rtol=1e-5, atol=1e-9)
+    assert b.explain(x[:20]) == b.explain_baseline(x[:20])
+    assert b.score(features[:0]).shape == (0,)
+    with pytest.raises(ModelError, match="no baseline|has none"):
+        Bundle(
+            version="v",
+            mode=b.mode,
+            feature_names=b.feature_names,
+            thresholds=b.thresholds,
+            metrics={},
+            booster=b.booster,
+            calibrator=b.calibrator,
+            scoring_model="logreg",
+        )
+
+
+def test_the_model_better_on_validation_scores_and_the_choice_is_recorded(
+    history: TxBatch, features: np.ndarray, tmp_path: Path
+) -> None:
+    """A LightGBM that cannot split (constant score) loses to the baseline on validation."""
+    b = train_bundle(history, seed=3, lightgbm_params={"min_data_in_leaf": 10**7})
+    sel = b.metrics["selection"]
+    val = sel["validation"]
+    assert b.scoring_model == sel["chosen"] == "logreg"
+    assert sel["criterion"] == "expected_cost"
+    assert val["logreg"]["expected_cost"] < val["lightgbm"]["expected_cost"]
+    assert val["logreg"]["average_precision"] > val["lightgbm"]["average_precision"]
+    assert "lower expected cost on validation: logreg" in sel["reason"]
+    assert b.thresholds.review == b.metrics["logreg"]["review"]["threshold"]
+    assert b.thresholds.block == b.metrics["logreg"]["block"]["threshold"]
+    # the bundle scores with the baseline, calibrated: monotone in its decision function
+    s, margin = b.score(features), b.baseline.decision_function(features)
+    order = np.argsort(margin, kind="stable")
+    assert np.all(np.diff(s[order]) >= -1e-12) and s.std() > 0
+    loaded = Bundle.load(b.save(tmp_path))
+    assert loaded.scoring_model == "logreg" and loaded.metrics["selection"]["chosen"] == "logreg"
+    np.testing.assert_array_equal(loaded.score(features), s)
+    assert json.loads((tmp_path / b.version / "bundle.json").read_text())["scoring_model"] == (
+        "logreg"
+    )
+
+
+def test_selection_rule() -> None:
+    from fraudstream.model._select import select_model
+
+    def val(cost_l: float, cost_r: float, ap_l: float | None, ap_r: float | None) -> dict:
+        return {
+            "lightgbm": {"expected_cost": cost_l, "average_precision": ap_l},
+            "logreg": {"expected_cost": cost_r, "average_precision": ap_r},
+        }
+
+    assert select_model(val(100.0, 90.0, 0.9, 0.1), frauds=5).chosen == "logreg"
+    assert select_model(val(90.0, 100.0, 0.1, 0.9), frauds=5).chosen == "lightgbm"
+    tie = select_model(val(100.0, 100.05, 0.2, 0.3), frauds=5)
+    assert (tie.chosen, tie.criterion) == ("logreg", "average_precision")
+    assert "tie" in tie.reason
+    even = select_model(val(100.0, 100.0, 0.3, 0.3), frauds=5)
+    assert (even.chosen, even.criterion) == ("lightgbm", "average_precision")
+    none = select_model(val(100.0, 1.0, None, None), frauds=0)
+    assert (none.chosen, none.criterion) == ("lightgbm", "default")
+    assert none.as_dict()["validation"]["logreg"]["expected_cost"] == 1.0
+
+
+def test_too_few_test_frauds_refused_or_marked() -> None:
+    small = synthetic_history(3000, seed=5)
+    with pytest.raises(ModelError, match=r"the test part has \d+ frauds in [\d,]+ rows") as err:
+        train_bundle(small, refuse_few_frauds=True)
+    message = str(err.value)
+    assert "--allow-few-frauds" in message and "\n" not in message
+    need = int(message.split("about ")[1].split(" rows")[0].replace(",", ""))
+    assert need > len(small), message
+    marked = train_bundle(small)
+    q = marked.metrics["quality"]
+    assert q["meaningful"] is False and q["test_frauds"] < MIN_TEST_FRAUDS
+    assert q["min_test_frauds"] == MIN_TEST_FRAUDS
+    assert any("not meaningful" in w for w in q["warnings"])
+    assert marked.info["metrics_meaningful"] is False
+    big = synthetic_history(8000)
+    assert train_bundle(big, refuse_few_frauds=True).metrics["quality"]["meaningful"] is True
+
+
+def test_equal_or_never_thresholds_are_flagged() -> None:
+    from fraudstream.model._costs import NEVER
+    from fraudstream.model._train import _quality
+
+    metrics = {
+        "data": {"test_frauds": 100, "validation_frauds": 50},
+        "selection": {"chosen": "logreg"},
+    }
+    assert _quality(metrics, Thresholds(0.2, 0.7))["warnings"] == []
+    (equal,) = _quality(metrics, Thresholds(0.4, 0.4))["warnings"]
+    assert "equal" in equal
+    (never,) = _quality(metrics, Thresholds(NEVER, NEVER))["warnings"]
+    assert "never alerts" in never
+    few = _quality(
+        {**metrics, "data": {"test_frauds": 2, "validation_frauds": 1}}, Thresholds(1, 1)
+    )
+    assert few["meaningful"] is False and len(few["warnings"]) == 3

@@ -86,7 +86,7 @@ def demo(
             settings = load_settings(
                 simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}
             )
-        model = ensure_model(settings)
+        ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
         if dashboard:
             proc, dashboard_url = start_dashboard(
@@ -106,7 +106,7 @@ def demo(
         console.print(
             f"simulator at {settings.simulate.rate:,.0f} tx/s → {topic} → detector; {until}"
         )
-        stats = run_detector(settings, should_stop=stopper.detector_stop.is_set, model=model)
+        stats = run_detector(settings, should_stop=stopper.detector_stop.is_set)  # the promoted
         _summary(settings, bootstrap, stats, dashboard_url)
 
 

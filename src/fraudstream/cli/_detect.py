@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 
-from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.cli._app import app, console, kafka_client, load_settings, stop_event
+from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
 from fraudstream.features import engine_for
-from fraudstream.model import Bundle, latest_bundle
+from fraudstream.model import Bundle
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
@@ -68,9 +69,7 @@ def run_detector(
     on_window: Callable[[WindowStats, DetectorStats], None] | None = live_line,
 ) -> DetectorStats:
     """Build the detector from settings and run it until ``should_stop``."""
-    path = model or latest_bundle(settings.models_dir)
-    if path is None:
-        raise fail(f"no model bundle under {settings.models_dir}; run `fraudstream train` first")
+    path = model or serving_bundle(settings.models_dir)  # the promoted bundle
     bundle = Bundle.load(path)
     client = kafka_client(settings)
     topics = settings.topics
@@ -144,7 +143,7 @@ def detect(
         None, help="Consumer group [default: fraudstream-detector]."
     ),
     model: Path | None = typer.Option(
-        None, help="Bundle directory [default: the newest under models/, hot-reloaded]."
+        None, help="Bundle directory [default: the promoted one under models/, hot-reloaded]."
     ),
     challenger: Path | None = typer.Option(
         None, help="A second bundle scored in shadow: its decisions are stored, never acted on."

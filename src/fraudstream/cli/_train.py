@@ -10,36 +10,61 @@ from rich.progress import Progress
 from rich.table import Table
 
 from fraudstream.cli._app import app, console, fail, load_settings
+from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
-from fraudstream.model import Bundle, Costs, latest_bundle, train_bundle
+from fraudstream.model import MIN_TEST_FRAUDS, Bundle, Costs, promote, train_bundle
 from fraudstream.model._data import read_history
+from fraudstream.model._registry import bundle_dirs
 from fraudstream.model._report import write_report
 from fraudstream.schema import TxBatch
 from fraudstream.simulate import PaySimSimulator
 
 __all__ = ["ensure_model", "train_from_simulation"]
 
+#: The simulated history's default train/test gap: a minute, at most a tenth of its span.
+_SIM_GAP_MS = 60_000
+
 
 def train_from_simulation(
-    settings: Settings, *, rows: int, mode: str, seed: int, gap_ms: int = 60_000
+    settings: Settings,
+    *,
+    rows: int,
+    mode: str,
+    seed: int,
+    gap_ms: int | None = None,
+    allow_few_frauds: bool = False,
 ) -> Bundle:
     """Simulate ``rows`` of history with the live stream's parameters and train on it.
 
     At 500 tx/s a million rows span ~33 simulated minutes, so the train/test gap is a minute by
-    default: longer than the robots' cash-out delays, short against the history.
+    default (longer than the robots' cash-out delays, short against the history), and at most a
+    tenth of the history's span, so a short history keeps a training part.
     """
     sim = settings.simulate
     with console.status(f"simulating {rows:,} transactions of history…"):
         history = PaySimSimulator(
             accounts=sim.accounts, seed=seed, rate_per_s=sim.rate if sim.rate > 0 else 500.0
         ).history(rows)
-    bundle = _train(history, settings, mode=mode, seed=seed, gap_ms=gap_ms)
+    if gap_ms is None:
+        span_ms = int(history.event_time_ms.max() - history.event_time_ms.min()) if rows else 0
+        gap_ms = min(_SIM_GAP_MS, span_ms // 10)
+    bundle = _train(
+        history, settings, mode=mode, seed=seed, gap_ms=gap_ms, allow_few_frauds=allow_few_frauds
+    )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle
 
 
-def _train(history: TxBatch, settings: Settings, *, mode: str, seed: int, gap_ms: int) -> Bundle:
+def _train(
+    history: TxBatch,
+    settings: Settings,
+    *,
+    mode: str,
+    seed: int,
+    gap_ms: int,
+    allow_few_frauds: bool = False,
+) -> Bundle:
     """:func:`train_bundle` with a progress bar over the feature replay."""
     with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
         task = bar.add_task(f"feature replay ({mode}), then training", total=len(history))
@@ -51,6 +76,7 @@ def _train(history: TxBatch, settings: Settings, *, mode: str, seed: int, gap_ms
             gap_ms=gap_ms,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             partitions=settings.kafka.partitions,
+            refuse_few_frauds=not allow_few_frauds,
         )
 
 
@@ -72,16 +98,19 @@ def _costs(settings: Settings) -> Costs:
 
 
 def ensure_model(settings: Settings, *, rows: int = 300_000) -> Path:
-    """The newest bundle under ``models_dir``, training a first one if there is none."""
-    found = latest_bundle(settings.models_dir)
-    if found is not None:
-        return found
-    console.print("no model bundle yet: training a first one on simulated history")
-    bundle = train_from_simulation(
-        settings, rows=rows, mode="pre_auth", seed=settings.simulate.seed + 1
-    )
-    assert bundle.path is not None
-    return bundle.path
+    """The promoted bundle; with no bundle at all, a first one trained and promoted.
+
+    Candidates without a promoted bundle are the user's to review: a one-line failure says
+    which ``fraudstream model promote`` to run.
+    """
+    if not bundle_dirs(settings.models_dir):
+        console.print("no model bundle yet: training a first one on simulated history")
+        bundle = train_from_simulation(
+            settings, rows=rows, mode="pre_auth", seed=settings.simulate.seed + 1
+        )
+        promote(settings.models_dir, bundle.version)
+        console.print(f"promoted [bold]{bundle.version}[/], the first model, into service")
+    return serving_bundle(settings.models_dir)
 
 
 _SHOWN = (
@@ -96,26 +125,70 @@ _SHOWN = (
 def _print_metrics(bundle: Bundle) -> None:
     m = bundle.metrics
     data = m.get("data", {})
-    table = Table(title=f"held-out test set, after the training period — {bundle.version}")
+    quality = m.get("quality", {})
+    meaningful = quality.get("meaningful", True)
+    title = f"held-out test set, after the training period — {bundle.version}"
+    if not meaningful:
+        title += f" — NOT MEANINGFUL: {data.get('test_frauds')} test frauds"
+    table = Table(title=title)
     table.add_column("metric")
-    for model in ("lightgbm", "logreg"):
-        table.add_column(model, justify="right")
+    for model in _MODELS:
+        table.add_column(_heading(bundle, model), justify="right")
     for key, label in _SHOWN:
-        table.add_row(label, *(_fmt(m.get(model, {}).get(key)) for model in ("lightgbm", "logreg")))
+        table.add_row(label, *(_cell(m.get(model, {}).get(key), meaningful) for model in _MODELS))
     for step in ("review", "block"):
         for what in ("precision", "recall"):
-            row = [
-                _fmt(m.get(model, {}).get(step, {}).get(what)) for model in ("lightgbm", "logreg")
-            ]
+            row = [_cell(m.get(model, {}).get(step, {}).get(what), meaningful) for model in _MODELS]
             table.add_row(f"{what} at the {step} threshold", *row)
     console.print(table)
     console.print(
-        f"train {data.get('train_rows', '?'):,} rows ({data.get('train_frauds', '?')} frauds), "
-        f"test {data.get('test_rows', '?'):,} rows ({data.get('test_frauds', '?')} frauds), "
-        f"gap {data.get('gap_ms', 0) / 1000:.0f} s"
+        f"fit {data.get('fit_rows', 0):,} rows ({data.get('fit_frauds', '?')} frauds), "
+        f"calibration {data.get('calibration_rows', 0):,} ({data.get('calibration_frauds', '?')}), "
+        f"validation {data.get('validation_rows', 0):,} ({data.get('validation_frauds', '?')}), "
+        f"gap {data.get('gap_ms', 0) / 1000:.0f} s, "
+        f"test {data.get('test_rows', 0):,} ({data.get('test_frauds', '?')} frauds)"
     )
+    _print_selection(bundle)
     t = bundle.thresholds
-    console.print(f"thresholds from costs: review ≥ {t.review:.4f}, block ≥ {t.block:.4f}")
+    console.print(
+        f"thresholds of {bundle.scoring_model} from costs: review ≥ {_threshold(t.review)}, "
+        f"block ≥ {_threshold(t.block)}"
+    )
+    for warning in quality.get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+_MODELS = ("lightgbm", "logreg")
+
+
+def _heading(bundle: Bundle, model: str) -> str:
+    return f"{model} (scores)" if model == bundle.scoring_model else model
+
+
+def _print_selection(bundle: Bundle) -> None:
+    """The validation part's evidence and the reason for the scoring model."""
+    selection = bundle.metrics.get("selection")
+    if not selection:
+        return
+    table = Table(title="validation part (end of the training period): model selection")
+    table.add_column("metric")
+    for model in _MODELS:
+        table.add_column(_heading(bundle, model), justify="right")
+    val = selection["validation"]
+    table.add_row("expected cost", *(f"{val[m]['expected_cost']:,.0f}" for m in _MODELS))
+    for key, label in _SHOWN[:2]:
+        table.add_row(label, *(_fmt(val[m].get(key)) for m in _MODELS))
+    table.add_row("alerts (review+block)", *(_fmt(val[m].get("alerts")) for m in _MODELS))
+    console.print(table)
+    console.print(f"scoring model: [bold]{selection['chosen']}[/] — {selection['reason']}")
+
+
+def _threshold(value: float) -> str:
+    return "never" if value > 1.0 else f"{value:.4f}"
+
+
+def _cell(value: object, meaningful: bool) -> str:
+    return _fmt(value) if meaningful else f"[dim]{_fmt(value)}[/] not meaningful"
 
 
 def _fmt(value: object) -> str:
@@ -140,13 +213,22 @@ def train(
     gap_ms: int | None = typer.Option(
         None,
         help="Gap between the train and test parts (label delay); default 1 min "
-        "simulated, 1 h PaySim file, 7 days card file.",
+        "simulated (at most a tenth of its span), 1 h PaySim file, 7 days card file.",
+    ),
+    allow_few_frauds: bool = typer.Option(
+        False,
+        help=f"Train even when the test part has fewer than {MIN_TEST_FRAUDS} frauds; the "
+        "bundle is marked: its metrics are not meaningful.",
+    ),
+    promote_it: bool = typer.Option(
+        False, "--promote", help="Put the new bundle in service at once (it is a candidate else)."
     ),
     mlflow_uri: str = typer.Option(
         "", "--mlflow-uri", help="Log params, metrics and the bundle to this MLflow tracking URI."
     ),
 ) -> None:
-    """Train LightGBM and a logistic-regression baseline; write a versioned bundle."""
+    """Train LightGBM and a logistic baseline; the better on validation scores. A new bundle
+    is a candidate until `fraudstream model promote VERSION` (or --promote)."""
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
     if data_format not in ("paysim", "card"):
@@ -155,11 +237,26 @@ def train(
     started = time.monotonic()
     if data is None:
         bundle = train_from_simulation(
-            settings, rows=rows, mode=mode, seed=seed, gap_ms=60_000 if gap_ms is None else gap_ms
+            settings,
+            rows=rows,
+            mode=mode,
+            seed=seed,
+            gap_ms=gap_ms,
+            allow_few_frauds=allow_few_frauds,
         )
     else:
-        bundle = _train_from_file(settings, data, data_format, mode, seed, gap_ms)
+        bundle = _train_from_file(
+            settings, data, data_format, mode, seed, gap_ms, allow_few_frauds=allow_few_frauds
+        )
     console.print(f"trained in {time.monotonic() - started:.1f} s")
+    if promote_it:
+        promote(settings.models_dir, bundle.version)
+        console.print(f"promoted [bold]{bundle.version}[/]: running detectors switch to it")
+    else:
+        console.print(
+            f"{bundle.version} is a candidate: `fraudstream model promote {bundle.version}` "
+            "puts it in service"
+        )
     if mlflow_uri:
         from fraudstream.model._tracking import log_bundle
 
@@ -168,7 +265,14 @@ def train(
 
 
 def _train_from_file(
-    settings: Settings, data: Path, data_format: str, mode: str, seed: int, gap_ms: int | None
+    settings: Settings,
+    data: Path,
+    data_format: str,
+    mode: str,
+    seed: int,
+    gap_ms: int | None,
+    *,
+    allow_few_frauds: bool = False,
 ) -> Bundle:
     if not data.is_file():
         raise fail(f"no such file: {data}")
@@ -181,7 +285,9 @@ def _train_from_file(
         default_gap = 3_600_000
     console.print(f"{len(history):,} transactions read from {data}")
     gap = default_gap if gap_ms is None else gap_ms
-    bundle = _train(history, settings, mode=mode, seed=seed, gap_ms=gap)
+    bundle = _train(
+        history, settings, mode=mode, seed=seed, gap_ms=gap, allow_few_frauds=allow_few_frauds
+    )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle

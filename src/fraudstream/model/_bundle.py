@@ -1,4 +1,9 @@
-"""Model bundles: a versioned directory with the champion, its calibration and thresholds."""
+"""Model bundles: a versioned directory with the scoring model, its calibration and thresholds.
+
+A bundle holds both models trained on the same split, LightGBM and the logistic baseline;
+``scoring_model`` (recorded in ``bundle.json``, chosen on the validation part by
+:func:`~fraudstream.model._select.select_model`) says which one scores, decides and explains.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from fraudstream.errors import ModelError
 from fraudstream.features import CARD_FEATURES
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
+from fraudstream.model._linear import LinearScorer
 from fraudstream.model._trees import CompiledTrees
 
-__all__ = ["BUNDLE_FILE", "Bundle", "Platt", "latest_bundle"]
+__all__ = ["BUNDLE_FILE", "SCORING_MODELS", "Bundle", "Platt"]
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +39,13 @@ _BOOSTER_FILE: Final = "lgbm.txt"
 _BASELINE_FILE: Final = "logreg.joblib"
 _CALIBRATOR_FILE: Final = "calibrator.json"
 _FORMAT: Final = 1
+#: The models a bundle can score with (``bundle.json``'s ``scoring_model``; absent: LightGBM).
+SCORING_MODELS: Final = ("lightgbm", "logreg")
 
 
 @dataclass(frozen=True)
 class Platt:
-    """Platt scaling of the booster's raw margin: ``p = 1 / (1 + exp(-(slope·m + intercept)))``."""
+    """Platt scaling of a raw margin: ``p = 1 / (1 + exp(-(slope·m + intercept)))``."""
 
     slope: float
     intercept: float
@@ -49,9 +57,11 @@ class Platt:
 
 
 class Bundle:
-    """A trained LightGBM champion with calibration, thresholds, metrics and a baseline.
+    """LightGBM and the logistic baseline, one of them scoring, with calibration and thresholds.
 
-    ``score`` makes one model call per batch; ``decide`` and ``explain`` are vectorised.
+    ``score`` makes one model call per batch (compiled trees for LightGBM, one matrix-vector
+    product for the baseline); ``decide`` and ``explain`` are vectorised. ``calibrator`` and
+    ``thresholds`` belong to ``scoring_model``.
     """
 
     def __init__(
@@ -67,7 +77,12 @@ class Bundle:
         baseline: Any | None = None,
         info: dict[str, Any] | None = None,
         path: Path | None = None,
+        scoring_model: str = "lightgbm",
     ) -> None:
+        if scoring_model not in SCORING_MODELS:
+            raise ModelError(f"unknown scoring model {scoring_model!r}; expected {SCORING_MODELS}")
+        if scoring_model == "logreg" and baseline is None:
+            raise ModelError(f"bundle {version} scores with the baseline but has none")
         self.version = version
         self.mode = mode
         self.feature_names = feature_names
@@ -78,18 +93,26 @@ class Bundle:
         self.baseline = baseline
         self.info: dict[str, Any] = info or {}
         self.path = path
+        self.scoring_model = scoring_model
+        #: The baseline as one weight vector (batched scoring), ``None`` without a baseline.
+        self.linear = None if baseline is None else LinearScorer.from_pipeline(baseline)
         #: Test-set arrays of a freshly trained bundle, for :func:`write_report` (never saved).
         self.evaluation: dict[str, Any] | None = None
         #: The booster's trees for the compiled scorer (same raw scores, ~5x faster), or ``None``
         #: for a model it cannot compile, which ``booster.predict`` then scores.
         self.trees: CompiledTrees | None = None
+        if scoring_model != "lightgbm":
+            return
         try:
             self.trees = CompiledTrees.from_model(booster.dump_model())
         except ValueError as exc:  # the refusal's reason
             log.info("bundle %s is scored by LightGBM itself: %s", version, exc)
 
     def __repr__(self) -> str:
-        return f"Bundle(version={self.version!r}, mode={self.mode!r}, path={self.path!r})"
+        return (
+            f"Bundle(version={self.version!r}, mode={self.mode!r}, "
+            f"scoring_model={self.scoring_model!r}, path={self.path!r})"
+        )
 
     def _check(self, x: F32) -> None:
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
@@ -99,14 +122,17 @@ class Bundle:
             )
 
     def score(self, X: F32) -> F64:
-        """Calibrated fraud probability of each row (one compiled-trees or booster call)."""
+        """Calibrated fraud probability of each row by ``scoring_model`` (one batched call)."""
         self._check(X)
         if len(X) == 0:
             return np.empty(0, dtype=np.float64)
         return self.calibrator(self.margin(X))
 
     def margin(self, X: F32) -> F64:
-        """The booster's raw score of each row (log-odds before calibration)."""
+        """The scoring model's raw score of each row (log-odds before calibration)."""
+        if self.scoring_model == "logreg":
+            assert self.linear is not None  # checked in __init__
+            return self.linear.margin(X)
         if self.trees is not None:
             return self.trees.raw_score(X)
         return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
@@ -131,9 +157,12 @@ class Bundle:
     def explain(self, X: F32, top: int = 3) -> list[list[tuple[str, float, float]]]:
         """Per row, the ``top`` features that pushed the score up most.
 
-        Each reason is ``(feature_name, feature_value, contribution)``; contributions are
-        LightGBM SHAP values in log-odds of the uncalibrated booster, largest first.
+        Each reason is ``(feature_name, feature_value, contribution)``; contributions are in
+        log-odds of the uncalibrated scoring model, largest first: LightGBM's SHAP values, or
+        the baseline's coefficient × standardised value (:meth:`explain_baseline`).
         """
+        if self.scoring_model == "logreg":
+            return self.explain_baseline(X, top)
         self._check(X)
         if len(X) == 0:
             return []
@@ -157,16 +186,11 @@ class Bundle:
         """Like :meth:`explain` for the logistic baseline: contribution = coefficient ×
         standardised (signed-log) value, in log-odds, largest first."""
         self._check(X)
-        if self.baseline is None:
+        if self.linear is None:
             raise ModelError(f"bundle {self.version} has no baseline model")
         if len(X) == 0:
             return []
-        *prep, (_, logreg) = self.baseline.steps
-        z = np.asarray(X, dtype=np.float64)
-        for _, step in prep:
-            z = step.transform(z)
-        contrib = z * np.asarray(logreg.coef_[0], dtype=np.float64)
-        return _top_reasons(self.feature_names, X, contrib, top)
+        return _top_reasons(self.feature_names, X, self.linear.contributions(X), top)
 
     def save(self, models_dir: Path) -> Path:
         """Write ``models_dir/<version>/`` atomically (temp dir + rename) and return it."""
@@ -196,6 +220,7 @@ class Bundle:
             "format": _FORMAT,
             "version": self.version,
             "mode": self.mode,
+            "scoring_model": self.scoring_model,
             "feature_names": list(self.feature_names),
             "thresholds": asdict(self.thresholds),
             "metrics": self.metrics,
@@ -218,6 +243,7 @@ class Bundle:
         names = tuple(manifest["feature_names"])
         _check_feature_spec(path, manifest["mode"], names, booster)
         known = {"format", "version", "mode", "feature_names", "thresholds", "metrics"}
+        known.add("scoring_model")
         return cls(
             version=manifest["version"],
             mode=manifest["mode"],
@@ -229,6 +255,7 @@ class Bundle:
             baseline=baseline,
             info={k: v for k, v in manifest.items() if k not in known},
             path=path,
+            scoring_model=manifest.get("scoring_model", "lightgbm"),
         )
 
 
@@ -271,19 +298,3 @@ def _check_feature_spec(
             f"bundle {path} was trained on features {names} but this code's {mode} engine "
             f"computes {expected}; retrain with `fraudstream train`"
         )
-
-
-def latest_bundle(models_dir: Path) -> Path | None:
-    """The newest complete bundle directory under ``models_dir``, or ``None``."""
-    root = Path(models_dir)
-    if not root.is_dir():
-        return None
-    found = [
-        d
-        for d in root.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and (d / BUNDLE_FILE).is_file()
-    ]
-    if not found:
-        return None
-    # Names start with the UTC creation second; the manifest's mtime breaks ties.
-    return max(found, key=lambda d: (d.name.split("-")[0], (d / BUNDLE_FILE).stat().st_mtime_ns))

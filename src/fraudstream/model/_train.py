@@ -1,4 +1,15 @@
-"""Training: replay history through the feature engine, split in time, fit, calibrate, evaluate."""
+"""Training: replay history through the feature engine, split in time, fit, select, evaluate.
+
+The history, sorted by event time, is cut into four parts::
+
+    fit | calibration | validation | gap (label delay, dropped) | test
+
+Both models are fitted on *fit*; each gets a Platt calibration and cost thresholds on
+*calibration*; the one with the lower expected cost on *validation* becomes the bundle's
+scoring model (:mod:`fraudstream.model._select`); *test* only reports. A test part with fewer
+than :data:`MIN_TEST_FRAUDS` frauds gives metrics that mean nothing: the bundle says so
+(``metrics["quality"]``), and ``refuse_few_frauds=True`` refuses to train at all.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +38,15 @@ from fraudstream.features import (
     feature_names,
 )
 from fraudstream.model._bundle import Bundle, Platt
-from fraudstream.model._costs import Costs, Thresholds, choose_thresholds
+from fraudstream.model._costs import NEVER, Costs, Thresholds, choose_thresholds
+from fraudstream.model._linear import LinearScorer
 from fraudstream.model._metrics import evaluate
+from fraudstream.model._select import select_model
 from fraudstream.schema import TxBatch
 
 __all__ = [
     "MIN_ROWS",
+    "MIN_TEST_FRAUDS",
     "MODES",
     "bundle_feature_names",
     "data_fingerprint",
@@ -52,8 +66,13 @@ Progress = Callable[[int, int], None]
 MODES: Final = ("pre_auth", "post_tx", "card")
 #: Fewer labelled rows than this cannot give a meaningful time-ordered split.
 MIN_ROWS: Final = 1000
-#: The last share of the training part (in time) fits the calibration and the thresholds.
-CALIBRATION_FRACTION: Final = 0.2
+#: Fewer test frauds than this: the test metrics are not meaningful (the bundle is marked so).
+MIN_TEST_FRAUDS: Final = 30
+#: Fewer validation frauds than this: the model selection is flagged as weakly supported.
+MIN_VALIDATION_FRAUDS: Final = 10
+#: Shares of the training period (in time) for calibration + thresholds, then validation.
+CALIBRATION_FRACTION: Final = 0.15
+VALIDATION_FRACTION: Final = 0.15
 _REPLAY_CHUNK: Final = 50_000
 _ROUNDS: Final = 200
 
@@ -64,6 +83,7 @@ class _Split:
 
     fit: Mask
     calibration: Mask
+    validation: Mask
     test: Mask
     times_ms: dict[str, int]
 
@@ -78,26 +98,32 @@ def train_bundle(
     gap_ms: int = 3_600_000,
     progress: Progress | None = None,
     partitions: int = 1,
+    refuse_few_frauds: bool = False,
+    lightgbm_params: dict[str, Any] | None = None,
 ) -> Bundle:
-    """Train LightGBM (champion) and logistic regression (baseline) on ``history``.
+    """Train LightGBM and logistic regression on ``history``; the better one scores.
 
-    History is sorted by event time and replayed through a fresh :class:`FeatureEngine`; train is
-    the earliest part, then ``gap_ms`` is dropped (label delay), test is the last
-    ``test_fraction`` of rows. Calibration and thresholds use the last part of train only.
-    ``progress(done, total)`` is called after each replayed chunk.
+    History is sorted by event time and replayed through a fresh :class:`FeatureEngine`; the
+    split is fit | calibration | validation | ``gap_ms`` (dropped, label delay) | test, the
+    last ``test_fraction`` of rows. ``progress(done, total)`` is called after each replayed chunk.
     ``partitions``: the topic's partition count; the feature state is kept per partition as the
     detector keeps it (``FeatureEngine``), so training sees the features serving computes.
+    ``refuse_few_frauds``: raise :class:`ModelError` (before any fitting) when the test part has
+    fewer than :data:`MIN_TEST_FRAUDS` frauds; otherwise such a bundle is only marked.
+    ``lightgbm_params`` override LightGBM's defaults.
     """
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
-    x = replay(h, mode, progress, partitions=partitions)
     split = _split(h, test_fraction, gap_ms)
-    fitted = _fit_models(x, h.label == 1, split, names, seed)
-    thresholds_by_model, metrics = _evaluate_models(fitted, x, h, split, costs)
-    thresholds = thresholds_by_model["lightgbm"]
+    _check_frauds(h, split, refuse_few_frauds)
+    x = replay(h, mode, progress, partitions=partitions)
+    fitted = _fit_models(x, h.label == 1, split, names, seed, lightgbm_params or {})
+    thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
+    chosen = metrics["selection"]["chosen"]
     metrics["data"] = _data_summary(h, split, gap_ms)
     metrics["data"]["state_partitions"] = partitions
+    metrics["quality"] = _quality(metrics, thresholds[chosen])
     metrics["costs"] = asdict(costs)
     metrics["train_seconds"] = round(time.monotonic() - started, 3)
     fingerprint = data_fingerprint(h)
@@ -109,14 +135,16 @@ def train_bundle(
         version=version,
         mode=mode,
         feature_names=names,
-        thresholds=thresholds,
+        thresholds=thresholds[chosen],
         metrics=metrics,
         booster=fitted.booster,
-        calibrator=fitted.calibrator,
+        calibrator=fitted.calibrators[chosen],
         baseline=fitted.baseline,
+        scoring_model=chosen,
         info={
             "data_fingerprint": fingerprint,
             "created_at": created.isoformat(),
+            "metrics_meaningful": metrics["quality"]["meaningful"],
             "training": {**params, "gap_ms": gap_ms, "lightgbm_params": fitted.params},
         },
     )
@@ -124,11 +152,8 @@ def train_bundle(
     bundle.evaluation = {
         "label": h.label[test],
         "amount": h.amount[test],
-        "scores": {
-            "lightgbm": fitted.calibrator(_margin(fitted.booster, x[test])),
-            "logreg": np.asarray(fitted.baseline.predict_proba(x[test])[:, 1], dtype=np.float64),
-        },
-        "thresholds": thresholds_by_model,
+        "scores": {name: score(x[test]) for name, score in fitted.scorers().items()},
+        "thresholds": thresholds,
         "costs": costs,
     }
     return bundle
@@ -138,36 +163,95 @@ def train_bundle(
 class _Fitted:
     booster: lgb.Booster
     params: dict[str, Any]
-    calibrator: Platt
     baseline: Pipeline
+    linear: LinearScorer
+    calibrators: dict[str, Platt]
+
+    def margins(self) -> dict[str, Callable[[F32], F64]]:
+        """Per model, its raw score (log-odds) of a batch, as the bundle computes it."""
+        return {"lightgbm": lambda x: _margin(self.booster, x), "logreg": self.linear.margin}
+
+    def scorers(self) -> dict[str, Callable[[F32], F64]]:
+        """Per model, its calibrated probability of a batch."""
+        return {
+            name: _calibrated(margin, self.calibrators[name])
+            for name, margin in self.margins().items()
+        }
 
 
-def _fit_models(x: F32, y: Mask, split: _Split, names: tuple[str, ...], seed: int) -> _Fitted:
-    """LightGBM and the baseline on the fit part; Platt scaling on the calibration part."""
+def _calibrated(margin: Callable[[F32], F64], calibrator: Platt) -> Callable[[F32], F64]:
+    return lambda x: calibrator(margin(x))
+
+
+def _fit_models(
+    x: F32, y: Mask, split: _Split, names: tuple[str, ...], seed: int, overrides: dict[str, Any]
+) -> _Fitted:
+    """LightGBM and the baseline on the fit part; Platt scaling of each on the calibration part."""
     fit, cal = split.fit, split.calibration
     n_pos = int(np.count_nonzero(y[fit]))
-    params = _lgb_params(n_pos, int(np.count_nonzero(fit)) - n_pos, seed)
+    params = {**_lgb_params(n_pos, int(np.count_nonzero(fit)) - n_pos, seed), **overrides}
     data = lgb.Dataset(x[fit], label=y[fit].astype(np.float64), feature_name=list(names))
     booster = lgb.train(params, data, num_boost_round=_ROUNDS)
-    calibrator = _fit_platt(_margin(booster, x[cal]), y[cal])
-    return _Fitted(booster, params, calibrator, _fit_baseline(x[fit], y[fit]))
+    baseline = _fit_baseline(x[fit], y[fit])
+    linear = LinearScorer.from_pipeline(baseline)
+    calibrators = {
+        "lightgbm": _fit_platt(_margin(booster, x[cal]), y[cal]),
+        "logreg": _fit_platt(linear.margin(x[cal]), y[cal]),
+    }
+    return _Fitted(booster, params, baseline, linear, calibrators)
 
 
 def _evaluate_models(
     fitted: _Fitted, x: F32, h: TxBatch, split: _Split, costs: Costs
 ) -> tuple[dict[str, Thresholds], dict[str, Any]]:
-    """Per model: cost thresholds on the calibration part, then metrics on the test part."""
-    scorers: dict[str, Callable[[Mask], F64]] = {
-        "lightgbm": lambda m: fitted.calibrator(_margin(fitted.booster, x[m])),
-        "logreg": lambda m: np.asarray(fitted.baseline.predict_proba(x[m])[:, 1], dtype=np.float64),
-    }
+    """Per model: thresholds on calibration, metrics on validation (selection) and on test."""
     chosen: dict[str, Thresholds] = {}
+    validation: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
-    cal, test = split.calibration, split.test
-    for name, scorer in scorers.items():
-        chosen[name] = choose_thresholds(scorer(cal), h.label[cal], h.amount[cal], costs)
-        metrics[name] = evaluate(scorer(test), h.label[test], h.amount[test], chosen[name], costs)
+    cal, val, test = split.calibration, split.validation, split.test
+    for name, scorer in fitted.scorers().items():
+        chosen[name] = choose_thresholds(scorer(x[cal]), h.label[cal], h.amount[cal], costs)
+        validation[name] = evaluate(
+            scorer(x[val]), h.label[val], h.amount[val], chosen[name], costs
+        )
+        metrics[name] = evaluate(
+            scorer(x[test]), h.label[test], h.amount[test], chosen[name], costs
+        )
+    selection = select_model(validation, int(np.count_nonzero(h.label[val] == 1)))
+    log.info("scoring model %s: %s", selection.chosen, selection.reason)
+    metrics["selection"] = selection.as_dict()
     return chosen, metrics
+
+
+def _quality(metrics: dict[str, Any], thresholds: Thresholds) -> dict[str, Any]:
+    """Whether the test metrics mean anything, and what a reader must be warned about."""
+    data = metrics["data"]
+    test_frauds, val_frauds = data["test_frauds"], data["validation_frauds"]
+    warnings = []
+    if test_frauds < MIN_TEST_FRAUDS:
+        warnings.append(
+            f"only {test_frauds} frauds in the test part (fewer than {MIN_TEST_FRAUDS}): "
+            "the test metrics are not meaningful"
+        )
+    if val_frauds < MIN_VALIDATION_FRAUDS:
+        warnings.append(
+            f"only {val_frauds} frauds in the validation part: the choice of "
+            f"{metrics['selection']['chosen']} rests on little evidence"
+        )
+    if thresholds.review == thresholds.block < NEVER:
+        warnings.append(
+            f"review and block thresholds are equal ({thresholds.review:.4g}): every alert is "
+            "a block, none goes to review"
+        )
+    if thresholds.review >= NEVER:
+        warnings.append("the scoring model never alerts at these costs (review threshold never)")
+    return {
+        "meaningful": test_frauds >= MIN_TEST_FRAUDS,
+        "min_test_frauds": MIN_TEST_FRAUDS,
+        "test_frauds": test_frauds,
+        "validation_frauds": val_frauds,
+        "warnings": warnings,
+    }
 
 
 def replay(
@@ -217,7 +301,7 @@ def bundle_feature_names(mode: str) -> tuple[str, ...]:
 
 
 def _split(h: TxBatch, test_fraction: float, gap_ms: int) -> _Split:
-    """Train = earliest rows, then a ``gap_ms`` gap, then test = the last ``test_fraction``."""
+    """Fit | calibration | validation (the training period, in time), gap, test (the last rows)."""
     t = h.event_time_ms
     labelled = h.label >= 0
     test_start = int(t[min(len(t) - 1, int(len(t) * (1.0 - test_fraction)))])
@@ -226,32 +310,71 @@ def _split(h: TxBatch, test_fraction: float, gap_ms: int) -> _Split:
     train_idx = np.flatnonzero(train)
     if len(train_idx) < MIN_ROWS // 2:
         raise ModelError(
-            f"only {len(train_idx)} labelled rows precede the test part minus the "
-            f"{gap_ms} ms gap; supply a longer history or a smaller gap_ms / test_fraction"
+            f"only {len(train_idx):,} of {len(t):,} rows precede the test part minus the "
+            f"{gap_ms / 1000:g} s gap (the history spans {(t[-1] - t[0]) / 1000:,.0f} s); "
+            "supply a longer history or a smaller gap / test fraction"
         )
-    cal_start = int(t[train_idx[int(len(train_idx) * (1.0 - CALIBRATION_FRACTION))]])
-    split = _Split(
+
+    def at(share: float) -> int:
+        return int(t[train_idx[int(len(train_idx) * share)]])
+
+    cal_start = at(1.0 - CALIBRATION_FRACTION - VALIDATION_FRACTION)
+    val_start = at(1.0 - VALIDATION_FRACTION)
+    return _Split(
         fit=train & (t < cal_start),
-        calibration=train & (t >= cal_start),
+        calibration=train & (t >= cal_start) & (t < val_start),
+        validation=train & (t >= val_start),
         test=test,
         times_ms={
             "train_start_ms": int(t[train_idx[0]]),
             "calibration_start_ms": cal_start,
+            "validation_start_ms": val_start,
             "train_end_ms": int(t[train_idx[-1]]),
             "test_start_ms": test_start,
             "test_end_ms": int(t[-1]),
         },
     )
+
+
+def _check_frauds(h: TxBatch, split: _Split, refuse_few_frauds: bool) -> None:
+    """Every training part needs both classes; the test part, if asked, enough frauds."""
     y = h.label == 1
+    frauds, rows = int(np.count_nonzero(y)), int(np.count_nonzero(h.label >= 0))
+    test_frauds, test_rows = _count(split.test & y), _count(split.test)
+    if refuse_few_frauds and test_frauds < MIN_TEST_FRAUDS:
+        need = _rows_needed(rows, frauds, split.test, y, MIN_TEST_FRAUDS)
+        raise ModelError(
+            f"the test part has {test_frauds} frauds in {test_rows:,} rows (history: {frauds} "
+            f"in {rows:,}); meaningful metrics need at least {MIN_TEST_FRAUDS}, which takes "
+            f"about {need:,} rows of this history: supply more, or pass --allow-few-frauds "
+            "to train a bundle marked as such"
+        )
     for part in ("fit", "calibration"):
         mask: Mask = getattr(split, part)
         if not np.any(mask & y) or not np.any(mask & ~y):
+            need = _rows_needed(rows, frauds, mask, y, 1)
             raise ModelError(
-                f"the {part} part of the time-ordered split needs both fraud and good rows; "
-                f"it has {int(np.count_nonzero(mask & y))} frauds in "
-                f"{int(np.count_nonzero(mask))} rows — supply more history"
+                f"the {part} part of the time-ordered split has {_count(mask & y)} frauds in "
+                f"{_count(mask):,} rows (history: {frauds} in {rows:,}) and needs both fraud "
+                f"and good rows: supply more history (about {need:,} rows)"
             )
-    return split
+
+
+def _count(mask: Mask) -> int:
+    return int(np.count_nonzero(mask))
+
+
+def _rows_needed(rows: int, frauds: int, part: Mask, y: Mask, target: int) -> int:
+    """Rows of history for ``target`` frauds in ``part`` at its fraud rate (else the history's).
+
+    An estimate: ``part`` keeps its share of the history, and its fraud rate stays.
+    """
+    part_rows, part_frauds = _count(part), _count(part & y)
+    rate = part_frauds / part_rows if part_frauds and part_rows else max(frauds, 1) / rows
+    share = max(part_rows, 1) / rows
+    need = target / rate / share
+    digits = 10 ** max(int(math.log10(need)) - 1, 0)
+    return int(math.ceil(need / digits) * digits)
 
 
 def _lgb_params(n_pos: int, n_neg: int, seed: int) -> dict[str, Any]:
@@ -308,7 +431,7 @@ def _fit_baseline(x: F32, y: Mask) -> Pipeline:
 
 def _data_summary(h: TxBatch, split: _Split, gap_ms: int) -> dict[str, Any]:
     y = h.label == 1
-    train = split.fit | split.calibration
+    train = split.fit | split.calibration | split.validation
 
     def rows(m: Mask) -> int:
         return int(np.count_nonzero(m))
@@ -318,8 +441,12 @@ def _data_summary(h: TxBatch, split: _Split, gap_ms: int) -> dict[str, Any]:
         "labelled_rows": rows(h.label >= 0),
         "train_rows": rows(train),
         "train_frauds": rows(train & y),
+        "fit_rows": rows(split.fit),
+        "fit_frauds": rows(split.fit & y),
         "calibration_rows": rows(split.calibration),
         "calibration_frauds": rows(split.calibration & y),
+        "validation_rows": rows(split.validation),
+        "validation_frauds": rows(split.validation & y),
         "test_rows": rows(split.test),
         "test_frauds": rows(split.test & y),
         "gap_ms": gap_ms,

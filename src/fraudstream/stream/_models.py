@@ -1,4 +1,4 @@
-"""Model hot reload: a newer bundle under the models directory replaces the running one."""
+"""Model hot reload: the running detector follows the promoted bundle, never a mere candidate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fraudstream.errors import FraudstreamError
-from fraudstream.model import Bundle, latest_bundle
+from fraudstream.model import Bundle, promoted_version
 
 __all__ = ["ModelWatcher"]
 
@@ -16,10 +16,13 @@ log = logging.getLogger(__name__)
 
 
 class ModelWatcher:
-    """Looks for a newer bundle under ``models_dir`` at most every ``check_every_s`` seconds.
+    """Reads the promotion pointer under ``models_dir`` at most every ``check_every_s`` seconds.
 
-    The detector asks between batches, so a swap never splits a batch. A bundle that cannot be
-    loaded, or computes other features than the running engine, is logged once and skipped.
+    A new bundle directory (a candidate) changes nothing; when ``fraudstream model promote``
+    points at another version than the running one, that bundle is loaded and returned once.
+    The detector asks between batches, so a swap never splits a batch. A promoted bundle that
+    cannot be loaded, or computes other features than the running engine, is logged once and
+    skipped until the pointer changes again.
     """
 
     def __init__(
@@ -34,30 +37,44 @@ class ModelWatcher:
         self.check_every_s = check_every_s
         self.clock = clock
         self._feature_names = running.feature_names
-        self._seen = {running.version}
+        self._running = running.version
+        self._pointer = running.version  # the promoted version last acted on
         self._next_check = clock() + check_every_s
 
     def poll(self) -> Bundle | None:
-        """A newly published bundle to switch to, or ``None``."""
+        """The newly promoted bundle to switch to, or ``None``."""
         now = self.clock()
         if now < self._next_check:
             return None
         self._next_check = now + self.check_every_s
-        path = latest_bundle(self.models_dir)
-        if path is None or path.name in self._seen:
+        try:
+            version = promoted_version(self.models_dir)
+        except FraudstreamError as exc:
+            log.error("keeping model %s: %s", self._running, exc)
             return None
-        self._seen.add(path.name)
+        if version is None or version == self._pointer:
+            return None
+        self._pointer = version
+        if version == self._running:
+            return None
+        bundle = self._load(self.models_dir / version)
+        if bundle is not None:
+            self._running = bundle.version
+        return bundle
+
+    def _load(self, path: Path) -> Bundle | None:
         try:
             bundle = Bundle.load(path)
             bundle.warm_up()  # its scoring kernel ready before it takes over a batch
         except (FraudstreamError, OSError, ValueError) as exc:
-            log.error("new bundle %s cannot be loaded, keeping the running model: %s", path, exc)
+            log.error(
+                "promoted bundle %s cannot be loaded, keeping the running model: %s", path, exc
+            )
             return None
-        self._seen.add(bundle.version)
         if bundle.feature_names != self._feature_names:
             log.error(
-                "new bundle %s uses other features (mode %s) than the running engine; restart the "
-                "detector to switch to it",
+                "promoted bundle %s uses other features (mode %s) than the running engine; "
+                "restart the detector to switch to it",
                 bundle.version,
                 bundle.mode,
             )
