@@ -39,9 +39,10 @@ def test_kaggle_csv_is_ordered_by_step_keeping_file_order_within_a_step(tmp_path
         "1,CASH_OUT,181.0,C5,181.0,0.0,C6,21182.0,0.0,1,0\n"
         "0,DEBIT,5.5,C7,10.0,4.5,M8,0.0,0.0,0,0\n"
     )
-    replay = load_replay(path, origin_ms=1_000)
+    replay = load_replay(path, start_ms=1_000)
     assert replay.format == "paysim" and len(replay) == 4
-    assert replay.event_time_ms.tolist() == [1_000, 3_601_000, 3_601_000, 7_201_000]
+    # a step's rows are spread evenly over its hour, in file order
+    assert replay.event_time_ms.tolist() == [1_000, 3_601_000, 5_401_000, 7_201_000]
     messages = replay.messages(0, 4)
     assert [k for k, _ in messages] == [b"C7", b"C3", b"C5", b"C1"]
     records, _, invalid = decode_paysim([v for _, v in messages])
@@ -49,6 +50,7 @@ def test_kaggle_csv_is_ordered_by_step_keeping_file_order_within_a_step(tmp_path
     assert [r.type for r in records] == ["DEBIT", "PAYMENT", "CASH_OUT", "TRANSFER"]
     assert records[3].amount == 181.0 and records[3].isFraud == 1
     assert records[1].eventTimeMs == 3_601_000 and records[1].oldbalanceOrg == 170136.0
+    assert records[1].step == 1 and records[2].eventTimeMs == 5_401_000
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])

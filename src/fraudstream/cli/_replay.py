@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from rich.progress import (
 )
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.schema._files import Start, start_before
 from fraudstream.simulate import RateLimiter, ReplayFile, SpeedupPacer, load_replay
 from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
-__all__ = ["progress_bar", "replay"]
+__all__ = ["parse_start", "progress_bar", "replay"]
 
 
 def progress_bar() -> Progress:
@@ -52,6 +54,33 @@ class _Cursor:
         return [(k, v, t) for (k, v), t in zip(pairs, times, strict=True)]
 
 
+def parse_start(text: str, now_ms: int) -> Start:
+    """``--start``: ``auto``, ``now``, or an ISO date / date-time (UTC unless it says otherwise)."""
+    if text == "auto":
+        return start_before(now_ms)
+    if text == "now":
+        return now_ms
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"expected auto, now or an ISO date/time such as 2024-05-01 or 2024-05-01T08:00Z, "
+            f"got {text!r}",
+            param_hint="--start",
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"
+
+
 def _parse_columns(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
@@ -73,7 +102,13 @@ def replay(
     column: list[str] = typer.Option(
         [], help="FIELD=COLUMN mapping (repeatable), on top of FRAUDSTREAM_REPLAY__COLUMNS__*."
     ),
-    origin_ms: int = typer.Option(0, help="Event time of step 0 / second 0 when a file has none."),
+    start: str = typer.Option(
+        "auto",
+        help="Event time of PaySim's step 0 (TX_TIME_SECONDS 0) for a file without timestamps: "
+        "an ISO date/time (UTC unless given), 'now', or 'auto' = midnight UTC whole days before "
+        "today, so the file ends before today and step s is at hour s % 24 of its day, as in "
+        "train. A file's own timestamps (eventTimeMs, TX_DATETIME) are kept.",
+    ),
     topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
 ) -> None:
     """Stream a file into Kafka in event-time order (key = account), at --rate or --speedup."""
@@ -82,7 +117,7 @@ def replay(
     settings = load_settings(topics={"transactions": topic})
     columns: dict[str, Any] = {**settings.replay.columns, **_parse_columns(column)}
     with console.status(f"reading and ordering {file.name}…"):
-        source = load_replay(file, columns, origin_ms=origin_ms)
+        source = load_replay(file, columns, start_ms=parse_start(start, int(time.time() * 1000)))
     total = len(source) if count is None else min(count, len(source))
     client = kafka_client(settings)
     target = settings.topics.transactions
@@ -91,7 +126,9 @@ def replay(
     pacer = SpeedupPacer(speedup) if speedup else None
     pace = f"{rate:,.0f} tx/s" if rate else f"x{speedup:g} event time" if speedup else "max speed"
     console.print(
-        f"replaying {total:,} {source.format} rows of {file} to [bold]{target}[/] ({pace})"
+        f"replaying {total:,} {source.format} rows of {file} to [bold]{target}[/] ({pace}), "
+        f"event time {_iso(int(source.event_time_ms[0]))} to {_iso(int(source.event_time_ms[-1]))}"
+        + (" (from --start)" if source.file.relative_time else " (the file's own)")
     )
     stop = stop_event()
     started = time.monotonic()
@@ -114,4 +151,8 @@ def replay(
             on_progress=progress,
         )
     elapsed = time.monotonic() - started
-    console.print(f"replayed {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)")
+    skipped = source.file.skipped
+    console.print(
+        f"replayed {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)"
+        + (f"; {skipped:,} bad rows skipped (see the warning above)" if skipped else "")
+    )
