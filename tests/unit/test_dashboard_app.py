@@ -20,6 +20,7 @@ from fraudstream.broker import free_port
 from fraudstream.dashboard import APP, Database
 from fraudstream.dashboard import _queries as q
 from fraudstream.features import feature_names
+from fraudstream.model import promote
 from fraudstream.sinks import open_store
 
 from .test_dashboard_queries import seed_known
@@ -64,6 +65,7 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     }
     (bundle / "bundle.json").write_text(json.dumps(manifest))
     _png(bundle / "pr_curve.png")
+    promote(tmp_path / "models", bundle.name)  # the Model page shows the bundle in service
     monkeypatch.setenv("FRAUDSTREAM_STORE__URL", url)
     monkeypatch.setenv("FRAUDSTREAM_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
@@ -90,7 +92,10 @@ def test_live_page(store_url: str) -> None:
     at = _page(None)
     metrics = _metrics(at)
     assert metrics["Alerts"] == "12.0 /min"
-    assert metrics["Fraud rate"] == "37.50%"
+    # the newest window: 3 of 8 transactions, 1,050 of 1,835 in amount
+    assert metrics["Fraud share of transactions (count)"] == "37.50%"
+    assert metrics["Fraud share of amount"] == "57.22%"
+    assert metrics["Fraud amount (30 s, CU)"] == "1,050"
     assert metrics["Transactions (30 s)"] == "8"
     assert metrics["Model version"] == "v1"
     assert metrics["Consumer lag"] == "unknown"
@@ -105,6 +110,11 @@ def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: st
     assert metrics["Score"] == "0.950"  # riskiest first: t1
     assert at.selectbox(key="chosen_alert").value == "t1"
     assert at.selectbox(key="chosen_alert").options[1].startswith("0.700 · block · A → M2")
+    # reason codes: readable name, value with its unit, direction
+    texts = [t.value for t in at.text]
+    assert "Amount: 500.00 CU (raises risk, +1.50 log-odds)" in texts
+    assert "Hour of day (UTC): 03:00–03:59 (raises risk, +0.50 log-odds)" in texts
+    assert at.text_input(key="analyst").value == ""  # never the server's OS user
     at.text_input(key="analyst").input("ana")
     at.button(key="confirm").click().run()
     assert not at.exception
@@ -114,6 +124,34 @@ def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: st
     assert (alert.status, alert.analyst) == ("confirmed_fraud", "ana")
     assert at.session_state["pending_labels"] == ["t1"]
     assert _metrics(at)["Confirmed fraud"] == "1"
+
+
+def test_alerts_page_signs_verdicts_with_the_configured_analyst(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_DASHBOARD__ANALYST", "ops-team")
+    at = _page("alerts")
+    assert not [t for t in at.text_input if t.key == "analyst"]
+    assert any("Acting as **ops\\-team**" in c.value for c in at.caption)
+    at.button(key="dismiss").click().run()
+    alert = q.get_alert(Database(store_url), "t1")
+    assert alert is not None and (alert.status, alert.analyst) == ("false_positive", "ops-team")
+
+
+def test_alerts_page_searches_by_account_or_transaction(store_url: str) -> None:
+    at = _page("alerts")
+    at.selectbox(key="status").select("any").run()
+    at.text_input(key="search").input("M1").run()  # B -> M1 (t3), D -> M1 (t7)
+    assert at.selectbox(key="chosen_alert").options == [
+        o for o in at.selectbox(key="chosen_alert").options if "→ M1" in o
+    ]
+    assert len(at.selectbox(key="chosen_alert").options) == 2
+    assert at.number_input(key="queue_page").label == "Page (of 1)"
+    at.text_input(key="search").input("t6").run()
+    assert at.selectbox(key="chosen_alert").value == "t6"
+    assert len(at.selectbox(key="chosen_alert").options) == 1
+    at.text_input(key="search").input("nobody").run()
+    assert any("No alerts match" in i.value for i in at.info)
 
 
 def test_alerts_page_filters_and_pages(store_url: str) -> None:
@@ -130,7 +168,8 @@ def test_trends_page(store_url: str) -> None:
     metrics = _metrics(at)
     assert metrics["Alerts in range"] == "5"
     assert metrics["Blocked in range"] == "2"
-    assert metrics["Fraud rate in range"] == "40.00%"  # (3 + 3) / (7 + 8) window rows
+    # (3 + 3) / (7 + 8) window rows
+    assert metrics["Fraud share of transactions (count)"] == "40.00%"
     frames = [d.value for d in at.dataframe]
     destinations = frames[0]
     assert destinations["counterparty"].tolist()[:2] == ["M2", "M1"]
@@ -142,7 +181,7 @@ def test_trends_page(store_url: str) -> None:
 def test_model_page_and_what_if(store_url: str) -> None:
     at = _page("model")
     metrics = _metrics(at)
-    assert metrics["Version"] == "20240101T000000Z-test"
+    assert metrics["Version"] == "20240101T000000Z\\-test"  # Markdown source: "-" escaped
     assert metrics["Review threshold"] == "0.2500"
     assert metrics["Precision (labels)"] == "50.0%"
     assert metrics["Recall (labels)"] == "66.7%"

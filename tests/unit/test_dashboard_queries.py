@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from fraudstream.dashboard import Database
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._export import queue_csv
 from fraudstream.errors import StoreError
 from fraudstream.features import feature_names
 from fraudstream.schema import ScoredBatch, TxBatch, WindowStats
@@ -94,6 +97,37 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.close()
 
 
+def _ids(alerts: list[q.AlertRow]) -> list[str]:
+    return [a.alert_id for a in alerts]
+
+
+def check_search_and_export(db: Database) -> None:
+    """Search by account (sender or recipient) or transaction id; the CSV of the same filters."""
+    assert _ids(q.alert_queue(db, "open", None, "score", 9, 0, "A")) == ["t1", "t6"]
+    assert _ids(q.alert_queue(db, None, None, "oldest", 9, 0, "M1")) == ["t3", "t7"]
+    assert _ids(q.alert_queue(db, None, None, "score", 9, 0, " t6 ")) == ["t6"]
+    assert _ids(q.alert_queue(db, None, "review", "score", 9, 0, "M2")) == ["t2"]
+    assert q.alert_queue(db, None, None, "score", 9, 0, "t0") == []  # allowed: no alert
+    assert q.count_alerts(db, "open", "review", None) == 3
+    assert q.count_alerts(db, None, None, "M2") == 3
+    assert q.count_alerts(db, "false_positive", None, None) == 0
+    text = queue_csv(db, status=None, decision="block", order="score", search=None, currency="EUR")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["alert_id"] for r in rows] == ["t1", "t6"]
+    assert (rows[0]["account"], rows[0]["counterparty"], rows[0]["amount"]) == ("A", "M2", "500.0")
+    assert (rows[0]["currency"], rows[0]["status"], rows[0]["event_time_utc"]) == (
+        "EUR",
+        "open",
+        "2023-11-14 22:13:21",
+    )
+    assert rows[0]["reasons"] == (
+        "Amount: 500.00 EUR (raises risk, +1.50 log-odds); "
+        "Hour of day (UTC): 03:00–03:59 (raises risk, +0.50 log-odds)"
+    )
+    searched = queue_csv(db, status=None, decision=None, order="oldest", search="B", currency="")
+    assert [r["alert_id"] for r in csv.DictReader(io.StringIO(searched))] == ["t2", "t3"]
+
+
 def check_queries(db: Database) -> None:
     """Every query against ``seed_known``'s content; shared by the SQLite and PostgreSQL tests."""
     live = q.live_summary(db)
@@ -115,6 +149,7 @@ def check_queries(db: Database) -> None:
     assert queue[0].reasons[0] == {"feature": "amount", "value": 500.0, "contribution": 1.5}
     assert [a.alert_id for a in q.alert_queue(db, "open", None, "score", 3, 3)] == ["t3", "t7"]
     assert [a.alert_id for a in q.alert_queue(db, "open", "block", "oldest", 9, 0)] == ["t1", "t6"]
+    check_search_and_export(db)
     history = q.account_history(db, "A", 2)
     assert history["tx_id"].tolist() == ["t6", "t1"]
     assert history["kind"].tolist() == ["TRANSFER", "TRANSFER"]

@@ -1,8 +1,12 @@
-"""The Alerts page: the analysts' review queue; a verdict is stored, then published as a label."""
+"""The Alerts page: the analysts' review queue; a verdict is stored, then published as a label.
+
+The queue can be searched by account or transaction id and exported to CSV with the same
+filters. Verdicts are signed by the configured identity (a trusted proxy header, else the
+``dashboard.analyst`` setting), else by a typed name; never by the server's OS user.
+"""
 
 from __future__ import annotations
 
-import getpass
 import math
 
 import altair as alt
@@ -19,8 +23,17 @@ from fraudstream.dashboard._context import (
     now_ms,
     settings,
 )
+from fraudstream.dashboard._export import EXPORT_MAX_ROWS, STATUS_NAMES, queue_csv, queue_table
 from fraudstream.dashboard._kafka import publish_labels
+from fraudstream.dashboard._text import (
+    MAX_NAME_CHARS,
+    describe_reason,
+    md,
+    resolve_analyst,
+    safe_text,
+)
 from fraudstream.errors import FraudstreamError, KafkaError
+from fraudstream.features import feature_label
 
 __all__ = ["render"]
 
@@ -28,11 +41,7 @@ _PAGE_SIZE = 25
 _PENDING = "pending_labels"
 _MESSAGES = "verdict_messages"
 _REPUBLISH_MESSAGES = "republish_messages"
-_STATUS_NAMES = {
-    "open": "open",
-    "confirmed_fraud": "confirmed fraud",
-    "false_positive": "false positive",
-}
+_ANY = "any"
 
 
 def render() -> None:
@@ -43,102 +52,159 @@ def render() -> None:
     c[1].metric("Confirmed fraud", f"{counts['confirmed_fraud']:,}")
     c[2].metric("False positives", f"{counts['false_positive']:,}")
     _pending_labels()
-    status, decision, order = _filters()
-    total = counts.get(status, 0)
+    status, decision, order, search = _filters()
+    total = cached(q.count_alerts, status, decision, search)
     pages = max(math.ceil(total / _PAGE_SIZE), 1)
     page = int(st.number_input(f"Page (of {pages:,})", 1, pages, 1, key="queue_page"))
-    alerts = cached(q.alert_queue, status, decision, order, _PAGE_SIZE, (page - 1) * _PAGE_SIZE)
+    offset = (page - 1) * _PAGE_SIZE
+    alerts = cached(q.alert_queue, status, decision, order, _PAGE_SIZE, offset, search)
     if not alerts:
         st.info("No alerts match.")
         return
-    st.dataframe(_queue_frame(alerts), hide_index=True, width="stretch")
+    currency = settings().dashboard.currency
+    st.dataframe(queue_table(alerts, currency), hide_index=True, width="stretch")
+    _export_button(status, decision, order, search, total)
     chosen = st.selectbox(
         "Alert to review",
         [a.alert_id for a in alerts],
         format_func=lambda aid: _label(next(a for a in alerts if a.alert_id == aid)),
         key="chosen_alert",
     )
-    alert = next(a for a in alerts if a.alert_id == chosen)
-    _detail(alert)
+    _detail(next(a for a in alerts if a.alert_id == chosen))
 
 
-def _filters() -> tuple[str, str | None, str]:
-    c = st.columns(3)
+def _filters() -> tuple[str | None, str | None, str, str | None]:
+    c = st.columns([1, 1, 1, 2])
+    statuses = {**STATUS_NAMES, _ANY: "any status"}
     status = c[0].selectbox(
-        "Status", list(_STATUS_NAMES), format_func=_STATUS_NAMES.__getitem__, key="status"
+        "Status", list(statuses), format_func=statuses.__getitem__, key="status"
     )
-    decision = c[1].selectbox("Decision", ["any", "block", "review"], key="decision")
+    decision = c[1].selectbox("Decision", [_ANY, "block", "review"], key="decision")
     orders = {"score": "highest score", "newest": "newest", "oldest": "oldest"}
     order = c[2].selectbox("Order", list(orders), format_func=orders.__getitem__, key="order")
-    return str(status), None if decision == "any" else str(decision), str(order)
+    search = c[3].text_input(
+        "Search: account or transaction id",
+        key="search",
+        placeholder="an exact id, e.g. C12345678",
+        help="Alerts of this account (sender or recipient) or of this transaction; exact match.",
+    )
+    return (
+        None if status == _ANY else str(status),
+        None if decision == _ANY else str(decision),
+        str(order),
+        str(search).strip() or None,
+    )
+
+
+def _export_button(
+    status: str | None, decision: str | None, order: str, search: str | None, total: int
+) -> None:
+    """Every alert the filters keep (not only this page) as CSV, built when clicked."""
+    db, currency = database(), settings().dashboard.currency
+
+    def build() -> str:
+        return queue_csv(
+            db, status=status, decision=decision, order=order, search=search, currency=currency
+        )
+
+    st.download_button(
+        f"Export these {min(total, EXPORT_MAX_ROWS):,} alerts (CSV)",
+        data=build,
+        file_name="fraudstream-alerts.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="export_csv",
+        help=f"Every alert the filters above keep, in this order (at most {EXPORT_MAX_ROWS:,}).",
+    )
 
 
 def _label(a: q.AlertRow) -> str:
-    return f"{a.score:.3f} · {a.decision} · {a.account} → {a.counterparty} · {a.amount:,.2f}"
-
-
-def _queue_frame(alerts: list[q.AlertRow]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "score": [a.score for a in alerts],
-            "decision": [a.decision for a in alerts],
-            "amount": [a.amount for a in alerts],
-            "account": [a.account for a in alerts],
-            "counterparty": [a.counterparty for a in alerts],
-            "top reason": [a.reasons[0]["feature"] if a.reasons else "" for a in alerts],
-            "created (UTC)": [fmt_ms(a.created_at_ms) for a in alerts],
-            "status": [_STATUS_NAMES.get(a.status, a.status) for a in alerts],
-            "alert_id": [a.alert_id for a in alerts],
-        }
+    return safe_text(
+        f"{a.score:.3f} · {a.decision} · {a.account} → {a.counterparty} · {a.amount:,.2f}"
     )
 
 
 def _detail(alert: q.AlertRow) -> None:
-    st.subheader(f"Alert {alert.alert_id}")
+    currency = settings().dashboard.currency
+    st.subheader(f"Alert {md(alert.alert_id)}")
     c = st.columns(4)
     c[0].metric("Score", f"{alert.score:.3f}")
-    c[1].metric("Decision", alert.decision)
-    c[2].metric("Amount", f"{alert.amount:,.2f}")
-    c[3].metric("Status", _STATUS_NAMES.get(alert.status, alert.status))
+    c[1].metric("Decision", md(alert.decision))
+    c[2].metric(f"Amount ({md(currency)})", f"{alert.amount:,.2f}")
+    c[3].metric("Status", md(STATUS_NAMES.get(alert.status, alert.status)))
+    reviewed = (
+        f" · reviewed by {alert.analyst} at {fmt_ms(alert.reviewed_at_ms)} UTC"
+        if alert.analyst
+        else ""
+    )
     st.caption(
-        f"{alert.account} → {alert.counterparty} · event {fmt_ms(alert.event_time_ms)} UTC · "
-        f"model {alert.model_version}"
-        + (
-            f" · reviewed by {alert.analyst} at {fmt_ms(alert.reviewed_at_ms)}"
-            if alert.analyst
-            else ""
+        md(
+            f"{alert.account} → {alert.counterparty} · event {fmt_ms(alert.event_time_ms)} UTC · "
+            f"model {alert.model_version}{reviewed}"
         )
     )
     left, right = st.columns(2)
     with left:
-        st.altair_chart(_reasons_chart(alert), width="stretch")
+        st.markdown("**Reason codes**: the feature's value and how it moved the score")
+        for reason in alert.reasons:
+            st.text(describe_reason(reason, currency))
+        if not alert.reasons:
+            st.text("No reason codes stored for this alert.")
+        st.altair_chart(_reasons_chart(alert, currency), width="stretch")
     with right:
         history = cached(q.account_history, alert.account, 20)
-        st.markdown(f"**Account {alert.account}: newest {len(history)} transactions**")
-        shown = history.assign(time=history["event_time_ms"].map(fmt_ms)).drop(
-            columns=["event_time_ms"]
-        )
+        st.markdown(f"**Account {md(alert.account)}: newest {len(history)} transactions**")
+        shown = history.assign(
+            time=history["event_time_ms"].map(fmt_ms),
+            tx_id=history["tx_id"].map(safe_text),
+            counterparty=history["counterparty"].map(safe_text),
+        ).drop(columns=["event_time_ms"])
+        shown = shown.rename(columns={"amount": f"amount ({currency})", "time": "time (UTC)"})
         st.dataframe(shown, hide_index=True, width="stretch", height=300)
     _verdict(alert)
 
 
-def _reasons_chart(alert: q.AlertRow) -> alt.Chart:
-    data = pd.DataFrame(alert.reasons or [], columns=["feature", "value", "contribution"])
+def _reasons_chart(alert: q.AlertRow, currency: str) -> alt.Chart:
+    reasons = alert.reasons or []
+    data = pd.DataFrame(
+        {
+            "reason": [feature_label(str(r.get("feature", ""))).text for r in reasons],
+            "contribution": [float(r.get("contribution", 0.0)) for r in reasons],
+            "explained": [describe_reason(r, currency) for r in reasons],
+        }
+    )
     chart: alt.Chart = (
-        alt.Chart(data, title="Reason codes (contribution to the score, log-odds)")
+        alt.Chart(data, title="Contribution to the score (log-odds)")
         .mark_bar(color=DECISION_COLOURS["block"])
         .encode(
             x=alt.X("contribution:Q", title="contribution (log-odds)"),
-            y=alt.Y("feature:N", sort="-x", title=None),
-            tooltip=["feature:N", alt.Tooltip("value:Q", format=",.4g"), "contribution:Q"],
+            y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            tooltip=[alt.Tooltip("explained:N", title="reason")],
         )
-        .properties(height=200)
+        .properties(height=160)
     )
     return chart
 
 
+def _analyst() -> tuple[str, str]:
+    """The configured identity (proxy header, else setting) and its source; empty if none."""
+    s = settings().dashboard
+    return resolve_analyst(st.context.headers, s.user_header, s.analyst)
+
+
 def _verdict(alert: q.AlertRow) -> None:
-    st.text_input("Analyst", value=_default_analyst(), key="analyst")
+    name, source = _analyst()
+    if name:
+        st.caption(f"Acting as **{md(name)}** (from the {md(source)})")
+    else:
+        st.text_input("Analyst", value="", key="analyst", placeholder="your name")
+        st.caption(
+            md(
+                "The name is typed, not verified: behind a proxy that signs users in, set "
+                "FRAUDSTREAM_DASHBOARD__USER_HEADER (e.g. X-Forwarded-User); for one analyst, "
+                "FRAUDSTREAM_DASHBOARD__ANALYST."
+            )
+        )
     c = st.columns(2)
     c[0].button(
         "Confirm fraud",
@@ -165,24 +231,18 @@ def _say(level: str, text: str, where: str = _MESSAGES) -> None:
 
 def _on_verdict(alert_id: str, status: str) -> None:
     """Button callback (runs before the page redraws): store the verdict, then publish it."""
-    analyst = str(st.session_state.get("analyst", "")).strip()
+    typed = safe_text(st.session_state.get("analyst", "")).strip()[:MAX_NAME_CHARS]
+    analyst = _analyst()[0] or typed
     if not analyst:
         _say("error", "Enter the analyst's name first.")
         return
     try:
         q.mark_alert(database(), alert_id, status, analyst, now_ms())
     except FraudstreamError as exc:
-        _say("error", f"Verdict not stored: {exc}")
+        _say("error", f"Verdict not stored: {md(exc)}")
         return
     st.cache_data.clear()
     _publish([alert_id])
-
-
-def _default_analyst() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
 
 
 def _publish(alert_ids: list[str], where: str = _MESSAGES) -> None:
@@ -197,14 +257,14 @@ def _publish(alert_ids: list[str], where: str = _MESSAGES) -> None:
         )
     except KafkaError as exc:
         pending.extend(aid for aid in alert_ids if aid not in pending)
-        _say("error", f"Verdict stored, label NOT published: {exc}", where)
+        _say("error", f"Verdict stored, label NOT published: {md(exc)}", where)
         return
     st.session_state[_PENDING] = [aid for aid in pending if aid not in alert_ids]
     for a in alerts:
         _say(
             "ok",
-            f"Stored: {a.alert_id} is {_STATUS_NAMES[a.status]} (by {a.analyst}); "
-            f"label published to {s.topics.labels}.",
+            f"Stored: {md(a.alert_id)} is {STATUS_NAMES[a.status]} (by {md(a.analyst)}); "
+            f"label published to {md(s.topics.labels)}.",
             where,
         )
 

@@ -9,6 +9,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._charts import time_tooltip, time_x
 from fraudstream.dashboard._context import (
     DECISION_COLOURS,
     cached,
@@ -18,6 +19,7 @@ from fraudstream.dashboard._context import (
     now_ms,
     settings,
 )
+from fraudstream.dashboard._text import md, safe_text
 
 __all__ = ["render"]
 
@@ -45,14 +47,26 @@ def _numbers() -> None:
         f"**Last {live.window_ms // 1000} s** up to {fmt_ms(live.window_end_ms)}"
         + (f" · data is {age_s:,.0f} s old" if age_s > 10 else "")
     )
-    c = st.columns(5)
+    currency = md(settings().dashboard.currency)
+    c = st.columns(6)
     c[0].metric("Throughput", f"{live.tx_per_s:,.0f} tx/s", help="transactions in the window / s")
     per_min = live.alerts * 60_000 / live.window_ms
     rate = live.frauds / live.transactions if live.transactions else None
+    amount_share = live.fraud_amount / live.amount if live.amount > 0 else None
     c[1].metric("Alerts", f"{per_min:,.1f} /min", help="review + block, per minute")
-    c[2].metric("Fraud rate", fmt_pct(rate), help="labelled frauds / transactions")
-    c[3].metric("Transactions (30 s)", f"{live.transactions:,}")
-    c[4].metric("Fraud amount (30 s)", f"{live.fraud_amount:,.0f}")
+    c[2].metric(
+        "Fraud share of transactions (count)",
+        fmt_pct(rate),
+        help="labelled frauds / transactions in the window (a share of the count)",
+    )
+    c[3].metric(
+        "Fraud share of amount",
+        fmt_pct(amount_share),
+        help="amount of labelled frauds / amount of all transactions in the window (the "
+        "console's 'fraud %' of `fraudstream demo`)",
+    )
+    c[4].metric("Transactions (30 s)", f"{live.transactions:,}")
+    c[5].metric(f"Fraud amount (30 s, {currency})", f"{live.fraud_amount:,.0f}")
     series = cached(q.window_series, live.window_end_ms - _HISTORY_MS)
     left, right = st.columns(2)
     with left:
@@ -78,12 +92,9 @@ def _throughput_chart(series: pd.DataFrame) -> alt.Chart:
         alt.Chart(data, title="Throughput, 30 s sliding window (last 5 min)")
         .mark_line(color="#4c78a8")
         .encode(
-            x=alt.X("time:T", title="time (UTC)"),
+            x=time_x(),
             y=alt.Y("tx/s:Q", title="transactions per second"),
-            tooltip=[
-                alt.Tooltip("time:T", format="%H:%M:%S"),
-                alt.Tooltip("tx/s:Q", format=",.0f"),
-            ],
+            tooltip=[time_tooltip(), alt.Tooltip("tx/s:Q", format=",.0f")],
         )
         .properties(height=260)
     )
@@ -96,7 +107,7 @@ def _alerts_chart(alerts: pd.DataFrame) -> alt.Chart:
         alt.Chart(data, title="Alerts per minute (last 30 min)")
         .mark_bar()
         .encode(
-            x=alt.X("time:T", title="minute (UTC)"),
+            x=time_x(title="minute (UTC)"),
             y=alt.Y("alerts:Q", title="alerts per minute", stack=True),
             color=alt.Color(
                 "decision:N",
@@ -106,7 +117,7 @@ def _alerts_chart(alerts: pd.DataFrame) -> alt.Chart:
                 ),
                 title="decision",
             ),
-            tooltip=[alt.Tooltip("time:T", format="%H:%M"), "decision:N", "alerts:Q"],
+            tooltip=[time_tooltip(fmt="%Y-%m-%d %H:%M"), "decision:N", "alerts:Q"],
         )
         .properties(height=260)
     )
@@ -118,19 +129,20 @@ def _fraud_rate_chart(series: pd.DataFrame) -> alt.Chart:
     data = pd.DataFrame(
         {
             "time": _times(series["window_end_ms"]),
-            "fraud rate": (series["frauds"] / tx.where(tx > 0)).fillna(0.0),
+            "fraud share": (series["frauds"] / tx.where(tx > 0)).fillna(0.0),
         }
     )
     chart: alt.Chart = (
-        alt.Chart(data, title="Fraud rate, 30 s sliding window (labelled frauds / transactions)")
+        alt.Chart(
+            data,
+            title="Fraud share of transactions (count), 30 s sliding window: labelled frauds / "
+            "transactions",
+        )
         .mark_area(color="#d1495b", opacity=0.5, line=True)
         .encode(
-            x=alt.X("time:T", title="time (UTC)"),
-            y=alt.Y("fraud rate:Q", title="fraud rate", axis=alt.Axis(format="%")),
-            tooltip=[
-                alt.Tooltip("time:T", format="%H:%M:%S"),
-                alt.Tooltip("fraud rate:Q", format=".3%"),
-            ],
+            x=time_x(),
+            y=alt.Y("fraud share:Q", title="fraud share (count)", axis=alt.Axis(format="%")),
+            tooltip=[time_tooltip(), alt.Tooltip("fraud share:Q", format=".3%")],
         )
         .properties(height=200)
     )
@@ -143,7 +155,7 @@ def _lag_and_model() -> None:
     with left:
         if report.total is None:
             st.metric("Consumer lag", "unknown")
-            st.caption(f"⚠ {report.error}")
+            st.caption(f"⚠ {md(report.error)}")
         else:
             st.metric(
                 "Consumer lag",
@@ -151,13 +163,13 @@ def _lag_and_model() -> None:
                 help=f"group {report.group} on {report.topic}: high watermark − committed offset",
             )
             parts = ", ".join(f"p{p}: {n:,}" for p, n in sorted(report.partitions.items()))
-            st.caption(f"group `{report.group}` · {parts}")
+            st.caption(f"group {md(report.group)} · {parts}")
     with right:
         version = cached(q.latest_model_version)
         if version is None:
             st.metric("Model version", "none yet")
         else:
-            st.metric("Model version", version[0])
+            st.metric("Model version", md(version[0]))
             seen = dt.datetime.fromtimestamp(version[1] / 1000, tz=dt.UTC)
             st.caption(f"in use since {seen:%Y-%m-%d %H:%M:%S} UTC")
 
@@ -169,7 +181,9 @@ def _notification_failures() -> None:
         return
     st.error(f"{count:,} alert notification(s) failed for good (webhook / e-mail).")
     with st.expander("Failed notifications (newest 50)"):
-        shown = failures.assign(failed_at=failures["failed_at_ms"].map(fmt_ms)).drop(
-            columns=["failed_at_ms"]
-        )
+        shown = failures.assign(
+            failed_at=failures["failed_at_ms"].map(fmt_ms),
+            alert_id=failures["alert_id"].map(safe_text),
+            error=failures["error"].map(safe_text),
+        ).drop(columns=["failed_at_ms"])
         st.dataframe(shown, hide_index=True, width="stretch")

@@ -13,6 +13,7 @@ import streamlit as st
 
 from fraudstream.dashboard import _queries as q
 from fraudstream.dashboard._context import cached, fmt_ms, fmt_pct, settings
+from fraudstream.dashboard._text import md, safe_text
 from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
 from fraudstream.model import latest_bundle
 from fraudstream.model._costs import Costs, Thresholds
@@ -47,28 +48,33 @@ def _bundle_manifest() -> dict[str, Any] | None:
 
 
 def _bundle_section(manifest: dict[str, Any] | None) -> None:
-    st.subheader("Model bundle")
+    st.subheader("Model bundle in service")
     if manifest is None:
-        st.info(f"No bundle under {settings().models_dir}: run `fraudstream train`.")
+        st.info(
+            f"No bundle in service under {md(settings().models_dir)}: run `fraudstream train "
+            "--promote`, or `fraudstream model promote VERSION` for a trained candidate."
+        )
         return
     th = manifest.get("thresholds", {})
     c = st.columns([3, 1, 1, 1])
-    c[0].metric("Version", manifest["version"])
-    c[1].metric("Mode", manifest.get("mode", "?"))
+    c[0].metric("Version", md(manifest["version"]))
+    c[1].metric("Mode", md(manifest.get("mode", "?")))
     c[2].metric("Review threshold", _fmt_threshold(th.get("review")))
     c[3].metric("Block threshold", _fmt_threshold(th.get("block")))
-    st.caption(f"`{manifest['_path']}`")
+    st.caption(md(manifest["_path"]))
     rows = _metric_rows(manifest.get("metrics", {}))
     if rows:
         st.markdown("**Test-set metrics** (time-ordered split, from training)")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     for plot in manifest["_plots"]:
-        st.image(plot, caption=Path(plot).stem.replace("_", " "))
+        st.image(plot, caption=safe_text(Path(plot).stem.replace("_", " ")))
     seen = cached(q.model_versions)
     if seen:
         with st.expander(f"Versions the detector has used ({len(seen)})"):
             st.dataframe(
-                pd.DataFrame([{"version": v, "first seen (UTC)": fmt_ms(t)} for v, t, _ in seen]),
+                pd.DataFrame(
+                    [{"version": safe_text(v), "first seen (UTC)": fmt_ms(t)} for v, t, _ in seen]
+                ),
                 hide_index=True,
             )
 
@@ -116,7 +122,7 @@ def _live_quality() -> None:
     c[2].metric("Analyst precision", fmt_pct(quality["analyst_precision"], 1))
     c[3].metric("Alerts", f"{quality['alerts']:,}")
     st.caption(
-        f"Model {name or 'any'}: {quality['true_alerts']:,} of {quality['labelled_alerts']:,} "
+        f"Model {md(name or 'any')}: {quality['true_alerts']:,} of {quality['labelled_alerts']:,} "
         f"labelled alerts were fraud; {quality['caught']:,} of {quality['frauds']:,} labelled "
         f"frauds raised an alert; analysts confirmed {fmt_pct(quality['analyst_precision'], 1)} "
         f"of {quality['reviewed']:,} reviewed alerts."
@@ -159,27 +165,34 @@ def _explorer(manifest: dict[str, Any] | None) -> None:
         times_ms=sample["event_time_ms"].to_numpy(np.int64),
     )
     result = what_if(rows, Thresholds(float(review), block_t), costs)
-    _whatif_metrics(result, len(sample))
+    currency = s.dashboard.currency
+    _whatif_metrics(result, len(sample), currency)
     curve = sweep(rows, block_t, costs)
     left, right = st.columns(2)
     with left:
         st.altair_chart(_curve_chart(curve, float(review)), width="stretch")
     with right:
-        st.altair_chart(_cost_chart(curve, float(review)), width="stretch")
+        st.altair_chart(_cost_chart(curve, float(review), currency), width="stretch")
     st.caption(
-        f"Costs: review {costs.review_cost:,.2f} each, blocked good customer "
-        f"{costs.blocked_good_cost:,.2f}, missed fraud {costs.missed_fraud_share:.0%} of its "
-        "amount (FRAUDSTREAM_COSTS__…)."
+        md(
+            f"Costs ({currency}): review {costs.review_cost:,.2f} each, blocked good customer "
+            f"{costs.blocked_good_cost:,.2f}, missed fraud {costs.missed_fraud_share:.0%} of "
+            "its amount (FRAUDSTREAM_COSTS__…)."
+        )
     )
 
 
-def _whatif_metrics(r: WhatIf, rows: int) -> None:
+def _whatif_metrics(r: WhatIf, rows: int, currency: str) -> None:
     c = st.columns(5)
     c[0].metric("Precision", fmt_pct(r.precision, 1))
     c[1].metric("Recall", fmt_pct(r.recall, 1))
     c[2].metric("Alerts per day", "n/a" if r.alerts_per_day is None else f"{r.alerts_per_day:,.0f}")
-    c[3].metric("Expected cost", f"{r.cost:,.0f}", help="on these rows, in the amount's currency")
-    c[4].metric("Cost if all allowed", f"{r.cost_allow_all:,.0f}")
+    c[3].metric(
+        f"Expected cost ({md(currency)})",
+        f"{r.cost:,.0f}",
+        help="on these rows, in the transactions' currency",
+    )
+    c[4].metric(f"Cost if all allowed ({md(currency)})", f"{r.cost_allow_all:,.0f}")
     st.caption(
         f"On the newest {rows:,} labelled transactions ({r.frauds:,} frauds): {r.alerts:,} alerts, "
         f"{r.blocked:,} blocked."
@@ -217,7 +230,7 @@ def _curve_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
     return chart
 
 
-def _cost_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
+def _cost_chart(curve: list[WhatIf], review: float, currency: str) -> alt.LayerChart:
     data = pd.DataFrame(
         {
             "review threshold": [w.review for w in curve],
@@ -234,7 +247,7 @@ def _cost_chart(curve: list[WhatIf], review: float) -> alt.LayerChart:
                 title="review threshold (score)",
                 scale=alt.Scale(domain=[0, 1]),
             ),
-            y=alt.Y("expected cost:Q", title="expected cost (amount currency)"),
+            y=alt.Y("expected cost:Q", title=f"expected cost ({currency})"),
             tooltip=[
                 "review threshold:Q",
                 alt.Tooltip("expected cost:Q", format=",.0f"),

@@ -29,6 +29,7 @@ __all__ = [
     "alert_queue",
     "alerts_by_minute",
     "alerts_since",
+    "count_alerts",
     "decisions_by_kind",
     "get_alert",
     "labelled_sample",
@@ -185,26 +186,59 @@ def alert_counts(db: Database) -> dict[str, int]:
     return counts
 
 
+def _queue_where(
+    status: str | None, decision: str | None, search: str | None
+) -> tuple[str, list[Any]]:
+    """The queue's filters as SQL: ``status`` (``None``: any), ``decision``, ``search``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if decision:
+        clauses.append("decision = ?")
+        params.append(decision)
+    term = (search or "").strip()
+    if term:
+        clauses.append("(account = ? OR counterparty = ? OR alert_id = ? OR tx_id = ?)")
+        params.extend([term] * 4)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
 def alert_queue(
     db: Database,
-    status: str = "open",
+    status: str | None = "open",
     decision: str | None = None,
     order: str = "score",
     limit: int = 25,
     offset: int = 0,
+    search: str | None = None,
 ) -> list[AlertRow]:
-    """One page of alerts with ``status`` (optionally one ``decision``), riskiest first."""
+    """One page of alerts with ``status`` (``None``: any; optionally one ``decision``).
+
+    ``search`` keeps the alerts of one account (as sender or recipient) or one transaction id,
+    matched exactly. Riskiest first by default.
+    """
     if order not in _QUEUE_ORDER:
         raise StoreError(f"unknown queue order {order!r}; use one of {tuple(_QUEUE_ORDER)}")
-    where, params = "status = ?", [status]
-    if decision:
-        where += " AND decision = ?"
-        params.append(decision)
+    where, params = _queue_where(status, decision, search)
     rows = db.rows(
-        f"{_ALERT_SELECT} WHERE {where} ORDER BY {_QUEUE_ORDER[order]} LIMIT ? OFFSET ?",
+        f"{_ALERT_SELECT}{where} ORDER BY {_QUEUE_ORDER[order]} LIMIT ? OFFSET ?",
         (*params, int(limit), int(offset)),
     )
     return [_alert(r) for r in rows]
+
+
+def count_alerts(
+    db: Database,
+    status: str | None = "open",
+    decision: str | None = None,
+    search: str | None = None,
+) -> int:
+    """How many alerts :func:`alert_queue` pages through with the same filters."""
+    where, params = _queue_where(status, decision, search)
+    row = db.one(f"SELECT count(*) FROM fraud_alerts{where}", params)
+    return int(row[0]) if row else 0
 
 
 def get_alert(db: Database, alert_id: str) -> AlertRow | None:

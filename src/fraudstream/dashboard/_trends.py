@@ -9,6 +9,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._charts import time_tooltip, time_x
 from fraudstream.dashboard._context import (
     DECISION_COLOURS,
     LABEL_COLOURS,
@@ -16,6 +17,7 @@ from fraudstream.dashboard._context import (
     fmt_pct,
     settings,
 )
+from fraudstream.dashboard._text import md, safe_text
 
 __all__ = ["RANGES", "render"]
 
@@ -47,7 +49,14 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.altair_chart(
-            _line(trend, "fraud_rate", "Fraud rate", "fraud rate", "%"), width="stretch"
+            _line(
+                trend,
+                "fraud_rate",
+                "Fraud share of transactions (count)",
+                "fraud share (count)",
+                "%",
+            ),
+            width="stretch",
         )
     with right:
         st.altair_chart(
@@ -66,7 +75,12 @@ def _totals(trend: pd.DataFrame, alerts: dict[str, int]) -> None:
     frauds, tx = float(trend["frauds"].sum()), float(trend["transactions"].sum())
     c[0].metric("Alerts in range", f"{sum(alerts.values()):,}")
     c[1].metric("Blocked in range", f"{alerts.get('block', 0):,}")
-    c[2].metric("Fraud rate in range", fmt_pct(frauds / tx if tx else None))
+    c[2].metric(
+        "Fraud share of transactions (count)",
+        fmt_pct(frauds / tx if tx else None),
+        help="labelled frauds / transactions over the range's windows (a share of the count, "
+        "not of the amount)",
+    )
     mean = float(trend["tx_per_s"].mean()) if len(trend) else 0.0
     c[3].metric("Mean throughput", f"{mean:,.0f} tx/s")
 
@@ -80,12 +94,9 @@ def _line(frame: pd.DataFrame, column: str, title: str, axis: str, fmt: str) -> 
         alt.Chart(data, title=f"{title} over time")
         .mark_line(point=len(data) < 40, color=colour)
         .encode(
-            x=alt.X("time:T", title="time (UTC)"),
+            x=time_x(),
             y=alt.Y(f"{axis}:Q", title=axis, axis=alt.Axis(format=fmt)),
-            tooltip=[
-                alt.Tooltip("time:T", format="%Y-%m-%d %H:%M"),
-                alt.Tooltip(f"{axis}:Q", format=fmt),
-            ],
+            tooltip=[time_tooltip(fmt="%Y-%m-%d %H:%M"), alt.Tooltip(f"{axis}:Q", format=fmt)],
         )
         .properties(height=240)
     )
@@ -153,6 +164,7 @@ def _decisions(kinds: pd.DataFrame) -> alt.Chart:
 def _riskiest(since: int) -> None:
     st.subheader("Riskiest entities")
     top = int(st.selectbox("Show", [10, 25, 50], key="top"))
+    currency = settings().dashboard.currency
     left, right = st.columns(2)
     for column, entity, title in (
         (left, "counterparty", "Destinations (counterparties / merchants)"),
@@ -161,13 +173,14 @@ def _riskiest(since: int) -> None:
         with column:
             st.markdown(f"**{title}** by alerts in the range")
             frame = cached(q.riskiest, entity, since, top)
+            frame = frame.assign(**{entity: frame[entity].map(safe_text)})
             st.dataframe(
                 frame,
                 hide_index=True,
                 width="stretch",
                 column_config={
                     "alerted_amount": st.column_config.NumberColumn(
-                        "alerted amount", format="%.0f"
+                        f"alerted amount ({md(currency)})", format="%.0f"
                     ),
                     "max_score": st.column_config.NumberColumn("max score", format="%.3f"),
                     "labelled_frauds": st.column_config.NumberColumn("labelled frauds"),

@@ -12,7 +12,9 @@ import streamlit as st
 
 _PAGES = Path(__file__).parent / "pages"
 
-st.set_page_config(page_title="fraudstream", page_icon=":material/shield:", layout="wide")
+# The favicon is an emoji (drawn locally): a ``:material/…:`` page icon makes the browser fetch
+# an SVG from fonts.gstatic.com, and the dashboard must work offline.
+st.set_page_config(page_title="fraudstream", page_icon="🛡️", layout="wide")
 st.navigation(
     [
         st.Page(_PAGES / "live.py", title="Live", icon=":material/monitoring:", default=True),
