@@ -96,6 +96,12 @@ class DetectSettings(_Frozen):
     #: Records the consumer may prefetch, in MiB (librdkafka ``queued.max.messages.kbytes``).
     prefetch_mib: int = Field(default=256, ge=1)
     batch_timeout_ms: int = Field(default=100, ge=1)
+    #: How long the broker may hold a fetch (librdkafka ``fetch.wait.max.ms``). The embedded
+    #: broker answers a fetch that takes longer than this with nothing, and takes longer as
+    #: topics grow: too small a wait stalls the detector (docs/notes/stall.md).
+    fetch_wait_ms: int = Field(default=100, ge=1, le=10_000)
+    #: Lag with nothing consumed for this long is a stall: logged, shown, counted.
+    stall_after_s: float = Field(default=20.0, gt=0)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000
     window_step_ms: int = 1_000
@@ -164,6 +170,11 @@ class SimulateSettings(_Frozen):
     rate: float = 500.0
     accounts: int = 20_000
     seed: int = 7
+    #: How long the producer gathers records into one batch (librdkafka ``linger.ms``). Each
+    #: batch is one object in the embedded broker, whose reads slow down with every object a
+    #: partition holds: 100 ms makes ~10 batches a second per partition at 500 tx/s instead of
+    #: ~50 (docs/notes/stall.md). A bank's producers choose their own.
+    linger_ms: int = Field(default=100, ge=0, le=10_000)
 
 
 class ReplaySettings(_Frozen):

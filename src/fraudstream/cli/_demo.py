@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
 from fraudstream.cli._app import app, console, load_settings, stop_event
 from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
-from fraudstream.cli._detect import run_detector
+from fraudstream.cli._detect import LiveLine, run_detector, summary_table
 from fraudstream.cli._train import ensure_model
 from fraudstream.config import Settings
+from fraudstream.schema import WindowStats
 from fraudstream.sinks import open_store
 from fraudstream.stream import DetectorStats
 
 _DRAIN_S = 3.0  # after the simulator stops, time for the detector to score what is in flight
+_DRAIN_MAX_S = 120.0  # ... and at most this long for it to catch up with what was produced
 
 
-def _start_simulator(settings: Settings, bootstrap: str) -> subprocess.Popen[bytes]:
+def _start_simulator(settings: Settings, bootstrap: str, report: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
-    cmd = [sys.executable, "-m", "fraudstream", "simulate", "--rate", str(settings.simulate.rate)]
+    cmd = [
+        sys.executable, "-m", "fraudstream", "simulate",
+        "--rate", str(settings.simulate.rate), "--report", str(report),
+    ]  # fmt: skip
     log_path = settings.data_dir / "simulator.log"
     with log_path.open("ab") as out:
         return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -38,26 +45,48 @@ def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
 
 
 class _Stopper:
-    """Stops the demo in order: the simulator first, then, after a drain, the detector.
+    """Stops the demo in order: the simulator first, then the detector once it has read all.
 
-    It acts after ``seconds`` or as soon as ``interrupted`` is set (Ctrl-C / SIGTERM).
+    It acts after ``seconds`` or as soon as ``interrupted`` is set (Ctrl-C / SIGTERM). After the
+    simulator has exited, the detector runs until it has consumed everything the simulator
+    reports produced (at most :data:`_DRAIN_MAX_S`, and at least :data:`_DRAIN_S`).
     """
 
     def __init__(
-        self, sim: subprocess.Popen[bytes], seconds: float | None, interrupted: threading.Event
+        self,
+        sim: subprocess.Popen[bytes],
+        seconds: float | None,
+        interrupted: threading.Event,
+        report: Path,
     ) -> None:
         self.detector_stop = threading.Event()
+        self.stats: DetectorStats | None = None  # the detector's, from its window callback
+        self.produced: int | None = None
         self._sim = sim
         self._seconds = seconds
         self._interrupted = interrupted
+        self._report = report
         threading.Thread(target=self._run, name="demo-stopper", daemon=True).start()
 
     def _run(self) -> None:
         self._interrupted.wait(self._seconds)
         self._sim.terminate()
         self._sim.wait()
+        self.produced = _read_report(self._report)
         time.sleep(_DRAIN_S)
+        deadline = time.monotonic() + _DRAIN_MAX_S
+        while self.produced is not None and time.monotonic() < deadline:
+            if self.stats is not None and self.stats.consumed >= self.produced:
+                break
+            time.sleep(0.2)
         self.detector_stop.set()
+
+
+def _read_report(path: Path) -> int | None:
+    try:
+        return int(json.loads(path.read_text())["produced"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @app.command()
@@ -74,6 +103,7 @@ def demo(
     """Start the embedded broker, train a first model if none, run simulator + detector live."""
     settings = load_settings(simulate={"rate": rate})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = _run_store(settings)
     with ExitStack() as stack:
         bootstrap = settings.kafka.bootstrap_servers
         if not bootstrap:
@@ -83,9 +113,10 @@ def demo(
             stack.enter_context(broker)
             bootstrap = broker.bootstrap_servers
             console.print(f"embedded Kafka broker (Tansu) at [bold]{bootstrap}[/]")
-            settings = load_settings(
-                simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}
-            )
+        settings = load_settings(
+            simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}, store={"url": store}
+        )
+        console.print(f"store for this run: [bold]{settings.store_url()}[/]")
         ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
         if dashboard:
@@ -98,24 +129,48 @@ def demo(
             stack.callback(stop_dashboard, proc)
             console.print(f"dashboard at [bold]{dashboard_url}[/]")
         interrupted = stop_event()
-        sim = _start_simulator(settings, bootstrap)
+        report = settings.data_dir / "simulator-report.json"
+        report.unlink(missing_ok=True)
+        sim = _start_simulator(settings, bootstrap, report)
         stack.callback(_kill_if_running, sim)
-        stopper = _Stopper(sim, seconds, interrupted)
+        stopper = _Stopper(sim, seconds, interrupted, report)
+        line = LiveLine(settings.dashboard.currency)
+
+        def on_window(w: WindowStats, stats: DetectorStats) -> None:
+            stopper.stats = stats
+            line(w, stats)
+
         until = f"for {seconds:.0f} s" if seconds else "Ctrl-C stops"
         topic = settings.topics.transactions
         console.print(
             f"simulator at {settings.simulate.rate:,.0f} tx/s → {topic} → detector; {until}"
         )
-        stats = run_detector(settings, should_stop=stopper.detector_stop.is_set)  # the promoted
-        _summary(settings, bootstrap, stats, dashboard_url)
+        stats = run_detector(  # the promoted bundle
+            settings, should_stop=stopper.detector_stop.is_set, on_window=on_window
+        )
+        _summary(settings, bootstrap, stats, stopper.produced, dashboard_url)
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def _run_store(settings: Settings) -> str | None:
+    """A fresh SQLite store per demo run (``data/demo/run-<UTC time>.db``), unless one is set.
+
+    Runs are kept apart: a rerun's simulator produces the same transaction ids, which one
+    shared store would mix with the previous run's alerts and verdicts.
+    """
+    if settings.store.url:
+        return None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    path = settings.data_dir / "demo" / f"run-{stamp}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 def _summary(
-    settings: Settings, bootstrap: str, stats: DetectorStats, dashboard_url: str | None
+    settings: Settings,
+    bootstrap: str,
+    stats: DetectorStats,
+    produced: int | None,
+    dashboard_url: str | None,
 ) -> None:
     store = open_store(settings.store_url())
     store.open()
@@ -124,20 +179,15 @@ def _summary(
         stored_alerts = store.count_alerts_by_decision()
     finally:
         store.close()
-    table = Table(title="fraudstream demo — summary", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("transactions scored", f"{stats.valid:,}")
-    table.add_row("sent to the dead-letter topic", f"{stats.invalid:,}")
-    for name, n in stats.decisions.items():
-        table.add_row(f"decision: {name}", f"{n:,}")
-    table.add_row("frauds injected by the robots", f"{stats.frauds:,}")
-    table.add_row("alert precision (review+block vs labels)", _fmt(stats.precision))
-    table.add_row("alert recall (frauds that raised an alert)", _fmt(stats.recall))
-    table.add_row("throughput (mean, tx/s)", f"{stats.rate():,.0f}")
+    table = summary_table(stats, title="fraudstream demo — summary")
+    if produced is not None:
+        missing = produced - stats.consumed
+        verdict = "all of them" if missing <= 0 else f"[bold red]{missing:,} NOT scored[/]"
+        table.add_row("produced by the simulator", f"{produced:,} ({verdict})")
     table.add_row("alerts topic", f"{settings.topics.alerts} @ {bootstrap}")
-    table.add_row("store", settings.store_url())
-    table.add_row("store totals", f"{stored:,} transactions, alerts {stored_alerts}")
+    table.add_row("store (this run)", settings.store_url())
+    alerts = ", ".join(f"{k} {v:,}" for k, v in sorted(stored_alerts.items())) or "none"
+    table.add_row("in the store", f"{stored:,} transactions; alerts: {alerts}")
     if dashboard_url:
         table.add_row("dashboard (stops with the demo)", dashboard_url)
     console.print(table)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from fraudstream.cli._app import app, console, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
@@ -19,6 +20,7 @@ from fraudstream.stream import (
     Detector,
     DetectorStats,
     DetectorTopics,
+    LagWatchdog,
     ModelWatcher,
     SlidingWindow,
     StateRestorer,
@@ -29,34 +31,61 @@ from fraudstream.stream import (
     topic_partitions,
 )
 
-__all__ = ["live_line", "run_detector"]
+__all__ = ["LiveLine", "clock_utc", "human", "live_line", "run_detector", "summary_table"]
 
 log = logging.getLogger(__name__)
 
 
+class LiveLine:
+    """One line per closed window: the last 30 s of the stream, the detector's rate and lag.
+
+    ``09:14:03 UTC last 30s: 15,549 tx, 28 frauds (0.18% of tx, 0.68% of amount), 157 alerts,
+    amount 1.4M CU | 490 tx/s now, 488 mean | lag 12``; a stall is flagged in red.
+    """
+
+    def __init__(self, currency: str = "CU") -> None:
+        self.currency = currency
+
+    def __call__(self, w: WindowStats, stats: DetectorStats) -> None:
+        console.print(self.text(w, stats), highlight=False, soft_wrap=True)
+
+    def text(self, w: WindowStats, stats: DetectorStats) -> str:
+        tx_share = w.frauds / w.transactions if w.transactions else 0.0
+        line = (
+            f"[dim]{clock_utc(w.window_end_ms)}[/] last {w.window_ms // 1000}s: "
+            f"{w.transactions:>6,} tx, {w.frauds:>3} frauds ({tx_share:.2%} of tx, "
+            f"{w.fraud_amount_share:.2%} of amount), {w.alerts:>3} alerts, "
+            f"amount {human(w.amount)} {self.currency} "
+            f"| {stats.current_rate():>6,.0f} tx/s now, {stats.rate():,.0f} mean"
+        )
+        if stats.lag is not None:
+            line += f" | lag {stats.lag:,}"
+        if stats.stalled_s > 0:
+            line += f" [bold red]STALLED {stats.stalled_s:.0f} s[/]"
+        return line
+
+
 def live_line(w: WindowStats, stats: DetectorStats) -> None:
-    """One line per closed window: the last 30 s of the stream and the detector's throughput."""
-    console.print(
-        f"[dim]{_clock(w.window_end_ms)}[/] last {w.window_ms // 1000}s: "
-        f"{w.transactions:>6,} tx {w.frauds:>4} frauds {w.alerts:>4} alerts "
-        f"amount {_human(w.amount):>6} fraud {w.fraud_amount_share:6.2%} "
-        f"| {stats.rate():>6,.0f} tx/s",
-        highlight=False,
-        soft_wrap=True,
-    )
+    """:class:`LiveLine` with the default currency label."""
+    LiveLine()(w, stats)
 
 
-def _human(amount: float) -> str:
+def human(amount: float) -> str:
+    """``1.4bn``, ``12.3M``, ``4.5k``, ``870``."""
     for unit, size in (("bn", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(amount) >= size:
             return f"{amount / size:.1f}{unit}"
     return f"{amount:.0f}"
 
 
-def _clock(ms: int) -> str:
+def clock_utc(ms: int) -> str:
+    """``HH:MM:SS UTC`` of an epoch time in ms; ``--:--:--`` for one no calendar can show."""
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%H:%M:%S")
+    try:
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):
+        return "--:--:-- UTC"
 
 
 def run_detector(
@@ -89,9 +118,16 @@ def run_detector(
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
     record_format = format_of(bundle.mode)  # a card bundle reads card records
     engine = engine_for(bundle.mode)
+    watchdog = LagWatchdog(topics.transactions, stall_after_s=d.stall_after_s)
+    consumer_conf = {
+        **prefetch,
+        "fetch.wait.max.ms": d.fetch_wait_ms,
+        "statistics.interval.ms": 1000,  # lag for the watchdog
+        "stats_cb": watchdog.on_stats,
+    }
     detector = Detector(
         consumer=make_consumer(
-            client, d.group_id, session_timeout_ms=d.session_timeout_ms, **prefetch
+            client, d.group_id, session_timeout_ms=d.session_timeout_ms, **consumer_conf
         ),
         producer=make_producer(client),
         topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
@@ -107,6 +143,7 @@ def run_detector(
         ),
         models=None if model else ModelWatcher(settings.models_dir, bundle),
         challenger=Bundle.load(challenger) if challenger else None,
+        watchdog=watchdog,
     )
     log.info(
         "detector: model %s (%s records), store %s, group %s",
@@ -161,9 +198,34 @@ def detect(
         model=model,
         challenger=challenger,
         idle_exit_s=idle_exit,
-        on_window=None if quiet else live_line,
+        on_window=None if quiet else LiveLine(settings.dashboard.currency),
     )
-    console.print(
-        f"detector stopped: {stats.valid:,} scored, {stats.invalid:,} to the dead-letter topic, "
-        f"{stats.decisions}"
-    )
+    console.print(summary_table(stats, title="fraudstream detect — stopped"))
+
+
+def summary_table(stats: DetectorStats, *, title: str) -> Table:
+    """What a detector run did, as a labelled table (precision/recall when labels exist)."""
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("records consumed", f"{stats.consumed:,}")
+    table.add_row("transactions scored", f"{stats.valid:,}")
+    table.add_row("sent to the dead-letter topic", f"{stats.invalid:,}")
+    for name, n in stats.decisions.items():
+        share = n / stats.valid if stats.valid else 0.0
+        table.add_row(f"decision: {name}", f"{n:,} ({share:.2%})")
+    if stats.labelled:
+        table.add_row("labelled transactions (ground truth in the records)", f"{stats.labelled:,}")
+        table.add_row("frauds among them", f"{stats.frauds:,}")
+        table.add_row("alert precision (review+block that are fraud)", _fmt(stats.precision))
+        table.add_row("alert recall (frauds that raised an alert)", _fmt(stats.recall))
+    table.add_row("throughput, mean since start (tx/s)", f"{stats.rate():,.0f}")
+    if stats.lag is not None:
+        table.add_row("lag at the end (records not yet scored)", f"{stats.lag:,}")
+    stall_text = f"{stats.stalls:,}" if not stats.stalls else f"[bold red]{stats.stalls:,}[/]"
+    table.add_row("stalls (lag with nothing consumed)", stall_text)
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def simulate(
         help="Event time origin, ms [paysim: now, with --out 0; card: 2018-04-01 as the handbook].",
     ),
     topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
+    report: Path | None = typer.Option(
+        None, help='At the end, write {"produced": N} (JSON) here: what reached the broker.'
+    ),
 ) -> None:
     """Produce transactions with fraud robots labelling their own, to Kafka or to a file."""
     if fmt not in ("paysim", "card"):
@@ -91,9 +95,11 @@ def simulate(
             rows = 1_000_000 if count is None else count
             _to_file(settings, fmt, chosen, fraud_rate, start_ms, out, rows, accounts is not None)
         else:
-            _to_kafka(
+            sent = _to_kafka(
                 settings, fmt, chosen, fraud_rate, start_ms, count, duration, accounts is not None
             )
+            if report is not None:
+                report.write_text(json.dumps({"produced": sent}))
     except ConfigError as exc:
         raise fail(str(exc)) from exc
 
@@ -171,7 +177,7 @@ def _to_kafka(
     count: int | None,
     duration: float | None,
     customers_given: bool,
-) -> None:
+) -> int:
     sim = settings.simulate
     client = kafka_client(settings)
     target = settings.topics.transactions
@@ -185,7 +191,7 @@ def _to_kafka(
     started = time.monotonic()
     if fmt == "paysim":
         sent = run_simulation(
-            make_producer(client),
+            make_producer(client, **{"linger.ms": sim.linger_ms}),
             target,
             _paysim(settings, robots, fraud_rate, start_ms or 0).next_batch,
             limiter.acquire,
@@ -203,7 +209,7 @@ def _to_kafka(
             ]
 
         sent = produce_messages(
-            make_producer(client),
+            make_producer(client, **{"linger.ms": sim.linger_ms}),
             target,
             next_messages,
             chunk=chunk,
@@ -214,3 +220,4 @@ def _to_kafka(
         )
     elapsed = time.monotonic() - started
     console.print(f"produced {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)")
+    return sent

@@ -10,12 +10,20 @@ from fraudstream.stream._detector import (
     RecordFormat,
     format_of,
 )
-from fraudstream.stream._kafka import ensure_topics, make_consumer, make_producer, topic_partitions
+from fraudstream.stream._kafka import (
+    ensure_topics,
+    make_admin,
+    make_consumer,
+    make_producer,
+    topic_partitions,
+)
+from fraudstream.stream._kafka_log import KAFKA_LOG, KafkaLog
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._produce import Message, produce_messages, run_simulation
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats, StageClock
+from fraudstream.stream._watchdog import LagReport, LagWatchdog
 from fraudstream.stream._window import SlidingWindow
 
 __all__ = [
@@ -25,6 +33,10 @@ __all__ = [
     "DetectorStats",
     "DetectorTopics",
     "Job",
+    "KAFKA_LOG",
+    "KafkaLog",
+    "LagReport",
+    "LagWatchdog",
     "Message",
     "ModelWatcher",
     "RecordFormat",
@@ -34,6 +46,7 @@ __all__ = [
     "StateRestorer",
     "ensure_topics",
     "format_of",
+    "make_admin",
     "make_consumer",
     "make_producer",
     "produce_messages",

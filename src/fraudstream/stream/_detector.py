@@ -33,6 +33,7 @@ from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._stats import DetectorStats
+from fraudstream.stream._watchdog import LagWatchdog
 from fraudstream.stream._window import SlidingWindow
 
 __all__ = [
@@ -216,6 +217,7 @@ class Detector:
         restorer: StateRestorer | None = None,
         models: ModelWatcher | None = None,
         challenger: Bundle | None = None,
+        watchdog: LagWatchdog | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -236,6 +238,8 @@ class Detector:
         self.restorer = restorer
         self.models = models
         self.challenger = challenger
+        #: lag and stalls, when the consumer was made with ``stats_cb=watchdog.on_stats``
+        self.watchdog = watchdog
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -283,6 +287,7 @@ class Detector:
                 msgs = self._next_batch()
                 self._commit_durable()
                 self._freeze_gc()
+                self._watch()
                 now = time.monotonic()
                 if msgs or (not self._assigned and now - started < UNASSIGNED_EXIT_S):
                     if msgs:
@@ -293,6 +298,15 @@ class Detector:
         finally:
             self.close()
         return self.stats
+
+    def _watch(self) -> None:
+        """Let the watchdog see progress; copy its reading into the stats."""
+        if self.watchdog is None:
+            return
+        report = self.watchdog.observe(self.stats.consumed)
+        self.stats.lag = report.lag
+        self.stats.stalled_s = report.stalled_s
+        self.stats.stalls = self.watchdog.stalls
 
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
@@ -476,6 +490,8 @@ class Detector:
         if assigned:
             self.consumer.resume(assigned)
         log.info("resumed %d partition(s) of %s", len(assigned), self.topics.source)
+        if self.watchdog is not None:
+            self.watchdog.reset()  # the pause was deliberate, not a stall
 
     def _backoff(self, delay_s: float) -> None:
         """Wait ``delay_s`` while serving the consumer (group heartbeats, rebalances)."""

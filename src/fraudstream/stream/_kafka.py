@@ -11,8 +11,16 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from fraudstream.errors import KafkaError
+from fraudstream.stream._kafka_log import KAFKA_LOG
 
-__all__ = ["ensure_topics", "make_consumer", "make_producer", "topic_partitions"]
+__all__ = [
+    "DEFAULT_FETCH_WAIT_MS",
+    "ensure_topics",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "topic_partitions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,7 @@ log = logging.getLogger(__name__)
 def make_producer(client: Mapping[str, Any], **overrides: Any) -> Producer:
     """A batching, idempotent producer (acks=all) for high throughput."""
     conf: dict[str, Any] = {
+        "logger": KAFKA_LOG,
         **client,
         "acks": "all",
         "enable.idempotence": True,
@@ -32,6 +41,9 @@ def make_producer(client: Mapping[str, Any], **overrides: Any) -> Producer:
     return Producer(conf)
 
 
+#: How long the broker may hold a fetch (``fetch.wait.max.ms``): see :func:`make_consumer`.
+DEFAULT_FETCH_WAIT_MS: Final = 100
+
 #: A deep prefetch queue for consumers that read as fast as they can (librdkafka's defaults are
 #: 100,000 records per partition and 64 MiB): see :func:`make_consumer`.
 CATCH_UP_PREFETCH: Final = {"queued.min.messages": 1_000_000, "queued.max.messages.kbytes": 262_144}
@@ -42,9 +54,13 @@ def make_consumer(
 ) -> Consumer:
     """A consumer with manual commits: offsets are committed only after outputs are durable.
 
-    ``fetch.wait.max.ms`` is 5: a broker that does not answer a fetch early when records arrive
-    (the embedded Tansu holds an empty fetch for the whole wait) would otherwise add up to the
-    wait to every record's latency; the cost is at most 200 empty fetches a second when idle.
+    ``fetch.wait.max.ms`` (:data:`DEFAULT_FETCH_WAIT_MS`, 100) bounds how long the broker may
+    hold a fetch. The embedded Tansu answers a fetch with *nothing* when reading the partitions
+    takes longer than that wait, and its reads get slower as a partition holds more record
+    batches: with the 5 ms used before, a consumer of a paced stream (many small batches)
+    received nothing at all after 1-3 minutes, for ever (see docs/notes/stall.md). The cost of
+    a longer wait is latency on a nearly idle stream only: Tansu holds an empty fetch for the
+    whole wait, while a fetch that finds records returns at once.
 
     The prefetch queue is deep (``queued.min.messages`` 1,000,000 per partition, at most 256 MiB
     in all): with librdkafka's defaults (100,000 / 64 MiB) the fetcher pauses so often that a
@@ -52,6 +68,7 @@ def make_consumer(
     (measured on a pre-filled 4-partition topic). The cost is that memory when the detector lags.
     """
     conf: dict[str, Any] = {
+        "logger": KAFKA_LOG,
         **client,
         "group.id": group_id,
         "enable.auto.commit": False,
@@ -60,18 +77,24 @@ def make_consumer(
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": max(500, session_timeout_ms // 6),
         "partition.assignment.strategy": "cooperative-sticky",
-        "fetch.wait.max.ms": 5,
+        "fetch.wait.max.ms": DEFAULT_FETCH_WAIT_MS,
         **CATCH_UP_PREFETCH,
     }
     conf.update(overrides)
     return Consumer(conf)
 
 
+def make_admin(client: Mapping[str, Any]) -> AdminClient:
+    """An admin client whose librdkafka log lines go through Python logging."""
+    conf: dict[str, Any] = {"logger": KAFKA_LOG, **client}
+    return AdminClient(conf)
+
+
 def ensure_topics(
     client: Mapping[str, Any], names: Iterable[str], *, partitions: int, timeout_s: float = 15.0
 ) -> None:
     """Create the topics that do not exist yet (existing ones are left as they are)."""
-    admin = AdminClient(dict(client))
+    admin = make_admin(client)
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
@@ -95,7 +118,7 @@ def ensure_topics(
 
 def topic_partitions(client: Mapping[str, Any], topic: str, *, timeout_s: float = 15.0) -> int:
     """How many partitions ``topic`` has (0 if it does not exist)."""
-    admin = AdminClient(dict(client))
+    admin = make_admin(client)
     try:
         meta = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
     except KafkaException as exc:

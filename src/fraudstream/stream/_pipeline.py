@@ -224,11 +224,6 @@ class SinkWorker:
         """Make ``group`` durable: alerts produced, one store commit, then one producer flush."""
         clock = self.clock
         for job in group:
-            if job.bundle.version not in self._models:  # a hot-reloaded bundle's first batch
-                self.store.record_model_version(
-                    job.bundle.version, json.dumps(job.bundle.metrics, default=str)
-                )
-                self._models.add(job.bundle.version)
             if job.scored is not None:
                 with clock("alerts_produce"):
                     self.alerts.write(job.scored)  # sent by librdkafka while the store commits
@@ -261,7 +256,12 @@ class SinkWorker:
     def _store_once(self, group: list[Job]) -> None:
         windows: list[WindowStats] = []
         with self.clock("store_write"):
+            new = {job.bundle.version for job in group} - self._models
             for job in group:
+                if job.bundle.version in new:  # a hot-reloaded bundle's first batch
+                    new.discard(job.bundle.version)
+                    metrics = json.dumps(job.bundle.metrics, default=str)
+                    self.store.record_model_version(job.bundle.version, metrics)
                 if job.scored is not None:
                     self.store.write(job.scored)
                 windows += job.windows
@@ -269,6 +269,7 @@ class SinkWorker:
                 self.store.write_window_stats(windows)
         with self.clock("store_commit"):
             self.store.flush()
+        self._models |= {job.bundle.version for job in group}
 
     def _store_safely(self, group: list[Job]) -> list[RejectedRow]:
         """Store the group; the rows the store refused or skipped as conflicting (not stored)."""

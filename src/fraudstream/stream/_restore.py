@@ -20,6 +20,7 @@ from fraudstream.errors import KafkaError
 from fraudstream.features import StateEngine
 from fraudstream.schema import TxBatch
 from fraudstream.stream._kafka import CATCH_UP_PREFETCH
+from fraudstream.stream._kafka_log import KAFKA_LOG
 
 __all__ = ["StateRestorer"]
 
@@ -63,12 +64,15 @@ class StateRestorer:
                 # a restore is a catch-up read: 1 M records replay in 3.9-4.0 s with a deep
                 # prefetch, 7.6-7.8 s with librdkafka's default (embedded broker, 4 partitions);
                 # a ``queued.*`` setting in ``client`` takes precedence
+                "logger": KAFKA_LOG,
                 **CATCH_UP_PREFETCH,
                 **self.client,
                 "group.id": f"fraudstream-restore-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "fetch.wait.max.ms": 50,
+                # a catch-up read: latency does not matter, and the embedded broker answers
+                # a fetch that takes longer than this wait with nothing (see make_consumer)
+                "fetch.wait.max.ms": 500,
             }
         )
         replayed = 0

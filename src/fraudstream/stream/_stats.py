@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,10 +52,17 @@ class DetectorStats:
     true_alerts: int = 0
     alerts_on_labelled: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    #: records behind the high watermark (the watchdog's last reading; None: unknown)
+    lag: int | None = None
+    #: seconds the consumer has been stalled (lag, nothing consumed); 0.0 when it is not
+    stalled_s: float = 0.0
+    #: stall episodes since the start
+    stalls: int = 0
     #: time per stage of the consuming thread (``hand_over``: waiting for room in the output
     #: queue, and committing durable batches) and of the output thread (``stream._pipeline``)
     clock: StageClock = field(default_factory=StageClock)
     sink_clock: StageClock = field(default_factory=StageClock)
+    _samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     def count(self, decision: npt.NDArray[np.int8], label: npt.NDArray[np.int8]) -> None:
         """Add one scored batch."""
@@ -86,3 +94,17 @@ class DetectorStats:
         """Mean valid transactions per second since the start."""
         elapsed = time.monotonic() - self.started_at
         return self.valid / elapsed if elapsed > 0 else 0.0
+
+    def current_rate(self, over_s: float = 10.0) -> float:
+        """Valid transactions per second over about the last ``over_s`` seconds."""
+        now = time.monotonic()
+        samples = self._samples
+        if not samples:
+            samples.append((self.started_at, 0))
+        samples.append((now, self.valid))
+        while len(samples) > 2 and now - samples[1][0] >= over_s:
+            samples.popleft()
+        then, valid_then = samples[0]
+        if now - then <= 0:
+            return 0.0
+        return (self.valid - valid_then) / (now - then)
