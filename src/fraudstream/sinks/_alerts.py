@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -50,7 +51,11 @@ def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
             amount=amount,
             label=label,
         )
-        out.append((tx.account[i].encode(), _encode(alert)))
+        try:
+            out.append((tx.account[i].encode(), _encode(alert)))
+        except UnicodeEncodeError:  # a lone surrogate: escaped, never a crash of the sink
+            text = json.dumps(msgspec.to_builtins(alert), ensure_ascii=True)
+            out.append((tx.account[i].encode("utf-8", "backslashreplace"), text.encode()))
     return out
 
 
