@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -78,3 +79,59 @@ def test_replay_of_card_data_with_speedup(
         r = by_id[str(row["TRANSACTION_ID"])]
         assert r.customerId == str(row["CUSTOMER_ID"]) and r.amount == row["TX_AMOUNT"]
         assert r.isFraud == row["TX_FRAUD"]
+
+
+KAGGLE_HEADER = (
+    "step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,nameDest,oldbalanceDest,"
+    "newbalanceDest,isFraud,isFlaggedFraud"
+)
+MAY_1_MS = 1_714_521_600_000  # 2024-05-01T00:00Z
+
+
+def _kaggle_file(path: Path) -> None:
+    """2,000 integer-looking amounts over steps 1-4, then a decimal one, then an ``N/A``."""
+    kinds = ("PAYMENT", "TRANSFER", "CASH_OUT", "CASH_IN", "DEBIT")
+    rows = [
+        f"{1 + i // 500},{kinds[i % 5]},{100 + i},C{i % 97},{5000 + i},{4900},M{i % 13},0,0,"
+        f"{int(i % 400 == 3)},0"
+        for i in range(2_000)
+    ]
+    rows += [
+        "5,TRANSFER,987591.59,C1,987591.59,0.0,C2,0.0,0.0,1,0",
+        "5,CASH_OUT,N/A,C3,1,0,C4,0,0,1,0",
+    ]
+    path.write_text(KAGGLE_HEADER + "\n" + "\n".join(rows) + "\n")
+
+
+def test_replay_of_a_kaggle_file_skips_its_bad_row_and_dates_it_from_start(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "kaggle.csv"
+    _kaggle_file(path)
+    topic = f"replay-kaggle-{unique}"
+    out = run_cli(
+        "replay", str(path), "--start", "2024-05-01", "--topic", topic, bootstrap=bootstrap
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = " ".join((out.stdout + out.stderr).split())
+    assert "replayed 2,001 transactions" in text and "skipped 1 bad row" in text
+    assert "amount: 1 row (line 2003 'N/A'); expected a number >= 0" in text
+    assert "event time 2024-05-01 01:00 UTC to 2024-05-01 05:00 UTC (from --start)" in text
+    messages = read_topic(client, topic, expect=2_001)
+    decoded, _, invalid = decode_paysim([m.value() for m in messages])
+    assert invalid == [] and len(decoded) == 2_001
+    assert max(r.amount for r in decoded) == 987591.59
+    for r in decoded:  # step s at hour s of 2024-05-01, its rows spread over that hour
+        assert (r.eventTimeMs or 0) // 3_600_000 == MAY_1_MS // 3_600_000 + r.step
+
+    topic = f"replay-kaggle-auto-{unique}"
+    before = time.time() * 1000
+    out = run_cli("replay", str(path), "--topic", topic, bootstrap=bootstrap)
+    assert out.returncode == 0, out.stdout + out.stderr
+    decoded, _, invalid = decode_paysim(
+        [m.value() for m in read_topic(client, topic, expect=2_001)]
+    )
+    times = [r.eventTimeMs or 0 for r in decoded]
+    today = before - before % 86_400_000
+    assert invalid == [] and today - 86_400_000 <= min(times) and max(times) < today
+    assert all(t // 3_600_000 % 24 == r.step for t, r in zip(times, decoded, strict=True))

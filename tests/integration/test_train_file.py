@@ -98,3 +98,50 @@ def test_missing_columns_are_a_clear_error(tmp_path: Path) -> None:
     text = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
     assert "error: bad.csv has no column for type, nameOrig, nameDest, isFraud:" in text
     assert "Traceback" not in text
+
+
+KAGGLE_COLUMNS = (
+    "step",
+    "type",
+    "amount",
+    "nameOrig",
+    "oldbalanceOrg",
+    "newbalanceOrig",
+    "nameDest",
+    "oldbalanceDest",
+    "newbalanceDest",
+    "isFraud",
+    "isFlaggedFraud",
+)
+
+
+def test_a_kaggle_layout_csv_trains_with_its_bad_row_skipped(tmp_path: Path) -> None:
+    """The simulator's history rewritten to Kaggle's exact layout: 2,000 integer-looking amounts
+    first (polars' inference then fails on the first decimal), one ``N/A`` amount."""
+    ours = tmp_path / "ours.csv"
+    simulate = [sys.executable, "-m", "fraudstream", "simulate", "--out", str(ours)]
+    args = ["--count", "40000", "--rate", "2", "--seed", "5", "--fraud-rate", "0.01"]
+    done = subprocess.run(
+        [*simulate, *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    df = pl.read_csv(ours, infer_schema_length=None).select(KAGGLE_COLUMNS)
+    amounts = [
+        "N/A" if i == 3_000 else str(round(a)) if i < 2_000 else repr(a)
+        for i, a in enumerate(df["amount"].to_list())
+    ]
+    kaggle = tmp_path / "kaggle.csv"
+    df.with_columns(pl.Series("amount", amounts)).write_csv(kaggle)
+    assert kaggle.read_text().split("\n", 1)[0] == ",".join(KAGGLE_COLUMNS)
+    with pytest.raises(pl.exceptions.ComputeError, match="could not parse"):
+        pl.read_csv(kaggle)  # what train used to do with it
+    out = _run([str(kaggle)], tmp_path / "m")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = " ".join((out.stdout + out.stderr).split())  # rich wraps long lines
+    assert "kaggle.csv: skipped 1 of 40,000 rows with a missing or invalid value: " in text
+    assert "amount: 1 row (line 3002 'N/A'); expected a number >= 0" in text
+    assert "39,999 transactions read" in text
+    (bundle_dir,) = list((tmp_path / "m").iterdir())
+    bundle = Bundle.load(bundle_dir)
+    data = bundle.metrics["data"]
+    assert data["train_rows"] + data["test_rows"] <= 39_999 and data["test_frauds"] > 0

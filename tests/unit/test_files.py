@@ -231,3 +231,21 @@ def test_auto_start_dates_a_kaggle_file_before_today_at_its_hours(tmp_path: Path
     assert times[-1] < now - 15 * HOUR_MS and np.all(np.diff(times) >= 0)
     records, _, _ = decode_paysim([v for _, v in replay.messages(0, len(replay))])
     assert all((r.eventTimeMs or 0) // HOUR_MS % 24 == r.step % 24 for r in records)
+
+
+def test_the_detectors_live_window_sees_a_replayed_kaggle_file(tmp_path: Path) -> None:
+    """The window line shows the last 30 s of event time: with a step's rows at one instant
+    (the old replay), every window closed before the next step was empty."""
+    from fraudstream.stream import SlidingWindow
+
+    path = _write(tmp_path / "k.csv", KAGGLE_HEADER, _kaggle_rows(4_000))
+    replay = load_replay(path, start_ms=1_714_521_600_000)
+    window = SlidingWindow(30_000, 1_000)
+    shown: list[int] = []
+    for lo in range(0, len(replay), 250):  # batches as the detector polls them
+        t = replay.event_time_ms[lo : lo + 250]
+        n = len(t)
+        window.add(t, np.ones(n), np.zeros(n, bool), np.zeros(n, bool))
+        shown += [w.transactions for w in window.advance()]
+    assert len(shown) > 100 and sum(n > 0 for n in shown) > 0.9 * len(shown)
+    assert max(shown) == 500 * 30_000 // HOUR_MS + 1  # 500 rows an hour: ~4 in 30 s

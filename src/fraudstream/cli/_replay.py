@@ -154,5 +154,5 @@ def replay(
     skipped = source.file.skipped
     console.print(
         f"replayed {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)"
-        + (f"; {skipped:,} bad rows skipped (see the warning above)" if skipped else "")
+        + (f"; skipped {skipped:,} bad {_rows(skipped)} (see the warning above)" if skipped else "")
     )
