@@ -13,7 +13,13 @@ import polars as pl
 import pytest
 
 from fraudstream.schema import decode_card, decode_paysim
-from fraudstream.simulate import CardSimulator, PaySimSimulator, card_table, paysim_table
+from fraudstream.simulate import (
+    PAYSIM_COLUMNS,
+    CardSimulator,
+    PaySimSimulator,
+    card_table,
+    paysim_table,
+)
 
 from ._kafka_util import read_topic
 
@@ -81,10 +87,7 @@ def test_replay_of_card_data_with_speedup(
         assert r.isFraud == row["TX_FRAUD"]
 
 
-KAGGLE_HEADER = (
-    "step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,nameDest,oldbalanceDest,"
-    "newbalanceDest,isFraud,isFlaggedFraud"
-)
+KAGGLE_HEADER = ",".join(PAYSIM_COLUMNS[:11])  # step ... isFlaggedFraud
 MAY_1_MS = 1_714_521_600_000  # 2024-05-01T00:00Z
 
 

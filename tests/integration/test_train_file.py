@@ -15,7 +15,7 @@ import pytest
 from fraudstream.model import Bundle
 from fraudstream.model._data import read_history
 from fraudstream.schema import KINDS
-from fraudstream.simulate import PaySimSimulator
+from fraudstream.simulate import PAYSIM_COLUMNS, PaySimSimulator
 
 FDH = Path(__file__).resolve().parents[3] / "shared" / "data" / "fdh" / "transactions.parquet"
 
@@ -100,19 +100,7 @@ def test_missing_columns_are_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
-KAGGLE_COLUMNS = (
-    "step",
-    "type",
-    "amount",
-    "nameOrig",
-    "oldbalanceOrg",
-    "newbalanceOrig",
-    "nameDest",
-    "oldbalanceDest",
-    "newbalanceDest",
-    "isFraud",
-    "isFlaggedFraud",
-)
+KAGGLE_COLUMNS = PAYSIM_COLUMNS[:11]  # step ... isFlaggedFraud, Kaggle's exact layout
 
 
 def test_a_kaggle_layout_csv_trains_with_its_bad_row_skipped(tmp_path: Path) -> None:
