@@ -102,6 +102,8 @@ class DetectSettings(_Frozen):
     fetch_wait_ms: int = Field(default=100, ge=1, le=10_000)
     #: Lag with nothing consumed for this long is a stall: logged, shown, counted.
     stall_after_s: float = Field(default=20.0, gt=0)
+    #: Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000
     window_step_ms: int = 1_000

@@ -23,7 +23,7 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
         "FRAUDSTREAM_BENCH_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test",
     }
     args = ["--count", "3000", "--rates", "300", "--duration", "3", "--state-accounts", "2000"]
-    args += ["--bounded-hours", "1"]
+    args += ["--bounded-hours", "1", "--soak-minutes", "0.2", "--soak-rate", "300"]
     out = subprocess.run(
         [sys.executable, "-m", "fraudstream", "bench", "--json", *args, "--accounts", "2000"],
         env=env,
@@ -52,5 +52,8 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     assert result["state_bytes_per_account"] > 0 and result["peak_rss_mb"] > 0
     bounded = result["bounded_state"]
     assert 0 < bounded["entities_with_ttl"][0] < bounded["entities_without"][0]
+    soak = result["soak"]
+    assert soak["produced"] > 0 and soak["scored"] == soak["produced"] and soak["stalls"] == 0
+    assert soak["per_minute"][0]["transactions"] > 0
     assert set(result["store_rows_per_s"]) == {"sqlite", "postgresql"}
     assert all(v > 0 for v in result["store_rows_per_s"].values())

@@ -131,3 +131,32 @@ def test_the_current_rate_follows_the_recent_seconds() -> None:
     stats.valid = 1_000
     assert stats.current_rate() == pytest.approx(10, rel=0.01)
     assert stats.rate() == pytest.approx(10, rel=0.01)
+
+
+def test_metrics_follow_the_stats_and_are_served_over_http() -> None:
+    import urllib.request
+
+    from fraudstream.broker import free_port
+    from fraudstream.stream import DetectorMetrics
+
+    metrics = DetectorMetrics()
+    stats = DetectorStats(consumed=12, valid=10, invalid=2, lag=40, stalled_s=25.0, stalls=1)
+    stats.decisions.update(allow=8, review=2)
+    metrics.update(stats)
+    stats.valid, stats.lag, stats.stalled_s = 30, None, 0.0
+    metrics.update(stats)  # within the second: ignored
+    port = free_port()
+    metrics.serve(port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert "fraudstream_transactions_scored_total 10.0" in text
+    assert "fraudstream_dead_letters_total 2.0" in text
+    assert 'fraudstream_decisions_total{decision="review"} 2.0' in text
+    assert "fraudstream_consumer_lag_records 40.0" in text
+    assert "fraudstream_consumer_stalled_seconds 25.0" in text
+    assert "fraudstream_consumer_stalls_total 1.0" in text
+    metrics.update(stats, force=True)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert "fraudstream_transactions_scored_total 30.0" in text
+    assert "fraudstream_consumer_lag_records -1.0" in text

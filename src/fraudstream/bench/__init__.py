@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudstream.bench._kafka import BenchRun, live_latency, prefill, sustained_throughput
+from fraudstream.bench._kafka import BenchRun, live_latency, prefill, soak, sustained_throughput
 from fraudstream.bench._stages import stage_costs
 from fraudstream.bench._state import bounded_state, state_bytes_per_account
 
@@ -10,6 +10,7 @@ __all__ = [
     "BenchRun",
     "live_latency",
     "prefill",
+    "soak",
     "stage_costs",
     "bounded_state",
     "state_bytes_per_account",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Message
 
+from fraudstream.config import SimulateSettings
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import encode_paysim
@@ -23,6 +26,7 @@ from fraudstream.stream import (
     Detector,
     DetectorTopics,
     Job,
+    LagWatchdog,
     SlidingWindow,
     StateRestorer,
     ensure_topics,
@@ -30,7 +34,7 @@ from fraudstream.stream import (
     make_producer,
 )
 
-__all__ = ["BenchRun", "live_latency", "prefill", "sustained_throughput"]
+__all__ = ["BenchRun", "live_latency", "prefill", "soak", "sustained_throughput"]
 
 #: Records the live runs send and see processed before the timed load (excluded from latency).
 _WARM_UP_RECORDS = 200
@@ -57,6 +61,11 @@ class _TimedDetector(Detector):
 
     timeline: _Timeline
     assigned: threading.Event
+    max_lag: int = 0
+
+    def _watch(self) -> None:
+        super()._watch()
+        self.max_lag = max(self.max_lag, self.stats.lag or 0)
 
     def _next_batch(self) -> list[Message]:
         msgs = super()._next_batch()
@@ -105,8 +114,13 @@ class BenchRun:
         )
         store = open_store(self.store_url)
         store.open()
+        watchdog = LagWatchdog(topics.source)
+        stats_conf: dict[str, Any] = {
+            "statistics.interval.ms": 1000,
+            "stats_cb": watchdog.on_stats,
+        }
         det = _TimedDetector(
-            consumer=make_consumer(self.client, group),
+            consumer=make_consumer(self.client, group, **stats_conf),
             producer=make_producer(self.client),
             topics=topics,
             store=store,
@@ -115,6 +129,7 @@ class BenchRun:
             window=SlidingWindow(),
             batch_max=self.batch_max,
             restorer=StateRestorer(self.client, topics.source, PAYSIM.decode_messages),
+            watchdog=watchdog,
         )
         det.timeline = _Timeline()
         det.assigned = threading.Event()
@@ -221,6 +236,9 @@ def _simulate_when_assigned(
     duration_s: float,
     accounts: int,
     done: threading.Event,
+    *,
+    linger_ms: int = 5,
+    report: str | None = None,
 ) -> None:
     if not det.assigned.wait(60):
         done.set()
@@ -235,10 +253,72 @@ def _simulate_when_assigned(
         **os.environ,
         "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": str(run.client["bootstrap.servers"]),
         "FRAUDSTREAM_KAFKA__PARTITIONS": str(run.partitions),
+        # the detector's latency, not the producer's batching (the simulator's default: 100 ms)
+        "FRAUDSTREAM_SIMULATE__LINGER_MS": str(linger_ms),
     }
     cmd = [
         sys.executable, "-m", "fraudstream", "simulate", "--rate", str(rate),
         "--duration", str(duration_s), "--topic", topic, "--accounts", str(accounts),
     ]  # fmt: skip
+    if report is not None:
+        cmd += ["--report", report]
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     done.set()
+
+
+def soak(
+    run: BenchRun, rate: float, minutes: float, *, accounts: int, report_dir: str
+) -> dict[str, Any]:
+    """Minutes of the simulator (own process, its default batching) while the detector scores.
+
+    What a short run cannot show: whether every produced record is scored after minutes of a
+    paced stream, whether the consumer ever stalls (the watchdog's count), the largest lag,
+    and latency minute by minute (a slowing broker shows as a rising tail).
+    """
+    topics = run.topics(f"soak{int(rate)}")
+    det = run.detector(topics, f"{run.prefix}soak{int(rate)}")
+    report = f"{report_dir}/soak-{int(rate)}.json"
+    sim_done = threading.Event()
+    threading.Thread(
+        target=_simulate_when_assigned,
+        args=(det, run, topics.source, rate, minutes * 60, accounts, sim_done),
+        kwargs={"linger_ms": SimulateSettings().linger_ms, "report": report},
+        daemon=True,
+    ).start()
+    produced: list[int] = []
+
+    def should_stop() -> bool:
+        if not sim_done.is_set():
+            return False
+        if not produced:
+            try:
+                produced.append(int(json.loads(Path(report).read_text())["produced"]))
+            except (OSError, ValueError, KeyError):
+                produced.append(-1)
+            produced.append(int(time.monotonic()))
+        expected = produced[0] + _WARM_UP_RECORDS
+        return det.timeline.processed >= expected or time.monotonic() - produced[1] > 120
+
+    stats = det.run(should_stop)
+    t = det.timeline
+    sent_ms = np.array(t.produced_ms[_WARM_UP_RECORDS:], dtype=np.int64)
+    lat = np.array(t.latency_ms[_WARM_UP_RECORDS:])
+    minute = (sent_ms - sent_ms.min()) // 60_000 if len(sent_ms) else sent_ms
+    per_minute = [
+        {
+            "minute": int(m) + 1,
+            "transactions": int((minute == m).sum()),
+            "p50": float(np.percentile(lat[minute == m], 50)),
+            "p99": float(np.percentile(lat[minute == m], 99)),
+        }
+        for m in np.unique(minute)
+    ]
+    return {
+        "rate_tx_per_s": rate,
+        "minutes": minutes,
+        "produced": produced[0] if produced else -1,
+        "scored": t.processed - _WARM_UP_RECORDS,
+        "stalls": stats.stalls,
+        "max_lag": det.max_lag,
+        "per_minute": per_minute,
+    }

@@ -18,6 +18,7 @@ from fraudstream.bench import (
     BenchRun,
     bounded_state,
     live_latency,
+    soak,
     stage_costs,
     state_bytes_per_account,
     sustained_throughput,
@@ -51,6 +52,10 @@ def bench(
     bounded_hours: int = typer.Option(
         6, help="Event-time hours of the bounded-state run (30 min TTL vs none); 0 skips it."
     ),
+    soak_minutes: float = typer.Option(
+        5.0, help="Minutes of the soak run: the simulator at --soak-rate, all scored?; 0 skips."
+    ),
+    soak_rate: float = typer.Option(500.0, help="Rate of the soak run (tx/s)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     rate_accuracy: str = typer.Option(
         "", help="Only measure `simulate --rate` at these rates (e.g. 500,5000) for --duration s."
@@ -87,6 +92,11 @@ def bench(
             with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
                 live = live_latency(run, rate, duration, accounts=accounts)
             results["latency_ms"][str(int(rate))] = live
+        if soak_minutes > 0:
+            with console.status(f"soak: {soak_minutes:.0f} min at {soak_rate:,.0f} tx/s…"):
+                results["soak"] = soak(
+                    run, soak_rate, soak_minutes, accounts=accounts, report_dir=str(tmp)
+                )
     with console.status("per-stage cost…"):
         results["stages_us_per_tx"] = stage_costs(bundle, accounts=accounts)
     stores = {"sqlite": results["stages_us_per_tx"]["store_sqlite"]}
@@ -146,6 +156,8 @@ def _print(r: dict[str, Any]) -> None:
         cells = [f"{v[k]:.1f}" for k in ("p50", "p95", "p99", "max", "p99_after_5s")]
         table.add_row(rate, f"{v['transactions']:,.0f}", *cells, f"{v['mean_batch']:.0f}")
     console.print(table)
+    if "soak" in r:
+        _print_soak(r["soak"])
     stages = Table(title="hot path, µs per transaction (in-process)")
     stages.add_column("stage")
     stages.add_column("µs/tx", justify="right")
@@ -169,6 +181,17 @@ def _print(r: dict[str, Any]) -> None:
             + "; without eviction: "
             + ", ".join(f"{v:,.0f}" for v in b["entities_without"])
         )
+
+
+def _print_soak(k: dict[str, Any]) -> None:
+    verdict = "all" if k["scored"] >= k["produced"] >= 0 else "[bold red]NOT all[/]"
+    console.print(
+        f"soak, {k['minutes']:.0f} min at {k['rate_tx_per_s']:,.0f} tx/s: produced "
+        f"{k['produced']:,}, scored {k['scored']:,} ({verdict}); stalls {k['stalls']}, "
+        f"largest lag {k['max_lag']:,}"
+    )
+    minutes = ", ".join(f"{m['minute']}: {m['p50']:.0f}/{m['p99']:.0f}" for m in k["per_minute"])
+    console.print(f"  latency p50/p99 ms by minute (producer batching included): {minutes}")
 
 
 def _rate_accuracy(

@@ -113,10 +113,15 @@ def demo(
             stack.enter_context(broker)
             bootstrap = broker.bootstrap_servers
             console.print(f"embedded Kafka broker (Tansu) at [bold]{bootstrap}[/]")
+        metrics_port = settings.detect.metrics_port or free_port()
         settings = load_settings(
-            simulate={"rate": rate}, kafka={"bootstrap_servers": bootstrap}, store={"url": store}
+            simulate={"rate": rate},
+            kafka={"bootstrap_servers": bootstrap},
+            store={"url": store},
+            detect={"metrics_port": metrics_port},
         )
         console.print(f"store for this run: [bold]{settings.store_url()}[/]")
+        console.print(f"detector metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics")
         ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
         if dashboard:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from fraudstream.cli._app import app, console, kafka_client, load_settings, stop_event
+from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
 from fraudstream.features import engine_for
@@ -18,6 +18,7 @@ from fraudstream.schema import WindowStats
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
     Detector,
+    DetectorMetrics,
     DetectorStats,
     DetectorTopics,
     LagWatchdog,
@@ -144,6 +145,7 @@ def run_detector(
         models=None if model else ModelWatcher(settings.models_dir, bundle),
         challenger=Bundle.load(challenger) if challenger else None,
         watchdog=watchdog,
+        metrics=_metrics(d.metrics_port),
     )
     log.info(
         "detector: model %s (%s records), store %s, group %s",
@@ -156,6 +158,19 @@ def run_detector(
         return detector.run(should_stop, idle_exit_s=idle_exit_s)
     finally:
         store.close()
+
+
+def _metrics(port: int) -> DetectorMetrics | None:
+    """Prometheus metrics served on ``port`` (None when 0)."""
+    if not port:
+        return None
+    metrics = DetectorMetrics()
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        raise fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc}") from exc
+    log.info("metrics at http://127.0.0.1:%d/metrics", port)
+    return metrics
 
 
 def _check_state_partitions(bundle: Bundle, partitions: int) -> None:

@@ -18,6 +18,7 @@ from fraudstream.stream._kafka import (
     topic_partitions,
 )
 from fraudstream.stream._kafka_log import KAFKA_LOG, KafkaLog
+from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
 from fraudstream.stream._produce import Message, produce_messages, run_simulation
@@ -30,6 +31,7 @@ __all__ = [
     "CARD",
     "PAYSIM",
     "Detector",
+    "DetectorMetrics",
     "DetectorStats",
     "DetectorTopics",
     "Job",

@@ -29,6 +29,7 @@ from fraudstream.schema import (
     paysim_to_batch,
 )
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
 from fraudstream.stream._restore import StateRestorer
@@ -218,6 +219,7 @@ class Detector:
         models: ModelWatcher | None = None,
         challenger: Bundle | None = None,
         watchdog: LagWatchdog | None = None,
+        metrics: DetectorMetrics | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -240,6 +242,7 @@ class Detector:
         self.challenger = challenger
         #: lag and stalls, when the consumer was made with ``stats_cb=watchdog.on_stats``
         self.watchdog = watchdog
+        self.metrics = metrics  # Prometheus, updated once a second
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -300,13 +303,14 @@ class Detector:
         return self.stats
 
     def _watch(self) -> None:
-        """Let the watchdog see progress; copy its reading into the stats."""
-        if self.watchdog is None:
-            return
-        report = self.watchdog.observe(self.stats.consumed)
-        self.stats.lag = report.lag
-        self.stats.stalled_s = report.stalled_s
-        self.stats.stalls = self.watchdog.stalls
+        """Let the watchdog see progress; copy its reading into the stats and the metrics."""
+        if self.watchdog is not None:
+            report = self.watchdog.observe(self.stats.consumed)
+            self.stats.lag = report.lag
+            self.stats.stalled_s = report.stalled_s
+            self.stats.stalls = self.watchdog.stalls
+        if self.metrics is not None:
+            self.metrics.update(self.stats)
 
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
