@@ -24,6 +24,7 @@ from tests.unit.test_sinks import make_scored
 from ._kafka_util import read_topic
 from ._pg_util import PG_URL
 from .test_backpressure import PG, TcpProxy
+from .test_backpressure import wait_for as _wait
 from .test_sink_worker import _jobs
 
 pytestmark = pytest.mark.integration
@@ -166,15 +167,6 @@ def test_postgres_connection_loss_is_an_outage_then_recovers(
         row = conn.execute("SELECT count(*) FROM transactions_enriched").fetchone()
     assert row == (30,)
     assert read_topic(client, dlq, expect=0, timeout_s=2) == []
-
-
-def _wait(cond: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # --- conflicting duplicate ids, on the store alone ------------------------------------------
