@@ -57,7 +57,8 @@ def test_paysim_csv_trains_a_bundle_and_logs_to_mlflow(tmp_path: Path) -> None:
     h = read_history(csv, "paysim")
     assert len(h) == 60_000 and np.all(np.diff(h.event_time_ms) >= 0)
     store = tmp_path / "mlruns"
-    out = _run([str(csv), "--format", "paysim", "--mlflow-uri", store.as_uri()], tmp_path / "m")
+    args = [str(csv), "--format", "paysim", "--mlflow-uri", store.as_uri()]
+    out = _run([*args, "--allow-few-frauds"], tmp_path / "m")  # 25 test frauds: a marked bundle
     assert out.returncode == 0, out.stdout + out.stderr
     (bundle_dir,) = list((tmp_path / "m").iterdir())
     bundle = Bundle.load(bundle_dir)
