@@ -89,13 +89,14 @@ def _may_hide_controls(raw: bytes) -> bool:
 
 
 def _bad_text(
-    records: Sequence[Any], raw: Sequence[bytes], text_fields: Sequence[str]
+    records: Sequence[Any], raw: Sequence[bytes | None], text_fields: Sequence[str]
 ) -> dict[int, str]:
-    if not _may_hide_controls(b"".join(raw)):  # the common case: one scan of the batch's bytes
+    """``raw`` holds the records' JSON (all decoded, so none is ``None``)."""
+    if not _may_hide_controls(b"".join(raw)):  # type: ignore[arg-type]  # one scan: common case
         return {}
     bad: dict[int, str] = {}
     for i, value in enumerate(raw):
-        if not _may_hide_controls(value):
+        if value is None or not _may_hide_controls(value):
             continue
         for name in text_fields:
             text = getattr(records[i], name)
@@ -107,7 +108,7 @@ def _bad_text(
 
 def check_batch(
     records: Sequence[Any],
-    raw: Sequence[bytes],
+    raw: Sequence[bytes | None],
     *,
     text_fields: Sequence[str],
     time_field: str,

@@ -125,10 +125,12 @@ def decode_checked(
     records, positions, invalid = decode_records(decoder, values, what)
     if not records:
         return records, positions, invalid
+    every = len(positions) == len(values)  # the common case: no copies
     ts = None
     if broker_ts_ms is not None:
-        ts = np.asarray(broker_ts_ms, dtype=np.int64)[np.asarray(positions, dtype=np.intp)]
-    raw = [values[i] or b"" for i in positions]
+        ts = np.asarray(broker_ts_ms, dtype=np.int64)
+        ts = ts if every else ts[np.asarray(positions, dtype=np.intp)]
+    raw: Sequence[bytes | None] = values if every else [values[i] for i in positions]
     bad = check_batch(records, raw, text_fields=text_fields, time_field=time_field, broker_ts_ms=ts)
     if not bad:
         return records, positions, invalid
