@@ -1,19 +1,25 @@
-"""The training report: Markdown + HTML + PNG plots written into the bundle directory."""
+"""The training report: Markdown + HTML + PNG plots written into the bundle directory.
+
+``report.md`` is written first; ``report.html`` is the same Markdown rendered by markdown-it
+(CommonMark with tables, raw HTML disabled), the plots linked relative to the bundle directory,
+so the directory can be moved or archived whole.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from markdown_it import MarkdownIt
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream.errors import ModelError
 from fraudstream.model._bundle import Bundle
-from fraudstream.model._costs import Costs, Thresholds, decide, expected_cost
+from fraudstream.model._costs import NEVER, Costs, Thresholds, decide, expected_cost
 
 __all__ = ["write_report"]
 
@@ -47,7 +53,7 @@ def write_report(bundle: Bundle) -> list[Path]:
         written.append(out / name)
     md = _markdown(bundle, list(pngs), _confusion_counts(scores, y, thresholds))
     (out / "report.md").write_text(md)
-    (out / "report.html").write_text(_html(bundle.version, md, list(pngs)))
+    (out / "report.html").write_text(_html(bundle.version, md))
     return [*written, out / "report.md", out / "report.html"]
 
 
@@ -136,30 +142,145 @@ def _importance(bundle: Bundle) -> Any:
     return fig
 
 
+_METRICS: Final = (
+    ("average_precision", "average precision"),
+    ("roc_auc", "ROC AUC"),
+    ("precision_at_100", "precision of the 100 highest scores"),
+    ("recall_at_1pct_fpr", "recall at 1% false positives"),
+    ("alerts", "alerts (review + block)"),
+    ("expected_cost", "expected cost"),
+    ("expected_cost_allow_all", "expected cost, everything allowed"),
+)
+_CAPTIONS: Final = {
+    "results_pr_roc.png": "precision-recall and ROC curves on the test part",
+    "results_confusion.png": "confusion matrices at the review and block thresholds",
+    "results_cost.png": "expected cost by review threshold",
+    "results_importance.png": "LightGBM feature importance",
+}
+_CONFUSION: Final = ("good passed", "good flagged", "fraud passed", "fraud flagged")
+_CSS: Final = (
+    "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
+    "color:#222}table{border-collapse:collapse;margin:0.5rem 0 1rem}"
+    "th,td{border:1px solid #ccc;padding:0.25rem 0.6rem}th{background:#f3f3f3}"
+    "td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}"
+    "img{max-width:100%}code{background:#f3f3f3;padding:0 0.2rem}"
+)
+
+
 def _markdown(bundle: Bundle, pngs: list[str], counts: dict[str, Any]) -> str:
+    """The report as Markdown: summary, warnings, metrics, thresholds, confusion, data, plots."""
     m = bundle.metrics
-    lines = [f"# Training report — {bundle.version}", "", f"Mode: `{bundle.mode}`.", ""]
-    lines += ["| metric | " + " | ".join(counts) + " |", "|---|" + "---|" * len(counts)]
-    for key in ("average_precision", "roc_auc", "precision_at_100", "recall_at_1pct_fpr"):
-        vals = [m.get(name, {}).get(key) for name in counts]
-        lines.append(f"| {key} | " + " | ".join(_fmt(v) for v in vals) + " |")
-    lines += ["", "Confusion matrices `[[TN, FP], [FN, TP]]` on the test part:", ""]
+    models = list(counts)
+    lines = [f"# Training report — {_md(bundle.version)}", ""]
+    lines += _summary(bundle)
+    warnings = m.get("quality", {}).get("warnings", [])
+    if warnings:
+        lines += ["## Warnings", ""] + [f"- {_md(w)}" for w in warnings] + [""]
+    heads = [f"{_md(n)} (scoring)" if n == bundle.scoring_model else _md(n) for n in models]
+    lines += ["## Test metrics", ""]
+    lines += _table(
+        ["metric", *heads],
+        [[label, *(_fmt(m.get(n, {}).get(key)) for n in models)] for key, label in _METRICS],
+    )
+    lines += _selection(m.get("selection"))
+    lines += ["## Thresholds and confusion matrices on the test part", ""]
+    rows = []
     for name, steps in counts.items():
-        for step, cm in steps.items():
-            lines.append(f"- {name}, {step}: `{cm}`")
-    lines += ["", "Data and split:", "", "```json", json.dumps(m.get("data", {}), indent=2), "```"]
-    lines += [""] + [f"![{p}]({p})" for p in pngs] + [""]
+        for step, ((tn, fp), (fn, tp)) in steps.items():
+            at = m.get(name, {}).get(step, {})
+            rows.append(
+                [_md(name), step, _threshold(at.get("threshold")), *map(_fmt, (tn, fp, fn, tp))]
+            )
+    lines += _table(["model", "step", "score ≥", *_CONFUSION], rows)
+    lines += ["## Data and split", ""]
+    lines += _table(
+        ["field", "value"], [[_md(k), _datum(k, v)] for k, v in m.get("data", {}).items()]
+    )
+    lines += ["## Plots", ""]
+    lines += [f"![{_md(_CAPTIONS.get(p, p))}]({p})" for p in pngs] + [""]
     return "\n".join(lines)
 
 
+def _summary(bundle: Bundle) -> list[str]:
+    created = bundle.info.get("created_at", "")
+    when = f", created {_md(created)} (UTC)" if created else ""
+    return [
+        f"Mode {_code(bundle.mode)}, {len(bundle.feature_names)} features, scoring model "
+        f"**{_md(bundle.scoring_model)}**{when}.",
+        "",
+        "A bundle scores only once promoted: "
+        f"{_code(f'fraudstream model promote {bundle.version}')} (or {_code('train --promote')}).",
+        "",
+    ]
+
+
+def _selection(selection: dict[str, Any] | None) -> list[str]:
+    """Why the scoring model was chosen, with each model's figures on the validation part."""
+    if not selection:
+        return []
+    lines = ["## Model selection (validation part)", "", _md(str(selection.get("reason", ""))), ""]
+    validation: dict[str, dict[str, Any]] = selection.get("validation", {})
+    if validation:
+        lines += _table(
+            ["model", "expected cost", "average precision"],
+            [
+                [_md(n), _fmt(v.get("expected_cost")), _fmt(v.get("average_precision"))]
+                for n, v in validation.items()
+            ],
+        )
+    return lines
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _datum(key: str, value: object) -> str:
+    """A data-summary value; an event time in ms also as a UTC date and time."""
+    if key.endswith("_ms") and key != "gap_ms" and isinstance(value, int):
+        at = dt.datetime.fromtimestamp(value / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{at} UTC ({value:,} ms)"
+    return _fmt(value)
+
+
+def _threshold(value: object) -> str:
+    if isinstance(value, float) and value >= NEVER:
+        return "never"
+    return _fmt(value)
+
+
 def _fmt(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(value, bool) or value is None:
+        return "n/a" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+    return _md(str(value))
 
 
-def _html(version: str, md: str, pngs: list[str]) -> str:
-    body = html.escape("\n".join(ln for ln in md.splitlines() if not ln.startswith("![")))
-    imgs = "".join(f'<p><img src="{p}" alt="{p}"></p>' for p in pngs)
+def _md(text: str) -> str:
+    """``text`` as literal Markdown: punctuation escaped, so data can never become markup."""
+    out = "".join(f"\\{c}" if c in _MD_SPECIAL else " " if c in "\r\n" else c for c in text)
+    return f"\\{out}" if out[:1] in ("-", "+") else out
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span (backslashes are literal there; backticks cannot be)."""
+    return "`" + text.replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
+
+
+#: Characters that can start markup anywhere in a line (a leading - or + is escaped too).
+_MD_SPECIAL: Final = frozenset("\\`*_[]<>#|!&~")
+
+
+def _html(version: str, md: str) -> str:
+    """``md`` rendered as an HTML page (raw HTML in it is escaped, never passed through)."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(version)}</title>"
-        f"</head><body><pre>{body}</pre>{imgs}</body></html>\n"
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>Training report — {html.escape(version)}</title>"
+        f"<style>{_CSS}</style></head>\n<body>\n{body}</body></html>\n"
     )
