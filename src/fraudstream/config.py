@@ -180,7 +180,8 @@ class SimulateSettings(_Frozen):
 
 
 class ReplaySettings(_Frozen):
-    """``fraudstream replay``: other files' column names mapped onto a supported format's."""
+    """Transaction files (``replay`` and ``train DATA`` alike): other files' column names mapped
+    onto a supported format's (matched in any case)."""
 
     columns: dict[str, str] = Field(
         default_factory=dict,
