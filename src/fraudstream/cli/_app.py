@@ -8,10 +8,12 @@ import threading
 from typing import Any
 
 import typer
+from confluent_kafka import KafkaException
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
+from fraudstream._redact import RedactingFilter, redact
 from fraudstream.broker import port_open
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, FraudstreamError
@@ -34,17 +36,19 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
 ) -> None:
     """Simulate a bank's transaction stream, train models, score every transaction live."""
+    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
+    handler.addFilter(RedactingFilter())  # no password or token of a URL in any log line
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=True)],
+        handlers=[handler],
     )
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print a one-line reason and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {redact(message)}")
     return typer.Exit(code)
 
 
@@ -106,6 +110,6 @@ def main() -> None:
 
     try:
         app()
-    except FraudstreamError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+    except (FraudstreamError, KafkaException) as exc:  # one line, never a traceback
+        err_console.print(f"[bold red]error:[/] {redact(str(exc))}")
         raise SystemExit(1) from exc

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from fraudstream._redact import redact
 from fraudstream.broker import free_port, port_open
 from fraudstream.cli._app import app, console, fail, load_settings, stop_event
 from fraudstream.config import Settings
@@ -110,7 +111,8 @@ def dashboard(
         proc, url = start_dashboard(settings, port=port)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
-    console.print(f"dashboard at [bold]{url}[/] (store {settings.store_url()}); Ctrl-C stops")
+    store = redact(settings.store_url())
+    console.print(f"dashboard at [bold]{url}[/] (store {store}); Ctrl-C stops")
     try:
         while not stop.wait(0.5):
             if proc.poll() is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from fraudstream._redact import redact
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
 from fraudstream.cli._app import app, console, load_settings, stop_event
 from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
@@ -120,7 +121,7 @@ def demo(
             store={"url": store},
             detect={"metrics_port": metrics_port},
         )
-        console.print(f"store for this run: [bold]{settings.store_url()}[/]")
+        console.print(f"store for this run: [bold]{redact(settings.store_url())}[/]")
         console.print(f"detector metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics")
         ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
@@ -190,7 +191,7 @@ def _summary(
         verdict = "all of them" if missing <= 0 else f"[bold red]{missing:,} NOT scored[/]"
         table.add_row("produced by the simulator", f"{produced:,} ({verdict})")
     table.add_row("alerts topic", f"{settings.topics.alerts} @ {bootstrap}")
-    table.add_row("store (this run)", settings.store_url())
+    table.add_row("store (this run)", redact(settings.store_url()))
     alerts = ", ".join(f"{k} {v:,}" for k, v in sorted(stored_alerts.items())) or "none"
     table.add_row("in the store", f"{stored:,} transactions; alerts: {alerts}")
     if dashboard_url:

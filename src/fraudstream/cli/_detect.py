@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from fraudstream._redact import redact
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
@@ -151,7 +152,7 @@ def run_detector(
         "detector: model %s (%s records), store %s, group %s",
         bundle.version,
         record_format.name,
-        settings.store_url(),
+        redact(settings.store_url()),
         d.group_id,
     )
     try:

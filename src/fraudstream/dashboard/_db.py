@@ -16,9 +16,9 @@ from typing import Any, Final, Literal
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from fraudstream._redact import redact
 from fraudstream.errors import ConfigError, StoreError
 from fraudstream.sinks import open_store
-from fraudstream.sinks._postgres import redact
 
 __all__ = ["Database", "Dialect"]
 

@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import msgspec
 from pydantic import SecretStr
 
+from fraudstream._redact import redact
 from fraudstream.errors import FraudstreamError, StoreError
 from fraudstream.sinks._rows import Alert
 
@@ -92,8 +93,9 @@ class WebhookChannel:
 
     def __init__(self, url: str, *, secret: SecretStr | None = None, timeout_s: float = 5.0):
         if not url.startswith(("http://", "https://")):
-            raise NotifyError(f"webhook URL {url!r} must start with http:// or https://")
+            raise NotifyError(f"webhook URL {redact(url)!r} must start with http:// or https://")
         self.url = url
+        self.shown_url = redact(url)  # for messages: no password or token
         self.secret = secret
         self.timeout_s = timeout_s
 
@@ -109,13 +111,14 @@ class WebhookChannel:
         except urllib.error.HTTPError as exc:
             permanent = 400 <= exc.code < 500 and exc.code not in (408, 425, 429)
             raise NotifyError(
-                f"webhook {self.url} answered HTTP {exc.code} for alert {alert.alert_id}"
+                f"webhook {self.shown_url} answered HTTP {exc.code} for alert {alert.alert_id}"
                 + ("; fix the endpoint or its secret" if permanent else "; will retry"),
                 permanent=permanent,
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise NotifyError(
-                f"webhook {self.url} unreachable for alert {alert.alert_id}: {exc}; will retry"
+                f"webhook {self.shown_url} unreachable for alert {alert.alert_id}: {exc}; "
+                "will retry"
             ) from exc
 
 
