@@ -477,3 +477,38 @@ def test_equal_or_never_thresholds_are_flagged() -> None:
         {**metrics, "data": {"test_frauds": 2, "validation_frauds": 1}}, Thresholds(1, 1)
     )
     assert few["meaningful"] is False and len(few["warnings"]) == 3
+
+
+def test_model_watcher_follows_the_promotion_pointer_only(
+    bundle: Bundle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fraudstream.stream import ModelWatcher
+
+    path = bundle.save(tmp_path)
+    promote(tmp_path, bundle.version)
+    watcher = ModelWatcher(tmp_path, Bundle.load(path), check_every_s=0.0)
+    assert watcher.poll() is None
+    newer = tmp_path / "99991231T000000Z-newer"
+    shutil.copytree(path, newer)
+    assert watcher.poll() is None, "a candidate is ignored"
+    promote(tmp_path, newer.name)
+    switched = watcher.poll()
+    assert switched is not None and switched.path == newer
+    assert watcher.poll() is None, "returned once"
+    promote(tmp_path, bundle.version)  # rollback
+    back = watcher.poll()
+    assert back is not None and back.path == path
+    broken = tmp_path / "99991231T000001Z-broken"
+    shutil.copytree(path, broken)
+    (broken / "lgbm.txt").write_text("not a model")
+    promote(tmp_path, broken.name)
+    assert watcher.poll() is None and watcher.poll() is None
+    assert sum("cannot be loaded" in r.message for r in caplog.records) == 1, "logged once"
+    (tmp_path / "promotion.json").write_text("{")
+    assert watcher.poll() is None
+    promote_state = {"promoted": newer.name, "history": []}
+    (tmp_path / "promotion.json").write_text(json.dumps(promote_state))
+    again = watcher.poll()
+    assert again is not None and again.path == newer
+    slow = ModelWatcher(tmp_path, bundle, check_every_s=3600.0)
+    assert slow.poll() is None, "not checked before check_every_s"

@@ -37,8 +37,9 @@ class ModelWatcher:
         self.check_every_s = check_every_s
         self.clock = clock
         self._feature_names = running.feature_names
-        self._running = running.version
-        self._pointer = running.version  # the promoted version last acted on
+        # bundle directory names, as the pointer names them (normally the bundle's version)
+        self._running = running.path.name if running.path is not None else running.version
+        self._pointer = self._running  # the promoted name last acted on
         self._next_check = clock() + check_every_s
 
     def poll(self) -> Bundle | None:
@@ -59,7 +60,7 @@ class ModelWatcher:
             return None
         bundle = self._load(self.models_dir / version)
         if bundle is not None:
-            self._running = bundle.version
+            self._running = version
         return bundle
 
     def _load(self, path: Path) -> Bundle | None:
