@@ -53,7 +53,19 @@ def test_md_leaves_no_markdown_syntax_active() -> None:
         if c.isascii() and not c.isalnum() and c not in " \\" and escaped[i - 1] != "\\"
     ]
     assert unescaped == []
-    assert escaped.replace("\\", "") == hostile
+    assert escaped.replace("\\", "").replace("\u2060", "") == hostile
+
+
+def test_md_breaks_every_automatic_link() -> None:
+    """GFM links bare URLs, www. names and e-mail addresses even with punctuation escaped."""
+    escaped = md("http://evil.example/ HTTPS://e.example www.e.example a@e.example").replace(
+        "\\", ""
+    )
+    for trigger in ("://", "www.", "@e"):
+        assert trigger not in escaped
+    assert escaped.replace("\u2060", "") == (
+        "http://evil.example/ HTTPS://e.example www.e.example a@e.example"
+    )
 
 
 def test_csv_cells_never_start_a_formula() -> None:

@@ -137,8 +137,8 @@ def _detail(alert: q.AlertRow) -> None:
         if alert.analyst
         else ""
     )
-    st.caption(
-        md(
+    st.text(
+        safe_text(
             f"{alert.account} → {alert.counterparty} · event {fmt_ms(alert.event_time_ms)} UTC · "
             f"model {alert.model_version}{reviewed}"
         )
@@ -153,7 +153,7 @@ def _detail(alert: q.AlertRow) -> None:
         st.altair_chart(_reasons_chart(alert, currency), width="stretch")
     with right:
         history = cached(q.account_history, alert.account, 20)
-        st.markdown(f"**Account {md(alert.account)}: newest {len(history)} transactions**")
+        st.markdown(f"**The account's newest {len(history)} transactions**")
         shown = history.assign(
             time=history["event_time_ms"].map(fmt_ms),
             tx_id=history["tx_id"].map(safe_text),

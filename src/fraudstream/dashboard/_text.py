@@ -35,6 +35,10 @@ BIDI_CONTROLS: Final = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u
 _UNSAFE: Final = re.compile(f"[{BIDI_CONTROLS}\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]")
 #: ASCII punctuation: CommonMark lets a backslash make each one literal.
 _MARKDOWN: Final = re.compile(r"([!-/:-@\[-`{-~])")
+#: Where GFM would still turn plain text into a link (``http://``, ``www.``, ``user@host``):
+#: it finds them in the text after escapes are resolved, so a word joiner goes in between.
+_AUTOLINK: Final = re.compile(r"(?i)(:(?=//)|\bwww(?=\.)|@)")
+_WORD_JOINER: Final = "\u2060"
 #: Cells a spreadsheet would run as a formula.
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 #: The longest analyst name kept (a proxy header or a setting).
@@ -55,12 +59,15 @@ def safe_text(value: object) -> str:
 
 
 def md(value: object) -> str:
-    """:func:`safe_text`, with every Markdown character escaped (for Streamlit's Markdown).
+    """:func:`safe_text` for Streamlit's Markdown: every Markdown character escaped, and an
+    invisible word joiner (U+2060) after the ``:`` of ``://``, after ``www`` and after ``@``, so
+    no link is made of a URL or an e-mail address.
 
-    >>> md("[x](http://e.example/)")
-    '\\\\[x\\\\]\\\\(http\\\\:\\\\/\\\\/e\\\\.example\\\\/\\\\)'
+    >>> md("**x**")
+    '\\\\*\\\\*x\\\\*\\\\*'
     """
-    return _MARKDOWN.sub(r"\\\1", safe_text(value))
+    joined = _AUTOLINK.sub(lambda m: m.group() + _WORD_JOINER, safe_text(value))
+    return _MARKDOWN.sub(r"\\\1", joined)
 
 
 def csv_cell(value: str) -> str:
