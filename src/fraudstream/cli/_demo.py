@@ -27,6 +27,7 @@ from fraudstream.stream import DetectorStats
 
 _DRAIN_S = 3.0  # after the simulator stops, time for the detector to score what is in flight
 _DRAIN_MAX_S = 120.0  # ... and at most this long for it to catch up with what was produced
+_START_MAX_S = 120.0  # longest wait for the stream to start before the run's clock starts
 
 
 def _start_simulator(settings: Settings, bootstrap: str, report: Path) -> subprocess.Popen[bytes]:
@@ -48,9 +49,10 @@ def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
 class _Stopper:
     """Stops the demo in order: the simulator first, then the detector once it has read all.
 
-    It acts after ``seconds`` or as soon as ``interrupted`` is set (Ctrl-C / SIGTERM). After the
-    simulator has exited, the detector runs until it has consumed everything the simulator
-    reports produced (at most :data:`_DRAIN_MAX_S`, and at least :data:`_DRAIN_S`).
+    It acts ``seconds`` after the stream starts, or as soon as ``interrupted`` is set (Ctrl-C /
+    SIGTERM). After the simulator has exited, the detector runs until it has consumed
+    everything the simulator reports produced (at most :data:`_DRAIN_MAX_S`, at least
+    :data:`_DRAIN_S`).
     """
 
     def __init__(
@@ -70,6 +72,12 @@ class _Stopper:
         threading.Thread(target=self._run, name="demo-stopper", daemon=True).start()
 
     def _run(self) -> None:
+        # the clock starts with the stream: on a busy machine the simulator's start-up alone
+        # can take longer than a short run (its first window closing means records flow)
+        started = time.monotonic()
+        while self.stats is None and time.monotonic() - started < _START_MAX_S:
+            if self._interrupted.wait(0.2) or self._sim.poll() is not None:
+                break
         self._interrupted.wait(self._seconds)
         self._sim.terminate()
         self._sim.wait()
@@ -190,6 +198,8 @@ def _summary(
         missing = produced - stats.consumed
         verdict = "all of them" if missing <= 0 else f"[bold red]{missing:,} NOT scored[/]"
         table.add_row("produced by the simulator", f"{produced:,} ({verdict})")
+    else:
+        table.add_row("produced by the simulator", "unknown (it did not report; see its log)")
     table.add_row("alerts topic", f"{settings.topics.alerts} @ {bootstrap}")
     table.add_row("store (this run)", redact(settings.store_url()))
     alerts = ", ".join(f"{k} {v:,}" for k, v in sorted(stored_alerts.items())) or "none"

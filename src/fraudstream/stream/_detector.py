@@ -152,12 +152,17 @@ class RecordFormat:
     """How a topic's records are decoded and mapped onto the canonical batch."""
 
     name: str
-    decode: Callable[[Sequence[bytes | None]], tuple[list[Any], list[int], list[Invalid]]]
+    #: (values, broker timestamps in ms) -> (records, their positions, invalid ones)
+    decode: Callable[
+        [Sequence[bytes | None], Sequence[int] | None], tuple[list[Any], list[int], list[Invalid]]
+    ]
     to_batch: Callable[[list[Any], Polled], TxBatch]
 
     def decode_messages(self, msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
         """The valid records among ``msgs`` as a batch, with their messages (for replays)."""
-        records, positions, _invalid = self.decode([m.value() for m in msgs])
+        records, positions, _invalid = self.decode(
+            [m.value() for m in msgs], [m.timestamp()[1] for m in msgs]
+        )
         if not records:
             return None, []
         kept = [msgs[i] for i in positions]
@@ -339,7 +344,9 @@ class Detector:
             if len(good) < len(msgs):
                 for m in msgs:
                     self._is_error(m)  # raises on a fatal error, logs the others
-            records, positions, invalid = self.record_format.decode([m.value() for m in good])
+            records, positions, invalid = self.record_format.decode(
+                [m.value() for m in good], [m.timestamp()[1] for m in good]
+            )
             for bad in invalid:
                 self._dlq.write(good[bad.index], bad.reason)
             polled = Polled.of(good)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from confluent_kafka import Producer, TopicPartition
 
-from fraudstream.errors import KafkaError, StoreDataError, StoreError
+from fraudstream.errors import KafkaError, SinkBackpressure, StoreDataError, StoreError
 from fraudstream.model import Bundle
 from fraudstream.schema import ScoredBatch, WindowStats
 from fraudstream.sinks import AlertTopicSink, RejectedRow, Store, rejected_row
@@ -41,6 +41,9 @@ from fraudstream.stream._stats import StageClock
 __all__ = ["DeadLetterSink", "Job", "SinkWorker"]
 
 log = logging.getLogger(__name__)
+
+#: One wait for the alerts' delivery; repeated (with a log line) while the broker is away.
+_ALERTS_FLUSH_S = 30.0
 
 
 @dataclass
@@ -233,8 +236,36 @@ class SinkWorker:
         if rejects:
             self._dead_letter(group, rejects)
         with clock("alerts_flush"):
-            self.alerts.flush()
+            self._flush_alerts()
         return True
+
+    def _flush_alerts(self) -> None:
+        """Wait for the alerts' delivery as long as the broker is away (unless stopping).
+
+        librdkafka reconnects by itself; a record it could not deliver within its
+        ``message.timeout.ms`` (5 minutes) fails, which raises ``KafkaError`` and stops the
+        detector with the batch uncommitted (replayed on restart). A stop request while waiting
+        does the same at once.
+        """
+        waited_s = 0.0
+        while True:
+            try:
+                self.alerts.flush(_ALERTS_FLUSH_S)
+            except SinkBackpressure as exc:
+                waited_s += _ALERTS_FLUSH_S
+                with self._cond:
+                    stopping = self._stopping
+                if stopping:
+                    raise
+                log.warning(
+                    "waiting for the broker for %.0f s: %s; nothing is committed meanwhile",
+                    waited_s,
+                    exc,
+                )
+                continue
+            if waited_s:
+                log.warning("the broker is back: alerts delivered after %.0f s", waited_s)
+            return
 
     def _dead_letter(self, group: list[Job], rejects: list[RejectedRow]) -> None:
         self.rejected += len(rejects)

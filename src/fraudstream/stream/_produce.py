@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from fraudstream.errors import KafkaError
 from fraudstream.schema import PaySimRecord, encode_paysim
@@ -17,14 +17,52 @@ log = logging.getLogger(__name__)
 
 
 class _DeliveryErrors:
+    """Delivery reports: failures counted (with the first error), successes timed."""
+
     def __init__(self) -> None:
         self.count = 0
         self.first: str | None = None
+        self.delivered_at = time.monotonic()
 
     def __call__(self, err: object, _msg: object) -> None:
         if err is not None:
             self.count += 1
             self.first = self.first or str(err)
+        else:
+            self.delivered_at = time.monotonic()
+
+
+#: Warn when records wait this long without any delivery (the broker is likely gone).
+_UNDELIVERED_WARN_S = 15.0
+
+
+class _BrokerWatch:
+    """One warning when records stop being delivered, one when they flow again."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.warned = False
+
+    def check(self, producer: Producer, errors: _DeliveryErrors) -> None:
+        if errors.count:
+            raise KafkaError(
+                f"{errors.count:,} record(s) could not be delivered to {self.topic} "
+                f"(first error: {errors.first}); {len(producer):,} still queued are dropped. "
+                "Is the broker running? (a restarted embedded broker has lost every topic)"
+            )
+        silent_s = time.monotonic() - errors.delivered_at
+        if len(producer) and silent_s > _UNDELIVERED_WARN_S and not self.warned:
+            self.warned = True
+            log.warning(
+                "nothing delivered to %s for %.0f s (%s record(s) queued): the broker is "
+                "unreachable; waiting for it (a record not delivered within 5 minutes fails)",
+                self.topic,
+                silent_s,
+                f"{len(producer):,}",
+            )
+        elif self.warned and silent_s < _UNDELIVERED_WARN_S:
+            self.warned = False
+            log.warning("records reach %s again", self.topic)
 
 
 #: A record to produce: (key, value, event time in ms).
@@ -50,9 +88,11 @@ def produce_messages(
     its event time. Returns how many records were delivered; raises if any delivery failed.
     """
     errors = _DeliveryErrors()
+    watch = _BrokerWatch(topic)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     sent = 0
     while not should_stop() and (deadline is None or time.monotonic() < deadline):
+        watch.check(producer, errors)
         n = chunk if count is None else min(chunk, count - sent)
         if n <= 0:
             break
@@ -121,3 +161,7 @@ def _produce_one(
             return
         except BufferError:
             producer.poll(0.05)  # back-pressure: let the local queue drain
+            if on_delivery.count:
+                return  # the caller's check stops the stream with the delivery error
+        except KafkaException as exc:
+            raise KafkaError(f"cannot produce to {topic}: {exc}") from exc
