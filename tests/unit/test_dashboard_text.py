@@ -16,6 +16,7 @@ from fraudstream.dashboard import _queries as q
 from fraudstream.dashboard._text import (
     BIDI_CONTROLS,
     csv_cell,
+    csv_column,
     describe_reason,
     fmt_feature_value,
     md,
@@ -73,6 +74,10 @@ def test_csv_cells_never_start_a_formula() -> None:
     assert csv_cell("@SUM(A1)") == "'@SUM(A1)"
     assert csv_cell("-2+3") == "'-2+3"
     assert csv_cell("C123\u202e") == "C123[U+202E]"
+    values = ["=1+1", "C1", "\tx", "+A\u202e", "", "a=b"]
+    column = csv_column(pd.Series([*values, None]))
+    assert column.tolist() == [*(csv_cell(v) for v in values), ""]
+    assert csv_column(pd.Series(["plain", "text"])).tolist() == ["plain", "text"]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from fraudstream.dashboard import _queries as q
 from fraudstream.dashboard._db import Database
-from fraudstream.dashboard._text import csv_cell, describe_reason, safe_text
+from fraudstream.dashboard._text import csv_column, describe_reason, safe_text
 from fraudstream.features import feature_label
 
 __all__ = ["EXPORT_MAX_ROWS", "STATUS_NAMES", "queue_csv", "queue_table", "top_reason"]
@@ -25,7 +25,18 @@ STATUS_NAMES: Final = {
     "confirmed_fraud": "confirmed fraud",
     "false_positive": "false positive",
 }
-_TEXT_COLUMNS: Final = ("alert_id", "tx_id", "account", "counterparty", "analyst", "reasons")
+_TEXT_COLUMNS: Final = (
+    "alert_id",
+    "tx_id",
+    "account",
+    "counterparty",
+    "currency",
+    "decision",
+    "status",
+    "analyst",
+    "model_version",
+    "reasons",
+)
 
 
 def _utc(ms: int | None) -> str:
@@ -56,13 +67,18 @@ def queue_table(alerts: list[q.AlertRow], currency: str) -> pd.DataFrame:
     )
 
 
+def _utc_column(ms: list[int | None]) -> pd.Series:
+    times = pd.to_datetime(pd.Series(ms, dtype="Int64"), unit="ms", utc=True)
+    return times.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
+
+
 def _export_frame(alerts: list[q.AlertRow], currency: str) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "alert_id": [a.alert_id for a in alerts],
             "tx_id": [a.tx_id for a in alerts],
-            "created_utc": [_utc(a.created_at_ms) for a in alerts],
-            "event_time_utc": [_utc(a.event_time_ms) for a in alerts],
+            "created_utc": _utc_column([a.created_at_ms for a in alerts]),
+            "event_time_utc": _utc_column([a.event_time_ms for a in alerts]),
             "account": [a.account for a in alerts],
             "counterparty": [a.counterparty for a in alerts],
             "amount": [a.amount for a in alerts],
@@ -70,14 +86,14 @@ def _export_frame(alerts: list[q.AlertRow], currency: str) -> pd.DataFrame:
             "score": [a.score for a in alerts],
             "decision": [a.decision for a in alerts],
             "status": [a.status for a in alerts],
-            "analyst": [a.analyst or "" for a in alerts],
-            "reviewed_utc": [_utc(a.reviewed_at_ms) for a in alerts],
+            "analyst": [a.analyst for a in alerts],
+            "reviewed_utc": _utc_column([a.reviewed_at_ms for a in alerts]),
             "model_version": [a.model_version for a in alerts],
             "reasons": ["; ".join(describe_reason(r, currency) for r in a.reasons) for a in alerts],
         }
     )
-    for column in (*_TEXT_COLUMNS, "model_version", "status"):
-        frame[column] = frame[column].map(csv_cell)
+    for column in _TEXT_COLUMNS:
+        frame[column] = csv_column(frame[column])
     return frame
 
 
