@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -34,6 +34,8 @@ class Lag:
     topic: str
     partitions: dict[int, int]
     error: str | None = None
+    #: the group's committed offset per partition (-1: none yet)
+    committed: dict[int, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int | None:
@@ -68,13 +70,14 @@ def consumer_lag(
         parts = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
         committed = consumer.committed(parts, timeout=timeout_s)
         lag: dict[int, int] = {}
+        offsets = {tp.partition: int(tp.offset) for tp in committed}
         for tp in committed:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, tp.partition), timeout=timeout_s
             )
             start = tp.offset if tp.offset >= 0 else low
             lag[tp.partition] = max(int(high) - int(start), 0)
-        return Lag(group, topic, lag)
+        return Lag(group, topic, lag, committed=offsets)
     except KafkaException as exc:
         return Lag(group, topic, {}, f"broker {servers} unreachable: {exc.args[0]}")
     finally:

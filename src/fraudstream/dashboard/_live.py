@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import altair as alt
 import pandas as pd  # type: ignore[import-untyped]
@@ -19,6 +20,7 @@ from fraudstream.dashboard._context import (
     now_ms,
     settings,
 )
+from fraudstream.dashboard._stall import StallTracker
 from fraudstream.dashboard._text import md, safe_text
 
 __all__ = ["render"]
@@ -152,6 +154,16 @@ def _fraud_rate_chart(series: pd.DataFrame) -> alt.Chart:
 def _lag_and_model() -> None:
     left, right = st.columns(2)
     report = lag()
+    tracker = st.session_state.setdefault(
+        "stall_tracker", StallTracker(settings().detect.stall_after_s)
+    )
+    stalled_s = tracker.observe(report, time.monotonic())
+    if stalled_s and report.total is not None:
+        st.error(
+            f"Detector stalled: {report.total:,} records wait on {md(report.topic)} and group "
+            f"{md(report.group)} has committed nothing for {stalled_s:,.0f} s. Check the "
+            "detector's log (it says 'detector stalled') and docs/notes/stall.md."
+        )
     with left:
         if report.total is None:
             st.metric("Consumer lag", "unknown")
