@@ -7,6 +7,7 @@ import hmac
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -98,6 +99,65 @@ class Hook:
 
     def close(self) -> None:
         self.stop()
+
+
+class RawServer:
+    """A real local TCP server that answers every connection with ``answer(conn)`` (its own
+    thread per connection): a trickle, garbage, silence. ``connections`` counts the accepted
+    ones, ``lines_sent`` what ``trickle`` sent."""
+
+    def __init__(self, answer: Callable[[RawServer, socket.socket], None]) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.lines_sent = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                conn.recv(65536)  # the request (small: one read is enough here)
+                self.answer(self, conn)
+            except OSError:
+                pass  # the client hung up: what the deadline does
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+def trickle(every_s: float, *, head: bytes = b"HTTP/1.1 200 OK\r\n") -> Callable[..., None]:
+    """Answer ``head`` and then one more header line every ``every_s`` seconds, forever."""
+
+    def answer(server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(head)
+        while not server.closed.wait(every_s):
+            conn.sendall(b"X-Trickle-%d: 1\r\n" % server.lines_sent)
+            server.lines_sent += 1
+
+    return answer
+
+
+def garbage(data: bytes) -> Callable[..., None]:
+    """Answer ``data`` (not HTTP) and hang up."""
+
+    def answer(_server: RawServer, conn: socket.socket) -> None:
+        conn.sendall(data)
+
+    return answer
 
 
 @pytest.fixture
@@ -411,3 +471,109 @@ def test_run_notifier_records_undecodable_alerts(hook: Hook, failures: SQLiteSto
     handled = run_notifier(consumer, "fraud-alerts", d, lambda: False, idle_exit_s=0.3)
     assert handled == 1 and len(hook.requests) == 1 and consumer.commits == 1
     assert failures.count_notification_failures() == 1
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\n",  # then one header line every 2 s, never the blank line
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",  # then body bytes every 2 s
+    ],
+    ids=["headers", "body"],
+)
+def test_a_trickling_webhook_is_cut_off_at_the_total_deadline(head: bytes) -> None:
+    server = RawServer(trickle(2.0, head=head))  # each line well within the 3 s per read
+    channel = WebhookChannel(server.url, timeout_s=3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(NotifyError, match=r"did not answer alert .* within 3 s") as info:
+            channel.send(make_alert())
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert 2.9 <= elapsed <= 4.0, elapsed  # the deadline, not a per-read timeout
+    assert server.lines_sent >= 1 and not info.value.permanent
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"\x00\xffgarbage, not HTTP\r\n\r\n",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"HTTP/1.1 2OO OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a bad chunk
+        b"X" * 70_000,  # a status line longer than http.client accepts
+        b"",  # hung up without a word
+    ],
+    ids=["binary", "ssh", "bad-status", "bad-chunk", "huge-line", "empty"],
+)
+def test_a_non_http_answer_is_a_transient_failure(answer: bytes) -> None:
+    server = RawServer(garbage(answer))
+    try:
+        with pytest.raises(NotifyError, match=r"not HTTP|unreachable") as info:
+            WebhookChannel(server.url, timeout_s=3).send(make_alert())
+    finally:
+        server.close()
+    message = str(info.value)
+    assert not info.value.permanent and message.endswith("will retry"), message
+    assert len(message) < 400 and "\x00" not in message  # one short, printable line
+
+
+def test_a_garbage_answer_is_retried_then_recorded_as_failed(
+    failures: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RawServer(garbage(b"\x00\xffgarbage\r\n\r\n"))
+    d = Dispatcher(
+        [WebhookChannel(server.url, timeout_s=3)], failures, max_attempts=3, sleep=lambda _s: None
+    )
+    try:
+        assert d.handle(make_alert("g1"))
+    finally:
+        server.close()
+    assert server.connections == 3 and d.failed == 1 and d.sent == 0
+    (row,) = failures._connection().execute(
+        "SELECT alert_id, attempts, error FROM notification_failures"
+    )
+    assert row[:2] == ("g1", 3) and "not HTTP (BadStatusLine" in row[2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3 and all("something that is not HTTP" in w for w in warnings)
+
+
+def test_a_stop_cuts_a_delivery_short() -> None:
+    server = RawServer(trickle(0.5))
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    channel = WebhookChannel(server.url, timeout_s=60, cancelled=stop.is_set)
+    started = time.monotonic()
+    try:
+        with pytest.raises(NotifyError, match="cut short by a stop"):
+            channel.send(make_alert())
+    finally:
+        server.close()
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_redirect_is_a_permanent_failure(hook: Hook) -> None:
+    hook.statuses = [302]
+    with pytest.raises(NotifyError, match="HTTP 302 \\(a redirect\\)") as info:
+        WebhookChannel(hook.url, timeout_s=2).send(make_alert())
+    assert info.value.permanent and len(hook.requests) == 1
+
+
+def test_a_stop_during_the_back_off_ends_it(failures: SQLiteStore) -> None:
+    server = RawServer(garbage(b"nope\r\n"))
+    stop = threading.Event()
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # a stop arrives during the first back-off
+        waits.append(seconds)
+        stop.set()
+
+    d = Dispatcher([WebhookChannel(server.url)], failures, max_attempts=5, should_stop=stop.is_set)
+    try:
+        with pytest.raises(NotifyError, match="stopped while retrying"):
+            d.handle(make_alert(), wait=wait)
+    finally:
+        server.close()
+    assert waits == [0.5] and server.connections == 1  # no attempt after the stop
+    assert failures.count_notification_failures() == 0 and d.failed == 0

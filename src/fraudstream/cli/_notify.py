@@ -26,8 +26,11 @@ __all__ = ["build_channels", "run_notify"]
 log = logging.getLogger(__name__)
 
 
-def build_channels(n: NotifySettings) -> list[Channel]:
-    """The configured channels (none configured: a configuration error)."""
+def build_channels(
+    n: NotifySettings, *, should_stop: Callable[[], bool] = lambda: False
+) -> list[Channel]:
+    """The configured channels (none configured: a configuration error); ``should_stop`` cuts
+    a webhook delivery short."""
     channels: list[Channel] = []
     for name in n.channels:
         if name == "webhook":
@@ -35,7 +38,10 @@ def build_channels(n: NotifySettings) -> list[Channel]:
                 raise fail("notify channel webhook needs FRAUDSTREAM_NOTIFY__WEBHOOK_URL")
             channels.append(
                 WebhookChannel(
-                    n.webhook_url, secret=n.webhook_secret, timeout_s=n.webhook_timeout_s
+                    n.webhook_url,
+                    secret=n.webhook_secret,
+                    timeout_s=n.webhook_timeout_s,
+                    cancelled=should_stop,
                 )
             )
         else:
@@ -62,7 +68,7 @@ def run_notify(
 ) -> Dispatcher:
     """Build the notifier from settings and run it until ``should_stop``."""
     n = settings.notify
-    channels = build_channels(n)
+    channels = build_channels(n, should_stop=should_stop)
     client = kafka_client(settings)
     ensure_topics(client, [settings.topics.alerts], partitions=settings.kafka.partitions)
     store = open_store(settings.store_url(), schema=settings.store.pg_schema)

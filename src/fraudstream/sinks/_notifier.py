@@ -28,10 +28,11 @@ _encode = msgspec.json.Encoder().encode
 
 
 class _Hold:
-    """Spend a back-off with the consumer's partitions paused, polling to keep the membership."""
+    """Spend a back-off with the consumer's partitions paused, polling to keep the membership;
+    cut short (within 0.5 s) once ``should_stop``."""
 
-    def __init__(self, consumer: Any, topic: str) -> None:
-        self.consumer, self.topic = consumer, topic
+    def __init__(self, consumer: Any, topic: str, should_stop: Callable[[], bool]) -> None:
+        self.consumer, self.topic, self.should_stop = consumer, topic, should_stop
         self.paused = False
         self.started = 0.0
 
@@ -45,7 +46,7 @@ class _Hold:
                 self.topic,
             )
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self.should_stop():
             msg = self.consumer.poll(min(left, 0.5))
             if msg is not None and msg.error() is None:
                 self._rewind(msg)  # a partition assigned meanwhile was not paused
@@ -87,7 +88,7 @@ def run_notifier(
     consumer.subscribe([topic])
     handled = 0
     last_data = time.monotonic()
-    hold = _Hold(consumer, topic)
+    hold = _Hold(consumer, topic, should_stop)
     while not should_stop():
         msgs = consumer.consume(batch_max, timeout=0.2)
         if not msgs:

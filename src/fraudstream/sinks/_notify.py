@@ -10,18 +10,22 @@ is committed, so a restart never notifies twice. A notification that fails for g
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import http.client
 import logging
 import smtplib
+import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from email.message import EmailMessage
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from pydantic import SecretStr
@@ -44,6 +48,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Fraudstream-Signature"
+#: Of an answer's body, read and ignored: a webhook's answer is its status.
+_MAX_ANSWER_BYTES: Final = 64 * 1024
 _T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
 
@@ -86,18 +92,144 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+class _Deadline:
+    """The total deadline of one delivery: a watchdog thread shuts the delivery's sockets down
+    when ``timeout_s`` has passed (connect, TLS, headers and body together) or ``cancelled()``
+    turns true, so a read blocked on a server that trickles a byte at a time ends at once.
+
+    It holds duplicates of the sockets (``watch``): shutting a duplicate down ends the
+    connection, and a duplicate is never closed under it by the HTTP client. ``fired`` says why
+    it fired (``"deadline"`` or ``"stop"``), else ``None``.
+    """
+
+    def __init__(self, timeout_s: float, cancelled: Callable[[], bool]) -> None:
+        self.timeout_s, self.cancelled = timeout_s, cancelled
+        self.fired: str | None = None
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook-deadline", daemon=True)
+
+    def __enter__(self) -> _Deadline:
+        self._end = time.monotonic() + self.timeout_s
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._done.set()
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+        self._thread.join()
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Put ``sock`` under the deadline (shut down at once if it has passed); ``sock``."""
+        with self._lock:
+            dup = sock.dup()
+            self._socks.append(dup)
+            if self.fired is not None:
+                _shutdown(dup)
+        return sock
+
+    def _run(self) -> None:
+        while not self._done.wait(min(0.1, max(0.0, self._end - time.monotonic()))):
+            if time.monotonic() >= self._end:
+                reason = "deadline"
+            elif self.cancelled():
+                reason = "stop"
+            else:
+                continue
+            with self._lock:
+                if not self._done.is_set():
+                    self.fired = reason
+                    for sock in self._socks:
+                        _shutdown(sock)
+            return
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch_sockets(conn: http.client.HTTPConnection, deadline: _Deadline) -> None:
+    """Put the sockets ``conn`` opens under ``deadline`` (http.client opens them with its
+    ``_create_connection``: the TCP socket, before any TLS handshake)."""
+    attrs = vars(conn)
+    create = attrs.get("_create_connection", socket.create_connection)
+    attrs["_create_connection"] = lambda *a, **k: deadline.watch(create(*a, **k))
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        _watch_sockets(self, deadline)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        _watch_sockets(self, deadline)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req, deadline=self.deadline)  # type: ignore[arg-type]
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _HTTPSConnection,  # type: ignore[arg-type]
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+            deadline=self.deadline,
+        )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer (urllib would repeat a POST as a GET without its body)."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
 class WebhookChannel:
-    """JSON POST of the alert, signed with ``secret`` in ``X-Fraudstream-Signature``."""
+    """JSON POST of the alert, signed with ``secret`` in ``X-Fraudstream-Signature``.
+
+    ``timeout_s`` bounds a whole delivery (connect, TLS, headers and body): a server that
+    trickles its answer is cut off at the deadline. ``cancelled`` (e.g. a stop event's
+    ``is_set``) cuts a delivery short within 0.1 s. A failure is a ``NotifyError``: transient
+    (unreachable, too slow, not an HTTP answer, HTTP 5xx/408/425/429) or permanent (other 4xx, a
+    redirect). Messages name the URL without its password or tokens (``shown_url``).
+    """
 
     name = "webhook"
 
-    def __init__(self, url: str, *, secret: SecretStr | None = None, timeout_s: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        secret: SecretStr | None = None,
+        timeout_s: float = 5.0,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise NotifyError(f"webhook URL {redact(url)!r} must start with http:// or https://")
         self.url = url
         self.shown_url = redact(url)  # for messages: no password or token
         self.secret = secret
         self.timeout_s = timeout_s
+        self.cancelled = cancelled
 
     def send(self, alert: Alert) -> None:
         body = _encode(alert)
@@ -105,21 +237,66 @@ class WebhookChannel:
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = sign(self.secret.get_secret_value(), body)
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310 - scheme checked above
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-                response.read()
-        except urllib.error.HTTPError as exc:
-            permanent = 400 <= exc.code < 500 and exc.code not in (408, 425, 429)
+        status, failure = 0, None
+        with _Deadline(self.timeout_s, self.cancelled) as deadline:
+            opener = urllib.request.build_opener(
+                _HTTPHandler(deadline), _HTTPSHandler(deadline), _NoRedirect()
+            )
+            try:
+                with opener.open(request, timeout=self.timeout_s) as response:
+                    response.read(_MAX_ANSWER_BYTES)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                exc.close()
+            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+                failure = exc
+        self._check(alert, deadline.fired, status, failure)
+
+    def _check(
+        self, alert: Alert, fired: str | None, status: int, failure: BaseException | None
+    ) -> None:
+        """Raise the ``NotifyError`` of a delivery that did not succeed."""
+        where = f"webhook {self.shown_url}"
+        if fired == "stop":
+            raise NotifyError(f"{where}: delivery of alert {alert.alert_id} cut short by a stop")
+        if fired == "deadline":
             raise NotifyError(
-                f"webhook {self.shown_url} answered HTTP {exc.code} for alert {alert.alert_id}"
-                + ("; fix the endpoint or its secret" if permanent else "; will retry"),
-                permanent=permanent,
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
+                f"{where} did not answer alert {alert.alert_id} within {self.timeout_s:g} s "
+                "(connect, headers and body); will retry"
+            ) from failure
+        if status:
+            raise _status_error(where, status, alert.alert_id)
+        if isinstance(failure, http.client.HTTPException | ValueError):
             raise NotifyError(
-                f"webhook {self.shown_url} unreachable for alert {alert.alert_id}: {exc}; "
-                "will retry"
-            ) from exc
+                f"{where} answered alert {alert.alert_id} with something that is not HTTP "
+                f"({_describe(failure)}); will retry"
+            ) from failure
+        if failure is not None:
+            reason = failure.reason if isinstance(failure, urllib.error.URLError) else failure
+            raise NotifyError(
+                f"{where} unreachable for alert {alert.alert_id}: {reason}; will retry"
+            ) from failure
+
+
+def _status_error(where: str, status: int, alert_id: str) -> NotifyError:
+    if 300 <= status < 400:
+        return NotifyError(
+            f"{where} answered HTTP {status} (a redirect) for alert {alert_id}; set the final "
+            "URL in notify.webhook_url",
+            permanent=True,
+        )
+    permanent = 400 <= status < 500 and status not in (408, 425, 429)
+    return NotifyError(
+        f"{where} answered HTTP {status} for alert {alert_id}"
+        + ("; fix the endpoint or its secret" if permanent else "; will retry"),
+        permanent=permanent,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """``exc`` in one short, printable line (a garbage answer can be long and binary)."""
+    text = repr(str(exc))
+    return f"{type(exc).__name__}: {text[:120]}{'…' if len(text) > 120 else ''}"
 
 
 class EmailChannel:
@@ -233,10 +410,11 @@ class Dispatcher:
     Retries a failing channel with exponential back-off (``backoff_initial_s`` doubling up to
     ``backoff_max_s``). ``max_attempts=None`` (the default) retries a transient failure (endpoint
     down, HTTP 5xx/408/425/429) until it succeeds: back-pressure, the caller consumes nothing
-    meanwhile; ``should_stop`` ends that wait with ``NotifyError`` (nothing recorded, nothing must
-    be committed). A permanent failure (e.g. HTTP 4xx), or a transient one after ``max_attempts``,
-    is recorded in ``records`` (table ``notification_failures``). Every delivery is recorded in
-    ``records`` (table ``notifications_sent``) before the next one starts; an alert already
+    meanwhile; ``should_stop``, checked after each failed attempt and each back-off, ends that
+    wait with ``NotifyError`` (nothing recorded, nothing must be committed). A permanent failure
+    (e.g. HTTP 4xx), or a transient one after ``max_attempts``, is recorded in ``records`` (table
+    ``notification_failures``). Every delivery is recorded in ``records`` (table
+    ``notifications_sent``) before the next one starts; an alert already
     delivered or recorded on a channel (looked up there, the last ``dedupe_size`` kept in memory)
     is never sent on it again, across restarts too. A failing store holds like a down channel.
     """
@@ -313,14 +491,13 @@ class Dispatcher:
                 if attempt > 1:
                     log.info("%s delivered alert %s again", channel.name, alert.alert_id)
                 return
+            if self.should_stop():  # before giving up: a stop must not use up the attempts
+                raise _stopped(channel, alert) from last
             if permanent or attempt == self.max_attempts:
                 break
-            if self.should_stop():
-                raise NotifyError(
-                    f"stopped while retrying the {channel.name} notification of alert "
-                    f"{alert.alert_id}; it will be retried on restart"
-                ) from last
             wait(delay)
+            if self.should_stop():
+                raise _stopped(channel, alert) from last
             delay = min(self.backoff_max_s, delay * 2)
         self.failed += 1
         log.error(
@@ -354,3 +531,10 @@ class Dispatcher:
                 log.warning("notifier: store failed (%s); retrying in %.1f s", exc, delay)
             wait(delay)
             delay = min(self.backoff_max_s, delay * 2)
+
+
+def _stopped(channel: Channel, alert: Alert) -> NotifyError:
+    return NotifyError(
+        f"stopped while retrying the {channel.name} notification of alert {alert.alert_id}; "
+        "it will be retried on restart"
+    )
