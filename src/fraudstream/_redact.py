@@ -82,8 +82,9 @@ def _secret_name(name: str) -> bool:
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter that redacts URLs in every record's message (a safety net: the places
-    that log a URL redact it themselves). The record is rewritten, never dropped."""
+    """A handler filter that redacts URLs in every record's message and traceback (a safety
+    net: the places that log a URL redact it themselves). The record is rewritten, never
+    dropped; a traceback that held a secret becomes redacted text after the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -91,6 +92,14 @@ class RedactingFilter(logging.Filter):
         except Exception:  # a broken format is the handler's to report
             return True
         cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            trace = _FORMATTER.formatException(record.exc_info)
+            if redact(trace) != trace:
+                cleaned = f"{cleaned}\n{redact(trace)}"
+                record.exc_info, record.exc_text = None, None
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+_FORMATTER: Final = logging.Formatter()

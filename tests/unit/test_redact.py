@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -80,19 +81,45 @@ def test_redact_finds_urls_inside_text() -> None:
     assert redact(out) == out  # idempotent
 
 
-def test_filter_redacts_every_record_of_a_handler() -> None:
+@pytest.fixture
+def filtered() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger whose only handler (writing to the returned stream) has the filter."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     logger = logging.getLogger("test_redact.filter")
     logger.addHandler(handler)
     logger.propagate = False
-    try:
-        logger.warning("store %s, group %s", "postgresql://postgres:SeCrEt123@h/db", "g")
-        logger.warning("plain %d%%", 5)
-        logger.warning("bad format %s %s", "only-one")  # the handler reports it, not the filter
-    finally:
-        logger.removeHandler(handler)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_filter_redacts_every_record_of_a_handler(
+    filtered: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = filtered
+    logger.warning("store %s, group %s", "postgresql://postgres:SeCrEt123@h/db", "g")
+    logger.warning("plain %d%%", 5)
     lines = stream.getvalue().splitlines()
     assert lines[:2] == ["store postgresql://postgres:***@h/db, group g", "plain 5%"]
     assert "SeCrEt123" not in stream.getvalue()
+    bad = logging.makeLogRecord({"msg": "bad format %s %s", "args": ("only-one",)})
+    assert RedactingFilter().filter(bad)  # kept: the handler reports a broken format
+
+
+def test_filter_redacts_a_traceback_that_holds_a_secret(
+    filtered: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = filtered
+    try:
+        raise ConnectionError("cannot reach https://u:SeCrEt9@h/x?token=SeCrEt8")
+    except ConnectionError:
+        logger.exception("store failed")
+    try:
+        raise ValueError("nothing secret")
+    except ValueError:
+        logger.exception("other")
+    text = stream.getvalue()
+    assert "SeCrEt" not in text
+    assert "ConnectionError: cannot reach https://u:***@h/x?token=***" in text
+    assert "ValueError: nothing secret" in text  # a traceback without secrets stays as it is

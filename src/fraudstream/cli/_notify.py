@@ -105,18 +105,22 @@ def notify(
 
     Settings, FRAUDSTREAM_NOTIFY__…: CHANNELS ('["webhook","email"]'),
     DECISIONS ('["block"]'), WEBHOOK_URL, WEBHOOK_SECRET (HMAC-SHA256 in
-    X-Fraudstream-Signature), WEBHOOK_TIMEOUT_S, SMTP_HOST, SMTP_PORT,
-    SMTP_STARTTLS, SMTP_CA_FILE, SMTP_USERNAME, SMTP_PASSWORD, EMAIL_FROM,
-    EMAIL_TO, RATE_PER_S, BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID.
+    X-Fraudstream-Signature), WEBHOOK_TIMEOUT_S (a whole delivery: connect,
+    headers and body), SMTP_HOST, SMTP_PORT, SMTP_STARTTLS, SMTP_CA_FILE,
+    SMTP_USERNAME, SMTP_PASSWORD, EMAIL_FROM, EMAIL_TO, RATE_PER_S,
+    BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID.
 
-    A channel that is down (refused, timeout, HTTP 5xx/408/425/429) holds
-    consumption: partitions paused, no offset committed, retried with
-    exponential back-off until it answers; MAX_ATTEMPTS=n gives up after n
-    attempts instead. A notification that fails for good (HTTP 4xx, SMTP login
-    refused, or MAX_ATTEMPTS reached) is recorded in the store's table
+    A channel that is down (refused, timeout, an answer that is not HTTP,
+    HTTP 5xx/408/425/429) holds consumption: partitions paused, no offset
+    committed, retried with exponential back-off until it answers;
+    MAX_ATTEMPTS=n gives up after n attempts instead. A notification that fails
+    for good (HTTP 4xx, a redirect, SMTP login refused, or MAX_ATTEMPTS
+    reached) is recorded in the store's table
     notification_failures. Each delivery is recorded per channel in
     notifications_sent before its offset is committed: a restart never repeats
-    one.
+    one. SIGTERM or Ctrl-C stops within seconds, even mid-delivery or mid
+    back-off, leaving that batch to the restart. URLs are logged without
+    passwords or tokens.
     """
     settings = load_settings()
     try:
