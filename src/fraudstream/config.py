@@ -16,6 +16,7 @@ __all__ = [
     "DashboardSettings",
     "DetectSettings",
     "KafkaSettings",
+    "LabelsSettings",
     "NotifySettings",
     "ReplaySettings",
     "Settings",
@@ -189,6 +190,19 @@ class ReplaySettings(_Frozen):
     )
 
 
+class LabelsSettings(_Frozen):
+    """Label files (``labels import``): their column names mapped onto the label's fields
+    (``tx_id``, ``label``, ``labelled_at``, ``account``, ``source``, ``reason``; any case)."""
+
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="label field -> file column, e.g. FRAUDSTREAM_LABELS__COLUMNS__TX_ID=case_ref",
+    )
+    source: Literal["analyst", "chargeback", "dispute", "rule", "simulator"] = Field(
+        default="chargeback", description="source of rows without a source column"
+    )
+
+
 class Settings(BaseSettings):
     """All of fraudstream's settings."""
 
@@ -209,6 +223,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     simulate: SimulateSettings = SimulateSettings()
     replay: ReplaySettings = ReplaySettings()
+    labels: LabelsSettings = LabelsSettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
 

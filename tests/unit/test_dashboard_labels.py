@@ -7,7 +7,13 @@ import json
 import pytest
 
 from fraudstream.errors import SchemaError
-from fraudstream.schema import LabelMessage, decode_label, encode_label, label_from_status
+from fraudstream.schema import (
+    LabelMessage,
+    decode_label,
+    encode_label,
+    label_from_status,
+    label_id_of,
+)
 
 
 def test_round_trip_and_field_names() -> None:
@@ -24,6 +30,8 @@ def test_round_trip_and_field_names() -> None:
         "source": "analyst",
         "analyst": "ana",
         "labelled_at_ms": 17,
+        "reason": None,
+        "label_id": label_id_of("t-1", 1, "analyst", 17),
     }
 
 

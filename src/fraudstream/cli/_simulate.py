@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import typer
@@ -12,18 +13,24 @@ import typer
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._replay import progress_bar
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError
-from fraudstream.schema import encode_card
+from fraudstream.errors import ConfigError, KafkaError
+from fraudstream.schema import LabelMessage, PaySimRecord, encode_card, encode_label
 from fraudstream.simulate import (
     CARD_ROBOTS,
     CARD_START_MS,
     ROBOTS,
     CardSimulator,
+    LiveLabels,
     PaySimSimulator,
     RateLimiter,
+    batch_labels,
     card_table,
+    label_table,
+    labels_path,
     paysim_table,
+    simulate_labels,
     write_history,
+    write_labels,
 )
 from fraudstream.stream import (
     Message,
@@ -80,6 +87,13 @@ def simulate(
     report: Path | None = typer.Option(
         None, help='At the end, write {"produced": N} (JSON) here: what reached the broker.'
     ),
+    labels: bool | None = typer.Option(
+        None,
+        "--labels/--no-labels",
+        help="Labels as a bank receives them (docs/simulator.md): with --out, FILE.labels.parquet "
+        "(.csv) beside it; live, to the labels topic when their time comes, and every record "
+        "gets a txId [default: on with --out, off live].",
+    ),
 ) -> None:
     """Produce transactions with fraud robots labelling their own, to Kafka or to a file."""
     if fmt not in ("paysim", "card"):
@@ -93,10 +107,28 @@ def simulate(
     try:
         if out is not None:
             rows = 1_000_000 if count is None else count
-            _to_file(settings, fmt, chosen, fraud_rate, start_ms, out, rows, accounts is not None)
+            _to_file(
+                settings,
+                fmt,
+                chosen,
+                fraud_rate,
+                start_ms,
+                out,
+                rows,
+                accounts is not None,
+                labels is not False,
+            )
         else:
             sent = _to_kafka(
-                settings, fmt, chosen, fraud_rate, start_ms, count, duration, accounts is not None
+                settings,
+                fmt,
+                chosen,
+                fraud_rate,
+                start_ms,
+                count,
+                duration,
+                accounts is not None,
+                labels is True,
             )
             if report is not None:
                 report.write_text(json.dumps({"produced": sent}))
@@ -139,18 +171,37 @@ def _to_file(
     out: Path,
     rows: int,
     customers_given: bool,
+    with_labels: bool,
 ) -> None:
+    seed = settings.simulate.seed
+    found: list[LabelMessage] = []
     if fmt == "paysim":
         paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
 
         def next_table(n: int) -> pa.Table:
-            return paysim_table(paysim.history(n))
+            first = paysim.emitted
+            batch = paysim.history(n)
+            if with_labels:
+                found.extend(batch_labels(batch, first=first, seed=seed))
+            return paysim_table(batch)
 
     else:
         card = _card(settings, robots, start_ms, customers_given)
 
         def next_table(n: int) -> pa.Table:
-            return card_table(card.next_columns(n), card.start_ms)
+            cols = card.next_columns(n)
+            if with_labels:  # ids as replay sends them: TRANSACTION_ID
+                found.extend(
+                    simulate_labels(
+                        [str(i) for i in cols.tx_id.tolist()],
+                        [str(c) for c in cols.customer.tolist()],
+                        cols.time_s * 1000 + card.start_ms,
+                        (cols.scenario > 0).astype("int8"),
+                        positions=cols.tx_id,
+                        seed=seed,
+                    )
+                )
+            return card_table(cols, card.start_ms)
 
     started = time.monotonic()
     with progress_bar() as bar:
@@ -166,6 +217,9 @@ def _to_file(
         f"wrote {written:,} {fmt} rows to {out} in {elapsed:.1f} s "
         f"({written / elapsed:,.0f} rows/s, {written / elapsed * 60:,.0f} rows/min)"
     )
+    if with_labels:
+        where = labels_path(out)
+        console.print(f"wrote {write_labels(label_table(found), where):,} labels to {where}")
 
 
 def _to_kafka(
@@ -177,11 +231,14 @@ def _to_kafka(
     count: int | None,
     duration: float | None,
     customers_given: bool,
+    with_labels: bool,
 ) -> int:
     sim = settings.simulate
     client = kafka_client(settings)
     target = settings.topics.transactions
-    ensure_topics(client, [target], partitions=settings.kafka.partitions)
+    feed = _LabelFeed(settings.topics.labels, sim.seed) if with_labels else None
+    topics = [target] + ([settings.topics.labels] if feed else [])
+    ensure_topics(client, topics, partitions=settings.kafka.partitions)
     limiter = RateLimiter(sim.rate)
     chunk = max(1, int(sim.rate // 50)) if sim.rate > 0 else 2000
     stop = stop_event()
@@ -189,11 +246,20 @@ def _to_kafka(
         f"simulating {fmt} to [bold]{target}[/] at {sim.rate or 'max'} tx/s (seed {sim.seed})"
     )
     started = time.monotonic()
+    producer = make_producer(client, **{"linger.ms": sim.linger_ms})
     if fmt == "paysim":
+        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
+
+        def next_batch(n: int) -> list[PaySimRecord]:
+            records = paysim.next_batch(n)
+            if feed is not None:
+                feed.produce(producer, feed.live.paysim(records))
+            return records
+
         sent = run_simulation(
-            make_producer(client, **{"linger.ms": sim.linger_ms}),
+            producer,
             target,
-            _paysim(settings, robots, fraud_rate, start_ms or 0).next_batch,
+            next_batch,
             limiter.acquire,
             chunk=chunk,
             count=count,
@@ -204,12 +270,13 @@ def _to_kafka(
         card = _card(settings, robots, start_ms, customers_given)
 
         def next_messages(n: int) -> list[Message]:
-            return [
-                (r.customerId.encode(), encode_card(r), r.eventTimeMs) for r in card.next_batch(n)
-            ]
+            records = card.next_batch(n)
+            if feed is not None:
+                feed.produce(producer, feed.live.card(records))
+            return [(r.customerId.encode(), encode_card(r), r.eventTimeMs) for r in records]
 
         sent = produce_messages(
-            make_producer(client, **{"linger.ms": sim.linger_ms}),
+            producer,
             target,
             next_messages,
             chunk=chunk,
@@ -220,4 +287,47 @@ def _to_kafka(
         )
     elapsed = time.monotonic() - started
     console.print(f"produced {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)")
+    if feed is not None:
+        feed.finish()
     return sent
+
+
+class _LabelFeed:
+    """Produces the live simulator's due labels with the transactions' producer."""
+
+    def __init__(self, topic: str, seed: int) -> None:
+        self.topic = topic
+        self.live = LiveLabels(seed=seed)
+        self.produced = 0
+        self.failed = 0
+        self.first_error = ""
+
+    def _delivered(self, err: object, _msg: object) -> None:
+        if err is not None:
+            self.failed += 1
+            self.first_error = self.first_error or str(err)
+
+    def produce(self, producer: Any, labels: list[LabelMessage]) -> None:
+        for label in labels:
+            key = (label.account or label.tx_id).encode()
+            while True:
+                try:
+                    producer.produce(
+                        self.topic, key=key, value=encode_label(label), on_delivery=self._delivered
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    producer.poll(0.05)
+            self.produced += 1
+
+    def finish(self) -> None:
+        """After the producer's flush: say what was produced, fail on a lost label."""
+        if self.failed:
+            raise KafkaError(
+                f"{self.failed} labels not delivered to {self.topic} (first error: "
+                f"{self.first_error})"
+            )
+        console.print(
+            f"produced {self.produced:,} labels to [bold]{self.topic}[/]; "
+            f"{len(self.live.pending):,} not yet due were dropped at the end"
+        )

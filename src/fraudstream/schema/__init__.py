@@ -17,13 +17,19 @@ from fraudstream.schema._card import (
     decode_card,
     encode_card,
 )
+from fraudstream.schema._label_files import LABEL_FIELDS, LabelFile, read_labels
 from fraudstream.schema._labels import (
     LABEL_SOURCES,
+    PENDING_LABEL_TTL_MS,
+    SOURCE_PRECEDENCE,
     VERDICTS,
     LabelMessage,
+    LabelSource,
     decode_label,
+    decode_labels,
     encode_label,
     label_from_status,
+    label_id_of,
 )
 from fraudstream.schema._paysim import (
     Invalid,
@@ -38,8 +44,13 @@ __all__ = [
     "CardRecord",
     "DECISIONS",
     "KINDS",
+    "LABEL_FIELDS",
     "LABEL_SOURCES",
+    "LabelFile",
     "LabelMessage",
+    "LabelSource",
+    "PENDING_LABEL_TTL_MS",
+    "SOURCE_PRECEDENCE",
     "Invalid",
     "PaySimRecord",
     "ScoredBatch",
@@ -51,9 +62,12 @@ __all__ = [
     "decode_card",
     "encode_card",
     "decode_label",
+    "decode_labels",
     "decode_paysim",
     "encode_label",
     "encode_paysim",
     "label_from_status",
+    "label_id_of",
     "paysim_to_batch",
+    "read_labels",
 ]

@@ -1,7 +1,8 @@
 """Simulated history to files: columnar chunks (pyarrow) into Parquet or CSV.
 
-PaySim history uses PaySim's Kaggle columns (plus ``eventTimeMs`` and ``fraudScenario``); card
-history uses the Fraud Detection Handbook's columns, so whatever reads one reads the other.
+PaySim history uses PaySim's Kaggle columns (plus ``eventTimeMs``, ``fraudScenario`` and ``txId``,
+the id a labels file refers to); card history uses the Fraud Detection Handbook's columns, so
+whatever reads one reads the other. A labels file (:func:`labels_path`) sits beside the history.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ __all__ = [
     "PAYSIM_COLUMNS",
     "HistoryWriter",
     "card_table",
+    "labels_path",
     "paysim_table",
     "write_history",
+    "write_labels",
 ]
 
-#: PaySim's Kaggle columns, then our two optional extensions.
+#: PaySim's Kaggle columns, then our optional extensions.
 PAYSIM_COLUMNS: Final = (
     "step",
     "type",
@@ -43,6 +46,7 @@ PAYSIM_COLUMNS: Final = (
     "isFlaggedFraud",
     "eventTimeMs",
     "fraudScenario",
+    "txId",
 )
 _KIND_NAMES: Final = np.array(KINDS)
 
@@ -64,6 +68,7 @@ def paysim_table(batch: TxBatch) -> pa.Table:
             "isFlaggedFraud": pa.array(batch.flagged.astype(np.int64)),
             "eventTimeMs": pa.array(batch.event_time_ms, pa.int64()),
             "fraudScenario": pa.array(batch.scenario, pa.string()),
+            "txId": pa.array(batch.tx_id, pa.string()),
         }
     )
 
@@ -150,3 +155,16 @@ def write_history(
             if on_progress is not None:
                 on_progress(written)
     return written
+
+
+def labels_path(out: Path) -> Path:
+    """Where the labels of history file ``out`` go: ``history.parquet`` ->
+    ``history.labels.parquet`` (``.csv`` likewise)."""
+    return out.with_name(f"{out.stem}.labels{out.suffix}")
+
+
+def write_labels(table: pa.Table, path: Path) -> int:
+    """Write a labels table (``simulate.label_table``) to ``path``; the rows written."""
+    with HistoryWriter(path) as writer:
+        writer.write(table)
+    return int(table.num_rows)
