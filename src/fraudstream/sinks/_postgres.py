@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from fraudstream._redact import redact
 from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
 from fraudstream.sinks._migrate import apply_migrations
@@ -107,11 +108,6 @@ _SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def redact(url: str) -> str:
-    """``url`` without its password (safe to log and to put in error messages)."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
 class PostgresStore:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from fraudstream._redact import redact
 from fraudstream.errors import ConfigError
 from fraudstream.schema import ScoredBatch, WindowStats
 from fraudstream.sinks._postgres import PostgresStore
@@ -77,4 +78,4 @@ def open_store(
         if url.startswith("postgresql+"):  # SQLAlchemy-style driver suffix: libpq ignores it
             url = "postgresql://" + url.split("://", 1)[-1]
         return PostgresStore(url, schema=schema, retention_days=retention_days)
-    raise ConfigError(f"unsupported store URL {url!r}; use {_ACCEPTED}")
+    raise ConfigError(f"unsupported store URL {redact(url)!r}; use {_ACCEPTED}")
