@@ -159,13 +159,15 @@ class DashboardSettings(_Frozen):
     analyst: str = Field(
         default="",
         max_length=100,
-        description="who signs verdicts when no proxy header names the user [default: typed in]",
+        description="unused since the dashboard's sign-in (verdicts are signed by the signed-in "
+        "user); kept so that existing settings still load",
     )
     user_header: str = Field(
         default="",
         max_length=100,
         description="HTTP header in which a reverse proxy names the signed-in user, e.g. "
-        "X-Forwarded-User; set it only behind a proxy that overwrites the header",
+        "X-Forwarded-User (the role comes from `fraudstream users`; not listed: viewer); set it "
+        "only behind a proxy that overwrites the header",
     )
 
 

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from fraudstream.broker import free_port
 from fraudstream.dashboard import APP, Database
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._access import add_user, recent_audit
 from fraudstream.features import feature_names
 from fraudstream.model import promote
 from fraudstream.sinks import open_store
@@ -26,6 +27,7 @@ from fraudstream.sinks import open_store
 from .test_dashboard_queries import seed_known
 
 _TIMEOUT_S = 60
+PASSWORD = "correct horse battery"
 
 
 def _png(path: Path) -> None:
@@ -103,8 +105,31 @@ def test_live_page(store_url: str) -> None:
     assert any("1 alert notification(s) failed" in e.value for e in at.error)
 
 
+def _account(url: str, name: str, role: str) -> None:
+    db = Database(url)
+    try:
+        add_user(db, name, role, PASSWORD, actor="test")
+    finally:
+        db.close()
+
+
+def _signed_in(name: str, password: str = PASSWORD) -> AppTest:
+    """A session that signed in on the form (the only page while accounts exist)."""
+    at = AppTest.from_file(str(APP), default_timeout=_TIMEOUT_S).run()
+    assert [t.value for t in at.title] == ["Sign in"]
+    assert not [b for b in at.button if b.key in ("confirm", "dismiss")]
+    at.text_input(key="sign_in_name").input(name)
+    at.text_input(key="sign_in_password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: str) -> None:
-    at = _page("alerts")
+    _account(store_url, "ana", "analyst")
+    at = _signed_in("ana")
+    assert any("Signed in as **ana** (analyst)" in c.value for c in at.sidebar.caption)
+    at.switch_page("pages/alerts.py").run()
     metrics = _metrics(at)
     assert metrics["Open alerts"] == "5"
     assert metrics["Score"] == "0.950"  # riskiest first: t1
@@ -114,8 +139,8 @@ def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: st
     texts = [t.value for t in at.text]
     assert "Amount: 500.00 CU (raises risk, +1.50 log-odds)" in texts
     assert "Hour of day (UTC): 03:00–03:59 (raises risk, +0.50 log-odds)" in texts
-    assert at.text_input(key="analyst").value == ""  # never the server's OS user
-    at.text_input(key="analyst").input("ana")
+    assert not [t for t in at.text_input if t.key == "analyst"]  # nothing to type: the account
+    assert any("Acting as **ana** (analyst)" in c.value for c in at.caption)
     at.button(key="confirm").click().run()
     assert not at.exception
     assert any("Verdict stored, label NOT published" in e.value for e in at.error)
@@ -126,16 +151,50 @@ def test_alerts_page_stores_a_verdict_even_when_the_broker_is_down(store_url: st
     assert _metrics(at)["Confirmed fraud"] == "1"
 
 
-def test_alerts_page_signs_verdicts_with_the_configured_analyst(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
+def test_without_accounts_every_page_is_read_only(store_url: str) -> None:
+    at = _page(None)
+    assert any("fraudstream users add admin --role admin" in w.value for w in at.sidebar.warning)
+    at.switch_page("pages/alerts.py").run()
+    assert _metrics(at)["Open alerts"] == "5"
+    assert not [b for b in at.button if b.key in ("confirm", "dismiss", "republish_all")]
+    assert any("Read-only" in i.value for i in at.info)
+
+
+def test_a_wrong_password_shows_the_form_again_and_a_viewer_gives_no_verdict(
+    store_url: str,
 ) -> None:
-    monkeypatch.setenv("FRAUDSTREAM_DASHBOARD__ANALYST", "ops-team")
-    at = _page("alerts")
-    assert not [t for t in at.text_input if t.key == "analyst"]
-    assert any("Acting as **ops\\-team**" in c.value for c in at.caption)
-    at.button(key="dismiss").click().run()
-    alert = q.get_alert(Database(store_url), "t1")
-    assert alert is not None and (alert.status, alert.analyst) == ("false_positive", "ops-team")
+    _account(store_url, "vic", "viewer")
+    at = _signed_in("vic", "not-the-password")
+    assert any("Wrong user name or password" in e.value for e in at.error)
+    assert [t.value for t in at.title] == ["Sign in"]
+    at = _signed_in("vic")
+    next(b for b in at.sidebar.button if b.key == "sign_out").click().run()
+    assert [t.value for t in at.title] == ["Sign in"]
+    at = _signed_in("vic")
+    at.switch_page("pages/alerts.py").run()
+    assert at.selectbox(key="chosen_alert").value == "t1"
+    assert not [b for b in at.button if b.key in ("confirm", "dismiss", "republish_all")]
+    assert any("verdicts need the analyst role" in i.value for i in at.info)
+    at.switch_page("pages/audit.py").run()  # not among a viewer's pages; the page checks too
+    assert any("needs the admin role" in e.value for e in at.error) and not at.dataframe
+    actions = [e.action for e in recent_audit(Database(store_url), 10, "vic")]
+    assert actions == ["sign-in", "sign-out", "sign-in", "sign-in failed"]
+
+
+def test_an_admin_reads_the_audit_log(store_url: str) -> None:
+    _account(store_url, "root", "admin")
+    at = _signed_in("root")
+    at.switch_page("pages/audit.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Audit log"]
+    log, accounts = (d.value for d in at.dataframe)
+    assert log[["user", "action", "target"]].values.tolist()[:2] == [
+        ["root", "sign-in", ""],
+        ["test", "user added", "root"],
+    ]
+    assert accounts[["user", "role", "signs in with"]].values.tolist() == [
+        ["root", "admin", "password"]
+    ]
 
 
 def test_alerts_page_searches_by_account_or_transaction(store_url: str) -> None:

@@ -13,7 +13,9 @@ import pytest
 
 from fraudstream.dashboard import Database
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._access import User, add_user, recent_audit
 from fraudstream.dashboard._export import queue_csv
+from fraudstream.dashboard._verdicts import store_verdict
 from fraudstream.errors import StoreError
 from fraudstream.features import feature_names
 from fraudstream.schema import ScoredBatch, TxBatch, WindowStats
@@ -85,8 +87,8 @@ def seed_known(store: Store) -> None:
     store.flush()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
+def seeded(tmp_path: Path) -> Iterator[Database]:
+    """A SQLite store in ``tmp_path`` holding ``seed_known``'s content, closed at the end."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url)
     store.open()
@@ -95,6 +97,11 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(url)
     yield database
     database.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    yield from seeded(tmp_path)
 
 
 def _ids(alerts: list[q.AlertRow]) -> list[str]:
@@ -175,13 +182,15 @@ def check_queries(db: Database) -> None:
     trend = q.trend_series(db, 0, 60_000)
     assert trend["fraud_rate"].iloc[0] == pytest.approx(6 / 15)
 
-    stored = q.mark_alert(db, "t3", "false_positive", "ana", T0 + 90_000)
+    add_user(db, "ana", "analyst", None, actor="test")
+    ana = User("ana", "analyst")
+    stored = store_verdict(db, ana, "t3", "false_positive", T0 + 90_000)
     assert (stored.status, stored.analyst, stored.reviewed_at_ms) == (
         "false_positive",
         "ana",
         T0 + 90_000,
     )
-    q.mark_alert(db, "t7", "confirmed_fraud", "ana", T0 + 91_000)
+    store_verdict(db, ana, "t7", "confirmed_fraud", T0 + 91_000)
     assert q.alert_counts(db) == {"open": 3, "confirmed_fraud": 1, "false_positive": 1}
     assert [a.alert_id for a in q.verdicts_since(db, T0 + 90_500)] == ["t7"]
     sample = q.labelled_sample(db, 100)
@@ -190,9 +199,13 @@ def check_queries(db: Database) -> None:
     assert len(sample) == 8
     assert q.live_quality(db, 0, "v1")["analyst_precision"] == pytest.approx(0.5)
     with pytest.raises(StoreError, match="not in the store"):
-        q.mark_alert(db, "missing", "confirmed_fraud", "ana", T0)
+        store_verdict(db, ana, "missing", "confirmed_fraud", T0)
     with pytest.raises(StoreError, match="verdict"):
-        q.mark_alert(db, "t1", "open", "ana", T0)
+        store_verdict(db, ana, "t1", "open", T0)
+    assert [(e.action, e.target) for e in recent_audit(db, 9, "ana")] == [
+        ("verdict stored", "t7"),
+        ("verdict stored", "t3"),
+    ]
 
 
 def test_queries_on_sqlite(db: Database) -> None:

@@ -19,8 +19,8 @@ from fraudstream.dashboard._text import (
     csv_column,
     describe_reason,
     fmt_feature_value,
+    header_user,
     md,
-    resolve_analyst,
     safe_text,
 )
 
@@ -115,16 +115,13 @@ def test_a_reason_names_the_feature_its_value_and_its_direction() -> None:
     )
 
 
-def test_the_analyst_comes_from_a_trusted_header_else_the_setting_never_the_os_user() -> None:
+def test_the_proxy_user_comes_only_from_the_configured_header_as_inert_text() -> None:
     headers = {"Host": "x", "X-Auth-Request-User": " ana\u202e "}
-    assert resolve_analyst(headers, "x-auth-request-user", "ops") == (
-        "ana[U+202E]",
-        "header x-auth-request-user",
-    )
+    assert header_user(headers, "x-auth-request-user") == "ana[U+202E]"
     # a header nobody configured is ignored: a client could send it
-    assert resolve_analyst(headers, "", "ops") == ("ops", "setting FRAUDSTREAM_DASHBOARD__ANALYST")
-    assert resolve_analyst({"X-Forwarded-User": ""}, "X-Forwarded-User", "") == ("", "")
-    assert resolve_analyst({}, "", "x" * 500)[0] == "x" * 100
+    assert header_user(headers, "") == ""
+    assert header_user({"X-Forwarded-User": ""}, "X-Forwarded-User") == ""
+    assert header_user({"X-Forwarded-User": "x" * 500}, "X-Forwarded-User") == "x" * 100
 
 
 def _specs() -> list[dict[str, Any]]:

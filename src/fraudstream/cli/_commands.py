@@ -15,6 +15,7 @@ from fraudstream.cli import (
     _replay,
     _simulate,
     _train,
+    _users,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "_replay",
     "_simulate",
     "_train",
+    "_users",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from fraudstream.cli._app import app, console, load_settings, stop_event
 from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
 from fraudstream.cli._detect import LiveLine, run_detector, summary_table
 from fraudstream.cli._train import ensure_model
+from fraudstream.cli._users import create_account
 from fraudstream.config import Settings
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import open_store
@@ -133,6 +135,10 @@ def demo(
         console.print(f"detector metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics")
         ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
+        if dashboard and store:  # this run's own store: an account to sign in with, once
+            password = secrets.token_urlsafe(12)
+            create_account(settings, "demo", "admin", password)
+            console.print(f"dashboard sign-in (this run only): demo / {password}", markup=False)
         if dashboard:
             proc, dashboard_url = start_dashboard(
                 settings,

@@ -1,8 +1,8 @@
 """The Alerts page: the analysts' review queue; a verdict is stored, then published as a label.
 
 The queue can be searched by account or transaction id and exported to CSV with the same
-filters. Verdicts are signed by the configured identity (a trusted proxy header, else the
-``dashboard.analyst`` setting), else by a typed name; never by the server's OS user.
+filters. Only an analyst or admin sees the verdict buttons, and the verdict is written through
+``_verdicts`` (which checks the role in the store again) signed by the signed-in user.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._access import AccessDenied, User, can
 from fraudstream.dashboard._context import (
     DECISION_COLOURS,
     cached,
@@ -24,14 +25,9 @@ from fraudstream.dashboard._context import (
     settings,
 )
 from fraudstream.dashboard._export import EXPORT_MAX_ROWS, STATUS_NAMES, queue_csv, queue_table
-from fraudstream.dashboard._kafka import publish_labels
-from fraudstream.dashboard._text import (
-    MAX_NAME_CHARS,
-    describe_reason,
-    md,
-    resolve_analyst,
-    safe_text,
-)
+from fraudstream.dashboard._session import FIRST_ADMIN, current_user
+from fraudstream.dashboard._text import describe_reason, md, safe_text
+from fraudstream.dashboard._verdicts import publish_verdicts, store_verdict
 from fraudstream.errors import FraudstreamError, KafkaError
 from fraudstream.features import feature_label
 
@@ -51,7 +47,9 @@ def render() -> None:
     c[0].metric("Open alerts", f"{counts['open']:,}")
     c[1].metric("Confirmed fraud", f"{counts['confirmed_fraud']:,}")
     c[2].metric("False positives", f"{counts['false_positive']:,}")
-    _pending_labels()
+    user = current_user()
+    if can(user, "analyst"):
+        _pending_labels()
     status, decision, order, search = _filters()
     total = cached(q.count_alerts, status, decision, search)
     pages = max(math.ceil(total / _PAGE_SIZE), 1)
@@ -70,7 +68,7 @@ def render() -> None:
         format_func=lambda aid: _label(next(a for a in alerts if a.alert_id == aid)),
         key="chosen_alert",
     )
-    _detail(next(a for a in alerts if a.alert_id == chosen))
+    _detail(next(a for a in alerts if a.alert_id == chosen), user)
 
 
 def _filters() -> tuple[str | None, str | None, str, str | None]:
@@ -124,7 +122,7 @@ def _label(a: q.AlertRow) -> str:
     )
 
 
-def _detail(alert: q.AlertRow) -> None:
+def _detail(alert: q.AlertRow, user: User | None) -> None:
     currency = settings().dashboard.currency
     st.subheader(f"Alert {md(alert.alert_id)}")
     c = st.columns(4)
@@ -161,7 +159,7 @@ def _detail(alert: q.AlertRow) -> None:
         ).drop(columns=["event_time_ms"])
         shown = shown.rename(columns={"amount": f"amount ({currency})", "time": "time (UTC)"})
         st.dataframe(shown, hide_index=True, width="stretch", height=300)
-    _verdict(alert)
+    _verdict(alert, user)
 
 
 def _reasons_chart(alert: q.AlertRow, currency: str) -> alt.Chart:
@@ -186,25 +184,16 @@ def _reasons_chart(alert: q.AlertRow, currency: str) -> alt.Chart:
     return chart
 
 
-def _analyst() -> tuple[str, str]:
-    """The configured identity (proxy header, else setting) and its source; empty if none."""
-    s = settings().dashboard
-    return resolve_analyst(st.context.headers, s.user_header, s.analyst)
-
-
-def _verdict(alert: q.AlertRow) -> None:
-    name, source = _analyst()
-    if name:
-        st.caption(f"Acting as **{md(name)}** (from the {md(source)})")
-    else:
-        st.text_input("Analyst", value="", key="analyst", placeholder="your name")
-        st.caption(
-            md(
-                "The name is typed, not verified: behind a proxy that signs users in, set "
-                "FRAUDSTREAM_DASHBOARD__USER_HEADER (e.g. X-Forwarded-User); for one analyst, "
-                "FRAUDSTREAM_DASHBOARD__ANALYST."
-            )
-        )
+def _verdict(alert: q.AlertRow, user: User | None) -> None:
+    for level, text in st.session_state.pop(_MESSAGES, []):
+        (st.success if level == "ok" else st.error)(text)
+    if user is None:
+        st.info(f"Read-only: no dashboard account exists yet. Create one with `{FIRST_ADMIN}`.")
+        return
+    if not can(user, "analyst"):
+        st.info(f"Signed in as {md(user.name)} ({user.role}): verdicts need the analyst role.")
+        return
+    st.caption(f"Acting as **{md(user.name)}** ({user.role})")
     c = st.columns(2)
     c[0].button(
         "Confirm fraud",
@@ -221,8 +210,6 @@ def _verdict(alert: q.AlertRow) -> None:
         on_click=_on_verdict,
         args=(alert.alert_id, "false_positive"),
     )
-    for level, text in st.session_state.pop(_MESSAGES, []):
-        (st.success if level == "ok" else st.error)(text)
 
 
 def _say(level: str, text: str, where: str = _MESSAGES) -> None:
@@ -231,14 +218,9 @@ def _say(level: str, text: str, where: str = _MESSAGES) -> None:
 
 def _on_verdict(alert_id: str, status: str) -> None:
     """Button callback (runs before the page redraws): store the verdict, then publish it."""
-    typed = safe_text(st.session_state.get("analyst", "")).strip()[:MAX_NAME_CHARS]
-    analyst = _analyst()[0] or typed
-    if not analyst:
-        _say("error", "Enter the analyst's name first.")
-        return
     try:
-        q.mark_alert(database(), alert_id, status, analyst, now_ms())
-    except FraudstreamError as exc:
+        store_verdict(database(), current_user(), alert_id, status, now_ms())
+    except FraudstreamError as exc:  # AccessDenied too: the role is checked again
         _say("error", f"Verdict not stored: {md(exc)}")
         return
     st.cache_data.clear()
@@ -248,13 +230,20 @@ def _on_verdict(alert_id: str, status: str) -> None:
 def _publish(alert_ids: list[str], where: str = _MESSAGES) -> None:
     """Publish the labels of these stored verdicts; keep the ones that failed as pending."""
     pending: list[str] = st.session_state.setdefault(_PENDING, [])
-    db = database()
-    alerts = [a for a in (q.get_alert(db, aid) for aid in alert_ids) if a is not None]
     s = settings()
     try:
-        publish_labels(
-            kafka_client(), s.topics.labels, alerts, partitions=s.kafka.partitions, timeout_s=5.0
+        alerts = publish_verdicts(
+            database(),
+            current_user(),
+            kafka_client(),
+            s.topics.labels,
+            alert_ids,
+            partitions=s.kafka.partitions,
+            timeout_s=5.0,
         )
+    except AccessDenied as exc:
+        _say("error", f"Labels not published: {md(exc)}", where)
+        return
     except KafkaError as exc:
         pending.extend(aid for aid in alert_ids if aid not in pending)
         _say("error", f"Verdict stored, label NOT published: {md(exc)}", where)

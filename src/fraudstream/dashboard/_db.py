@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import queue
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -24,6 +24,7 @@ __all__ = ["Database", "Dialect"]
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 _SQLITE: Final = "sqlite:///"
 _POSTGRES: Final = ("postgresql://", "postgres://", "postgresql+")
@@ -141,23 +142,43 @@ class Database:
     def execute_many(self, text: str, params: Sequence[Sequence[Any]]) -> int:
         """Run a write statement once per parameter row, all in one transaction."""
         rows = [tuple(p) for p in params]
-        with self._guard(f"write {text.split()[0:3]}"):
+
+        def work(cur: Any) -> int:
+            cur.executemany(self.sql(text), rows)
+            return int(cur.rowcount)
+
+        return self._transaction(f"write {text.split()[0:3]}", work)
+
+    def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run several write statements in one transaction; the rows each one changed."""
+
+        def work(cur: Any) -> list[int]:
+            counts = []
+            for text, params in statements:
+                cur.execute(self.sql(text), tuple(params))
+                counts.append(int(cur.rowcount))
+            return counts
+
+        return self._transaction(f"write {[t.split()[0] for t, _ in statements]}", work)
+
+    def _transaction(self, action: str, work: Callable[[Any], T]) -> T:
+        """``work(cursor)`` inside one transaction: committed if it returns, else rolled back."""
+        with self._guard(action):
             if self.dialect == "sqlite":
                 conn = self._sqlite_connect()
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        count = conn.executemany(text, rows).rowcount
+                        result = work(conn.cursor())
                     except BaseException:
                         conn.rollback()
                         raise
                     conn.commit()
-                    return int(count)
+                    return result
                 finally:
                     self._sqlite.put(conn)
             with self._pool().connection() as pg, pg.transaction(), pg.cursor() as cur:
-                cur.executemany(self.sql(text), rows)
-                return int(cur.rowcount)
+                return work(cur)
 
     def plain(self, column: str) -> str:
         """``column`` as an expression SQLite will not use an index for (``+column``).

@@ -36,7 +36,6 @@ __all__ = [
     "latest_model_version",
     "live_quality",
     "live_summary",
-    "mark_alert",
     "model_versions",
     "notification_failures",
     "riskiest",
@@ -245,22 +244,6 @@ def get_alert(db: Database, alert_id: str) -> AlertRow | None:
     """The alert ``alert_id``, or ``None``."""
     row = db.one(f"{_ALERT_SELECT} WHERE alert_id = ?", (alert_id,))
     return None if row is None else _alert(row)
-
-
-def mark_alert(
-    db: Database, alert_id: str, status: str, analyst: str, reviewed_at_ms: int
-) -> AlertRow:
-    """Store an analyst's verdict on an alert and return the updated alert."""
-    if status not in VERDICTS:
-        raise StoreError(f"verdict {status!r} is not one of {VERDICTS}")
-    changed = db.execute(
-        "UPDATE fraud_alerts SET status = ?, analyst = ?, reviewed_at_ms = ? WHERE alert_id = ?",
-        (status, analyst, reviewed_at_ms, alert_id),
-    )
-    alert = get_alert(db, alert_id)
-    if changed != 1 or alert is None:
-        raise StoreError(f"alert {alert_id!r} is not in the store; reload the queue")
-    return alert
 
 
 def verdicts_since(db: Database, since_ms: int) -> list[AlertRow]:

@@ -26,8 +26,8 @@ __all__ = [
     "fmt_amount",
     "fmt_duration",
     "fmt_feature_value",
+    "header_user",
     "md",
-    "resolve_analyst",
     "safe_text",
 ]
 
@@ -176,24 +176,20 @@ def describe_reason(reason: Mapping[str, Any], currency: str) -> str:
     )
 
 
-def resolve_analyst(
-    headers: Mapping[str, str], user_header: str, configured: str
-) -> tuple[str, str]:
-    """Who signs verdicts, and where the name came from (``""`` twice: nobody configured).
+def header_user(headers: Mapping[str, str], user_header: str) -> str:
+    """The user a trusted proxy names in the header ``user_header`` (case-insensitive), as inert
+    text of at most :data:`MAX_NAME_CHARS`; ``""`` when the header is not configured or not sent.
 
-    The proxy header ``user_header`` (case-insensitive) wins when it is configured and sent;
-    else the ``configured`` name. Never the server's OS user.
-
-    >>> resolve_analyst({"x-forwarded-user": "ana"}, "X-Forwarded-User", "ops")
-    ('ana', 'header X-Forwarded-User')
-    >>> resolve_analyst({}, "X-Forwarded-User", "ops")
-    ('ops', 'setting FRAUDSTREAM_DASHBOARD__ANALYST')
+    >>> header_user({"x-forwarded-user": "ana"}, "X-Forwarded-User")
+    'ana'
+    >>> header_user({"x-forwarded-user": "ana"}, "")
+    ''
     """
-    if user_header:
-        wanted = user_header.strip().lower()
-        for name, value in headers.items():
-            user = safe_text(value).strip()[:MAX_NAME_CHARS]
-            if name.lower() == wanted and user:
-                return user, f"header {user_header.strip()}"
-    name = safe_text(configured).strip()[:MAX_NAME_CHARS]
-    return (name, "setting FRAUDSTREAM_DASHBOARD__ANALYST") if name else ("", "")
+    if not user_header:
+        return ""
+    wanted = user_header.strip().lower()
+    for name, value in headers.items():
+        user = safe_text(value).strip()[:MAX_NAME_CHARS]
+        if name.lower() == wanted and user:
+            return user
+    return ""

@@ -1,7 +1,9 @@
-"""The Streamlit entry point (``streamlit run``): four pages over the store.
+"""The Streamlit entry point (``streamlit run``): the pages over the store, behind a sign-in.
 
 Settings come from the environment like every command (``FRAUDSTREAM_STORE__URL`` …);
-``fraudstream dashboard`` sets them from its options.
+``fraudstream dashboard`` sets them from its options. While accounts exist and nobody is signed
+in, the only page is the sign-in form; with no account at all every page is read-only. The
+audit log is an admin's page.
 """
 
 from __future__ import annotations
@@ -10,16 +12,35 @@ from pathlib import Path
 
 import streamlit as st
 
+from fraudstream.dashboard._access import can, users_exist
+from fraudstream.dashboard._context import database
+from fraudstream.dashboard._session import current_user, sidebar, sign_in_page
+from fraudstream.dashboard._text import md
+from fraudstream.errors import FraudstreamError
+
 _PAGES = Path(__file__).parent / "pages"
 
 # The favicon is an emoji (drawn locally): a ``:material/…:`` page icon makes the browser fetch
 # an SVG from fonts.gstatic.com, and the dashboard must work offline.
 st.set_page_config(page_title="fraudstream", page_icon="🛡️", layout="wide")
-st.navigation(
-    [
+try:
+    user = current_user()
+    any_account = users_exist(database())
+except FraudstreamError as exc:
+    st.error(f"The store cannot be read: {md(exc)}")
+    st.stop()
+if user is None and any_account:
+    st.navigation(
+        [st.Page(sign_in_page, title="Sign in", icon=":material/login:", url_path="sign-in")]
+    ).run()
+else:
+    pages = [
         st.Page(_PAGES / "live.py", title="Live", icon=":material/monitoring:", default=True),
         st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notification_important:"),
         st.Page(_PAGES / "trends.py", title="Trends", icon=":material/insights:"),
         st.Page(_PAGES / "model.py", title="Model & thresholds", icon=":material/tune:"),
     ]
-).run()
+    if can(user, "admin"):
+        pages.append(st.Page(_PAGES / "audit.py", title="Audit log", icon=":material/history:"))
+    sidebar(user, any_account)
+    st.navigation(pages).run()

@@ -161,5 +161,27 @@ _V5: Final = (
     )""",
 )
 
+#: The dashboard's accounts (scrypt password hashes, never a password; ``NULL``: signs in only
+#: through the proxy header) and its audit log (sign-ins, verdicts, account changes). SQLite's
+#: version 8.
+_V6: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS dashboard_users (
+        name text PRIMARY KEY,
+        role text NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
+        password_hash text,
+        created_at_ms bigint NOT NULL
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS dashboard_audit (
+        at_ms bigint NOT NULL,
+        actor text NOT NULL,
+        action text NOT NULL,
+        target text NOT NULL,
+        detail text NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_dashboard_audit_at ON dashboard_audit (at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)

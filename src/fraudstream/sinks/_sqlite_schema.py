@@ -174,5 +174,26 @@ _V7: Final = (
     (ingest_block, account, event_time_ms)""",
 )
 
+#: The dashboard's accounts (scrypt password hashes, never a password; ``NULL``: signs in only
+#: through the proxy header) and its audit log (sign-ins, verdicts, account changes).
+_V8: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS dashboard_users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
+        password_hash TEXT,
+        created_at_ms INTEGER NOT NULL
+    )""",
+    """
+    CREATE TABLE IF NOT EXISTS dashboard_audit (
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_dashboard_audit_at ON dashboard_audit (at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)

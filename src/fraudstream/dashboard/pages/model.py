@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from fraudstream.dashboard._model import render
+from fraudstream.dashboard._session import page
 
-render()
+page(render)

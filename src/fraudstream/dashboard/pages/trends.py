@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fraudstream.dashboard._session import page
 from fraudstream.dashboard._trends import render
 
-render()
+page(render)
