@@ -42,6 +42,8 @@ def test_replay_of_a_shuffled_paysim_file_arrives_in_event_time_order(
     bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
 ) -> None:
     records = PaySimSimulator(accounts=300, seed=8, fraud_rate=0.05).next_batch(4_000)
+    for i, rec in enumerate(records):  # history files carry the id that labels refer to
+        rec.txId = f"sim-8-{i}"
     table = paysim_table(PaySimSimulator(accounts=300, seed=8, fraud_rate=0.05).history(4_000))
     path = tmp_path / "shuffled.csv"
     pl.from_arrow(table).sample(fraction=1.0, shuffle=True, seed=3).write_csv(path)  # type: ignore[union-attr]

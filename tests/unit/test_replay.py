@@ -56,6 +56,8 @@ def test_kaggle_csv_is_ordered_by_step_keeping_file_order_within_a_step(tmp_path
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_our_paysim_output_replays_to_the_same_records(tmp_path: Path, suffix: str) -> None:
     records = PaySimSimulator(accounts=500, seed=2, fraud_rate=0.05).next_batch(3_000)
+    for i, rec in enumerate(records):  # history files carry the id that labels refer to
+        rec.txId = f"sim-2-{i}"
     sim = PaySimSimulator(accounts=500, seed=2, fraud_rate=0.05)
     path = tmp_path / f"history{suffix}"
     assert write_history(lambda n: paysim_table(sim.history(n)), path, 3_000, chunk=700) == 3_000

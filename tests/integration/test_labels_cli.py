@@ -1,0 +1,181 @@
+"""``fraudstream labels import`` and the simulator's labels through the real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from fraudstream.schema import decode_labels, decode_paysim
+from fraudstream.simulate import LABEL_COLUMNS, Delay, LabelMix, LiveLabels
+
+from ._kafka_util import read_topic
+from .test_replay import run_cli
+
+pytestmark = pytest.mark.integration
+
+CSV = (
+    "Case_Ref,Customer,Outcome,Decided,Amount\n"
+    "tx-1,C1,fraud,2024-05-01T10:00:00Z,12.5\n"  # line 2
+    "tx-2,C2,genuine,2024-05-02,3\n"
+    "tx-3,C3,perhaps,2024-05-02,3\n"  # line 4: no such verdict
+    "tx-4,N/A,1,1714557600000,7\n"  # line 5: no account -> key = tx id
+    ",C5,1,2024-05-03,1\n"  # line 6: no transaction id
+    "tx-6,C6,0,not a date,1\n"  # line 7
+)
+
+
+def _import(path: Path, topic: str, bootstrap: str, *extra: str) -> Any:
+    return run_cli(
+        "labels",
+        "import",
+        str(path),
+        "--tx-id-column",
+        "case_ref",
+        "--label-column",
+        "OUTCOME",
+        "--time-column",
+        "decided",
+        "--account-column",
+        "customer",
+        "--topic",
+        topic,
+        *extra,
+        bootstrap=bootstrap,
+    )
+
+
+def test_import_maps_columns_skips_bad_rows_and_is_idempotent(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "chargebacks.csv"
+    path.write_text(CSV, encoding="utf-8")
+    topic = f"labels-{unique}"
+    out = _import(path, topic, bootstrap)
+    assert out.returncode == 0, out.stderr
+    assert "read 6 rows" in out.stdout and "produced 3 labels" in out.stdout
+    assert "skipped 3" in out.stdout
+    shown = " ".join(out.stdout.split())
+    assert "label (column 'Outcome'): 1 row (line 4 'perhaps')" in shown
+    assert "tx_id (column 'Case_Ref'): 1 row (line 6 '')" in shown
+    assert "labelled_at (column 'Decided'): 1 row (line 7 'not a date')" in shown
+    first = read_topic(client, topic, expect=3)
+    labels, _, invalid = decode_labels([m.value() for m in first])
+    assert invalid == []
+    by_tx = {m.tx_id: m for m in labels}
+    assert sorted(by_tx) == ["tx-1", "tx-2", "tx-4"]
+    assert (by_tx["tx-1"].label, by_tx["tx-2"].label, by_tx["tx-4"].label) == (1, 0, 1)
+    assert all(m.source == "chargeback" for m in labels)
+    assert by_tx["tx-1"].labelled_at_ms == 1_714_557_600_000 == by_tx["tx-4"].labelled_at_ms
+    keys = {m.key() for m in first}
+    assert keys == {b"C1", b"C2", b"tx-4"}  # account, else the transaction id
+
+    again = _import(path, topic, bootstrap)
+    assert again.returncode == 0, again.stderr
+    both = read_topic(client, topic, expect=6)
+    ids = [m.label_id for m in decode_labels([m.value() for m in both])[0]]
+    assert sorted(ids) == sorted([m.label_id for m in labels] * 2)  # the same ids, each twice
+
+    other = _import(path, f"labels-d-{unique}", bootstrap, "--source", "dispute")
+    assert other.returncode == 0, other.stderr
+    disputes = read_topic(client, f"labels-d-{unique}", expect=3)
+    assert {m.source for m in decode_labels([m.value() for m in disputes])[0]} == {"dispute"}
+
+
+def test_import_of_a_file_without_usable_rows_fails_with_one_line(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("tx_id,labelled_at_ms\n,5\n", encoding="utf-8")
+    out = run_cli("labels", "import", str(path), "--topic", f"l-{unique}", bootstrap=bootstrap)
+    assert out.returncode == 1 and "no usable label" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_simulate_out_writes_labels_that_import_reads(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    history = tmp_path / "h.parquet"
+    args = ("--count", "20000", "--seed", "5", "--fraud-rate", "0.02", "--accounts", "1000")
+    out = run_cli("simulate", "--out", str(history), *args, bootstrap=bootstrap)
+    assert out.returncode == 0, out.stderr
+    labels_file = tmp_path / "h.labels.parquet"
+    frame = pl.read_parquet(labels_file)
+    tx = pl.read_parquet(history)
+    assert tuple(frame.columns) == LABEL_COLUMNS and f"wrote {frame.height:,} labels" in out.stdout
+    joined = frame.join(tx, left_on="tx_id", right_on="txId", how="left")
+    assert joined["eventTimeMs"].null_count() == 0  # every label names a transaction of the file
+    assert (joined["labelled_at_ms"] > joined["eventTimeMs"]).all()
+    frauds = int(tx["isFraud"].sum())
+    fraud_labels = joined.filter(pl.col("source") != "dispute")
+    assert fraud_labels["isFraud"].min() == 1 and 0.7 * frauds < fraud_labels.height < frauds
+    assert joined.filter(pl.col("source") == "dispute")["isFraud"].max() in (0, None)
+    none = run_cli(
+        "simulate", "--out", str(tmp_path / "n.csv"), "--no-labels", *args, bootstrap=bootstrap
+    )
+    assert none.returncode == 0 and not (tmp_path / "n.labels.csv").exists()
+
+    topic = f"sim-labels-{unique}"
+    imported = run_cli("labels", "import", str(labels_file), "--topic", topic, bootstrap=bootstrap)
+    assert imported.returncode == 0, imported.stderr
+    back = decode_labels([m.value() for m in read_topic(client, topic, expect=frame.height)])[0]
+    assert sorted(m.label_id or "" for m in back) == sorted(frame["label_id"].to_list())
+
+
+def test_live_simulate_with_labels_produces_them_after_their_transactions(
+    bootstrap: str,
+    client: dict[str, str],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fraudstream.cli import (
+        _commands,  # noqa: F401  (registers the commands)
+        _simulate,
+    )
+    from fraudstream.cli._app import app
+
+    fast = LabelMix(  # seconds instead of hours and days, so a short stream releases labels
+        analyst_delay=Delay(10_000, 2.0, 1_000, 60_000),
+        chargeback_delay=Delay(30_000, 2.0, 2_000, 120_000),
+        dispute_delay=Delay(30_000, 2.0, 2_000, 120_000),
+    )
+    monkeypatch.setattr(_simulate, "LiveLabels", lambda seed: LiveLabels(mix=fast, seed=seed))
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
+    tx_topic, label_topic = f"sim-tx-{unique}", f"sim-lab-{unique}"
+    monkeypatch.setenv("FRAUDSTREAM_TOPICS__LABELS", label_topic)
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--rate",
+            "0",
+            "--count",
+            "30000",
+            "--accounts",
+            "1000",
+            "--seed",
+            "9",
+            "--fraud-rate",
+            "0.02",
+            "--topic",
+            tx_topic,
+            "--labels",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "labels to" in result.output
+    transactions = read_topic(client, tx_topic, expect=30_000)
+    records, _, invalid = decode_paysim([m.value() for m in transactions])
+    assert invalid == [] and all(r.txId for r in records)
+    produced = int(result.output.split("produced ")[-1].split(" labels")[0].replace(",", ""))
+    assert produced > 100
+    messages = read_topic(client, label_topic, expect=produced)
+    labels, _, bad = decode_labels([m.value() for m in messages])
+    assert bad == [] and len(labels) == produced
+    when = {r.txId: r for r in records}
+    for m, label in zip(messages, labels, strict=True):
+        tx = when[label.tx_id]
+        assert label.labelled_at_ms > (tx.eventTimeMs or 0)
+        assert m.key() == tx.nameOrig.encode() == (label.account or "").encode()
