@@ -421,6 +421,8 @@ class Detector:
             return
         committed = consumer.committed(partitions, timeout=30)
         self.restorer.restore(self.engine, committed)
+        if self.watchdog is not None:
+            self.watchdog.reset()  # a long restore is not a stall
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget revoked partitions: their state and stashed records (the rest is committed)."""
