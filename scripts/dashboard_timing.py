@@ -37,7 +37,7 @@ def _page_times(runs: int) -> dict[str, tuple[list[float], float]]:
         cold = []
         for _ in range(runs):
             st.cache_data.clear()
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(f"views/{page}.py")
             t = time.perf_counter()
             at.run()
             cold.append(time.perf_counter() - t)

@@ -5,9 +5,10 @@
 ``/usr/bin/chromium`` in the New York time zone, sending the reverse proxy's user header. Each
 page's key numbers are checked against the store, and time labels against UTC; on the Alerts page
 the reason codes read with their values, the crafted name renders as inert text, the riskiest
-alert is confirmed by the header's user (status and label read back from the store and the labels
-topic), and a search's CSV export holds exactly the store's matching alerts. No request may leave
-127.0.0.1. With ``FRAUDSTREAM_DASHBOARD_SCREENSHOTS=<dir>`` each page is also saved as
+alert is confirmed by the header's user, an analyst in the accounts table (status, audit entry and
+label read back from the store and the labels topic), and a search's CSV export holds exactly the
+store's matching alerts. No request may leave 127.0.0.1. With
+``FRAUDSTREAM_DASHBOARD_SCREENSHOTS=<dir>`` each page is also saved as
 ``<dir>/dashboard_<page>.png`` (``scripts/dashboard_screenshots.py``).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 import sqlite3
@@ -31,9 +33,11 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
 from fraudstream.config import Settings
+from fraudstream.dashboard import Database
+from fraudstream.dashboard._access import add_user
 from fraudstream.features import feature_names
 from fraudstream.model import latest_bundle
-from fraudstream.schema import KINDS, ScoredBatch, TxBatch, decode_label
+from fraudstream.schema import KINDS, ScoredBatch, TxBatch
 from fraudstream.sinks import open_store
 
 from ._kafka_util import read_topic
@@ -53,8 +57,9 @@ ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 60_000
 #: An account name a hostile producer could send: a right-to-left override (the amount after it
 #: would read backwards), a remote image, a link and a heading.
-HOSTILE = "C\u202e62.725,74 ![x](http://evil.example/x.png) [here](http://evil.example/) # Big"
-HOSTILE_SHOWN = "C[U+202E]62.725,74 ![x](http://evil.example/x.png) [here](http://evil.example/)"
+#: At most 64 characters, as the detector accepts ids (and the labels topic its accounts).
+HOSTILE = "C\u202e62.725,74 ![x](http://evil.ex/x.png) [a](http://evil.ex) # Big"
+HOSTILE_SHOWN = "C[U+202E]62.725,74 ![x](http://evil.ex/x.png) [a](http://evil.ex)"
 HOSTILE_ID = "hostile-1"
 USER_HEADER = "X-Forwarded-User"
 ANALYST = "e2e-analyst"
@@ -85,6 +90,11 @@ def store(tmp_path: Path) -> Path:
         timeout=300,
     )
     _add_hostile_alert(path)
+    db = Database(f"sqlite:///{path}")
+    try:  # the proxy's user is an analyst: its role comes from the accounts table
+        add_user(db, ANALYST, "analyst", None, actor="test")
+    finally:
+        db.close()
     return path
 
 
@@ -292,7 +302,7 @@ def _alerts(page: Page, base: str, store: Path, bootstrap: str, labels_topic: st
     assert page.locator("img[src*='evil'], a[href*='evil']").count() == 0
     assert page.get_by_role("heading", name="Big").count() == 0
     # the analyst is the proxy's user: nothing to type
-    expect(page.get_by_text(f"Acting as {ANALYST}")).to_be_visible()
+    expect(page.get_by_text(f"Acting as {ANALYST} (analyst)")).to_be_visible()
     assert page.get_by_label("Analyst").count() == 0
     _shoot(page, "alerts")
     page.get_by_role("button", name="Confirm fraud").click()
@@ -301,10 +311,15 @@ def _alerts(page: Page, base: str, store: Path, bootstrap: str, labels_topic: st
         store, f"SELECT status, analyst FROM fraud_alerts WHERE alert_id = '{alert_id}'"
     )
     assert (status, who) == ("confirmed_fraud", ANALYST)
+    assert _one(
+        store, "SELECT actor, target FROM dashboard_audit WHERE action = 'verdict stored'"
+    ) == (ANALYST, alert_id)
     messages = read_topic({"bootstrap.servers": bootstrap}, labels_topic, expect=1)
     assert len(messages) == 1
-    label = decode_label(messages[0].value())
-    assert (label.alert_id, label.account, label.label, label.analyst) == (
+    # read as JSON: since issue 17, decode_label refuses an account with a control character
+    # (the detector refuses such a transaction too; this alert was written to the store directly)
+    label = json.loads(messages[0].value())
+    assert (label["alert_id"], label["account"], label["label"], label["analyst"]) == (
         alert_id,
         account,
         1,

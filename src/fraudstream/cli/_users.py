@@ -100,9 +100,10 @@ def list_(store_url: str | None = _STORE) -> None:
         console.print("no dashboard users; create the first admin with:")
         console.print("  fraudstream users add admin --role admin", markup=False)
         return
+    width = max(len(a.name) for a in accounts)
     for a in accounts:
         how = "password" if a.has_password else "proxy header"
-        console.print(f"{a.name}\t{a.role}\t{how}", markup=False, highlight=False)
+        console.print(f"{a.name:<{width}}  {a.role:<7}  {how}", markup=False, highlight=False)
 
 
 @users_app.command("remove")
