@@ -97,11 +97,12 @@ class DetectSettings(_Frozen):
     #: Records the consumer may prefetch, in MiB (librdkafka ``queued.max.messages.kbytes``).
     prefetch_mib: int = Field(default=256, ge=1)
     batch_timeout_ms: int = Field(default=100, ge=1)
-    #: How long the broker may hold a fetch (librdkafka ``fetch.wait.max.ms``). The embedded
-    #: broker answers a fetch that takes longer than this with nothing, and takes longer as
-    #: topics grow: too small a wait stalls the detector (docs/notes/stall.md).
-    fetch_wait_ms: int = Field(default=100, ge=1, le=10_000)
-    #: Lag with nothing consumed for this long is a stall: logged, shown, counted.
+    #: How long the broker may hold a fetch (librdkafka ``fetch.wait.max.ms``) at the start.
+    #: The embedded broker holds every fetch this long (latency) and answers one that takes
+    #: longer with nothing, which happens as topics grow; a stalled detector rejoins with 4x
+    #: the wait, up to 1,600 ms (docs/notes/stall.md). A real Kafka cluster answers at once.
+    fetch_wait_ms: int = Field(default=25, ge=1, le=10_000)
+    #: Lag with nothing consumed for this long is a stall: logged, shown, counted, healed.
     stall_after_s: float = Field(default=20.0, gt=0)
     #: Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served).
     metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -31,6 +31,10 @@ class _Clock:
 def test_lag_is_read_per_assigned_partition_and_unknown_lag_is_left_out() -> None:
     doc = _stats("tx", {"0": 5, "1": 0, "2": -1})
     assert lag_from_statistics(doc, "tx") == {0: 5, 1: 0}
+    fresh = json.loads(doc)  # a group that has committed nothing yet: from the position
+    fresh["topics"]["tx"]["partitions"]["2"].update(hi_offset=900, app_offset=-1001, lo_offset=0)
+    fresh["topics"]["tx"]["partitions"]["1"].update(consumer_lag=-1, hi_offset=50, app_offset=20)
+    assert lag_from_statistics(json.dumps(fresh), "tx") == {0: 5, 1: 30, 2: 900}
     assert lag_from_statistics(doc, "other") == {}
     assert lag_from_statistics("not json", "tx") == {}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message
 
 from fraudstream.config import SimulateSettings
 from fraudstream.features import FeatureEngine
@@ -22,6 +22,7 @@ from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
+    DEFAULT_FETCH_WAIT_MS,
     PAYSIM,
     Detector,
     DetectorTopics,
@@ -115,12 +116,17 @@ class BenchRun:
         store = open_store(self.store_url)
         store.open()
         watchdog = LagWatchdog(topics.source)
-        stats_conf: dict[str, Any] = {
-            "statistics.interval.ms": 1000,
-            "stats_cb": watchdog.on_stats,
-        }
+
+        def consumer(fetch_wait_ms: int) -> Consumer:
+            conf: dict[str, Any] = {
+                "fetch.wait.max.ms": fetch_wait_ms,
+                "statistics.interval.ms": 1000,
+                "stats_cb": watchdog.on_stats,
+            }
+            return make_consumer(self.client, group, **conf)
+
         det = _TimedDetector(
-            consumer=make_consumer(self.client, group, **stats_conf),
+            consumer=consumer(DEFAULT_FETCH_WAIT_MS),
             producer=make_producer(self.client),
             topics=topics,
             store=store,
@@ -130,6 +136,7 @@ class BenchRun:
             batch_max=self.batch_max,
             restorer=StateRestorer(self.client, topics.source, PAYSIM.decode_messages),
             watchdog=watchdog,
+            reconnect=consumer,
         )
         det.timeline = _Timeline()
         det.assigned = threading.Event()

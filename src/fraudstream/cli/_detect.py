@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from confluent_kafka import Consumer
 from rich.table import Table
 
 from fraudstream._redact import redact
@@ -121,16 +122,18 @@ def run_detector(
     record_format = format_of(bundle.mode)  # a card bundle reads card records
     engine = engine_for(bundle.mode)
     watchdog = LagWatchdog(topics.transactions, stall_after_s=d.stall_after_s)
-    consumer_conf = {
-        **prefetch,
-        "fetch.wait.max.ms": d.fetch_wait_ms,
-        "statistics.interval.ms": 1000,  # lag for the watchdog
-        "stats_cb": watchdog.on_stats,
-    }
+
+    def consumer(fetch_wait_ms: int) -> Consumer:
+        conf = {
+            **prefetch,
+            "fetch.wait.max.ms": fetch_wait_ms,
+            "statistics.interval.ms": 1000,  # lag for the watchdog
+            "stats_cb": watchdog.on_stats,
+        }
+        return make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms, **conf)
+
     detector = Detector(
-        consumer=make_consumer(
-            client, d.group_id, session_timeout_ms=d.session_timeout_ms, **consumer_conf
-        ),
+        consumer=consumer(d.fetch_wait_ms),
         producer=make_producer(client),
         topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
         store=store,
@@ -147,6 +150,8 @@ def run_detector(
         challenger=Bundle.load(challenger) if challenger else None,
         watchdog=watchdog,
         metrics=_metrics(d.metrics_port),
+        reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
+        fetch_wait_ms=d.fetch_wait_ms,
     )
     log.info(
         "detector: model %s (%s records), store %s, group %s",

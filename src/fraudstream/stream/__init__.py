@@ -11,6 +11,7 @@ from fraudstream.stream._detector import (
     format_of,
 )
 from fraudstream.stream._kafka import (
+    DEFAULT_FETCH_WAIT_MS,
     ensure_topics,
     make_admin,
     make_consumer,
@@ -29,6 +30,7 @@ from fraudstream.stream._window import SlidingWindow
 
 __all__ = [
     "CARD",
+    "DEFAULT_FETCH_WAIT_MS",
     "PAYSIM",
     "Detector",
     "DetectorMetrics",

@@ -29,6 +29,7 @@ from fraudstream.schema import (
     paysim_to_batch,
 )
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._kafka import DEFAULT_FETCH_WAIT_MS
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
@@ -49,6 +50,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OnWindow = Callable[[WindowStats, DetectorStats], None]
+#: A new consumer whose broker may hold a fetch up to the given ms (same group and settings).
+Reconnect = Callable[[int], Consumer]
+#: The longest fetch wait a rejoin asks for (see ``Detector._rejoin``).
+FETCH_WAIT_MAX_MS = 1_600
 #: ``run(idle_exit_s=…)`` gives up waiting for a first partition assignment after this long.
 UNASSIGNED_EXIT_S = 60.0
 
@@ -225,6 +230,8 @@ class Detector:
         challenger: Bundle | None = None,
         watchdog: LagWatchdog | None = None,
         metrics: DetectorMetrics | None = None,
+        reconnect: Reconnect | None = None,
+        fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -248,6 +255,9 @@ class Detector:
         #: lag and stalls, when the consumer was made with ``stats_cb=watchdog.on_stats``
         self.watchdog = watchdog
         self.metrics = metrics  # Prometheus, updated once a second
+        #: a stalled consumer is replaced by ``reconnect`` (see :meth:`_rejoin`)
+        self.reconnect = reconnect
+        self.fetch_wait_ms = fetch_wait_ms  # the consumer's, raised by each rejoin
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -283,12 +293,7 @@ class Detector:
             clock=self.stats.sink_clock,
             dead_letters=DeadLetterSink(self.producer, self.topics.dlq),  # rows the store refused
         )
-        self.consumer.subscribe(
-            [self.topics.source],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
+        self._subscribe()
         started = last_data = time.monotonic()
         try:
             while not should_stop():
@@ -307,15 +312,54 @@ class Detector:
             self.close()
         return self.stats
 
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [self.topics.source],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
     def _watch(self) -> None:
-        """Let the watchdog see progress; copy its reading into the stats and the metrics."""
+        """Let the watchdog see progress; copy its reading into the stats and the metrics.
+
+        A stall with a ``reconnect`` at hand is healed by :meth:`_rejoin`.
+        """
         if self.watchdog is not None:
             report = self.watchdog.observe(self.stats.consumed)
             self.stats.lag = report.lag
             self.stats.stalled_s = report.stalled_s
             self.stats.stalls = self.watchdog.stalls
+            if report.stalled and self.reconnect is not None:
+                self._rejoin(self.reconnect)
         if self.metrics is not None:
             self.metrics.update(self.stats)
+
+    def _rejoin(self, reconnect: Reconnect) -> None:
+        """Replace a stalled consumer by one whose broker may hold a fetch 4× longer.
+
+        The embedded broker answers a fetch that takes longer than ``fetch.wait.max.ms`` with
+        nothing, and its reads slow down as partitions fill: a longer wait lets it answer again.
+        What is durable is committed first; the new consumer joins the group, and the state of
+        its partitions is restored up to the committed offsets, as after any rebalance.
+        """
+        self.fetch_wait_ms = min(self.fetch_wait_ms * 4, FETCH_WAIT_MAX_MS)
+        log.warning(
+            "rejoining the group with a new consumer that lets the broker hold a fetch up to "
+            "%d ms (the stalled one's fetches came back empty)",
+            self.fetch_wait_ms,
+        )
+        if self._sinks is not None and self._sinks.wait_idle(timeout_s=60):
+            self._commit_durable_quietly()  # hand the partitions over with nothing in flight
+        gone = set(self._assigned)
+        self.consumer.close()
+        self.engine.drop_partitions(gone)  # restored by the new consumer's assignment
+        self._assigned.clear()
+        self._stash.clear()
+        self.consumer = reconnect(self.fetch_wait_ms)
+        self._subscribe()
+        if self.watchdog is not None:
+            self.watchdog.reset()
 
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""

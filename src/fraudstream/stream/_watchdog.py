@@ -40,8 +40,10 @@ def lag_from_statistics(stats_json: str, topic: str) -> dict[int, int]:
     """Per-partition lag of ``topic`` in a librdkafka statistics document.
 
     librdkafka's ``consumer_lag`` is the high watermark (from fetch responses, so it is right
-    on brokers whose ListOffsets answers are not) minus the committed offset; partitions
-    not assigned to this consumer, or whose lag is not known yet (-1), are left out.
+    on brokers whose ListOffsets answers are not) minus the committed offset. Before anything
+    is committed it is -1: the lag is then counted from the consumer's position (or the log
+    start). Partitions not assigned to this consumer, or without a high watermark, are left
+    out.
     """
     try:
         doc = json.loads(stats_json)
@@ -55,6 +57,12 @@ def lag_from_statistics(stats_json: str, topic: str) -> dict[int, int]:
         value = p.get("consumer_lag", -1)
         if isinstance(value, int) and value >= 0:
             lag[int(key)] = value
+            continue
+        high = p.get("hi_offset", -1)  # nothing committed yet: from the position or the start
+        if isinstance(high, int) and high >= 0:
+            seen = [p.get(k, -1) for k in ("app_offset", "committed_offset", "lo_offset")]
+            position = max([o for o in seen if isinstance(o, int) and o >= 0], default=0)
+            lag[int(key)] = max(high - position, 0)
     return lag
 
 
