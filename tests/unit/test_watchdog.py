@@ -164,3 +164,30 @@ def test_metrics_follow_the_stats_and_are_served_over_http() -> None:
         text = resp.read().decode()
     assert "fraudstream_transactions_scored_total 30.0" in text
     assert "fraudstream_consumer_lag_records -1.0" in text
+
+
+def test_a_stall_without_a_reachable_broker_is_reported_as_such(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fraudstream.stream._watchdog import broker_up
+
+    def doc(state: str) -> str:
+        stats = json.loads(_stats("tx", {"0": 40}))
+        stats["brokers"] = {
+            "127.0.0.1:9092/bootstrap": {"nodeid": -1, "state": "UP"},
+            "127.0.0.1:9092/111": {"nodeid": 111, "state": state},
+        }
+        return json.dumps(stats)
+
+    assert broker_up(doc("UP")) and not broker_up(doc("CONNECT"))
+    clock = _Clock()
+    dog = LagWatchdog("tx", stall_after_s=5, clock=clock)
+    dog.on_stats(doc("TRY_CONNECT"))
+    dog.observe(consumed=1)
+    clock.now += 6
+    with caplog.at_level(logging.WARNING, logger="fraudstream.stream._watchdog"):
+        report = dog.observe(consumed=1)
+    assert report.stalled and not report.broker_up  # the detector waits instead of rejoining
+    assert "no broker reachable" in caplog.records[-1].getMessage()
+    dog.on_stats(doc("UP"))
+    assert dog.observe(consumed=1).broker_up

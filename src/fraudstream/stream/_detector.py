@@ -323,14 +323,15 @@ class Detector:
     def _watch(self) -> None:
         """Let the watchdog see progress; copy its reading into the stats and the metrics.
 
-        A stall with a ``reconnect`` at hand is healed by :meth:`_rejoin`.
+        A stall with a ``reconnect`` at hand is healed by :meth:`_rejoin`, unless no broker is
+        reachable (a new consumer would not help: librdkafka reconnects by itself).
         """
         if self.watchdog is not None:
             report = self.watchdog.observe(self.stats.consumed)
             self.stats.lag = report.lag
             self.stats.stalled_s = report.stalled_s
             self.stats.stalls = self.watchdog.stalls
-            if report.stalled and self.reconnect is not None:
+            if report.stalled and report.broker_up and self.reconnect is not None:
                 self._rejoin(self.reconnect)
         if self.metrics is not None:
             self.metrics.update(self.stats)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LagReport", "LagWatchdog", "lag_from_statistics"]
+__all__ = ["LagReport", "LagWatchdog", "broker_up", "lag_from_statistics"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class LagReport:
     lag: int | None
     #: seconds with lag and nothing consumed (0.0 while records flow or nothing is due)
     stalled_s: float
+    #: whether the consumer is connected to a broker (a stall without one is a lost broker)
+    broker_up: bool = True
 
     @property
     def stalled(self) -> bool:
@@ -66,6 +68,18 @@ def lag_from_statistics(stats_json: str, topic: str) -> dict[int, int]:
     return lag
 
 
+def broker_up(stats_json: str) -> bool:
+    """Whether a librdkafka statistics document shows a connection to some broker (state UP).
+
+    Bootstrap and coordinator pseudo-brokers (negative node ids) do not count.
+    """
+    try:
+        brokers = json.loads(stats_json).get("brokers", {})
+        return any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0 for b in brokers.values())
+    except (ValueError, AttributeError):
+        return True  # unreadable: assume connected (the lag reading decides)
+
+
 class LagWatchdog:
     """Feeds on librdkafka statistics (``stats_cb``) and the detector's consumed count.
 
@@ -93,6 +107,7 @@ class LagWatchdog:
         self._progress_at = clock()
         self._stalled_since: float | None = None
         self._warned_at: float | None = None
+        self.broker_up = True
 
     def on_stats(self, stats_json: str) -> None:
         """librdkafka's ``stats_cb``: called on the consuming thread, inside poll/consume."""
@@ -100,6 +115,7 @@ class LagWatchdog:
         if lag or '"topics"' in stats_json:
             self.partitions = lag
             self._known = True
+        self.broker_up = broker_up(stats_json)
 
     @property
     def lag(self) -> int | None:
@@ -117,19 +133,28 @@ class LagWatchdog:
             self._consumed = consumed
             self._progress_at = now
             self._end_stall()
-            return LagReport(self.lag, 0.0)
+            return LagReport(self.lag, 0.0, self.broker_up)
         lag = self.lag
         if not lag or now - self._progress_at < self.stall_after_s:
             if not lag:
                 self._progress_at = now  # nothing to read is not a stall
                 self._end_stall()
-            return LagReport(lag, 0.0)
+            return LagReport(lag, 0.0, self.broker_up)
         if self._stalled_since is None:
             self._stalled_since = self._progress_at
             self.stalls += 1
         stalled_s = now - self._stalled_since
         if self._warned_at is None or now - self._warned_at >= self.repeat_s:
             self._warned_at = now
+            if not self.broker_up:
+                log.warning(
+                    "detector stalled: %s record(s) waiting on %s and no broker reachable for "
+                    "%.0f s; waiting for it",
+                    f"{lag:,}",
+                    self.topic,
+                    stalled_s,
+                )
+                return LagReport(lag, stalled_s, False)
             log.warning(
                 "detector stalled: %s record(s) waiting on %s (partitions %s) and none received "
                 "for %.0f s; the broker answers fetches empty or not at all. On the embedded "
@@ -139,7 +164,7 @@ class LagWatchdog:
                 sorted(p for p, n in self.partitions.items() if n > 0),
                 stalled_s,
             )
-        return LagReport(lag, stalled_s)
+        return LagReport(lag, stalled_s, self.broker_up)
 
     def _end_stall(self) -> None:
         if self._stalled_since is not None:
