@@ -92,6 +92,10 @@ def test_librdkafka_lines_are_folded_into_one_clear_line(caplog: pytest.LogCaptu
     with caplog.at_level(logging.DEBUG, logger="test.kafka"):
         for i in range(289):
             kafka_log.log(40, "%s [%s] %s", "FAIL", "rdkafka#producer-1", refused.format(i))
+        coordinator = "GroupCoordinator: 127.0.0.1:1: Connect to ipv4#127.0.0.1:1 failed: "
+        kafka_log.log(
+            40, "%s [%s] %s", "FAIL", "rdkafka#consumer-2", coordinator + "Connection refused"
+        )
         kafka_log.log(7, "%s [%s] %s", "BGQUEUE", "rdkafka#producer-1", "Purging 1 events")
         clock.now += 61
         kafka_log.log(40, "%s [%s] %s", "FAIL", "rdkafka#producer-2", refused.format(0))
@@ -100,7 +104,7 @@ def test_librdkafka_lines_are_folded_into_one_clear_line(caplog: pytest.LogCaptu
     assert messages == [
         (logging.WARNING, line),
         (logging.DEBUG, "librdkafka BGQUEUE: Purging 1 events"),
-        (logging.WARNING, f"{line} (and 288 more times in the last 61 s)"),
+        (logging.WARNING, f"{line} (and 289 more times in the last 61 s)"),
     ]
 
 

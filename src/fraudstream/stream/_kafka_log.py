@@ -21,7 +21,7 @@ __all__ = ["KAFKA_LOG", "KafkaLog"]
 
 _THREAD = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 _TIMING = re.compile(r"\s*\(after \d+ms in state \w+\)|\s*\(\d+ms in state \w+\)")
-_REFUSED = re.compile(r"(\S+?)/(?:bootstrap|\d+): Connect to ipv\d#(\S+) failed: ([^(]+)")
+_REFUSED = re.compile(r"(\S+?)(?:/(?:bootstrap|\d+))?: Connect to ipv\d#(\S+) failed: ([^(]+)")
 _ALL_DOWN = re.compile(r"\d+/\d+ brokers are down")
 
 
