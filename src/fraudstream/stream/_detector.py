@@ -350,13 +350,11 @@ class Detector:
             "%d ms (the stalled one's fetches came back empty)",
             self.fetch_wait_ms,
         )
-        if self._sinks is not None and self._sinks.wait_idle(timeout_s=60):
-            self._commit_durable_quietly()  # hand the partitions over with nothing in flight
-        gone = set(self._assigned)
+        # the same hand-over as a revocation: durable batches committed, state and stash dropped
+        # (restored by the new consumer's assignment)
+        held = [TopicPartition(self.topics.source, p) for p in sorted(self._assigned)]
+        self._on_revoke(self.consumer, held)
         self.consumer.close()
-        self.engine.drop_partitions(gone)  # restored by the new consumer's assignment
-        self._assigned.clear()
-        self._stash.clear()
         self.consumer = reconnect(self.fetch_wait_ms)
         self._subscribe()
         if self.watchdog is not None:
