@@ -14,7 +14,11 @@ by the transaction id when the producer does not know the account::
   set's ground truth, e.g. "label time = transaction time + 7 days").
 - ``labelled_at_ms``: when the verdict became known (ms since the epoch). A feature computed at
   event time *t* may use exactly the labels with ``labelled_at_ms <= t``.
-- ``alert_id``, ``account``, ``analyst``, ``reason``: optional (``reason``: free text for people,
+- ``account``, ``counterparty``, ``tx_time_ms``: the labelled transaction's sender, receiver
+  (merchant, terminal) and event time. Label features are kept per entity, so a detector needs
+  them; a label without them is completed from the store (every stored transaction), else held
+  as *unseen* (rule 4).
+- ``alert_id``, ``analyst``, ``reason``: optional (``reason``: free text for people,
   never a model input).
 - ``label_id``: a deterministic id, :func:`label_id_of` = the first 32 hex digits of
   BLAKE2b-128 over ``tx_id``, ``label``, ``source`` and ``labelled_at_ms`` joined by ``\\x1f``.
@@ -28,7 +32,7 @@ MAX_EVENT_TIME_MS`` (before 2100) and at most ``MAX_FUTURE_SKEW_MS`` ahead of th
 broker timestamp when one is given. :func:`decode_labels` decodes a batch of raw values and
 returns the invalid ones with a reason, for the dead-letter topic.
 
-Rules a consumer applies (the detector will; it does not consume labels yet):
+Rules the detector applies (``stream._labels``, ``features._labelbook``):
 
 1. **Malformed** (not JSON, a field out of bounds, a wrong ``label_id``): to the dead-letter topic
    with the reason from :func:`decode_labels`; it never stops the consumer.
@@ -104,7 +108,7 @@ _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON_CHARS)]
 _TimeMs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 _LabelId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
-_TEXT: Final = ("tx_id", "account", "alert_id", "analyst", "reason")
+_TEXT: Final = ("tx_id", "account", "counterparty", "alert_id", "analyst", "reason")
 _SEP: Final = "\x1f"
 
 
@@ -125,6 +129,8 @@ class LabelMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     label: Literal[0, 1]
     labelled_at_ms: _TimeMs
     account: _Id | None = None
+    counterparty: _Id | None = None
+    tx_time_ms: _TimeMs | None = None
     alert_id: _Id | None = None
     source: LabelSource = "analyst"
     analyst: _Id | None = None
