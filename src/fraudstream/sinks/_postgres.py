@@ -26,7 +26,8 @@ from psycopg_pool import ConnectionPool
 
 from fraudstream._redact import redact
 from fraudstream.errors import StoreDataError, StoreError
-from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
+from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, for_driver, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
 from fraudstream.sinks._postgres_schema import CREATE_MIGRATIONS_TABLE, MIGRATIONS
@@ -95,6 +96,7 @@ ON CONFLICT (alert_id, channel) DO UPDATE SET
     attempts = notification_failures.attempts + excluded.attempts,
     error = excluded.error,
     failed_at_ms = excluded.failed_at_ms"""
+_INSERT_LABEL: Final = for_driver(INSERT_LABEL, "%s")
 _INSERT_SENT: Final = """
 INSERT INTO notifications_sent (alert_id, channel, sent_at_ms) VALUES (%s, %s, %s)
 ON CONFLICT (alert_id, channel) DO NOTHING"""
@@ -414,6 +416,29 @@ class PostgresStore:
                 "DELETE FROM transactions_enriched WHERE event_time_ms < %s", (cutoff_ms,)
             )
             return int(cur.rowcount)
+
+    def record_labels(self, labels: Sequence[LabelMessage]) -> int:
+        """Insert (and commit, in a transaction of their own) labels not yet recorded, by
+        ``label_id``; the number newly inserted (re-recording one is a no-op)."""
+        rows = label_rows(labels, _now_ms())
+        if not rows:
+            return 0
+        guard = self._guard("insert into table labels")
+        with guard, self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_INSERT_LABEL, rows)
+            return int(cur.rowcount)
+
+    def lookup_transactions(self, tx_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+        """``tx_id → (account, counterparty, event_time_ms)`` of the stored (flushed) ones among
+        ``tx_ids``."""
+        found: dict[str, tuple[str, str, int]] = {}
+        guard = self._guard("read table transactions_enriched")
+        with guard, self._connection() as conn:
+            for chunk in chunks(tx_ids):
+                rows = conn.execute(for_driver(lookup_sql(len(chunk)), "%s"), chunk)
+                for tx_id, account, counterparty, event_ms in rows:
+                    found[tx_id] = (account, counterparty, int(event_ms))
+        return found
 
     def close(self) -> None:
         """Flush pending writes and close the pool (closed even if the flush fails)."""

@@ -183,5 +183,26 @@ _V6: Final = (
     "CREATE INDEX IF NOT EXISTS ix_dashboard_audit_at ON dashboard_audit (at_ms)",
 )
 
+#: Labels from ``fraud-labels`` as the detector received them, idempotent on ``label_id``.
+#: SQLite's version 9.
+_V7: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS labels (
+        label_id text PRIMARY KEY,
+        tx_id text NOT NULL,
+        account text,
+        counterparty text,
+        tx_time_ms bigint,
+        label smallint NOT NULL CHECK (label IN (0, 1)),
+        source text NOT NULL,
+        labelled_at_ms bigint NOT NULL,
+        alert_id text,
+        analyst text,
+        reason text,
+        recorded_at_ms bigint NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_labels_tx ON labels (tx_id, labelled_at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)

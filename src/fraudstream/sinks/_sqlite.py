@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.errors import StoreDataError, StoreError
-from fraudstream.schema import DECISIONS, ScoredBatch, WindowStats
+from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
+from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._rejects import (
     CONTENT_COLUMNS,
@@ -433,6 +434,33 @@ class SQLiteStore:
         finally:
             self._conn = None
             conn.close()
+
+    def record_labels(self, labels: Sequence[LabelMessage]) -> int:
+        """Insert (and commit, with anything written before) labels not yet recorded, by
+        ``label_id``; the number newly inserted (re-recording one is a no-op)."""
+        rows = label_rows(labels, _now_ms())
+        if not rows:
+            return 0
+        with self._guard("insert into table labels"):
+            conn = self._begin()
+            before = conn.total_changes
+            conn.executemany(INSERT_LABEL, rows)
+            inserted = conn.total_changes - before
+        self.flush()
+        return inserted
+
+    def lookup_transactions(self, tx_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+        """``tx_id → (account, counterparty, event_time_ms)`` of the stored ones among ``tx_ids``
+        (including rows written on this connection but not yet flushed)."""
+        found: dict[str, tuple[str, str, int]] = {}
+        with self._guard("read table transactions_enriched"):
+            conn = self._connection()
+            for chunk in chunks(tx_ids):
+                for tx_id, account, counterparty, event_ms in conn.execute(
+                    lookup_sql(len(chunk)), chunk
+                ):
+                    found[tx_id] = (account, counterparty, int(event_ms))
+        return found
 
     def delete_enriched_before(self, cutoff_ms: int) -> int:
         """Delete (and commit) enriched rows with ``event_time_ms < cutoff_ms``; the number."""

@@ -195,5 +195,27 @@ _V8: Final = (
     "CREATE INDEX IF NOT EXISTS ix_dashboard_audit_at ON dashboard_audit (at_ms)",
 )
 
+#: Labels from ``fraud-labels`` (``schema.LabelMessage``) as the detector received them: verdicts
+#: that arrive late and on their own channel, idempotent on ``label_id``. The feedback metrics
+#: (``sinks._feedback``) read the latest one per ``tx_id``. PostgreSQL's version 7.
+_V9: Final = (
+    """
+    CREATE TABLE IF NOT EXISTS labels (
+        label_id TEXT PRIMARY KEY,
+        tx_id TEXT NOT NULL,
+        account TEXT,
+        counterparty TEXT,
+        tx_time_ms INTEGER,
+        label INTEGER NOT NULL CHECK (label IN (0, 1)),
+        source TEXT NOT NULL,
+        labelled_at_ms INTEGER NOT NULL,
+        alert_id TEXT,
+        analyst TEXT,
+        reason TEXT,
+        recorded_at_ms INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS ix_labels_tx ON labels (tx_id, labelled_at_ms)",
+)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)

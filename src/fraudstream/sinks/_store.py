@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from fraudstream._redact import redact
 from fraudstream.errors import ConfigError
-from fraudstream.schema import ScoredBatch, WindowStats
+from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
 from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rejects import RejectedRow
 from fraudstream.sinks._sqlite import SQLiteStore
@@ -25,7 +25,7 @@ _ACCEPTED = (
 
 @runtime_checkable
 class Store(Protocol):
-    """Where the detector keeps enriched transactions, alerts, window statistics and models.
+    """Where the detector keeps enriched transactions, alerts, window statistics, models and labels.
 
     Writes are idempotent on the transaction id and become durable at ``flush``. ``flush``
     raises ``StoreDataError`` when the store refuses a row's data (retrying fails again) and
@@ -52,6 +52,17 @@ class Store(Protocol):
 
     def take_rejected(self) -> list[RejectedRow]:
         """Rows the flushes since the last call did not store: an id stored with other content."""
+
+    def record_labels(self, labels: Sequence[LabelMessage]) -> int:
+        """Insert labels into ``labels`` and commit them; the number newly inserted.
+
+        Idempotent on ``label_id``: a label recorded before (or twice in ``labels``) is skipped.
+        Committing also makes what was written before durable (SQLite shares one transaction).
+        """
+
+    def lookup_transactions(self, tx_ids: Sequence[str]) -> dict[str, tuple[str, str, int]]:
+        """``tx_id → (account, counterparty, event_time_ms)`` for the stored transactions among
+        ``tx_ids`` (absent ids are left out; rows not yet flushed may be missing)."""
 
     def count_transactions(self) -> int:
         """Stored enriched transactions."""
