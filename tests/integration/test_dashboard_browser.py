@@ -276,6 +276,15 @@ def _model(page: Page, base: str, store: Path, models_dir: Path) -> None:
     )
     expect(_metric(page, "Alerts")).to_contain_text(f"{alerted:,}", timeout=WAIT_MS)
     expect(_metric(page, "Expected cost")).to_be_visible(timeout=WAIT_MS)
+    # feedback from labels: every seeded alert is under an hour old; the seed's verdicts count
+    confirmed, rejected = _one(
+        store,
+        "SELECT sum(status = 'confirmed_fraud'), sum(status = 'false_positive') FROM fraud_alerts",
+    )
+    row = page.locator('[data-testid="stTable"] tr').filter(has_text="< 1 h")
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    cells = row.locator("th, td").all_inner_texts()
+    assert cells[:4] == ["< 1 h", f"{alerted:,}", f"{confirmed:,}", f"{rejected:,}"]
     _shoot(page, "model")
 
 

@@ -1,6 +1,6 @@
 """The stores' labels: ``record_labels`` (idempotent on ``label_id``), ``lookup_transactions``,
-and the migration that adds the ``labels`` table to an existing store; each on SQLite and
-PostgreSQL."""
+the migration that adds the ``labels`` table to an existing store, and the feedback query on the
+real PostgreSQL; each on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from fraudstream.sinks import (
     open_store,
 )
 
+from ..unit.test_feedback import check_feedback, seed_feedback
 from ..unit.test_sinks import WEIRD_IDS, make_scored
 from ._pg_util import PG_URL
 
@@ -174,3 +175,15 @@ def test_postgres_migration_adds_labels_to_an_existing_store(pg_schema: str) -> 
             (pg_schema,),
         ).fetchall()
     assert "ix_labels_tx" in {name for (name,) in indexes}
+
+
+def test_feedback_on_postgres(pg_schema: str) -> None:
+    store = open_store(PG_URL, schema=pg_schema)
+    store.open()
+    db = Database(PG_URL, schema=pg_schema)
+    try:
+        seed_feedback(store, db)
+        check_feedback(db)
+    finally:
+        store.close()
+        db.close()

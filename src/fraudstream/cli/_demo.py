@@ -23,8 +23,10 @@ from fraudstream.cli._detect import LiveLine, run_detector, summary_table
 from fraudstream.cli._train import ensure_model
 from fraudstream.cli._users import create_account
 from fraudstream.config import Settings
+from fraudstream.dashboard import Database
+from fraudstream.errors import FraudstreamError
 from fraudstream.schema import WindowStats
-from fraudstream.sinks import open_store
+from fraudstream.sinks import feedback_lines, label_feedback, open_store
 from fraudstream.stream import DetectorStats
 
 _DRAIN_S = 3.0  # after the simulator stops, time for the detector to score what is in flight
@@ -199,6 +201,14 @@ def _summary(
         stored_alerts = store.count_alerts_by_decision()
     finally:
         store.close()
+    try:
+        db = Database(settings.store_url(), schema=settings.store.pg_schema)
+        try:
+            feedback = feedback_lines(label_feedback(db.rows))
+        finally:
+            db.close()
+    except FraudstreamError as exc:  # the summary still prints
+        feedback = [f"unavailable: {exc}"]
     table = summary_table(stats, title="fraudstream demo — summary")
     if produced is not None:
         missing = produced - stats.consumed
@@ -210,6 +220,7 @@ def _summary(
     table.add_row("store (this run)", redact(settings.store_url()))
     alerts = ", ".join(f"{k} {v:,}" for k, v in sorted(stored_alerts.items())) or "none"
     table.add_row("in the store", f"{stored:,} transactions; alerts: {alerts}")
+    table.add_row("feedback from labels", "\n".join(feedback))
     if dashboard_url:
         table.add_row("dashboard (stops with the demo)", dashboard_url)
     console.print(table)

@@ -17,8 +17,9 @@ from fraudstream.dashboard._text import md, safe_text
 from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
 from fraudstream.model import latest_bundle
 from fraudstream.model._costs import Costs, Thresholds
+from fraudstream.sinks import Feedback
 
-__all__ = ["render"]
+__all__ = ["feedback_table", "render"]
 
 _HOUR_MS = 3_600_000
 _QUALITY_RANGES = {"last hour": _HOUR_MS, "last 24 hours": 24 * _HOUR_MS, "everything": None}
@@ -29,6 +30,7 @@ def render() -> None:
     manifest = _bundle_manifest()
     _bundle_section(manifest)
     _live_quality()
+    _feedback_from_labels()
     _explorer(manifest)
 
 
@@ -126,6 +128,39 @@ def _live_quality() -> None:
         f"labelled alerts were fraud; {quality['caught']:,} of {quality['frauds']:,} labelled "
         f"frauds raised an alert; analysts confirmed {fmt_pct(quality['analyst_precision'], 1)} "
         f"of {quality['reviewed']:,} reviewed alerts."
+    )
+
+
+def feedback_table(buckets: list[Feedback]) -> pd.DataFrame:
+    """The feedback per alert age as display text, one row per age (the index)."""
+    rows = [
+        {
+            "alert age": f.age,
+            "alerts": f"{f.alerts:,}",
+            "fraud verdicts": f"{f.fraud_verdicts:,}",
+            "genuine verdicts": f"{f.genuine_verdicts:,}",
+            "unlabelled": f"{f.unlabelled:,}",
+            "labelled so far": fmt_pct(f.labelled_share, 1),
+            "precision so far": fmt_pct(f.precision, 1),
+            "recall so far": fmt_pct(f.recall, 1),
+            "precision (ground truth)": fmt_pct(f.truth_precision, 1),
+            "recall (ground truth)": fmt_pct(f.truth_recall, 1),
+        }
+        for f in buckets
+    ]
+    return pd.DataFrame(rows).set_index("alert age")
+
+
+def _feedback_from_labels() -> None:
+    st.subheader("Feedback from labels")
+    st.table(feedback_table(cached(q.feedback_by_age)))
+    st.caption(
+        "Alerts (review or block) by the age of their transaction, measured from the newest "
+        "stored transaction. Verdicts arrive late (analysts within hours, chargebacks within "
+        "weeks): the latest label of each transaction so far, from the labels topic and this "
+        "dashboard's reviews. Precision so far = fraud verdicts / alerts with a verdict; recall "
+        "so far = transactions labelled fraud that were alerted / all labelled fraud. Ground "
+        "truth: the transactions' own fraud flag where the source has one (the simulator's)."
     )
 
 

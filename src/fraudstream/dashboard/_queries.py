@@ -19,6 +19,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from fraudstream.dashboard._db import Database
 from fraudstream.errors import StoreError
 from fraudstream.schema import VERDICTS, WindowStats
+from fraudstream.sinks import Feedback, label_feedback
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -31,6 +32,7 @@ __all__ = [
     "alerts_since",
     "count_alerts",
     "decisions_by_kind",
+    "feedback_by_age",
     "get_alert",
     "labelled_sample",
     "latest_model_version",
@@ -477,3 +479,8 @@ def live_quality(db: Database, since_ms: int, version: str | None) -> dict[str, 
         "reviewed": reviewed,
         "analyst_precision": confirmed / reviewed if reviewed else None,
     }
+
+
+def feedback_by_age(db: Database) -> list[Feedback]:
+    """Alerts per age against the labels so far and ground truth (``sinks._feedback``)."""
+    return label_feedback(db.rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
+from fraudstream.sinks._feedback import Feedback, feedback_line, feedback_lines, label_feedback
 from fraudstream.sinks._notifier import run_notifier
 from fraudstream.sinks._notify import (
     Dispatcher,
@@ -23,6 +24,7 @@ __all__ = [
     "AlertTopicSink",
     "Dispatcher",
     "EmailChannel",
+    "Feedback",
     "NotificationLog",
     "NotifyError",
     "RateLimiter",
@@ -34,6 +36,9 @@ __all__ = [
     "Store",
     "alert_payloads",
     "decode_features",
+    "feedback_line",
+    "feedback_lines",
+    "label_feedback",
     "open_store",
     "rejected_row",
     "run_notifier",
