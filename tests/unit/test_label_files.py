@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from fraudstream.errors import SchemaError
-from fraudstream.schema import label_id_of, read_labels
+from fraudstream.schema import LabelMessage, label_id_of, read_labels
+from fraudstream.schema._label_files import complete_labels, incomplete, known_from
 
 DAY = "2024-05-01T10:00:00Z"
 DAY_MS = int(dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC).timestamp() * 1000)
@@ -94,3 +95,58 @@ def test_a_missing_required_column_names_the_option(tmp_path: Path) -> None:
         read_labels(path)
     with pytest.raises(SchemaError, match="'nope' \\(for tx_id\\) not in cb.csv"):
         read_labels(path, columns={"tx_id": "nope"})
+
+
+def test_counterparty_and_transaction_time_columns(tmp_path: Path) -> None:
+    path = tmp_path / "cb.csv"
+    path.write_text(
+        "tx_id,labelled_at_ms,account,Counterparty,TX_TIME\n"
+        f"t-1,{DAY_MS},C1,M7,2024-05-01T09:00:00Z\n"
+        f"t-2,{DAY_MS},C2,,{DAY_MS - 5}\n"  # no counterparty: left for the lookup
+        f"t-3,{DAY_MS},C3,M8,last week\n",  # line 4: a time that does not parse
+        encoding="utf-8",
+    )
+    found = read_labels(path)
+    first, second = found.labels
+    assert (first.counterparty, first.tx_time_ms) == ("M7", DAY_MS - 3_600_000)
+    assert (second.counterparty, second.tx_time_ms) == (None, DAY_MS - 5)
+    assert "tx_time (column 'TX_TIME'): 1 row (line 4 'last week')" in " ".join(found.problems)
+    mapped = tmp_path / "mapped.csv"
+    mapped.write_text(f"id,at,payee,when\nt-9,{DAY_MS},M1,{DAY}\n", encoding="utf-8")
+    label = read_labels(
+        mapped,
+        columns={"tx_id": "id", "labelled_at": "at", "counterparty": "payee", "tx_time": "when"},
+    ).labels[0]
+    assert (label.counterparty, label.tx_time_ms) == ("M1", DAY_MS)
+
+
+def test_complete_labels_fills_only_what_is_missing() -> None:
+    given = LabelMessage(tx_id="a", label=1, labelled_at_ms=DAY_MS, account="C1")
+    whole = LabelMessage(
+        tx_id="b", label=0, labelled_at_ms=DAY_MS, account="C2", counterparty="M2", tx_time_ms=1
+    )
+    unknown = LabelMessage(tx_id="c", label=1, labelled_at_ms=DAY_MS)
+    facts = {"a": ("X", "M1", 5), "b": ("Y", "Z", 9)}  # nothing known of "c"
+    done, gained = complete_labels([given, whole, unknown], facts)
+    assert gained == 1 and done[1:] == [whole, unknown]
+    assert (done[0].account, done[0].counterparty, done[0].tx_time_ms) == ("C1", "M1", 5)
+    assert done[0].label_id == given.label_id  # the id is of the verdict, not of these facts
+    assert [incomplete(m) for m in done] == [False, False, True]
+
+
+def test_known_from_moves_past_labels_to_now_with_new_ids() -> None:
+    past = LabelMessage(tx_id="a", label=1, labelled_at_ms=DAY_MS - 1)
+    future = LabelMessage(tx_id="b", label=1, labelled_at_ms=DAY_MS + 1)
+    now = LabelMessage(tx_id="c", label=1, labelled_at_ms=DAY_MS)
+    moved, n = known_from([past, future, now], DAY_MS)
+    assert n == 1 and moved[1:] == [future, now]
+    assert moved[0].labelled_at_ms == DAY_MS
+    assert moved[0].label_id == label_id_of("a", 1, "analyst", DAY_MS) != past.label_id
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from fraudstream.schema import _label_files
+
+    assert doctest.testmod(_label_files).failed == 0

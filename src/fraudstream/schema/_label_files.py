@@ -16,7 +16,12 @@ The fields (target -> the file's column, mapped with ``columns``, e.g. the setti
 - ``label`` (``label``, ``verdict``, ``isFraud``, ``is_fraud``): 1/0, ``fraud``/``genuine``,
   ``true``/``false``, ``yes``/``no``; without the column every row is a fraud (a chargeback file
   lists frauds).
-- ``account``, ``source`` (one of ``LABEL_SOURCES``; else the ``source`` argument), ``reason``.
+- ``account``, ``counterparty`` (the transaction's receiver, merchant or terminal),
+  ``tx_time`` (``tx_time_ms``, ``tx_time``: the labelled transaction's event time, like
+  ``labelled_at``): the transaction's facts a detector keeps label features by. Optional: a
+  missing one is left for ``labels import`` to complete (from a transactions file or the store)
+  or for the detector to look up.
+- ``source`` (one of ``LABEL_SOURCES``; else the ``source`` argument), ``reason``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import msgspec.structs
 import polars as pl
 
 from fraudstream.errors import ConfigError, SchemaError
@@ -41,7 +47,15 @@ from fraudstream.schema._labels import (
     LabelSource,
 )
 
-__all__ = ["LABEL_FIELDS", "LabelFile", "read_labels"]
+__all__ = [
+    "LABEL_FIELDS",
+    "LabelFile",
+    "TxFacts",
+    "complete_labels",
+    "incomplete",
+    "known_from",
+    "read_labels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +65,8 @@ LABEL_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "labelled_at": ("labelled_at_ms", "labelled_at", "label_time"),
     "label": ("label", "verdict", "isfraud", "is_fraud"),
     "account": ("account",),
+    "counterparty": ("counterparty",),
+    "tx_time": ("tx_time_ms", "tx_time"),
     "source": ("source",),
     "reason": ("reason",),
 }
@@ -60,12 +76,17 @@ _GENUINE: Final = frozenset({"0", "0.0", "false", "no", "n", "genuine", "legitim
 _EXPECTED: Final = {
     "tx_id": f"an id of 1 to {MAX_ID_CHARS} printable characters",
     "account": f"an id of 1 to {MAX_ID_CHARS} printable characters",
+    "counterparty": f"an id of 1 to {MAX_ID_CHARS} printable characters",
     "labelled_at": "milliseconds since 1970-01-01 or an ISO date/time before 2100",
+    "tx_time": "milliseconds since 1970-01-01 or an ISO date/time before 2100",
     "label": "1/0, fraud/genuine, true/false or yes/no",
     "source": f"one of {', '.join(LABEL_SOURCES)}",
     "reason": f"text of at most {MAX_REASON_CHARS} printable characters",
 }
 _EXAMPLES: Final = 3
+#: A transaction's ``(account, counterparty, event_time_ms)``, as ``Store.lookup_transactions``
+#: gives them (``None``: unknown).
+TxFacts = tuple[str | None, str | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -182,9 +203,11 @@ def _missing_to_none(value: object) -> object:
 def _label(cells: Mapping[str, Any], default_source: LabelSource) -> LabelMessage:
     fields: dict[str, Any] = {
         "tx_id": _text(cells, "tx_id", MAX_ID_CHARS, required=True),
-        "labelled_at_ms": _time_ms(cells.get("labelled_at")),
+        "labelled_at_ms": _time_ms(cells, "labelled_at", required=True),
         "label": _verdict(cells.get("label")),
         "account": _text(cells, "account", MAX_ID_CHARS),
+        "counterparty": _text(cells, "counterparty", MAX_ID_CHARS),
+        "tx_time_ms": _time_ms(cells, "tx_time"),
         "source": _source(cells.get("source"), default_source),
         "reason": _text(cells, "reason", MAX_REASON_CHARS),
     }
@@ -206,9 +229,12 @@ def _text(cells: Mapping[str, Any], field: str, longest: int, *, required: bool 
     return text
 
 
-def _time_ms(value: object) -> int:
+def _time_ms(cells: Mapping[str, Any], field: str, *, required: bool = False) -> int | None:
+    value = cells.get(field)
     if value is None:
-        raise _Bad("labelled_at")
+        if required:
+            raise _Bad(field)
+        return None
     if isinstance(value, dt.datetime | dt.date):
         when = value if isinstance(value, dt.datetime) else dt.datetime(*value.timetuple()[:3])
         ms = _epoch_ms(when)
@@ -224,7 +250,7 @@ def _time_ms(value: object) -> int:
             except ValueError:
                 ms = -1
     if not 0 <= ms < MAX_EVENT_TIME_MS:
-        raise _Bad("labelled_at")
+        raise _Bad(field)
     return ms
 
 
@@ -260,3 +286,57 @@ def _problem(field: str, column: str, bad: list[tuple[int, object]], where: str)
     plural = "row" if len(bad) == 1 else "rows"
     name = field if column == field else f"{field} (column {column!r})"
     return f"{name}: {len(bad):,} {plural} ({shown}{more}); expected {_EXPECTED[field]}"
+
+
+def incomplete(label: LabelMessage) -> bool:
+    """Whether ``label`` lacks its transaction's account, counterparty or event time."""
+    return label.account is None or label.counterparty is None or label.tx_time_ms is None
+
+
+def complete_labels(
+    labels: Sequence[LabelMessage], facts: Mapping[str, TxFacts]
+) -> tuple[list[LabelMessage], int]:
+    """``labels`` with their missing ``account``, ``counterparty`` and ``tx_time_ms`` taken from
+    ``facts`` (by ``tx_id``; values a label has are kept), and how many labels gained one.
+
+    >>> label = LabelMessage(tx_id="t1", label=1, labelled_at_ms=9, account="C1")
+    >>> done, n = complete_labels([label], {"t1": ("C9", "M2", 5)})
+    >>> (done[0].account, done[0].counterparty, done[0].tx_time_ms, n)
+    ('C1', 'M2', 5, 1)
+    """
+    out: list[LabelMessage] = []
+    gained = 0
+    for label in labels:
+        known = facts.get(label.tx_id)
+        if known is None or not incomplete(label):
+            out.append(label)
+            continue
+        account, counterparty, tx_time_ms = known
+        filled = msgspec.structs.replace(
+            label,
+            account=label.account if label.account is not None else account,
+            counterparty=label.counterparty if label.counterparty is not None else counterparty,
+            tx_time_ms=label.tx_time_ms if label.tx_time_ms is not None else tx_time_ms,
+        )
+        gained += filled != label
+        out.append(filled)
+    return out, gained
+
+
+def known_from(labels: Sequence[LabelMessage], now_ms: int) -> tuple[list[LabelMessage], int]:
+    """``labels`` with every ``labelled_at_ms`` before ``now_ms`` moved to ``now_ms`` (a bank
+    learns an imported verdict when it imports it), and how many were moved. A moved label gets
+    the ``label_id`` of its new time.
+
+    >>> old = LabelMessage(tx_id="t1", label=1, labelled_at_ms=5)
+    >>> moved, n = known_from([old], 9)
+    >>> (moved[0].labelled_at_ms, n, moved[0].label_id == old.label_id)
+    (9, 1, False)
+    """
+    out = [
+        msgspec.structs.replace(m, labelled_at_ms=now_ms, label_id=None)
+        if m.labelled_at_ms < now_ms
+        else m
+        for m in labels
+    ]
+    return out, sum(m.labelled_at_ms < now_ms for m in labels)
