@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from fraudstream.schema import decode_labels, decode_paysim
-from fraudstream.simulate import LABEL_COLUMNS, Delay, LabelMix, LiveLabels
+from fraudstream.simulate import (
+    LABEL_COLUMNS,
+    Delay,
+    LabelMix,
+    LiveLabels,
+    PaySimSimulator,
+    paysim_table,
+    write_history,
+)
 
 from ._kafka_util import read_topic
 from .test_replay import run_cli
@@ -43,6 +52,8 @@ def _import(path: Path, topic: str, bootstrap: str, *extra: str) -> Any:
         "customer",
         "--topic",
         topic,
+        "--store-url",  # none: the labels lack counterparties, which a store would complete
+        f"sqlite:///{path.parent / 'no-store.db'}",
         *extra,
         bootstrap=bootstrap,
     )
@@ -54,7 +65,7 @@ def test_import_maps_columns_skips_bad_rows_and_is_idempotent(
     path = tmp_path / "chargebacks.csv"
     path.write_text(CSV, encoding="utf-8")
     topic = f"labels-{unique}"
-    out = _import(path, topic, bootstrap)
+    out = _import(path, topic, bootstrap, "--keep-times")
     assert out.returncode == 0, out.stderr
     assert "read 6 rows" in out.stdout and "produced 3 labels" in out.stdout
     assert "skipped 3" in out.stdout
@@ -73,13 +84,13 @@ def test_import_maps_columns_skips_bad_rows_and_is_idempotent(
     keys = {m.key() for m in first}
     assert keys == {b"C1", b"C2", b"tx-4"}  # account, else the transaction id
 
-    again = _import(path, topic, bootstrap)
+    again = _import(path, topic, bootstrap, "--keep-times")
     assert again.returncode == 0, again.stderr
     both = read_topic(client, topic, expect=6)
     ids = [m.label_id for m in decode_labels([m.value() for m in both])[0]]
     assert sorted(ids) == sorted([m.label_id for m in labels] * 2)  # the same ids, each twice
 
-    other = _import(path, f"labels-d-{unique}", bootstrap, "--source", "dispute")
+    other = _import(path, f"labels-d-{unique}", bootstrap, "--source", "dispute", "--keep-times")
     assert other.returncode == 0, other.stderr
     disputes = read_topic(client, f"labels-d-{unique}", expect=3)
     assert {m.source for m in decode_labels([m.value() for m in disputes])[0]} == {"dispute"}
@@ -92,6 +103,43 @@ def test_import_of_a_file_without_usable_rows_fails_with_one_line(
     path.write_text("tx_id,labelled_at_ms\n,5\n", encoding="utf-8")
     out = run_cli("labels", "import", str(path), "--topic", f"l-{unique}", bootstrap=bootstrap)
     assert out.returncode == 1 and "no usable label" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_import_dates_past_labels_now_and_completes_them_from_a_transactions_file(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    history = tmp_path / "h.parquet"
+    write_history(
+        lambda n: paysim_table(PaySimSimulator(accounts=300, seed=3).history(n)), history, 400
+    )
+    tx = pl.read_parquet(history)
+    path = tmp_path / "cb.csv"  # a chargeback file that names only the transactions
+    future = int(time.time() * 1000) + 3_600_000
+    path.write_text(
+        f"tx_id,labelled_at\n{tx['txId'][5]},2024-05-01\n{tx['txId'][9]},{future}\nnot-ours,1\n",
+        encoding="utf-8",
+    )
+    topic = f"labels-now-{unique}"
+    before = int(time.time() * 1000)
+    out = run_cli(
+        "labels", "import", str(path), "--transactions", str(history), "--topic", topic,
+        bootstrap=bootstrap,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert f"completed 2 labels from {history.name}" in text
+    assert "1 still lack their account" in text and "moved 2 labels dated before now" in text
+    labels = decode_labels([m.value() for m in read_topic(client, topic, expect=3)])[0]
+    by_tx = {m.tx_id: m for m in labels}
+    for row, at in ((5, None), (9, future)):
+        m = by_tx[tx["txId"][row]]
+        assert (m.account, m.counterparty) == (tx["nameOrig"][row], tx["nameDest"][row])
+        assert m.tx_time_ms == tx["eventTimeMs"][row]
+        if at is None:  # 2024: moved to the time of the import
+            assert before <= m.labelled_at_ms <= time.time() * 1000
+        else:  # in the future: kept
+            assert m.labelled_at_ms == at
+    assert by_tx["not-ours"].account is None and by_tx["not-ours"].labelled_at_ms >= before
 
 
 def test_simulate_out_writes_labels_that_import_reads(
@@ -108,6 +156,9 @@ def test_simulate_out_writes_labels_that_import_reads(
     joined = frame.join(tx, left_on="tx_id", right_on="txId", how="left")
     assert joined["eventTimeMs"].null_count() == 0  # every label names a transaction of the file
     assert (joined["labelled_at_ms"] > joined["eventTimeMs"]).all()
+    assert (joined["tx_time_ms"] == joined["eventTimeMs"]).all()
+    assert (joined["account"] == joined["nameOrig"]).all()
+    assert (joined["counterparty"] == joined["nameDest"]).all()
     frauds = int(tx["isFraud"].sum())
     fraud_labels = joined.filter(pl.col("source") != "dispute")
     assert fraud_labels["isFraud"].min() == 1 and 0.7 * frauds < fraud_labels.height < frauds
@@ -118,13 +169,15 @@ def test_simulate_out_writes_labels_that_import_reads(
     assert none.returncode == 0 and not (tmp_path / "n.labels.csv").exists()
 
     topic = f"sim-labels-{unique}"
-    imported = run_cli("labels", "import", str(labels_file), "--topic", topic, bootstrap=bootstrap)
+    imported = run_cli(
+        "labels", "import", str(labels_file), "--topic", topic, "--keep-times", bootstrap=bootstrap
+    )
     assert imported.returncode == 0, imported.stderr
     back = decode_labels([m.value() for m in read_topic(client, topic, expect=frame.height)])[0]
     assert sorted(m.label_id or "" for m in back) == sorted(frame["label_id"].to_list())
 
 
-def test_live_simulate_with_labels_produces_them_after_their_transactions(
+def test_live_simulate_produces_labels_by_default_after_their_transactions(
     bootstrap: str,
     client: dict[str, str],
     unique: str,
@@ -161,7 +214,6 @@ def test_live_simulate_with_labels_produces_them_after_their_transactions(
             "0.02",
             "--topic",
             tx_topic,
-            "--labels",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -177,5 +229,6 @@ def test_live_simulate_with_labels_produces_them_after_their_transactions(
     when = {r.txId: r for r in records}
     for m, label in zip(messages, labels, strict=True):
         tx = when[label.tx_id]
-        assert label.labelled_at_ms > (tx.eventTimeMs or 0)
+        assert label.labelled_at_ms > (tx.eventTimeMs or 0) == label.tx_time_ms
         assert m.key() == tx.nameOrig.encode() == (label.account or "").encode()
+        assert label.counterparty == tx.nameDest and m.timestamp()[1] == label.labelled_at_ms

@@ -3,20 +3,34 @@ close to the mix's, never before their transaction; the live release order."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
+from fraudstream.cli._labels import LabelFeed
 from fraudstream.errors import ConfigError
-from fraudstream.schema import decode_labels, encode_label
+from fraudstream.schema import (
+    PaySimRecord,
+    decode_label,
+    decode_labels,
+    encode_label,
+    encode_paysim,
+)
 from fraudstream.simulate import (
+    LABEL_COLUMNS,
+    CardSimulator,
     Delay,
     LabelMix,
     LiveLabels,
     PaySimSimulator,
     PendingLabels,
     batch_labels,
+    label_table,
     simulate_labels,
 )
+from fraudstream.stream import produce_messages
 
 DAY = 86_400_000
 
@@ -103,27 +117,169 @@ def test_pending_labels_come_out_in_time_order_when_due() -> None:
     assert all(m.labelled_at_ms > cut for m in pending.due(2**62))
 
 
+FAST = LabelMix(  # seconds instead of hours and days, so a short stream releases labels
+    analyst_delay=Delay(20_000, 2.0, 1_000, 120_000),
+    chargeback_delay=Delay(60_000, 2.0, 5_000, 300_000),
+    dispute_delay=Delay(60_000, 2.0, 5_000, 300_000),
+)
+
+
+def test_labels_carry_their_transactions_account_counterparty_and_time() -> None:
+    batch = PaySimSimulator(accounts=400, seed=6, fraud_rate=0.05).history(5_000)
+    labels = batch_labels(batch, seed=6)
+    row = {t: i for i, t in enumerate(batch.tx_id)}
+    assert len(labels) > 50
+    for m in labels:
+        i = row[m.tx_id]
+        assert (m.account, m.counterparty) == (batch.account[i], batch.counterparty[i])
+        assert m.tx_time_ms == int(batch.event_time_ms[i]) < m.labelled_at_ms
+    table = label_table(labels)
+    assert tuple(table.column_names) == LABEL_COLUMNS
+    assert table["counterparty"].to_pylist()[0] is not None
+
+
 def test_live_labels_follow_their_transactions_and_match_the_file() -> None:
-    fast = LabelMix(
-        analyst_delay=Delay(20_000, 2.0, 1_000, 120_000),
-        chargeback_delay=Delay(60_000, 2.0, 5_000, 300_000),
-        dispute_delay=Delay(60_000, 2.0, 5_000, 300_000),
-    )
-    live = LiveLabels(mix=fast, seed=6)
+    live = LiveLabels(mix=FAST, seed=6)
     sim = PaySimSimulator(accounts=400, seed=6, fraud_rate=0.05)
-    produced: set[str] = set()
+    produced: dict[str, PaySimRecord] = {}
     released = []
     for _ in range(60):
         records = sim.next_batch(250)
-        for label in live.paysim(records):
-            assert label.tx_id in produced  # its transaction went out in an earlier batch
-            assert label.labelled_at_ms <= (records[0].eventTimeMs or 0)
-            released.append(label)
-        produced.update(r.txId or "" for r in records)
-    assert len(released) > 50 and len(released) + len(live.pending) > len(released)
+        live.hold_paysim(records)
+        for rec in records:
+            t = rec.eventTimeMs or 0
+            for label in live.due(t):
+                tx = produced[label.tx_id]  # its transaction went out before
+                assert label.labelled_at_ms <= t  # and no transaction at or after its time
+                assert (label.account, label.counterparty) == (tx.nameOrig, tx.nameDest)
+                assert label.tx_time_ms == tx.eventTimeMs
+                released.append(label)
+            produced[rec.txId or ""] = rec
+    assert len(released) > 50 and len(live.pending) > 0
     file = batch_labels(
-        PaySimSimulator(accounts=400, seed=6, fraud_rate=0.05).history(15_000), mix=fast, seed=6
+        PaySimSimulator(accounts=400, seed=6, fraud_rate=0.05).history(15_000), mix=FAST, seed=6
     )
     assert sorted(released + live.pending.due(2**62), key=lambda m: m.label_id or "") == sorted(
         file, key=lambda m: m.label_id or ""
     )
+
+
+def test_live_card_labels_name_the_customer_and_the_terminal() -> None:
+    live = LiveLabels(mix=FAST, seed=2)
+    records = CardSimulator(customers=300, seed=2).next_batch(20_000)
+    live.hold_card(records)
+    labels = live.due(2**62)
+    by_id = {r.txId: r for r in records}
+    assert len(labels) > 20
+    for m in labels:
+        tx = by_id[m.tx_id]
+        assert tx.isFraud == 1 or m.source == "dispute"
+        assert (m.account, m.counterparty, m.tx_time_ms) == (
+            tx.customerId,
+            tx.terminalId,
+            tx.eventTimeMs,
+        )
+
+
+class FakeProducer:
+    """Records what is produced, in order; every delivery succeeds."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int | None]] = []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        on_delivery: Callable[[object, object], None],
+        timestamp: int | None = None,
+    ) -> None:
+        self.sent.append((topic, key, value, timestamp))
+        on_delivery(None, None)
+
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, _timeout: float = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+
+def check_label_order(sent: list[tuple[str, bytes, bytes, int | None]], labels_topic: str) -> int:
+    """Every label follows its transaction and precedes each transaction at or after its time;
+    key = account, Kafka timestamp = label time. Returns how many labels."""
+    seen: set[str] = set()
+    latest = -1  # the latest event time produced so far
+    count = 0
+    for topic, key, value, timestamp in sent:
+        if topic != labels_topic:
+            record = json.loads(value)
+            seen.add(str(record.get("txId") or record.get("TRANSACTION_ID")))
+            latest = max(latest, record["eventTimeMs"])
+            continue
+        label = decode_label(value)
+        assert label.tx_id in seen and latest < label.labelled_at_ms
+        assert key == (label.account or "").encode() and timestamp == label.labelled_at_ms
+        count += 1
+    return count
+
+
+def test_the_live_feed_produces_each_label_before_any_later_transaction() -> None:
+    producer = FakeProducer()
+    live = LiveLabels(mix=FAST, seed=3)
+    feed = LabelFeed(producer, "labels", live.pending)
+    sim = PaySimSimulator(accounts=400, seed=3, fraud_rate=0.05)
+
+    def next_messages(n: int) -> list[tuple[bytes, bytes, int]]:
+        records = sim.next_batch(n)
+        live.hold_paysim(records)
+        return [(r.nameOrig.encode(), encode_paysim(r), r.eventTimeMs or 0) for r in records]
+
+    sent = produce_messages(
+        producer,  # type: ignore[arg-type]
+        "tx",
+        next_messages,
+        chunk=700,
+        count=20_000,
+        wait_until=feed.before,
+    )
+    feed.check()
+    assert sent == 20_000 and check_label_order(producer.sent, "labels") == feed.produced > 100
+
+
+def use_fake_kafka(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    """The simulate and replay commands with no broker: what they produce lands in a list."""
+    from fraudstream.cli import _replay, _simulate
+
+    producer = FakeProducer()
+    for module in (_simulate, _replay):
+        monkeypatch.setattr(module, "kafka_client", lambda _settings: {})
+        monkeypatch.setattr(module, "ensure_topics", lambda *_a, **_k: None)
+        monkeypatch.setattr(module, "make_producer", lambda *_a, **_k: producer)
+    monkeypatch.setattr(_simulate, "LiveLabels", lambda seed: LiveLabels(mix=FAST, seed=seed))
+    monkeypatch.setenv("FRAUDSTREAM_TOPICS__LABELS", "fraud-labels")
+    return producer
+
+
+@pytest.fixture
+def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    return use_fake_kafka(monkeypatch)
+
+
+@pytest.mark.parametrize("fmt", ["paysim", "card"])
+def test_simulate_produces_labels_by_default_in_order(fake_kafka: FakeProducer, fmt: str) -> None:
+    from typer.testing import CliRunner
+
+    from fraudstream.cli._app import app  # the fixture's imports registered the commands
+
+    args = ["simulate", "--format", fmt, "--rate", "0", "--count", "20000", "--fraud-rate", "0.03"]
+    result = CliRunner().invoke(app, [*args, "--topic", "tx", "--accounts", "500"])
+    assert result.exit_code == 0, result.output
+    produced = check_label_order(fake_kafka.sent, "fraud-labels")
+    assert produced > 20 and f"produced {produced:,} labels to fraud-labels" in result.output
+    fake_kafka.sent.clear()
+    result = CliRunner().invoke(app, [*args, "--topic", "tx", "--no-labels"])
+    assert result.exit_code == 0 and {t for t, *_ in fake_kafka.sent} == {"tx"}

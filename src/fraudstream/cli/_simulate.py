@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import typer
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.cli._labels import LabelFeed
 from fraudstream.cli._replay import progress_bar
 from fraudstream.config import Settings
-from fraudstream.errors import ConfigError, KafkaError
-from fraudstream.schema import LabelMessage, PaySimRecord, encode_card, encode_label
+from fraudstream.errors import ConfigError
+from fraudstream.schema import LabelMessage, encode_card, encode_paysim
 from fraudstream.simulate import (
     CARD_ROBOTS,
     CARD_START_MS,
@@ -32,13 +32,7 @@ from fraudstream.simulate import (
     write_history,
     write_labels,
 )
-from fraudstream.stream import (
-    Message,
-    ensure_topics,
-    make_producer,
-    produce_messages,
-    run_simulation,
-)
+from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
 __all__ = ["simulate"]
 
@@ -87,12 +81,13 @@ def simulate(
     report: Path | None = typer.Option(
         None, help='At the end, write {"produced": N} (JSON) here: what reached the broker.'
     ),
-    labels: bool | None = typer.Option(
-        None,
+    labels: bool = typer.Option(
+        True,
         "--labels/--no-labels",
         help="Labels as a bank receives them (docs/simulator.md): with --out, FILE.labels.parquet "
-        "(.csv) beside it; live, to the labels topic when their time comes, and every record "
-        "gets a txId [default: on with --out, off live].",
+        "(.csv) beside it; live, to the labels topic (created if missing; key = account, Kafka "
+        "timestamp = label time), each just before the first transaction at or after its label "
+        "time, and every record gets a txId.",
     ),
 ) -> None:
     """Produce transactions with fraud robots labelling their own, to Kafka or to a file."""
@@ -116,7 +111,7 @@ def simulate(
                 out,
                 rows,
                 accounts is not None,
-                labels is not False,
+                labels,
             )
         else:
             sent = _to_kafka(
@@ -128,7 +123,7 @@ def simulate(
                 count,
                 duration,
                 accounts is not None,
-                labels is True,
+                labels,
             )
             if report is not None:
                 report.write_text(json.dumps({"produced": sent}))
@@ -197,6 +192,7 @@ def _to_file(
                         [str(c) for c in cols.customer.tolist()],
                         cols.time_s * 1000 + card.start_ms,
                         (cols.scenario > 0).astype("int8"),
+                        counterparty=[str(t) for t in cols.terminal.tolist()],
                         positions=cols.tx_id,
                         seed=seed,
                     )
@@ -236,98 +232,54 @@ def _to_kafka(
     sim = settings.simulate
     client = kafka_client(settings)
     target = settings.topics.transactions
-    feed = _LabelFeed(settings.topics.labels, sim.seed) if with_labels else None
-    topics = [target] + ([settings.topics.labels] if feed else [])
+    live = LiveLabels(seed=sim.seed) if with_labels else None
+    topics = [target] + ([settings.topics.labels] if live else [])
     ensure_topics(client, topics, partitions=settings.kafka.partitions)
     limiter = RateLimiter(sim.rate)
     chunk = max(1, int(sim.rate // 50)) if sim.rate > 0 else 2000
     stop = stop_event()
     console.print(
         f"simulating {fmt} to [bold]{target}[/] at {sim.rate or 'max'} tx/s (seed {sim.seed})"
+        + (f", labels to [bold]{settings.topics.labels}[/]" if live else "")
     )
     started = time.monotonic()
     producer = make_producer(client, **{"linger.ms": sim.linger_ms})
+    feed = LabelFeed(producer, settings.topics.labels, live.pending) if live else None
     if fmt == "paysim":
         paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
 
-        def next_batch(n: int) -> list[PaySimRecord]:
+        def next_messages(n: int) -> list[Message]:
             records = paysim.next_batch(n)
-            if feed is not None:
-                feed.produce(producer, feed.live.paysim(records))
-            return records
+            if live is not None:
+                live.hold_paysim(records)
+            return [(r.nameOrig.encode(), encode_paysim(r), r.eventTimeMs or 0) for r in records]
 
-        sent = run_simulation(
-            producer,
-            target,
-            next_batch,
-            limiter.acquire,
-            chunk=chunk,
-            count=count,
-            duration_s=duration,
-            should_stop=stop.is_set,
-        )
     else:
         card = _card(settings, robots, start_ms, customers_given)
 
         def next_messages(n: int) -> list[Message]:
             records = card.next_batch(n)
-            if feed is not None:
-                feed.produce(producer, feed.live.card(records))
+            if live is not None:
+                live.hold_card(records)
             return [(r.customerId.encode(), encode_card(r), r.eventTimeMs) for r in records]
 
-        sent = produce_messages(
-            producer,
-            target,
-            next_messages,
-            chunk=chunk,
-            count=count,
-            duration_s=duration,
-            acquire=limiter.acquire,
-            should_stop=stop.is_set,
-        )
+    sent = produce_messages(
+        producer,
+        target,
+        next_messages,
+        chunk=chunk,
+        count=count,
+        duration_s=duration,
+        acquire=limiter.acquire,
+        wait_until=feed.before if feed else None,  # due labels go just before each record
+        should_stop=stop.is_set,
+    )
     elapsed = time.monotonic() - started
     console.print(f"produced {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)")
-    if feed is not None:
-        feed.finish()
-    return sent
-
-
-class _LabelFeed:
-    """Produces the live simulator's due labels with the transactions' producer."""
-
-    def __init__(self, topic: str, seed: int) -> None:
-        self.topic = topic
-        self.live = LiveLabels(seed=seed)
-        self.produced = 0
-        self.failed = 0
-        self.first_error = ""
-
-    def _delivered(self, err: object, _msg: object) -> None:
-        if err is not None:
-            self.failed += 1
-            self.first_error = self.first_error or str(err)
-
-    def produce(self, producer: Any, labels: list[LabelMessage]) -> None:
-        for label in labels:
-            key = (label.account or label.tx_id).encode()
-            while True:
-                try:
-                    producer.produce(
-                        self.topic, key=key, value=encode_label(label), on_delivery=self._delivered
-                    )
-                    break
-                except BufferError:  # the local queue is full: let deliveries drain it
-                    producer.poll(0.05)
-            self.produced += 1
-
-    def finish(self) -> None:
-        """After the producer's flush: say what was produced, fail on a lost label."""
-        if self.failed:
-            raise KafkaError(
-                f"{self.failed} labels not delivered to {self.topic} (first error: "
-                f"{self.first_error})"
-            )
+    if feed is not None and live is not None:
+        feed.check()
         console.print(
-            f"produced {self.produced:,} labels to [bold]{self.topic}[/]; "
-            f"{len(self.live.pending):,} not yet due were dropped at the end"
+            f"produced {feed.produced:,} labels to [bold]{feed.topic}[/]; "
+            f"{len(live.pending):,} not yet due were dropped at the end"
         )
+    return sent

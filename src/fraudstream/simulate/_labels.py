@@ -2,7 +2,9 @@
 
 :func:`simulate_labels` is pure: given simulated transactions (ids, accounts, event times, the
 robots' ``isFraud``) and their positions in the stream, it returns the label records a bank would
-receive, with ``labelled_at_ms`` = event time + a delay drawn from :class:`LabelMix`. Each
+receive, with ``labelled_at_ms`` = event time + a delay drawn from :class:`LabelMix`, and the
+transaction's account, counterparty and event time (``tx_time_ms``: label features are kept per
+entity, so a detector needs them). Each
 transaction's draws come from a hash of (seed, its position), so the labels are the same however
 the stream is cut into batches, and the file and the live stream of one seed agree.
 
@@ -12,8 +14,9 @@ share comes back as a chargeback after 2-60 days, the rest is never reported; an
 genuine transactions is disputed by its own customer (friendly fraud: a fraud label on a genuine
 transaction). Delays are log-logistic (closed-form quantiles), truncated to ``[min_ms, max_ms]``.
 
-:class:`PendingLabels` holds labels until the stream's event time reaches their label time (the
-live simulator releases them between batches).
+:class:`PendingLabels` holds labels until the stream's event time reaches their label time;
+:class:`LiveLabels` releases each label just before the first transaction at or after its label
+time (the live simulator and file replay produce it then).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ LABEL_COLUMNS: Final = (
     "label_id",
     "tx_id",
     "account",
+    "counterparty",
+    "tx_time_ms",
     "label",
     "source",
     "labelled_at_ms",
@@ -148,6 +153,7 @@ def simulate_labels(
     event_time_ms: npt.NDArray[np.int64],
     is_fraud: npt.NDArray[np.integer],
     *,
+    counterparty: Sequence[str | None] | None = None,
     first: int = 0,
     positions: npt.NDArray[np.int64] | None = None,
     mix: LabelMix = LabelMix(),  # noqa: B008  (frozen)
@@ -156,7 +162,8 @@ def simulate_labels(
     """The labels of transactions at stream positions ``first, first + 1, …`` (or
     ``positions``), in input order; ``labelled_at_ms`` > the transaction's event time.
 
-    ``is_fraud`` is the robots' ground truth (1 fraud, 0 genuine, -1 unknown: never labelled).
+    ``is_fraud`` is the robots' ground truth (1 fraud, 0 genuine, -1 unknown: never labelled);
+    each label carries its transaction's ``account``, ``counterparty`` and event time.
     """
     n = len(tx_id)
     if n == 0:
@@ -179,13 +186,33 @@ def simulate_labels(
     source[analyst], source[chargeback], source[dispute] = "analyst", "chargeback", "dispute"
     at = np.asarray(event_time_ms, dtype=np.int64) + np.ceil(delay).astype(np.int64)
     rows = np.flatnonzero(analyst | chargeback | dispute).tolist()
-    return [_label(tx_id[i], account[i], int(at[i]), source[i]) for i in rows]
+    times = np.asarray(event_time_ms, dtype=np.int64)
+    return [
+        _label(
+            tx_id[i],
+            account[i],
+            None if counterparty is None else counterparty[i],
+            int(times[i]),
+            int(at[i]),
+            source[i],
+        )
+        for i in rows
+    ]
 
 
-def _label(tx_id: str, account: str | None, at_ms: int, source: LabelSource) -> LabelMessage:
+def _label(
+    tx_id: str,
+    account: str | None,
+    counterparty: str | None,
+    tx_time_ms: int,
+    at_ms: int,
+    source: LabelSource,
+) -> LabelMessage:
     return LabelMessage(
         tx_id=tx_id,
         account=account,
+        counterparty=counterparty,
+        tx_time_ms=tx_time_ms,
         label=1,
         labelled_at_ms=at_ms,
         source=source,
@@ -206,6 +233,7 @@ def batch_labels(
         batch.account,
         batch.event_time_ms,
         batch.label,
+        counterparty=batch.counterparty,
         first=first,
         mix=mix,
         seed=seed,
@@ -220,6 +248,8 @@ def label_table(labels: Sequence[LabelMessage]) -> pa.Table:
             "label_id": pa.array([m.label_id for m in ordered], pa.string()),
             "tx_id": pa.array([m.tx_id for m in ordered], pa.string()),
             "account": pa.array([m.account for m in ordered], pa.string()),
+            "counterparty": pa.array([m.counterparty for m in ordered], pa.string()),
+            "tx_time_ms": pa.array([m.tx_time_ms for m in ordered], pa.int64()),
             "label": pa.array([m.label for m in ordered], pa.int64()),
             "source": pa.array([m.source for m in ordered], pa.string()),
             "labelled_at_ms": pa.array([m.labelled_at_ms for m in ordered], pa.int64()),
@@ -229,7 +259,12 @@ def label_table(labels: Sequence[LabelMessage]) -> pa.Table:
 
 
 class PendingLabels:
-    """Labels waiting for their time: a heap by ``labelled_at_ms`` (then arrival)."""
+    """Labels waiting for their time: a heap by ``labelled_at_ms`` (then arrival).
+
+    A stream asks :meth:`due` with each transaction's event time before producing it, and
+    produces the labels returned first: every label then precedes each transaction at or after
+    its label time.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, LabelMessage]] = []
@@ -246,21 +281,26 @@ class PendingLabels:
 
     def due(self, now_ms: int) -> list[LabelMessage]:
         """Remove and return the labels with ``labelled_at_ms <= now_ms``, in time order."""
-        out: list[LabelMessage] = []
         heap = self._heap
+        if not heap or heap[0][0] > now_ms:  # the common case, once per transaction
+            return []
+        out: list[LabelMessage] = []
         while heap and heap[0][0] <= now_ms:
             out.append(heapq.heappop(heap)[2])
         return out
 
 
 class LiveLabels:
-    """Labels of a live stream, released when the stream's event time reaches their label time.
+    """Labels of a live stream, each released just before the first transaction at or after its
+    label time.
 
-    :meth:`paysim` / :meth:`card` take each batch of records before it is produced: they give
-    records without one the id ``sim-{seed}-{position}`` (the id of the same position in a
-    ``--out`` file), hold the batch's labels and return those due by the batch's first event
-    time, whose transactions were in earlier batches. Cheap on the hot path: one vectorised draw
-    per batch; labels are a fraction of a percent of the records.
+    :meth:`hold_paysim` / :meth:`hold_card` take each batch of records before it is produced:
+    they give PaySim records without one the id ``sim-{seed}-{position}`` (the id of the same
+    position in a ``--out`` file) and hold the batch's labels. Before producing each record, the
+    stream asks :meth:`due` with its event time and produces the labels returned first. A label's
+    time is after its transaction's and records come in event-time order, so a label never
+    precedes its own transaction. Cheap on the hot path: one vectorised draw per batch, one
+    comparison per record; labels are a fraction of a percent of the records.
     """
 
     def __init__(self, mix: LabelMix = LabelMix(), seed: int = 7) -> None:  # noqa: B008
@@ -269,46 +309,56 @@ class LiveLabels:
         self.pending = PendingLabels()
         self.seen = 0
 
-    def paysim(self, records: Sequence[PaySimRecord]) -> list[LabelMessage]:
-        """Due labels, after giving ``records`` ids and holding their labels."""
+    def hold_paysim(self, records: Sequence[PaySimRecord]) -> None:
+        """Give ``records`` ids and hold their labels."""
         if not records:
-            return []
+            return
         first = self.seen
         for i, rec in enumerate(records):
             if rec.txId is None:
                 rec.txId = f"sim-{self.seed}-{first + i}"
-        return self._observe(
+        self._hold(
             [r.txId or "" for r in records],
             [r.nameOrig for r in records],
+            [r.nameDest for r in records],
             [r.eventTimeMs or 0 for r in records],
             [-1 if r.isFraud is None else r.isFraud for r in records],
         )
 
-    def card(self, records: Sequence[CardRecord]) -> list[LabelMessage]:
-        """Due labels of card records (their ``txId`` is set by the card simulator)."""
+    def hold_card(self, records: Sequence[CardRecord]) -> None:
+        """Hold the labels of card records (their ``txId`` is set by the card simulator)."""
         if not records:
-            return []
-        return self._observe(
+            return
+        self._hold(
             [r.txId or f"card-{self.seed}-{self.seen + i}" for i, r in enumerate(records)],
             [r.customerId for r in records],
+            [r.terminalId for r in records],
             [r.eventTimeMs for r in records],
             [-1 if r.isFraud is None else r.isFraud for r in records],
         )
 
-    def _observe(
-        self, ids: list[str], accounts: list[str], times: list[int], truth: list[int]
-    ) -> list[LabelMessage]:
-        due = self.pending.due(times[0])
+    def due(self, event_ms: int) -> list[LabelMessage]:
+        """The labels to produce before a transaction at ``event_ms``, in time order."""
+        return self.pending.due(event_ms)
+
+    def _hold(
+        self,
+        ids: list[str],
+        accounts: list[str],
+        counterparties: list[str],
+        times: list[int],
+        truth: list[int],
+    ) -> None:
         self.pending.add(
             simulate_labels(
                 ids,
                 accounts,
                 np.asarray(times, dtype=np.int64),
                 np.asarray(truth, dtype=np.int8),
+                counterparty=counterparties,
                 first=self.seen,
                 mix=self.mix,
                 seed=self.seed,
             )
         )
         self.seen += len(ids)
-        return due
