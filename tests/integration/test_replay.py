@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from fraudstream.schema import decode_card, decode_paysim
+from fraudstream.schema import decode_card, decode_labels, decode_paysim
 from fraudstream.simulate import (
     PAYSIM_COLUMNS,
     CardSimulator,
@@ -140,3 +140,33 @@ def test_replay_of_a_kaggle_file_skips_its_bad_row_and_dates_it_from_start(
     today = before - before % 86_400_000
     assert invalid == [] and today - 86_400_000 <= min(times) and max(times) < today
     assert all(t // 3_600_000 % 24 == r.step for t, r in zip(times, decoded, strict=True))
+
+
+def test_replay_sends_the_labels_beside_the_file_shifted_like_the_transactions(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    from tests.unit.test_replay import MAY_1_MS, _relative_cards
+
+    path, labels = _relative_cards(tmp_path)  # times relative to second 0; labels likewise
+    tx_topic, label_topic = f"replay-tx-{unique}", f"replay-labels-{unique}"
+    out = run_cli(
+        "replay", str(path), "--start", "2024-05-01", "--topic", tx_topic,
+        "--labels-topic", label_topic, bootstrap=bootstrap,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"replayed {len(labels):,} labels to {label_topic}" in " ".join(out.stdout.split())
+    records, _, invalid = decode_card(
+        [m.value() for m in read_topic(client, tx_topic, expect=6_000)]
+    )
+    assert invalid == [] and len(records) == 6_000
+    messages = read_topic(client, label_topic, expect=len(labels))
+    sent, _, bad = decode_labels([m.value() for m in messages])
+    assert bad == [] and len(sent) == len(labels)
+    by_id = {r.txId: r for r in records}
+    relative = {m.tx_id: m.labelled_at_ms for m in labels}
+    for m, label in zip(messages, sent, strict=True):
+        tx = by_id[label.tx_id]
+        assert label.labelled_at_ms == relative[label.tx_id] + MAY_1_MS
+        assert label.labelled_at_ms > tx.eventTimeMs == label.tx_time_ms
+        assert (label.account, label.counterparty) == (tx.customerId, tx.terminalId)
+        assert m.key() == tx.customerId.encode() and m.timestamp()[1] == label.labelled_at_ms

@@ -5,20 +5,32 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from click.testing import Result
 
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, SchemaError
-from fraudstream.schema import decode_card, decode_paysim
+from fraudstream.schema import LabelMessage, decode_card, decode_label, decode_paysim
 from fraudstream.simulate import (
     CardSimulator,
     PaySimSimulator,
     SpeedupPacer,
     card_table,
+    label_table,
+    labels_path,
     load_replay,
     paysim_table,
+    simulate_labels,
     write_history,
+    write_labels,
 )
 from tests.unit.test_simulate import FakeTime
+from tests.unit.test_simulate_labels import FAST, FakeProducer, check_label_order, use_fake_kafka
+
+
+@pytest.fixture
+def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
+    return use_fake_kafka(monkeypatch)
+
 
 FDH = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fdh" / "transactions.parquet"
@@ -157,3 +169,83 @@ def test_speedup_pacer_follows_event_time_faster() -> None:
     assert fake.now == pytest.approx(10.0)
     with pytest.raises(ConfigError):
         SpeedupPacer(0.0)
+
+
+MAY_1_MS = 1_714_521_600_000  # 2024-05-01T00:00Z
+
+
+def test_offset_is_the_shift_of_relative_times_only(tmp_path: Path) -> None:
+    kaggle = tmp_path / "kaggle.csv"
+    kaggle.write_text(f"{KAGGLE_HEADER}\n1,PAYMENT,9.5,C3,170.0,160.5,M4,0.0,0.0,0,0\n")
+    assert load_replay(kaggle, start_ms=1_000).offset_ms == 1_000
+    assert load_replay(kaggle, start_ms=lambda span: 7_000 + span).offset_ms == 7_000 + 3_600_000
+    ours = tmp_path / "ours.parquet"
+    write_history(lambda n: paysim_table(PaySimSimulator(seed=1).history(n)), ours, 50)
+    assert load_replay(ours, start_ms=1_000).offset_ms == 0  # its own eventTimeMs are kept
+
+
+def _relative_cards(tmp_path: Path) -> tuple[Path, list[LabelMessage]]:
+    """Card history without TX_DATETIME (times relative) and its labels, relative too, without
+    account or counterparty: ``cards.parquet`` and ``cards.labels.parquet`` beside it."""
+    cols = CardSimulator(customers=200, seed=2).next_columns(6_000)
+    path = tmp_path / "cards.parquet"
+    pl.from_arrow(card_table(cols, 0).drop_columns(["TX_DATETIME"])).write_parquet(path)  # type: ignore[union-attr]
+    labels = simulate_labels(
+        [str(i) for i in cols.tx_id.tolist()],
+        [None] * len(cols),
+        cols.time_s * 1000,
+        (cols.scenario > 0).astype(np.int8),
+        positions=cols.tx_id,
+        mix=FAST,
+        seed=2,
+    )
+    write_labels(label_table(labels), labels_path(path))
+    return path, labels
+
+
+def test_shift_labels_moves_them_with_the_transactions_and_completes_them(
+    tmp_path: Path,
+) -> None:
+    path, labels = _relative_cards(tmp_path)
+    source = load_replay(path, start_ms=MAY_1_MS)
+    shifted = source.shift_labels(labels)
+    facts = source.lookup({m.tx_id for m in labels})
+    assert len(shifted) == len(labels) > 20 and len(facts) == len({m.tx_id for m in labels})
+    for old, new in zip(labels, shifted, strict=True):
+        account, terminal, event_ms = facts[old.tx_id]
+        assert new.labelled_at_ms == old.labelled_at_ms + MAY_1_MS
+        assert new.tx_time_ms == (old.tx_time_ms or 0) + MAY_1_MS == event_ms
+        assert (new.account, new.counterparty) == (account, terminal) != (None, None)
+        assert new.label_id != old.label_id
+    assert load_replay(path, start_ms=0).shift_labels(labels)[0].label_id == labels[0].label_id
+
+
+def _invoke(*args: str) -> Result:
+    from typer.testing import CliRunner
+
+    from fraudstream.cli._app import app  # the fixture's imports registered the commands
+
+    return CliRunner().invoke(app, ["replay", *args, "--topic", "tx", "--rate", "0"])
+
+
+def test_replay_sends_the_labels_beside_the_file_in_order(
+    fake_kafka: FakeProducer, tmp_path: Path
+) -> None:
+    path, labels = _relative_cards(tmp_path)
+    result = _invoke(str(path), "--start", "2024-05-01")
+    assert result.exit_code == 0, result.output
+    assert check_label_order(fake_kafka.sent, "fraud-labels") == len(labels)
+    assert f"replayed {len(labels):,} labels" in result.output
+    sent = [decode_label(v) for t, _, v, _ in fake_kafka.sent if t == "fraud-labels"]
+    assert {m.labelled_at_ms - MAY_1_MS for m in sent} == {m.labelled_at_ms for m in labels}
+    assert all(m.account and m.counterparty and m.tx_time_ms for m in sent)
+
+    fake_kafka.sent.clear()
+    result = _invoke(str(path), "--no-labels")
+    assert result.exit_code == 0 and {t for t, *_ in fake_kafka.sent} == {"tx"}
+    fake_kafka.sent.clear()
+    result = _invoke(str(path), "--count", "3000")
+    produced = check_label_order(fake_kafka.sent, "fraud-labels")
+    assert 0 < produced < len(labels) and "not yet due were left out" in result.output
+    result = _invoke(str(path), "--labels", str(tmp_path / "none.csv"))
+    assert result.exit_code == 1 and "none.csv not found" in result.output

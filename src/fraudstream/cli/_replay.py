@@ -1,4 +1,5 @@
-"""``fraudstream replay FILE``: a CSV/Parquet file into Kafka in event-time order, paced."""
+"""``fraudstream replay FILE``: a CSV/Parquet file into Kafka in event-time order, paced; with its
+labels file, the labels too, each just before the first transaction at or after its time."""
 
 from __future__ import annotations
 
@@ -18,8 +19,17 @@ from rich.progress import (
 )
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
+from fraudstream.cli._labels import LabelFeed
+from fraudstream.schema import LabelMessage, read_labels
 from fraudstream.schema._files import Start, start_before
-from fraudstream.simulate import RateLimiter, ReplayFile, SpeedupPacer, load_replay
+from fraudstream.simulate import (
+    PendingLabels,
+    RateLimiter,
+    ReplayFile,
+    SpeedupPacer,
+    labels_path,
+    load_replay,
+)
 from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
 __all__ = ["parse_start", "progress_bar", "replay"]
@@ -91,6 +101,22 @@ def _parse_columns(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _labels_of(
+    source: ReplayFile, given: Path | None, skip: bool, columns: dict[str, Any]
+) -> tuple[list[LabelMessage], Path | None]:
+    """The labels to replay with ``source`` (in replay time) and their file: ``given``, else
+    the file beside it (``FILE.labels.parquet``) if there is one."""
+    if skip:
+        return [], None
+    where = given if given is not None else labels_path(source.path)
+    if not where.is_file():
+        if given is not None:
+            raise fail(f"labels file {given} not found")
+        return [], None
+    found = read_labels(where, columns=columns if given is not None else None)
+    return source.shift_labels(found.labels), where
+
+
 @app.command()
 def replay(
     file: Path = typer.Argument(..., help="CSV or Parquet: PaySim, the handbook's, or ours."),
@@ -110,18 +136,39 @@ def replay(
         "train. A file's own timestamps (eventTimeMs, TX_DATETIME) are kept.",
     ),
     topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
+    labels: Path | None = typer.Option(
+        None,
+        help="Labels file to replay with the transactions (columns as labels import reads) "
+        "[default: FILE.labels.parquet / .csv beside FILE, if there is one].",
+    ),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Replay no labels."),
+    labels_topic: str | None = typer.Option(
+        None, help="Topic of the labels [default: fraud-labels]."
+    ),
 ) -> None:
-    """Stream a file into Kafka in event-time order (key = account), at --rate or --speedup."""
+    """Stream a file into Kafka in event-time order (key = account), at --rate or --speedup.
+
+    With a labels file (FILE.labels.parquet beside FILE, or --labels), each label goes to the
+    labels topic (key = account, Kafka timestamp = label time) just before the first transaction
+    at or after its label time, shifted like the transactions: a file whose times are relative
+    (PaySim's step, TX_TIME_SECONDS) has its label times relative too, and --start moves both.
+    Labels due after the last transaction follow it when the whole file was replayed.
+    """
     if rate is not None and speedup is not None:
         raise fail("give --rate or --speedup, not both")
-    settings = load_settings(topics={"transactions": topic})
+    settings = load_settings(topics={"transactions": topic, "labels": labels_topic})
     columns: dict[str, Any] = {**settings.replay.columns, **_parse_columns(column)}
     with console.status(f"reading and ordering {file.name}…"):
         source = load_replay(file, columns, start_ms=parse_start(start, int(time.time() * 1000)))
+        found, labels_file = _labels_of(source, labels, no_labels, dict(settings.labels.columns))
     total = len(source) if count is None else min(count, len(source))
     client = kafka_client(settings)
     target = settings.topics.transactions
-    ensure_topics(client, [target], partitions=settings.kafka.partitions)
+    ensure_topics(
+        client,
+        [target] + ([settings.topics.labels] if labels_file else []),
+        partitions=settings.kafka.partitions,
+    )
     limiter = RateLimiter(rate or 0.0)
     pacer = SpeedupPacer(speedup) if speedup else None
     pace = f"{rate:,.0f} tx/s" if rate else f"x{speedup:g} event time" if speedup else "max speed"
@@ -130,7 +177,22 @@ def replay(
         f"event time {_iso(int(source.event_time_ms[0]))} to {_iso(int(source.event_time_ms[-1]))}"
         + (" (from --start)" if source.file.relative_time else " (the file's own)")
     )
+    if labels_file is not None:
+        console.print(
+            f"with {len(found):,} labels of {labels_file} to [bold]{settings.topics.labels}[/]"
+        )
     stop = stop_event()
+    producer = make_producer(client)
+    pending = PendingLabels()
+    pending.add(found)
+    feed = LabelFeed(producer, settings.topics.labels, pending) if labels_file else None
+
+    def before(event_ms: int) -> None:
+        if pacer is not None:
+            pacer.wait_until(event_ms)
+        if feed is not None:
+            feed.before(event_ms)
+
     started = time.monotonic()
     with progress_bar() as bar:
         task = bar.add_task("replay", total=total, rate="")
@@ -140,13 +202,13 @@ def replay(
             bar.update(task, completed=done, rate=f"{done / elapsed:,.0f} tx/s")
 
         sent = produce_messages(
-            make_producer(client),
+            producer,
             target,
             _Cursor(source),
             chunk=max(1, int(rate // 50)) if rate else 1_000,
             count=total,
             acquire=limiter.acquire,
-            wait_until=pacer.wait_until if pacer else None,
+            wait_until=before if pacer or feed else None,
             should_stop=stop.is_set,
             on_progress=progress,
         )
@@ -155,4 +217,18 @@ def replay(
     console.print(
         f"replayed {sent:,} transactions in {elapsed:.1f} s ({sent / elapsed:,.0f} tx/s)"
         + (f"; skipped {skipped:,} bad {_rows(skipped)} (see the warning above)" if skipped else "")
+    )
+    if feed is not None:
+        _finish_labels(feed, whole=sent == len(source))
+
+
+def _finish_labels(feed: LabelFeed, *, whole: bool) -> None:
+    """After the transactions: the labels due later follow them if the whole file went out."""
+    after = feed.produce_rest() if whole else 0
+    feed.check()
+    left = len(feed.pending)
+    console.print(
+        f"replayed {feed.produced:,} labels to [bold]{feed.topic}[/]"
+        + (f" ({after:,} due after the last transaction, produced after it)" if after else "")
+        + (f"; {left:,} not yet due were left out (the replay stopped early)" if left else "")
     )
