@@ -20,7 +20,9 @@ from fraudstream.simulate import (
     paysim_table,
     write_history,
 )
+from fraudstream.sinks import open_store
 
+from ..unit.test_sinks import make_scored
 from ._kafka_util import read_topic
 from .test_replay import run_cli
 
@@ -140,6 +142,32 @@ def test_import_dates_past_labels_now_and_completes_them_from_a_transactions_fil
         else:  # in the future: kept
             assert m.labelled_at_ms == at
     assert by_tx["not-ours"].account is None and by_tx["not-ours"].labelled_at_ms >= before
+
+
+def test_import_completes_labels_from_the_store(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'fs.db'}"
+    store = open_store(url)
+    store.open()
+    scored = make_scored(["t-0", "t-1", "t-2"])
+    store.write(scored)
+    store.close()
+    path = tmp_path / "cb.csv"
+    path.write_text("tx_id,labelled_at_ms,account\nt-1,5,C-own\nt-9,5,C9\n", encoding="utf-8")
+    topic = f"labels-store-{unique}"
+    out = run_cli(
+        "labels", "import", str(path), "--store-url", url, "--topic", topic, bootstrap=bootstrap
+    )
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "completed 1 labels from the store" in text and "1 still lack" in text
+    labels = decode_labels([m.value() for m in read_topic(client, topic, expect=2)])[0]
+    by_tx = {m.tx_id: m for m in labels}
+    one = by_tx["t-1"]
+    assert (one.account, one.counterparty) == ("C-own", "M1")  # the file's account is kept
+    assert one.tx_time_ms == int(scored.tx.event_time_ms[1])
+    assert by_tx["t-9"].counterparty is None
 
 
 def test_simulate_out_writes_labels_that_import_reads(

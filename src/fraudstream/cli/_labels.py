@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,6 @@ from fraudstream.sinks import open_store
 from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
 __all__ = ["LabelFeed", "labels_app"]
-
-log = logging.getLogger(__name__)
 
 labels_app = typer.Typer(
     help="Labels (verdicts that arrive late): import chargeback and dispute files.",
@@ -105,7 +102,7 @@ class LabelFeed:
             )
 
 
-def _file_facts(path: Path, settings: Settings, tx_ids: set[str]) -> dict[str, TxFacts]:
+def _file_facts(path: Path, settings: Settings, tx_ids: set[str]) -> Mapping[str, TxFacts]:
     """Facts of ``tx_ids`` from a transactions file; times only from a file's own timestamps
     (relative ones depend on how the file is replayed)."""
     source = load_replay(path, settings.replay.columns)
@@ -115,25 +112,21 @@ def _file_facts(path: Path, settings: Settings, tx_ids: set[str]) -> dict[str, T
     return facts
 
 
-def _store_facts(settings: Settings, tx_ids: set[str]) -> tuple[dict[str, TxFacts], str]:
-    """Facts of ``tx_ids`` from the store (``Store.lookup_transactions``), and why none when
-    the store cannot give them."""
+def _store_facts(settings: Settings, tx_ids: set[str]) -> tuple[Mapping[str, TxFacts], str]:
+    """Facts of ``tx_ids`` from the store, and why none when it cannot give them (a SQLite
+    file that does not exist is not created)."""
     url = settings.store_url()
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
         return {}, f"no store at {url}"
     try:
         store = open_store(url, schema=settings.store.pg_schema)
-        lookup = getattr(store, "lookup_transactions", None)
-        if lookup is None:
-            return {}, "this store cannot look transactions up"
         store.open()
         try:
-            found: dict[str, TxFacts] = lookup(sorted(tx_ids))
+            return store.lookup_transactions(sorted(tx_ids)), ""
         finally:
             store.close()
     except FraudstreamError as exc:
         return {}, f"store {redact(url)} unavailable: {exc}"
-    return found, ""
 
 
 def _complete(
