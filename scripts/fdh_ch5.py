@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from fraudstream.model._fdh import fdh_features, load_fdh, run_ch5
+from fraudstream.model._fdh import fdh_features, fdh_labels, load_fdh, run_ch5
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.monotonic()
-    d = fdh_features(load_fdh(Path(sys.argv[1])))
+    df = load_fdh(Path(sys.argv[1]))
+    d = fdh_features(df, fdh_labels(df))
     model = sys.argv[3] if len(sys.argv) > 3 else "lgbm"
     grid = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
     result = run_ch5(d, model, model == "lgbm", sys.argv[2], grid)  # type: ignore[arg-type]

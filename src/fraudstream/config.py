@@ -106,6 +106,9 @@ class DetectSettings(_Frozen):
     stall_after_s: float = Field(default=20.0, gt=0)
     #: Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served).
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: Read the labels topic (every partition) into the label features; off: no label features
+    #: change (a bundle trained with labels then sees none: only for tests and benchmarks).
+    labels: bool = True
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000
     window_step_ms: int = 1_000

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from fraudstream.features import FDH_FEATURES
-from fraudstream.model._fdh import fdh_features, load_fdh
+from fraudstream.model._fdh import fdh_features, fdh_labels, load_fdh
 
 DATA = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fdh" / "transactions.parquet"
@@ -53,7 +53,7 @@ def _polars_fdh(df: pl.DataFrame) -> pl.DataFrame:
 
 def test_fdh_features_on_real_slice() -> None:
     df = load_fdh(DATA).filter(pl.col("TX_DATETIME") < pl.datetime(2018, 5, 15))
-    got = fdh_features(df).x[:, : len(FDH_FEATURES)]
+    got = fdh_features(df, fdh_labels(df)).x[:, : len(FDH_FEATURES)]
     want = _polars_fdh(df).select(FDH_FEATURES).to_numpy()
     # polars puts every row of a second into that second's window; the engine (like pandas in the
     # handbook) only the rows up to the current one: the customer columns differ on such ties.

@@ -8,8 +8,14 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudstream.features import CARD_FEATURES, FDH_FEATURES, CardFeatureEngine, partition_of
-from fraudstream.schema import TxBatch
+from fraudstream.features import (
+    CARD_FEATURES,
+    FDH_FEATURES,
+    CardFeatureEngine,
+    LabelBook,
+    partition_of,
+)
+from fraudstream.schema import LabelMessage, TxBatch
 
 DAY_MS = 86_400_000
 DELAY_MS = 7 * DAY_MS
@@ -35,6 +41,29 @@ def _batch(
         step=np.zeros(n, dtype=np.int64),
         flagged=np.zeros(n, dtype=np.int8),
     )
+
+
+def _book(b: TxBatch, known_after_ms: int = DELAY_MS) -> LabelBook:
+    """The handbook's labels: each fraud of ``b`` (its ``label``) known ``known_after_ms`` later."""
+    book = LabelBook()
+    book.add(
+        LabelMessage(
+            b.tx_id[i],
+            1,
+            int(b.event_time_ms[i]) + known_after_ms,
+            account=b.account[i],
+            counterparty=b.counterparty[i],
+            tx_time_ms=int(b.event_time_ms[i]),
+            source="simulator",
+        )
+        for i in np.flatnonzero(b.label == 1).tolist()
+    )
+    return book
+
+
+def _features(b: TxBatch, **kwargs: int) -> npt.NDArray[np.float32]:
+    """A fresh engine's features of ``b``, with ``b``'s frauds as the handbook's labels."""
+    return CardFeatureEngine(labels=_book(b), **kwargs).update_and_extract(b)
 
 
 def batch_fdh_features(df: pl.DataFrame) -> npt.NDArray[np.float64]:
@@ -103,22 +132,20 @@ def batch_extra_features(df: pl.DataFrame) -> npt.NDArray[np.float64]:
 
 
 def _engine_features(df: pl.DataFrame, chunks: int) -> npt.NDArray[np.float32]:
-    eng = CardFeatureEngine()
-    parts = []
-    for idx in np.array_split(np.arange(df.height), chunks):
-        sub = df[idx.tolist()] if len(idx) else df.head(0)
-        parts.append(
-            eng.update_and_extract(
-                _batch(
-                    sub["t"].to_list(),
-                    sub["c"].to_list(),
-                    sub["m"].to_list(),
-                    sub["a"].to_list(),
-                    sub["y"].to_list(),
-                )
-            )
-        )
-    return np.concatenate(parts)
+    whole = _batch(
+        df["t"].to_list(),
+        df["c"].to_list(),
+        df["m"].to_list(),
+        df["a"].to_list(),
+        df["y"].to_list(),
+    )
+    eng = CardFeatureEngine(labels=_book(whole))
+    return np.concatenate(
+        [
+            eng.update_and_extract(whole.take(idx))
+            for idx in np.array_split(np.arange(df.height), chunks)
+        ]
+    )
 
 
 histories = st.lists(
@@ -174,12 +201,15 @@ def test_future_labels_never_change_features() -> None:
     amt = [float(i % 17) for i in range(400)]
     y0 = [0] * 400
     y1 = [0] * 399 + [1]
-    a = CardFeatureEngine().update_and_extract(_batch(t, cust, term, amt, y0))
-    b = CardFeatureEngine().update_and_extract(_batch(t, cust, term, amt, y1))
+    a = _features(_batch(t, cust, term, amt, y0))
+    b = _features(_batch(t, cust, term, amt, y1))
     np.testing.assert_array_equal(a, b)
     y_recent = [1 if i >= 400 - 7 * 24 else 0 for i in range(400)]  # all younger than the delay
-    c = CardFeatureEngine().update_and_extract(_batch(t, cust, term, amt, y_recent))
+    c = _features(_batch(t, cust, term, amt, y_recent))
     np.testing.assert_array_equal(a, c)
+    # the transactions' own label is never read: only the book's labels count
+    no_book = CardFeatureEngine().update_and_extract(_batch(t, cust, term, amt, [1] * 400))
+    np.testing.assert_array_equal(a, no_book)
 
 
 def test_names_and_unsorted_input() -> None:
@@ -223,17 +253,89 @@ def test_state_is_kept_per_partition_and_stream_rows_are_taken_in_time_order() -
     )
     part = partition_of(b.account, 3)
     assert len(set(part.tolist())) == 3
-    whole = CardFeatureEngine(partitions=3).update_and_extract(b)
+    whole = _features(b, partitions=3)
     for p in range(3):
         rows = np.flatnonzero(part == p)
-        np.testing.assert_array_equal(
-            whole[rows], CardFeatureEngine().update_and_extract(b.take(rows))
-        )
-    assert not np.array_equal(whole, CardFeatureEngine().update_and_extract(b))
+        np.testing.assert_array_equal(whole[rows], _features(b.take(rows)))
+    assert not np.array_equal(whole, _features(b))
     shuffled = rng.permutation(n)
-    engine = CardFeatureEngine(partitions=3)
+    engine = CardFeatureEngine(partitions=3, labels=_book(b))
     stream = engine.update_and_extract(b.take(shuffled), part[shuffled])
     np.testing.assert_array_equal(stream, whole[shuffled])
     assert engine.partitions_held() == [0, 1, 2]
     engine.drop_partitions([1])
     assert engine.partitions_held() == [0, 2]
+
+
+def _status_at(verdicts: list[tuple[int, int]], t: int) -> int:
+    """The verdict in force at ``t``, 0 if none: a verdict counts from its earliest time (one
+    source here), the latest time <= t wins, ties go to fraud."""
+    earliest: dict[int, int] = {}
+    for at, v in verdicts:
+        earliest[v] = min(at, earliest.get(v, at))
+    known = [(at, v) for v, at in earliest.items() if at <= t]
+    return max(known)[1] if known else 0
+
+
+label_histories = st.lists(
+    st.tuples(
+        st.integers(0, 40 * DAY_MS // 3_600_000),  # hours over 40 days
+        st.integers(0, 2),
+        st.integers(0, 2),
+        st.lists(st.tuples(st.integers(-2, 30 * 24), st.integers(0, 1)), max_size=3),
+    ),
+    min_size=1,
+    max_size=50,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=label_histories, chunks=st.integers(1, 3))
+def test_terminal_frauds_use_exactly_the_labels_known_at_each_row(
+    rows: list[tuple[int, int, int, list[tuple[int, int]]]], chunks: int
+) -> None:
+    """Labels at any time (before or after the delay, contradicting ones too): a terminal's
+    delayed frauds at ``t`` are its window's transactions whose verdict in force at ``t`` is
+    fraud, whatever the batch cuts."""
+    rows.sort(key=lambda r: r[0])
+    hour = 3_600_000
+    n = len(rows)
+    t = [r[0] * hour for r in rows]
+    b = _batch(t, [r[1] for r in rows], [r[2] for r in rows], [10.0] * n, [0] * n)
+    verdicts: list[list[tuple[int, int]]] = [
+        [(t[i] + dh * hour, v) for dh, v in r[3]] for i, r in enumerate(rows)
+    ]
+    book = LabelBook()
+    book.add(
+        LabelMessage(
+            b.tx_id[i],
+            v,  # type: ignore[arg-type]
+            max(at, 0),
+            account=b.account[i],
+            counterparty=b.counterparty[i],
+            tx_time_ms=t[i],
+            source="simulator",
+        )
+        for i in range(n)
+        for at, v in verdicts[i]
+    )
+    verdicts = [[(max(at, 0), v) for at, v in vs] for vs in verdicts]
+    eng = CardFeatureEngine(labels=book)
+    got = np.concatenate(
+        [eng.update_and_extract(b.take(idx)) for idx in np.array_split(np.arange(n), chunks)]
+    )
+    col = CARD_FEATURES.index("TERMINAL_ID_RISK_7DAY_WINDOW")
+    frauds_90 = CARD_FEATURES.index("terminal_frauds_90d_delayed")
+    cust_frauds = CARD_FEATURES.index("customer_frauds_30d_delayed")
+    tt = np.array(t)
+    for i in range(n):
+        lo, hi = t[i] - DELAY_MS - 7 * DAY_MS, t[i] - DELAY_MS
+        win = [j for j in range(n) if rows[j][2] == rows[i][2] and lo <= t[j] < hi]
+        frauds = sum(_status_at(verdicts[j], t[i]) for j in win)
+        assert got[i, col] == np.float32(frauds / len(win) if win else 0.0)
+        long = [j for j in range(n) if rows[j][2] == rows[i][2] and hi - 90 * DAY_MS <= t[j] < hi]
+        assert got[i, frauds_90] == sum(_status_at(verdicts[j], t[i]) for j in long)
+        mine = np.flatnonzero(
+            (np.array([r[1] for r in rows]) == rows[i][1]) & (tt >= hi - 30 * DAY_MS) & (tt < hi)
+        )
+        assert got[i, cust_frauds] == sum(_status_at(verdicts[j], t[i]) for j in mine.tolist())

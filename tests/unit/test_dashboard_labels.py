@@ -26,6 +26,8 @@ def test_round_trip_and_field_names() -> None:
         "tx_id": "t-1",
         "alert_id": "t-1",
         "account": "C1",
+        "counterparty": None,
+        "tx_time_ms": None,
         "label": 1,
         "source": "analyst",
         "analyst": "ana",

@@ -12,10 +12,18 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudstream.features import NEVER_S, RECENT_COUNTERPARTIES, SECONDS_CAP_S, FeatureEngine
-from fraudstream.schema import KINDS, TxBatch
+from fraudstream.features import (
+    LABEL_FEATURES,
+    NEVER_S,
+    RECENT_COUNTERPARTIES,
+    SECONDS_CAP_S,
+    FeatureEngine,
+    LabelBook,
+)
+from fraudstream.schema import KINDS, SOURCE_PRECEDENCE, LabelMessage, TxBatch
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 F64 = npt.NDArray[np.float64]
 
 
@@ -25,6 +33,83 @@ def _ratio(num: float, den: float) -> float:
 
 def _since(now: int, then: int | None) -> float:
     return NEVER_S if then is None else min((now - then) / 1000.0, SECONDS_CAP_S)
+
+
+#: (row, verdict, minutes from the row's time, source)
+Label = tuple[int, int, int, str]
+
+
+def _in_force(verdicts: list[tuple[int, str, int]], t: int) -> tuple[int, int] | None:
+    """The verdict in force at ``t`` and since when it has been (``None``: no verdict yet).
+
+    ``verdicts``: (time, source, verdict); the same verdict from the same source counts from its
+    earliest time; at a time the verdict of the highest (precedence, verdict) wins.
+    """
+    earliest: dict[tuple[str, int], int] = {}
+    for at, src, v in verdicts:
+        earliest[(src, v)] = min(at, earliest.get((src, v), at))
+    times = sorted({at for at in earliest.values() if at <= t})
+
+    def status(when: int) -> int:
+        here = [(SOURCE_PRECEDENCE[src], v) for (src, v), at in earliest.items() if at == when]
+        return max(here)[1]
+
+    current: tuple[int, int] | None = None
+    for when in times:
+        v = status(when)
+        if current is None or current[0] != v:
+            current = (v, when)
+    return current
+
+
+def brute_labels(b: TxBatch, labels: list[Label]) -> dict[str, F64]:
+    """The label features from their definition, over every label of every row."""
+    n = len(b)
+    t = b.event_time_ms
+    by_row: dict[int, list[tuple[int, str, int]]] = {}
+    for row, v, minutes, src in labels:
+        by_row.setdefault(row, []).append((max(int(t[row]) + minutes * 60_000, 0), src, v))
+    out = {k: np.zeros(n) for k in LABEL_FEATURES}
+    for i in range(n):
+        now = int(t[i])
+
+        def count(role: str, entity: str, window_ms: int, verdict: int = 1, now: int = now) -> int:
+            hits = 0
+            for j, vs in by_row.items():
+                party = b.counterparty[j] if role == "to" else b.account[j]
+                if party != entity:
+                    continue
+                state = _in_force(vs, now)
+                hits += state is not None and state[0] == verdict and state[1] > now - window_ms
+            return hits
+
+        cp, acc = b.counterparty[i], b.account[i]
+        out["confirmed_frauds_to_counterparty_1d"][i] = count("to", cp, DAY_MS)
+        out["confirmed_frauds_to_counterparty_7d"][i] = count("to", cp, 7 * DAY_MS)
+        f30 = count("to", cp, 30 * DAY_MS)
+        out["confirmed_frauds_to_counterparty_30d"][i] = f30
+        g30 = count("to", cp, 30 * DAY_MS, verdict=0)
+        out["counterparty_fraud_share_30d"][i] = f30 / (f30 + g30) if f30 + g30 else 0.0
+        out["confirmed_frauds_by_account_30d"][i] = count("by", acc, 30 * DAY_MS)
+        out["confirmed_frauds_to_account_30d"][i] = count("to", acc, 30 * DAY_MS)
+    return out
+
+
+def _label_book(b: TxBatch, labels: list[Label]) -> LabelBook:
+    book = LabelBook()
+    book.add(
+        LabelMessage(
+            b.tx_id[row],
+            v,  # type: ignore[arg-type]
+            max(int(b.event_time_ms[row]) + minutes * 60_000, 0),
+            account=b.account[row],
+            counterparty=b.counterparty[row],
+            tx_time_ms=int(b.event_time_ms[row]),
+            source=src,  # type: ignore[arg-type]
+        )
+        for row, v, minutes, src in labels
+    )
+    return book
 
 
 def brute_force(b: TxBatch, mode: str) -> dict[str, F64]:
@@ -141,15 +226,26 @@ def _batch(rows: list[tuple[int, int, int, int, float, float, float, float, floa
     rows=_rows,
     mode=st.sampled_from(["pre_auth", "post_tx"]),
     cuts=st.lists(st.integers(0, 80), max_size=4),
+    labels=st.lists(
+        st.tuples(
+            st.integers(0, 7),  # a few rows, so verdicts meet (contradictions, duplicates)
+            st.integers(0, 1),
+            st.sampled_from([-40 * 1440, -29 * 1440, -6 * 1440, -1440, -60, 0, 30, 60, 300]),
+            st.sampled_from(["analyst", "chargeback"]),
+        ),
+        max_size=12,
+    ),
 )
 def test_engine_matches_brute_force(
     rows: list[tuple[int, int, int, int, float, float, float, float, float]],
     mode: str,
     cuts: list[int],
+    labels: list[Label],
 ) -> None:
     rows.sort(key=lambda r: r[0])
     batch = _batch(rows)
-    engine = FeatureEngine(mode=mode)  # type: ignore[arg-type]
+    labels = [lab for lab in labels if lab[0] < len(rows)]
+    engine = FeatureEngine(mode=mode, labels=_label_book(batch, labels))  # type: ignore[arg-type]
     bounds = sorted({0, len(rows), *(c for c in cuts if c < len(rows))})
     got = np.concatenate(
         [
@@ -157,7 +253,7 @@ def test_engine_matches_brute_force(
             for lo, hi in zip(bounds, bounds[1:], strict=False)
         ]
     )
-    want = brute_force(batch, mode)
+    want = brute_force(batch, mode) | brute_labels(batch, labels)
     assert set(engine.feature_names) == set(want)
     for j, name in enumerate(engine.feature_names):
         np.testing.assert_allclose(

@@ -17,12 +17,13 @@ from fraudstream.config import Settings
 from fraudstream.features import engine_for
 from fraudstream.model import Bundle
 from fraudstream.schema import WindowStats
-from fraudstream.sinks import open_store
+from fraudstream.sinks import Store, open_store
 from fraudstream.stream import (
     Detector,
     DetectorMetrics,
     DetectorStats,
     DetectorTopics,
+    LabelReader,
     LagWatchdog,
     ModelWatcher,
     SlidingWindow,
@@ -107,7 +108,7 @@ def run_detector(
     topics = settings.topics
     ensure_topics(
         client,
-        [topics.transactions, topics.alerts, topics.dlq],
+        [topics.transactions, topics.alerts, topics.dlq, topics.labels],
         partitions=settings.kafka.partitions,
     )
     _check_state_partitions(bundle, topic_partitions(client, topics.transactions))
@@ -117,6 +118,7 @@ def run_detector(
         retention_days=settings.store.retention_days,
     )
     store.open()
+    lookups = _lookup_store(settings) if settings.detect.labels else None
     d = settings.detect
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
     record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -152,6 +154,15 @@ def run_detector(
         metrics=_metrics(d.metrics_port),
         reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
         fetch_wait_ms=d.fetch_wait_ms,
+        labels=None
+        if lookups is None
+        else lambda dead_letter: LabelReader(
+            client,
+            topics.labels,
+            engine.labels,
+            dead_letter=dead_letter,
+            lookup=lookups.lookup_transactions,
+        ),
     )
     log.info(
         "detector: model %s (%s records), store %s, group %s",
@@ -164,6 +175,16 @@ def run_detector(
         return detector.run(should_stop, idle_exit_s=idle_exit_s)
     finally:
         store.close()
+        if lookups is not None:
+            lookups.close()
+
+
+def _lookup_store(settings: Settings) -> Store:
+    """A second connection to the store, for the label channel's lookups (the first one belongs
+    to the output thread)."""
+    store = open_store(settings.store_url(), schema=settings.store.pg_schema)
+    store.open()
+    return store
 
 
 def _metrics(port: int) -> DetectorMetrics | None:
@@ -240,6 +261,17 @@ def summary_table(stats: DetectorStats, *, title: str) -> Table:
         table.add_row("frauds among them", f"{stats.frauds:,}")
         table.add_row("alert precision (review+block that are fraud)", _fmt(stats.precision))
         table.add_row("alert recall (frauds that raised an alert)", _fmt(stats.recall))
+    if stats.labels is not None:
+        lab = stats.labels
+        table.add_row("labels read (fraud-labels)", f"{lab.read:,}")
+        table.add_row(
+            "  applied / duplicate / contradicting",
+            f"{lab.applied:,} / {lab.duplicates:,} / {lab.contradicting:,}",
+        )
+        table.add_row(
+            "  invalid / waiting for their transaction / never seen",
+            f"{lab.invalid:,} / {lab.pending:,} / {lab.never_seen:,}",
+        )
     table.add_row("throughput, mean since start (tx/s)", f"{stats.rate():,.0f}")
     if stats.lag is not None:
         table.add_row("lag at the end (records not yet scored)", f"{stats.lag:,}")

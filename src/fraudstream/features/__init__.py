@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fraudstream.features._card import CARD_FEATURES, FDH_FEATURES, CardFeatureEngine
 from fraudstream.features._engine import (
+    LABEL_FEATURES,
     NEVER_S,
     POST_TX_FEATURES,
     PRE_AUTH_FEATURES,
@@ -17,6 +18,7 @@ from fraudstream.features._engine import (
     feature_names,
     partition_of,
 )
+from fraudstream.features._labelbook import AddResult, LabelBook
 from fraudstream.features._labels import FEATURE_LABELS, FeatureLabel, feature_label
 from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 
@@ -24,15 +26,19 @@ from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 StateEngine = FeatureEngine | CardFeatureEngine
 
 
-def engine_for(mode: str, *, partitions: int = 1) -> StateEngine:
-    """A fresh feature state for a bundle trained in ``mode`` (``card`` or a PaySim mode)."""
+def engine_for(mode: str, *, partitions: int = 1, labels: LabelBook | None = None) -> StateEngine:
+    """A fresh feature state for a bundle trained in ``mode`` (``card`` or a PaySim mode),
+    reading label features from ``labels`` (an empty book when ``None``)."""
     if mode == "card":
-        return CardFeatureEngine(partitions=partitions)
-    return FeatureEngine(mode=mode, partitions=partitions)  # type: ignore[arg-type]
+        return CardFeatureEngine(partitions=partitions, labels=labels)
+    return FeatureEngine(mode=mode, partitions=partitions, labels=labels)  # type: ignore[arg-type]
 
 
 __all__ = [
+    "AddResult",
     "CARD_FEATURES",
+    "LABEL_FEATURES",
+    "LabelBook",
     "FEATURE_LABELS",
     "FDH_FEATURES",
     "NEVER_S",

@@ -2,21 +2,26 @@
 
 The handbook's 15 features (:data:`FDH_FEATURES`) are reproduced exactly; :data:`CARD_FEATURES`
 adds our own. Customer windows are ``(t - w, t]`` (the current transaction included); terminal
-windows are ``[t - delay - w, t - delay)``, so a label enters the state only once it is older than
-the delay. Input is a :class:`~fraudstream.schema.TxBatch` (account = customer, counterparty =
-terminal) in event-time order; an unknown label (``-1``) counts as a transaction but not a fraud.
+windows are ``[t - delay - w, t - delay)``. Input is a :class:`~fraudstream.schema.TxBatch`
+(account = customer, counterparty = terminal) in event-time order.
+
+Frauds come from a :class:`~fraudstream.features.LabelBook`, never from the transactions: a
+terminal's (or customer's) fraud at event time *t* is a transaction of the window labelled fraud
+by the labels known at *t*. With the handbook's labels (known 7 days after the transaction,
+``delay_ms`` = 7 days) that is exactly the handbook's delayed fraud count.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from fraudstream.features._engine import _groups, partition_of
+from fraudstream.features._labelbook import LabelBook
 from fraudstream.schema import TxBatch
 
 __all__ = ["CARD_FEATURES", "DAY_MS", "FDH_FEATURES", "CardFeatureEngine"]
@@ -65,7 +70,7 @@ _STATE_WIDTH: Final = 27
 
 
 class _Customer:
-    __slots__ = ("amounts", "cum", "cum2", "high", "terminals", "times", "lab_t", "lab_cum")
+    __slots__ = ("amounts", "cum", "cum2", "high", "terminals", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
@@ -74,30 +79,16 @@ class _Customer:
         self.cum2: list[float] = [0.0]
         self.high: list[int] = [0]
         self.terminals: dict[str, int] = {}
-        self.lab_t: list[int] = []
-        self.lab_cum: list[int] = [0]
 
 
 class _Terminal:
-    """Per transaction: time, fraud prefix sum, and the fraud run it ends (length, start time)
-    and the time of the latest fraud at or before it (``-1`` if none)."""
+    """The partition's transactions at one terminal: times and ids, in event-time order."""
 
-    __slots__ = ("cum", "last_fraud", "run_len", "run_start", "times")
+    __slots__ = ("ids", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
-        self.cum: list[int] = [0]
-        self.run_len: list[int] = []
-        self.run_start: list[int] = []
-        self.last_fraud: list[int] = []
-
-
-def _trim(times: list[int], cum: list[float] | list[int], keep_from_ms: int) -> None:
-    """Drop entries before ``keep_from_ms`` once they are many (prefix sums stay absolute)."""
-    k = bisect_left(times, keep_from_ms)
-    if k > 64 and 2 * k > len(times):
-        del times[:k]
-        del cum[:k]
+        self.ids: list[str] = []
 
 
 def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -122,28 +113,38 @@ def _amount_profile(cu: _Customer, since_ms: int, x: float) -> tuple[float, floa
     return srt[-1], x / med if med >= 0.01 else 0.0, zscore, n
 
 
-def _terminal_run(te: _Terminal, hi: int, t: int) -> tuple[int, float, float]:
-    """Fraud run ending at the terminal's row ``hi - 1``: length, days since its start, days
-    since the latest fraud at or before it (``_NEVER_D`` when none)."""
-    if not hi:
-        return 0, _NEVER_D, _NEVER_D
-    streak = te.run_len[hi - 1]
-    since_start = (t - te.run_start[hi - 1]) / DAY_MS if streak else _NEVER_D
-    lf = te.last_fraud[hi - 1]
-    return streak, since_start, min((t - lf) / DAY_MS, _NEVER_D) if lf >= 0 else _NEVER_D
+class _Frauds:
+    """Frauds known at ``t`` among one entity's transactions of one partition (label book)."""
+
+    __slots__ = ("book", "mine", "t")
+
+    def __init__(self, book: LabelBook, t: int, partition: int, partitions: int) -> None:
+        self.book = book
+        self.t = t
+        crc = book.partition_crc
+        self.mine: Callable[[str], bool] = (
+            (lambda _i: True) if partitions == 1 else (lambda i: crc(i) % partitions == partition)
+        )
+
+    def times(self, rows: list[tuple[int, str]], lo_ms: int, hi_ms: int) -> list[int]:
+        """Transaction times in ``[lo_ms, hi_ms)`` of ``rows`` that are frauds known at ``t``."""
+        if not rows:
+            return []
+        a = bisect_left(rows, (lo_ms,))
+        b = bisect_left(rows, (hi_ms,))
+        fraud_at, t, mine = self.book.fraud_at, self.t, self.mine
+        return [tt for tt, i in rows[a:b] if mine(i) and fraud_at(i, t)]
 
 
-def _fold_run(te: _Terminal, t: int, fraud: bool) -> None:
-    """Extend the terminal's run columns with a row at ``t``."""
-    if fraud:
-        run = te.run_len[-1] if te.run_len else 0
-        te.run_start.append(te.run_start[-1] if run else t)
-        te.run_len.append(run + 1)
-        te.last_fraud.append(t)
-    else:
-        te.run_start.append(-1)
-        te.run_len.append(0)
-        te.last_fraud.append(te.last_fraud[-1] if te.last_fraud else -1)
+def _terminal_run(te: _Terminal, hi: int, book: LabelBook, t: int) -> tuple[int, float]:
+    """Fraud run (known at ``t``) ending at the terminal's row ``hi - 1``: its length and the
+    days since its start (``_NEVER_D`` when none)."""
+    k = hi
+    ids = te.ids
+    while k > 0 and book.fraud_at(ids[k - 1], t):
+        k -= 1
+    streak = hi - k
+    return streak, (t - te.times[k]) / DAY_MS if streak else _NEVER_D
 
 
 class CardFeatureEngine:
@@ -162,13 +163,21 @@ class CardFeatureEngine:
 
     mode: Final = "card"
 
-    def __init__(self, *, delay_ms: int = 7 * DAY_MS, partitions: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        delay_ms: int = 7 * DAY_MS,
+        partitions: int = 1,
+        labels: LabelBook | None = None,
+    ) -> None:
         if delay_ms < 0:
             raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.delay_ms = delay_ms
         self.partitions = partitions
+        #: the labels known so far (shared with whoever reads them: the detector, a replay)
+        self.labels = labels if labels is not None else LabelBook()
         self._tables: dict[int, tuple[dict[str, _Customer], dict[str, _Terminal]]] = {}
 
     @property
@@ -191,7 +200,11 @@ class CardFeatureEngine:
     def update_and_extract(
         self, batch: TxBatch, partition: npt.NDArray[np.int32] | None = None
     ) -> npt.NDArray[np.float32]:
-        """Features of every row of ``batch``; then the rows are folded into the state."""
+        """Features of every row of ``batch``; then the rows are folded into the state.
+
+        Label features read :attr:`labels` at each row's event time; ``batch.label`` is never
+        read.
+        """
         n = len(batch)
         x = np.empty((n, len(CARD_FEATURES)), dtype=np.float32)
         if n == 0:
@@ -203,7 +216,6 @@ class CardFeatureEngine:
             partition = partition_of(batch.account, self.partitions)
         order = np.argsort(t, kind="stable")  # the identity for sorted rows
         s = np.empty((n, _STATE_WIDTH), dtype=np.float64)
-        labels = batch.label == 1
         for p, rows in _groups(partition[order]):
             tables = self._tables.get(p)
             if tables is None:
@@ -211,11 +223,12 @@ class CardFeatureEngine:
             idx = order[rows].tolist()
             values = self._loop(
                 *tables,
+                p,
                 t[idx].tolist(),
+                [batch.tx_id[i] for i in idx],
                 [batch.account[i] for i in idx],
                 [batch.counterparty[i] for i in idx],
                 batch.amount[idx].tolist(),
-                labels[idx].tolist(),
             )
             s[idx] = np.array(values, dtype=np.float64).reshape(len(idx), -1)
         day = t // DAY_MS
@@ -236,11 +249,12 @@ class CardFeatureEngine:
         self,
         cust_tab: dict[str, _Customer],
         term_tab: dict[str, _Terminal],
+        partition: int,
         times: list[int],
+        tx_ids: list[str],
         customers: list[str],
         terminals: list[str],
         amounts: list[float],
-        frauds: list[bool],
     ) -> list[float]:
         """Per row: the stateful columns (12 handbook + 15 of ours), then fold the row in."""
         out: list[float] = []
@@ -250,7 +264,9 @@ class CardFeatureEngine:
         long_ms = 90 * DAY_MS
         two_weeks = 14 * DAY_MS
         high_ratio = HIGH_AMOUNT_RATIO
-        for t, c, m, x, f in zip(times, customers, terminals, amounts, frauds, strict=True):
+        book = self.labels
+        frauds_of = book.frauds_of
+        for t, i, c, m, x in zip(times, tx_ids, customers, terminals, amounts, strict=True):
             cu = cust_tab.get(c)
             if cu is None:
                 cu = cust_tab[c] = _Customer()
@@ -272,21 +288,25 @@ class CardFeatureEngine:
                 k = bisect_right(ct, t - w)
                 row.append(n_all - k)
                 row.append((cc[-1] - cc[k]) / (n_all - k))
-            tt, tc = te.times, te.cum
+            known = _Frauds(book, t, partition, self.partitions)
+            # the terminal's frauds (known at t) among its transactions before t - delay
+            f_times = known.times(frauds_of("counterparty", m), t - delay - long_ms, t - delay)
+            tt = te.times
             hi = bisect_left(tt, t - delay)
             for w in wins:
                 lo = bisect_left(tt, t - delay - w)
                 nb = hi - lo
                 row.append(nb)
-                row.append((tc[hi] - tc[lo]) / nb if nb else 0.0)
+                frauds = len(f_times) - bisect_left(f_times, t - delay - w)
+                row.append(frauds / nb if nb else 0.0)
             lo = bisect_left(tt, t - delay - long_ms)
             nb = hi - lo
             seen = cu.terminals.get(m)
             five = min(hi, 5)
-            streak, since_start, since_fraud = _terminal_run(te, hi, t)
-            lt, lc = cu.lab_t, cu.lab_cum
-            chi = bisect_left(lt, t - delay)
-            clo = bisect_left(lt, t - delay - wins[2])
+            streak, since_start = _terminal_run(te, hi, book, t)
+            since_fraud = min((t - f_times[-1]) / DAY_MS, _NEVER_D) if f_times else _NEVER_D
+            last5 = sum(1 for j in te.ids[hi - five : hi] if book.fraud_at(j, t)) if five else 0
+            c_frauds = known.times(frauds_of("account", c), t - delay - wins[2], t - delay)
             row.extend(
                 (
                     prev_max,
@@ -294,34 +314,29 @@ class CardFeatureEngine:
                     n_all - bisect_right(ct, t - _HOUR_MS),
                     float(seen is None or seen <= t - wins[2]),
                     len(tt) - bisect_right(tt, t - wins[0]),
-                    tc[hi] - tc[lo],
-                    (tc[hi] - tc[lo]) / nb if nb else 0.0,
-                    lc[chi] - lc[clo],
+                    len(f_times),
+                    len(f_times) / nb if nb else 0.0,
+                    len(c_frauds),
                     vs_median,
                     zscore,
                     high_14d,
                     streak,
                     since_start,
                     since_fraud,
-                    (tc[hi] - tc[hi - five]) / five if five else 0.0,
+                    last5 / five if five else 0.0,
                 )
             )
             put(row)
             cu.terminals[m] = t
-            _fold_run(te, t, f)
             tt.append(t)
-            tc.append(tc[-1] + f)
-            lt.append(t)
-            lc.append(lc[-1] + f)
+            te.ids.append(i)
             if len(ct) > 256:
                 cut = t - wins[2]
                 k = bisect_left(ct, cut)
                 if 2 * k > len(ct):
                     del ct[:k], cc[:k], cq[:k], ch[:k], cu.amounts[:k]
-            if len(lt) > 256:
-                _trim(lt, lc, t - delay - wins[2])
             if len(tt) > 512:
                 k = bisect_left(tt, t - delay - long_ms)
                 if k > 64 and 2 * k > len(tt):
-                    del tt[:k], tc[:k], te.run_len[:k], te.run_start[:k], te.last_fraud[:k]
+                    del tt[:k], te.ids[:k]
         return out

@@ -10,10 +10,12 @@ from typing import Final, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from fraudstream.features._labelbook import LabelBook
 from fraudstream.features._state import STATE_COLUMNS, PartitionState, keys_of
 from fraudstream.schema import KINDS, TxBatch
 
 __all__ = [
+    "LABEL_FEATURES",
     "NEVER_S",
     "POST_TX_FEATURES",
     "PRE_AUTH_FEATURES",
@@ -39,6 +41,20 @@ NEVER_S: Final = 2 * SECONDS_CAP_S
 MIN_DENOMINATOR: Final = 0.01
 _DRAIN_SHARE: Final = 0.99
 _RECEIVING_KINDS: Final = (KINDS.index("TRANSFER"), KINDS.index("CASH_IN"))
+_DAY_MS: Final = 86_400_000
+
+#: From the labels known at the row's event time (``LabelBook``), over windows of label time:
+#: frauds confirmed against the counterparty (it received them: a breached merchant, a mule),
+#: the share of its verdicts that were fraud, and the account's own confirmed frauds as sender
+#: (a taken-over account) and as receiver (a mule cashing out).
+LABEL_FEATURES: Final = (
+    "confirmed_frauds_to_counterparty_1d",
+    "confirmed_frauds_to_counterparty_7d",
+    "confirmed_frauds_to_counterparty_30d",
+    "counterparty_fraud_share_30d",
+    "confirmed_frauds_by_account_30d",
+    "confirmed_frauds_to_account_30d",
+)
 
 #: Known before authorisation: the row's own fields (no new balances) and earlier rows' state.
 PRE_AUTH_FEATURES: Final = (
@@ -61,6 +77,7 @@ PRE_AUTH_FEATURES: Final = (
     "received_amount_ratio",
     "tx_count_to_counterparty_1h",
     "distinct_senders_to_counterparty_1h",
+    *LABEL_FEATURES,
 )
 #: Post-transaction mode adds the balance errors (NaN inputs give 0 and a ``_missing`` flag).
 POST_TX_FEATURES: Final = (
@@ -82,16 +99,22 @@ def feature_names(mode: Mode) -> tuple[str, ...]:
 class FeatureEngine:
     """Incremental per-entity state plus extraction, in event-time order.
 
-    Each row's features come from strictly earlier rows plus the row's own fields; then the row
-    is folded into the state. Labels are never read; ``pre_auth`` never reads new balances.
-    Entities idle for ``ttl_ms`` (event time) are forgotten.
+    Each row's features come from strictly earlier rows plus the row's own fields, and from the
+    labels of :attr:`labels` known at the row's event time; then the row is folded into the
+    state. A row's own ``label`` is never read; ``pre_auth`` never reads new balances. Entities
+    idle for ``ttl_ms`` (event time) are forgotten.
 
     >>> FeatureEngine().feature_names[:2]
     ('amount', 'log_amount')
     """
 
     def __init__(
-        self, *, mode: Mode = "pre_auth", ttl_ms: int = 30 * 86_400_000, partitions: int = 1
+        self,
+        *,
+        mode: Mode = "pre_auth",
+        ttl_ms: int = 30 * 86_400_000,
+        partitions: int = 1,
+        labels: LabelBook | None = None,
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError(f"ttl_ms must be positive, got {ttl_ms}")
@@ -101,6 +124,8 @@ class FeatureEngine:
         self.ttl_ms = ttl_ms
         self.partitions = partitions
         self._names = feature_names(mode)
+        #: the labels known so far (shared with whoever reads them: the detector, a replay)
+        self.labels = labels if labels is not None else LabelBook()
         self._tables: dict[int, PartitionState] = {}
         self._watermark_ms: dict[int, int] = {}
         self._swept_ms: dict[int, int] = {}
@@ -184,6 +209,7 @@ class FeatureEngine:
             self._maybe_sweep(p, tables, int(sub.max()))
         cols = _row_features(batch)
         cols.update(_state_features(state, times, batch.amount))
+        cols.update(_label_features(self.labels, times, accounts, counterparties))
         if self.mode == "post_tx":
             cols.update(_balance_errors(batch))
         for j, name in enumerate(self._names):
@@ -272,6 +298,38 @@ def _state_features(
         "received_amount_ratio": _ratio(amount, s[:, 6]),
         "tx_count_to_counterparty_1h": s[:, 7],
         "distinct_senders_to_counterparty_1h": s[:, 8],
+    }
+
+
+def _label_features(
+    book: LabelBook,
+    times: npt.NDArray[np.int64],
+    accounts: npt.NDArray[np.int64],
+    parties: npt.NDArray[np.int64],
+) -> dict[str, F64 | npt.NDArray[np.bool_]]:
+    """Counts of confirmed verdicts known at each row's time (see :data:`LABEL_FEATURES`)."""
+    n = len(times)
+    if not len(book):
+        zero = np.zeros(n)
+        return dict.fromkeys(LABEL_FEATURES, zero)
+    counts = book.counts()
+    month = 30 * _DAY_MS
+    to_cp = {w: counts.count("received_fraud", parties, times, w * _DAY_MS) for w in (1, 7, 30)}
+    genuine = counts.count("received_genuine", parties, times, month)
+    verdicts = to_cp[30] + genuine
+    return {
+        "confirmed_frauds_to_counterparty_1d": to_cp[1].astype(np.float64),
+        "confirmed_frauds_to_counterparty_7d": to_cp[7].astype(np.float64),
+        "confirmed_frauds_to_counterparty_30d": to_cp[30].astype(np.float64),
+        "counterparty_fraud_share_30d": np.where(
+            verdicts > 0, to_cp[30] / np.maximum(verdicts, 1), 0.0
+        ),
+        "confirmed_frauds_by_account_30d": counts.count(
+            "sent_fraud", accounts, times, month
+        ).astype(np.float64),
+        "confirmed_frauds_to_account_30d": counts.count(
+            "received_fraud", accounts, times, month
+        ).astype(np.float64),
     }
 
 

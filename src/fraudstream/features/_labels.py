@@ -81,6 +81,25 @@ _LABELS: dict[str, FeatureLabel] = {
     "distinct_senders_to_counterparty_1h": FeatureLabel(
         "Distinct senders to the recipient in the last hour", "count"
     ),
+    # PaySim, from labels (fraud-labels) known at the transaction's time
+    "confirmed_frauds_to_counterparty_1d": FeatureLabel(
+        "Frauds to the recipient confirmed in the last day", "count"
+    ),
+    "confirmed_frauds_to_counterparty_7d": FeatureLabel(
+        "Frauds to the recipient confirmed in the last 7 days", "count"
+    ),
+    "confirmed_frauds_to_counterparty_30d": FeatureLabel(
+        "Frauds to the recipient confirmed in the last 30 days", "count"
+    ),
+    "counterparty_fraud_share_30d": FeatureLabel(
+        "Share of the recipient's verdicts that were fraud (30 days)", "share"
+    ),
+    "confirmed_frauds_by_account_30d": FeatureLabel(
+        "Frauds from this account confirmed in the last 30 days", "count"
+    ),
+    "confirmed_frauds_to_account_30d": FeatureLabel(
+        "Frauds to this account confirmed in the last 30 days (mule)", "count"
+    ),
     # PaySim, post-transaction
     "error_balance_orig": FeatureLabel("Sender's balance mismatch", "amount"),
     "error_balance_orig_missing": FeatureLabel("Sender's balances unknown", "flag"),

@@ -2,7 +2,10 @@
 
 Le Borgne, Siblini, Lebichot, Bontempi, *Reproducible Machine Learning for Credit Card Fraud
 Detection — Practical Handbook* (ULB). Features come from
-:class:`~fraudstream.features.CardFeatureEngine`, replayed over the whole history in time order.
+:class:`~fraudstream.features.CardFeatureEngine`, replayed over the whole history in time order,
+with labels from their own channel: :func:`fdh_labels` turns the handbook's ``TX_FRAUD`` into
+label records known 7 days after each transaction (the handbook's delay), and the features and
+the protocols' ground truth read those labels, never ``TX_FRAUD`` itself.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from sklearn.preprocessing import StandardScaler
 
 from fraudstream.features import FDH_FEATURES, CardFeatureEngine
 from fraudstream.features._card import CARD_FEATURES, DAY_MS
-from fraudstream.schema import TxBatch
+from fraudstream.schema import LabelMessage, TxBatch
 
 __all__ = [
     "FdhData",
     "card_precision_at_k",
     "fdh_batch",
     "fdh_features",
+    "fdh_labels",
     "load_fdh",
     "run_ch3",
     "run_ch5",
@@ -82,24 +86,63 @@ def fdh_batch(df: pl.DataFrame) -> TxBatch:
         new_balance_orig=nan,
         old_balance_dest=nan,
         new_balance_dest=nan,
-        label=df["TX_FRAUD"].to_numpy().astype(np.int8),
+        label=(  # ground truth (training's target), never a feature
+            df["TX_FRAUD"].to_numpy().astype(np.int8)
+            if "TX_FRAUD" in df.columns
+            else np.full(n, -1, dtype=np.int8)
+        ),
         step=np.zeros(n, dtype=np.int64),
         flagged=np.zeros(n, dtype=np.int8),
     )
 
 
-def fdh_features(df: pl.DataFrame, *, chunk: int = 100_000) -> FdhData:
-    """Replay ``df`` (time order) through a fresh :class:`CardFeatureEngine`."""
-    engine = CardFeatureEngine()
+def fdh_labels(df: pl.DataFrame, *, delay_ms: int = 7 * DAY_MS) -> list[LabelMessage]:
+    """A label record per handbook fraud, known ``delay_ms`` after the transaction."""
+    frauds = df.filter(pl.col("TX_FRAUD") == 1)
+    t = frauds["TX_DATETIME"].dt.epoch("ms").to_list()
+    return [
+        LabelMessage(
+            tx_id=str(tx),
+            label=1,
+            labelled_at_ms=int(when) + delay_ms,
+            account=str(customer),
+            counterparty=str(terminal),
+            tx_time_ms=int(when),
+            source="simulator",
+            reason="handbook TX_FRAUD, known 7 days later",
+        )
+        for tx, customer, terminal, when in zip(
+            frauds["TRANSACTION_ID"].to_list(),
+            frauds["CUSTOMER_ID"].to_list(),
+            frauds["TERMINAL_ID"].to_list(),
+            t,
+            strict=True,
+        )
+    ]
+
+
+def fdh_features(
+    df: pl.DataFrame, labels: Sequence[LabelMessage], *, chunk: int = 100_000
+) -> FdhData:
+    """Replay ``df`` (time order) through a fresh :class:`CardFeatureEngine` reading ``labels``.
+
+    The protocols' ground truth is the labels too: a transaction is a fraud if some label says
+    so at any time (``TX_FRAUD`` is not read).
+    """
+    from fraudstream.model._train import label_book
+
+    book = label_book(labels)
+    engine = CardFeatureEngine(labels=book)
     parts = [
         engine.update_and_extract(fdh_batch(df.slice(i, chunk))) for i in range(0, df.height, chunk)
     ]
     t = df["TX_DATETIME"].dt.epoch("ms").to_numpy().astype(np.int64)
+    ids = df["TRANSACTION_ID"].cast(pl.Utf8).to_list()
     return FdhData(
         customer=df["CUSTOMER_ID"].to_numpy().astype(np.int64),
         day=(t - int(ORIGIN.timestamp() * 1000)) // DAY_MS,
         time_ms=t,
-        label=df["TX_FRAUD"].to_numpy().astype(np.int8),
+        label=np.fromiter((book.ever_fraud(i) for i in ids), dtype=np.int8, count=len(ids)),
         x=np.concatenate(parts),
         names=CARD_FEATURES,
     )

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from fraudstream.errors import ModelError
 from fraudstream.features import (
     CARD_FEATURES,
+    LabelBook,
     Mode,
     engine_for,
     feature_names,
@@ -42,7 +43,7 @@ from fraudstream.model._costs import NEVER, Costs, Thresholds, choose_thresholds
 from fraudstream.model._linear import LinearScorer
 from fraudstream.model._metrics import evaluate
 from fraudstream.model._select import select_model
-from fraudstream.schema import TxBatch
+from fraudstream.schema import LabelMessage, TxBatch
 
 __all__ = [
     "MIN_ROWS",
@@ -50,6 +51,7 @@ __all__ = [
     "MODES",
     "bundle_feature_names",
     "data_fingerprint",
+    "label_book",
     "signed_log1p",
     "train_bundle",
 ]
@@ -100,8 +102,12 @@ def train_bundle(
     partitions: int = 1,
     refuse_few_frauds: bool = False,
     lightgbm_params: dict[str, Any] | None = None,
+    labels: Sequence[LabelMessage] = (),
 ) -> Bundle:
     """Train LightGBM and logistic regression on ``history``; the better one scores.
+
+    ``labels``: the label records a detector would have read (``fraud-labels``); label features
+    see, at each row's event time, exactly those known then. ``history.label`` is the target.
 
     History is sorted by event time and replayed through a fresh :class:`FeatureEngine`; the
     split is fit | calibration | validation | ``gap_ms`` (dropped, label delay) | test, the
@@ -117,7 +123,7 @@ def train_bundle(
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
     split = _split(h, test_fraction, gap_ms)
     _check_frauds(h, split, refuse_few_frauds)
-    x = replay(h, mode, progress, partitions=partitions)
+    x = replay(h, mode, progress, partitions=partitions, labels=label_book(labels))
     fitted = _fit_models(x, h.label == 1, split, names, seed, lightgbm_params or {})
     thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
     chosen = metrics["selection"]["chosen"]
@@ -260,12 +266,14 @@ def replay(
     progress: Progress | None = None,
     *,
     partitions: int = 1,
+    labels: LabelBook | None = None,
 ) -> F32:
     """Features of every row of a time-sorted ``history``, through a fresh engine.
 
     ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
+    ``labels``: every label, loaded up front (features only see those known at each row's time).
     """
-    engine = engine_for(mode, partitions=partitions)
+    engine = engine_for(mode, partitions=partitions, labels=labels)
     n = len(history)
     parts = []
     for i in range(0, n, _REPLAY_CHUNK):
@@ -275,6 +283,27 @@ def replay(
             progress(hi, n)
     log.info("replayed %d rows in %s mode", n, mode)
     return np.concatenate(parts) if parts else np.empty((0, len(engine.feature_names)), np.float32)
+
+
+def label_book(labels: Sequence[LabelMessage]) -> LabelBook:
+    """A book of ``labels``; raises :class:`ModelError` if some cannot be placed (no account,
+    counterparty or transaction time)."""
+    book = LabelBook()
+    result = book.add(labels)
+    if result.unresolved:
+        first = result.unresolved[0]
+        raise ModelError(
+            f"{len(result.unresolved)} label(s) lack the transaction's account, counterparty or "
+            f"time (first: tx_id {first.tx_id!r}); give the labels file those columns or the "
+            "transactions file they refer to"
+        )
+    log.info(
+        "label book: %d label(s) applied, %d duplicate(s), %d contradicting",
+        result.applied,
+        result.duplicates,
+        result.contradicting,
+    )
+    return book
 
 
 def _check_args(history: TxBatch, mode: str, test_fraction: float) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from fraudstream.stream._kafka import (
     topic_partitions,
 )
 from fraudstream.stream._kafka_log import KAFKA_LOG, KafkaLog
+from fraudstream.stream._labels import LabelReader, LabelStats
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import Job, SinkWorker
@@ -39,6 +40,8 @@ __all__ = [
     "Job",
     "KAFKA_LOG",
     "KafkaLog",
+    "LabelReader",
+    "LabelStats",
     "LagReport",
     "LagWatchdog",
     "Message",

@@ -19,6 +19,7 @@ from fraudstream.features import StateEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import (
     Invalid,
+    LabelMessage,
     ScoredBatch,
     ShadowScores,
     TxBatch,
@@ -30,6 +31,7 @@ from fraudstream.schema import (
 )
 from fraudstream.sinks import AlertTopicSink, Store
 from fraudstream.stream._kafka import DEFAULT_FETCH_WAIT_MS
+from fraudstream.stream._labels import LabelReader
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
@@ -79,6 +81,10 @@ class _DlqWriter:
 
     def write(self, msg: Message, reason: str) -> None:
         source = f"{msg.topic()}/{msg.partition()}/{msg.offset()}"
+        self.write_value(msg.value(), msg.key(), reason, source)
+
+    def write_value(self, value: bytes | None, key: bytes | None, reason: str, source: str) -> None:
+        """A record (``value``, ``key``) read at ``source`` to the dead-letter topic."""
         log.warning("invalid record at %s sent to %s: %s", source, self.topic, reason)
         headers: list[tuple[str, str | bytes | None]] = [
             ("fraudstream.error", reason.encode()),
@@ -88,8 +94,8 @@ class _DlqWriter:
             try:
                 self.producer.produce(
                     self.topic,
-                    value=msg.value(),
-                    key=msg.key(),
+                    value=value,
+                    key=key,
                     headers=headers,
                     on_delivery=self._on_delivery,
                 )
@@ -232,6 +238,8 @@ class Detector:
         metrics: DetectorMetrics | None = None,
         reconnect: Reconnect | None = None,
         fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
+        labels: Callable[[Callable[[bytes, bytes | None, str, str], None]], LabelReader]
+        | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -266,6 +274,9 @@ class Detector:
         self._assigned: set[int] = set()
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
+        #: the label channel (every partition of the labels topic) into ``engine.labels``
+        self.labels = labels(self._dlq.write_value) if labels is not None else None
+        self._labels_read: list[LabelMessage] = []  # applied, recorded with the next batch
         self._sinks: SinkWorker | None = None
         self._committing: dict[tuple[str, int], int] = {}  # last offsets committed asynchronously
         self._frozen_at = 0.0
@@ -284,6 +295,8 @@ class Detector:
         if self.challenger is not None:
             self.challenger.warm_up()
         self._record_model(self.bundle)
+        if self.labels is not None:
+            self._labels_read = self.labels.catch_up()  # every label so far, before any batch
         self._sinks = SinkWorker(
             self._alerts,
             self.store,
@@ -382,6 +395,10 @@ class Detector:
         """Score one batch and hand its outputs to the sink worker (committed once durable)."""
         self._maybe_reload()
         clock = self.stats.clock
+        labels = self.labels
+        if labels is not None:
+            with clock("labels"):
+                self._labels_read += labels.poll()
         with clock("decode"):
             good = [m for m in msgs if m.error() is None]
             if len(good) < len(msgs):
@@ -399,6 +416,8 @@ class Detector:
             kept = polled.take(positions)
             with clock("to_batch"):
                 tx = self.record_format.to_batch(records, kept)
+            if labels is not None:
+                self._labels_read += labels.see(tx)  # labels that waited for these transactions
             scored = self._score(tx, kept)
             with clock("windows"):
                 self.stats.count(scored.decision, scored.tx.label)
@@ -409,7 +428,11 @@ class Detector:
             offsets=polled.next_offsets(),
             bundle=self.bundle,
             produced_ms=np.array(polled.timestamp_ms, dtype=np.int64),
+            labels=tuple(self._labels_read),
         )
+        self._labels_read = []
+        if labels is not None:
+            self.stats.labels = labels.stats
         assert self._sinks is not None, "process() runs inside run()"
         with clock("hand_over"):
             self._sinks.submit(job, keep_alive=self._commit_durable)
@@ -585,6 +608,8 @@ class Detector:
                 self._sinks.stop()
         finally:
             self.consumer.close()
+            if self.labels is not None:
+                self.labels.close()
 
     def _commit_durable_quietly(self) -> None:
         """Commit what is durable and wait for the broker (before a hand-over or leaving)."""

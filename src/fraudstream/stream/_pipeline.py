@@ -34,7 +34,7 @@ from confluent_kafka import Producer, TopicPartition
 
 from fraudstream.errors import KafkaError, SinkBackpressure, StoreDataError, StoreError
 from fraudstream.model import Bundle
-from fraudstream.schema import ScoredBatch, WindowStats
+from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
 from fraudstream.sinks import AlertTopicSink, RejectedRow, Store, rejected_row
 from fraudstream.stream._stats import StageClock
 
@@ -56,6 +56,8 @@ class Job:
     bundle: Bundle
     produced_ms: npt.NDArray[np.int64]  # Kafka timestamps of the batch's records (latency)
     durable_ms: float = field(default=0.0)
+    #: labels applied to the feature state with this batch (recorded in the store's ``labels``)
+    labels: tuple[LabelMessage, ...] = ()
 
 
 class DeadLetterSink:
@@ -298,6 +300,9 @@ class SinkWorker:
                 windows += job.windows
             if windows:
                 self.store.write_window_stats(windows)
+            labels = [lab for job in group for lab in job.labels]
+            if labels:
+                self.store.record_labels(labels)  # idempotent on label_id
         with self.clock("store_commit"):
             self.store.flush()
         self._models |= {job.bundle.version for job in group}

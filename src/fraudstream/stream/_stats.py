@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.schema import DECISIONS
+from fraudstream.stream._labels import LabelStats
 
 __all__ = ["DetectorStats", "StageClock"]
 
@@ -62,6 +63,8 @@ class DetectorStats:
     #: queue, and committing durable batches) and of the output thread (``stream._pipeline``)
     clock: StageClock = field(default_factory=StageClock)
     sink_clock: StageClock = field(default_factory=StageClock)
+    #: the label channel's counts (None: the detector reads no labels)
+    labels: LabelStats | None = None
     _samples: deque[tuple[float, int]] = field(default_factory=deque, repr=False)
 
     def count(self, decision: npt.NDArray[np.int8], label: npt.NDArray[np.int8]) -> None:

@@ -1,0 +1,369 @@
+"""Labels known so far, as state the feature engines query by entity and by time.
+
+A :class:`LabelBook` holds every label a process has read (a detector reads the whole
+``fraud-labels`` topic: a global table, see ``docs/labels.md``). Per transaction it keeps the
+verdicts and derives the transaction's *status intervals*: from each label's time on, the verdict
+in force (rules in ``schema._labels``: the latest ``labelled_at_ms`` wins from its own time on;
+at equal times the source of higher precedence, then fraud; the same verdict from the same source
+counts from its earliest time). A feature at event time *t* sees exactly the intervals with
+``start <= t < end``, so the book may hold labels from the future (a training replay loads them
+all up front) without leaking them: features depend on the labels' times, never on when they
+were read.
+
+Two read paths:
+
+- :class:`LabelCounts`: vectorised counts per batch for the PaySim engine: intervals whose start
+  lies in a window ``(t - w, t]`` and that are still in force at *t*, per entity and role;
+- :meth:`LabelBook.frauds_of` / :meth:`LabelBook.fraud_at`: per-row lookups for the card engine's
+  loop (fraud transactions of a terminal or customer sorted by transaction time).
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from fraudstream.features._state import keys_of
+from fraudstream.schema import SOURCE_PRECEDENCE, LabelMessage
+
+__all__ = ["END_OF_TIME", "AddResult", "LabelBook", "LabelCounts", "Role"]
+
+#: ``end`` of an interval still in force.
+END_OF_TIME: Final = 2**62
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+#: Which side of the labelled transaction an entity was on, and which verdict is counted.
+Role = Literal["sent_fraud", "received_fraud", "received_genuine"]
+_ROLES: Final[tuple[Role, ...]] = ("sent_fraud", "received_fraud", "received_genuine")
+_SPAN_BITS: Final = 41  # interval starts relative to the book's origin: 2^41 ms ≈ 70 years
+_MAX_RANK: Final = 2 ** (62 - _SPAN_BITS)
+
+
+@dataclass(slots=True)
+class _Tx:
+    """One labelled transaction: its parties, time, verdicts and the intervals they give."""
+
+    account: str
+    counterparty: str
+    tx_time_ms: int
+    label_ids: set[str] = field(default_factory=set)
+    #: (labelled_at_ms, precedence, label): the earliest per (label, source) only
+    verdicts: dict[tuple[int, str], tuple[int, int, int]] = field(default_factory=dict)
+    #: (start, end, label), sorted, contiguous from the first verdict on
+    intervals: list[tuple[int, int, int]] = field(default_factory=list)
+    partition_crc: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What :meth:`LabelBook.add` did with a batch of labels."""
+
+    applied: int = 0
+    duplicates: int = 0
+    #: labels that changed the verdict of a transaction labelled before (analyst vs chargeback)
+    contradicting: int = 0
+    #: labels that lack the transaction's account, counterparty or time (see ``stream._labels``)
+    unresolved: tuple[LabelMessage, ...] = ()
+
+
+def _intervals(verdicts: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Status intervals of one transaction from its verdicts (order-independent)."""
+    out: list[tuple[int, int, int]] = []
+    for at, _prec, label in sorted(verdicts):
+        if out and out[-1][0] == at:  # same time: the later in sort order wins
+            out.pop()
+            if out and out[-1][2] == label:  # merges back into the one before
+                start, _, _ = out.pop()
+                out.append((start, END_OF_TIME, label))
+                continue
+        if out:
+            if out[-1][2] == label:
+                continue
+            start, _, prev = out.pop()
+            out.append((start, at, prev))
+        out.append((at, END_OF_TIME, label))
+    return out
+
+
+class LabelBook:
+    """Every label read so far, by transaction id; see the module docstring.
+
+    >>> from fraudstream.schema import LabelMessage
+    >>> book = LabelBook()
+    >>> lab = LabelMessage("t1", 1, 5_000, account="A", counterparty="M", tx_time_ms=1_000)
+    >>> book.add([lab]).applied, book.fraud_at("t1", 4_999), book.fraud_at("t1", 5_000)
+    (1, False, True)
+    """
+
+    def __init__(self) -> None:
+        self._tx: dict[str, _Tx] = {}
+        #: per entity: fraud transactions' (tx_time_ms, tx_id), sorted (card engine)
+        self._frauds_by: dict[str, dict[str, list[tuple[int, str]]]] = {
+            "account": {},
+            "counterparty": {},
+        }
+        self.version = 0  # bumped by every change
+        self.latest_ms = 0  # the latest label time read
+        self._counts: LabelCounts | None = None
+        #: transactions whose intervals changed since the index was updated: their old intervals
+        self._changed: dict[str, list[tuple[int, int, int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tx)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._tx
+
+    def add(self, labels: Iterable[LabelMessage]) -> AddResult:
+        """Apply ``labels`` (any order, duplicates allowed); returns what happened to them."""
+        applied = duplicates = contradicting = 0
+        unresolved: list[LabelMessage] = []
+        for lab in labels:
+            tx = self._tx.get(lab.tx_id)
+            if tx is None:
+                if lab.account is None or lab.counterparty is None or lab.tx_time_ms is None:
+                    unresolved.append(lab)
+                    continue
+                tx = self._tx[lab.tx_id] = _Tx(lab.account, lab.counterparty, lab.tx_time_ms)
+            assert lab.label_id is not None  # computed while decoding
+            if lab.label_id in tx.label_ids:
+                duplicates += 1
+                continue
+            tx.label_ids.add(lab.label_id)
+            key = (lab.label, lab.source)
+            verdict = (lab.labelled_at_ms, SOURCE_PRECEDENCE[lab.source], lab.label)
+            known = tx.verdicts.get(key)
+            if known is not None and known <= verdict:
+                duplicates += 1  # the same verdict from the same source, known earlier
+                continue
+            if any(v[2] != lab.label for v in tx.verdicts.values()):
+                contradicting += 1
+            tx.verdicts[key] = verdict
+            self._update(lab.tx_id, tx)
+            applied += 1
+            self.latest_ms = max(self.latest_ms, lab.labelled_at_ms)
+        return AddResult(applied, duplicates, contradicting, tuple(unresolved))
+
+    def _update(self, tx_id: str, tx: _Tx) -> None:
+        old = tx.intervals
+        new = _intervals(tx.verdicts.values())
+        if new == old:
+            return
+        was_fraud = any(label == 1 for _, _, label in old)
+        tx.intervals = new
+        self.version += 1
+        self._changed.setdefault(tx_id, old)
+        if not was_fraud and any(label == 1 for _, _, label in new):
+            for role, entity in (("account", tx.account), ("counterparty", tx.counterparty)):
+                bisect.insort(self._frauds_by[role].setdefault(entity, []), (tx.tx_time_ms, tx_id))
+
+    # --- per-row lookups (card engine) ---------------------------------------------------------
+
+    def fraud_at(self, tx_id: str, t_ms: int) -> bool:
+        """Whether ``tx_id`` is labelled fraud by the labels known at ``t_ms``."""
+        tx = self._tx.get(tx_id)
+        if tx is None:
+            return False
+        for start, end, label in tx.intervals:
+            if start <= t_ms < end:
+                return label == 1
+        return False
+
+    def ever_fraud(self, tx_id: str) -> bool:
+        """Whether some label in the book says ``tx_id`` is a fraud (at any time)."""
+        tx = self._tx.get(tx_id)
+        return tx is not None and any(label == 1 for _, _, label in tx.intervals)
+
+    def frauds_of(
+        self, role: Literal["account", "counterparty"], entity: str
+    ) -> list[tuple[int, str]]:
+        """``(tx_time_ms, tx_id)`` of every transaction ever labelled fraud with ``entity`` in
+        ``role``, by transaction time (check :meth:`fraud_at` for the verdict at a time)."""
+        return self._frauds_by[role].get(entity, _EMPTY)
+
+    def partition_crc(self, tx_id: str) -> int:
+        """CRC-32 of the labelled transaction's account (its partition, as the producer's)."""
+        tx = self._tx[tx_id]
+        if tx.partition_crc < 0:
+            tx.partition_crc = zlib.crc32(tx.account.encode())
+        return tx.partition_crc
+
+    # --- vectorised counts (PaySim engine) -----------------------------------------------------
+
+    def counts(self) -> LabelCounts:
+        """The book's intervals indexed for :meth:`LabelCounts.count` (kept up to date)."""
+        if self._counts is None:
+            self._counts = LabelCounts(self._all_entries())
+            self._changed.clear()
+        elif self._changed:
+            self._counts.apply(self._entries_of_changes())
+            self._changed.clear()
+        return self._counts
+
+    def _all_entries(self) -> list[tuple[Role, str, int, int, int]]:
+        out: list[tuple[Role, str, int, int, int]] = []
+        for tx in self._tx.values():
+            out += _entries(tx, tx.intervals, 1)
+        return out
+
+    def _entries_of_changes(self) -> list[tuple[Role, str, int, int, int]]:
+        out: list[tuple[Role, str, int, int, int]] = []
+        for tx_id, old in self._changed.items():
+            tx = self._tx[tx_id]
+            out += _entries(tx, old, -1)
+            out += _entries(tx, tx.intervals, 1)
+        self._changed.clear()
+        return out
+
+    def evict(self, before_ms: int) -> int:
+        """Forget transactions whose time and every verdict are before ``before_ms``."""
+        gone = [
+            k
+            for k, tx in self._tx.items()
+            if tx.tx_time_ms < before_ms and all(v[0] < before_ms for v in tx.verdicts.values())
+        ]
+        if not gone:
+            return 0
+        for k in gone:
+            tx = self._tx.pop(k)
+            for role, entity in (("account", tx.account), ("counterparty", tx.counterparty)):
+                rows = self._frauds_by[role].get(entity)
+                if rows is not None:
+                    rows[:] = [r for r in rows if r[1] != k]
+                    if not rows:
+                        del self._frauds_by[role][entity]
+        self._counts = None  # rebuilt on next use
+        self._changed.clear()
+        self.version += 1
+        return len(gone)
+
+
+_EMPTY: Final[list[tuple[int, str]]] = []
+
+
+def _entries(
+    tx: _Tx, intervals: list[tuple[int, int, int]], weight: int
+) -> list[tuple[Role, str, int, int, int]]:
+    """``(role, entity, start, end, weight)`` index entries of one transaction's intervals."""
+    out: list[tuple[Role, str, int, int, int]] = []
+    for start, end, label in intervals:
+        if label == 1:
+            out.append(("sent_fraud", tx.account, start, end, weight))
+            out.append(("received_fraud", tx.counterparty, start, end, weight))
+        else:
+            out.append(("received_genuine", tx.counterparty, start, end, weight))
+    return out
+
+
+class _Segment:
+    """One immutable sorted index: entries of one role by (entity rank, start), weight sums."""
+
+    __slots__ = ("closed", "cum", "keys", "origin", "packed")
+
+    def __init__(self, keys: I64, starts: I64, ends: I64, weights: I64, origin: int) -> None:
+        ukeys, rank = np.unique(keys, return_inverse=True)
+        if len(ukeys) >= _MAX_RANK:
+            raise OverflowError(f"label index holds {len(ukeys)} entities; at most {_MAX_RANK}")
+        packed = (rank.astype(np.int64) << _SPAN_BITS) | (starts - origin)
+        order = np.argsort(packed, kind="stable")
+        self.keys = ukeys
+        self.origin = origin
+        self.packed = packed[order]
+        self.cum = np.concatenate(([0], np.cumsum(weights[order])))
+        finite = ends < END_OF_TIME
+        #: entries that ended (a later contradicting verdict): (key, start, end, weight)
+        self.closed = (keys[finite], starts[finite], ends[finite], weights[finite])
+
+    def count(self, keys: I64, t: I64, window_ms: int) -> I64:
+        """Sum of weights of entries of ``keys`` with start in ``(t - window_ms, t]``, in force
+        at ``t``."""
+        n = len(keys)
+        out = np.zeros(n, dtype=np.int64)
+        if not len(self.keys) or not n:
+            return out
+        pos = np.searchsorted(self.keys, keys)
+        pos_c = np.minimum(pos, len(self.keys) - 1)
+        found = self.keys[pos_c] == keys
+        if not found.any():
+            return out
+        base = pos_c.astype(np.int64) << _SPAN_BITS
+        hi_t = np.clip(t - self.origin, -1, (1 << _SPAN_BITS) - 1)
+        lo_t = np.clip(t - window_ms - self.origin, -1, (1 << _SPAN_BITS) - 1)
+        hi = np.searchsorted(self.packed, base + hi_t, side="right")
+        lo = np.searchsorted(self.packed, base + lo_t, side="right")
+        got = self.cum[hi] - self.cum[lo]
+        ck, cs, ce, cw = self.closed
+        if len(ck):  # entries no longer in force at t (rare): take them back out
+            hit = np.flatnonzero(found & np.isin(keys, ck))
+            for i in hit.tolist():
+                m = (ck == keys[i]) & (cs > t[i] - window_ms) & (cs <= t[i]) & (ce <= t[i])
+                got[i] -= int(cw[m].sum())
+        out[found] = got[found]
+        return out
+
+
+class LabelCounts:
+    """Weighted interval counts per role, as a large base index plus a small delta.
+
+    A change to a transaction's verdicts adds its old intervals with weight -1 and its new ones
+    with +1 to the delta; the delta is merged into the base once it is a quarter of its size.
+    """
+
+    def __init__(self, entries: list[tuple[Role, str, int, int, int]]) -> None:
+        self._base = _build(entries)
+        self._base_entries = [e for e in entries]
+        self._delta_entries: list[tuple[Role, str, int, int, int]] = []
+        self._delta: dict[Role, _Segment] = {}
+
+    def apply(self, entries: list[tuple[Role, str, int, int, int]]) -> None:
+        """Add weighted entries (a change of some transactions' intervals)."""
+        self._delta_entries += entries
+        if len(self._delta_entries) > max(1024, len(self._base_entries) // 4):
+            self._base_entries = _net(self._base_entries + self._delta_entries)
+            self._base = _build(self._base_entries)
+            self._delta_entries = []
+            self._delta = {}
+        else:
+            self._delta = _build(self._delta_entries)
+
+    def count(self, role: Role, keys: I64, t: I64, window_ms: int) -> I64:
+        """Per row: intervals of ``role`` whose entity key is ``keys[i]``, started in
+        ``(t[i] - window_ms, t[i]]`` and in force at ``t[i]``."""
+        out = np.zeros(len(keys), dtype=np.int64)
+        for segments in (self._base, self._delta):
+            seg = segments.get(role)
+            if seg is not None:
+                out += seg.count(keys, t, window_ms)
+        return out
+
+
+def _net(entries: list[tuple[Role, str, int, int, int]]) -> list[tuple[Role, str, int, int, int]]:
+    """Entries with the weights of equal entries summed, zeros dropped."""
+    total: dict[tuple[Role, str, int, int], int] = {}
+    for role, entity, start, end, w in entries:
+        k = (role, entity, start, end)
+        total[k] = total.get(k, 0) + w
+    return [(*k, w) for k, w in total.items() if w]
+
+
+def _build(entries: Sequence[tuple[Role, str, int, int, int]]) -> dict[Role, _Segment]:
+    out: dict[Role, _Segment] = {}
+    for role in _ROLES:
+        rows = [e for e in entries if e[0] == role]
+        if not rows:
+            continue
+        starts = np.fromiter((e[2] for e in rows), np.int64, len(rows))
+        out[role] = _Segment(
+            keys_of([e[1] for e in rows]),
+            starts,
+            np.fromiter((e[3] for e in rows), np.int64, len(rows)),
+            np.fromiter((e[4] for e in rows), np.int64, len(rows)),
+            int(starts.min()) - 1,
+        )
+    return out

@@ -1,0 +1,256 @@
+"""The detector's label channel: every partition of ``fraud-labels`` into the feature engines.
+
+Labels are few (a fraction of a percent of transactions) and a merchant's or a mule's confirmed
+frauds matter to every partition whose customers pay it, so each detector reads the *whole*
+topic, like a Kafka Streams global table: no consumer group, no committed offsets, the topic read
+from its beginning at start (:meth:`LabelReader.catch_up`) and followed between batches
+(:meth:`LabelReader.poll`). Which labels a feature sees is decided by the labels' times
+(``LabelBook``), not by when they were read, so two detectors (or a training replay) agree.
+
+Rules (``schema._labels``): malformed → dead-letter topic with the reason; duplicates and
+contradictions → ``LabelBook``; a label that does not name the transaction's account,
+counterparty and time is completed from the store (:attr:`LabelReader.lookup`) or from the
+transactions the detector reads; until then it waits, at most ``PENDING_LABEL_TTL_MS`` of event
+time, then goes to the dead-letter topic ("transaction never seen").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec.structs
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+
+from fraudstream.errors import KafkaError
+from fraudstream.features import LabelBook
+from fraudstream.schema import (
+    PENDING_LABEL_TTL_MS,
+    LabelMessage,
+    TxBatch,
+    decode_labels,
+    encode_label,
+)
+from fraudstream.stream._kafka_log import KAFKA_LOG
+
+__all__ = ["LabelReader", "LabelStats", "Lookup"]
+
+log = logging.getLogger(__name__)
+
+#: tx ids → (account, counterparty, event time ms) of the stored ones
+#: (``Store.lookup_transactions``).
+Lookup = Callable[[Sequence[str]], Mapping[str, tuple[str, str, int]]]
+#: Dead-letter writer: (value, key, reason, source).
+DeadLetter = Callable[[bytes, bytes | None, str, str], None]
+#: Pending labels are looked up in the store again at most this often.
+RETRY_LOOKUP_S: Final = 5.0
+#: The book forgets labels this long before the latest transaction time (the longest label
+#: window is the card engine's 7-day delay + 90 days).
+KEEP_MS: Final = 120 * 86_400_000
+
+
+@dataclass(slots=True)
+class LabelStats:
+    """What the label channel did since start."""
+
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    contradicting: int = 0
+    invalid: int = 0
+    pending: int = 0
+    never_seen: int = 0
+
+
+class LabelReader:
+    """Reads ``topic`` (all partitions, from the beginning) into ``book``; see the module."""
+
+    def __init__(
+        self,
+        client: Mapping[str, Any],
+        topic: str,
+        book: LabelBook,
+        *,
+        dead_letter: DeadLetter,
+        lookup: Lookup | None = None,
+        batch_max: int = 10_000,
+    ) -> None:
+        self.topic = topic
+        self.book = book
+        self.dead_letter = dead_letter
+        self.lookup = lookup
+        self.batch_max = batch_max
+        self.stats = LabelStats()
+        self._pending: dict[str, list[LabelMessage]] = {}
+        self._looked_up_at = 0.0
+        self._latest_tx_ms = 0
+        self._consumer = Consumer(
+            {
+                "logger": KAFKA_LOG,
+                **client,
+                "group.id": f"fraudstream-labels-{uuid.uuid4().hex[:12]}",  # never committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "fetch.wait.max.ms": 100,
+            }
+        )
+        meta = self._consumer.list_topics(topic, timeout=30)
+        parts = meta.topics.get(topic)
+        if parts is None or parts.error is not None or not parts.partitions:
+            raise KafkaError(f"label topic {topic} not found: {parts.error if parts else 'absent'}")
+        self._partitions = sorted(parts.partitions)
+        self._consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in self._partitions]
+        )
+
+    def catch_up(self, timeout_s: float = 60.0) -> list[LabelMessage]:
+        """Read up to the end offsets of now; returns the labels applied. Raises
+        :class:`KafkaError` when that takes longer than ``timeout_s``."""
+        ends = {}
+        for p in self._partitions:
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=10, cached=False
+            )
+            ends[p] = high
+        started = time.monotonic()
+        applied: list[LabelMessage] = []
+        todo = {p: end for p, end in ends.items() if end > 0}
+        while todo:
+            applied += self._apply(self._consumer.consume(self.batch_max, timeout=0.2))
+            for p in list(todo):
+                position = self._consumer.position([TopicPartition(self.topic, p)])[0].offset
+                if position >= todo[p]:
+                    del todo[p]
+            if todo and time.monotonic() - started > timeout_s:
+                raise KafkaError(
+                    f"reading the label topic {self.topic} to its end took over {timeout_s:.0f} s"
+                )
+        log.info(
+            "label channel %s: %d label(s) read at start, %d applied, %d pending",
+            self.topic,
+            self.stats.read,
+            self.stats.applied,
+            self.stats.pending,
+        )
+        return applied
+
+    def poll(self) -> list[LabelMessage]:
+        """Apply the label records fetched since the last call (never waits); returns the
+        labels applied (to be recorded in the store)."""
+        applied: list[LabelMessage] = []
+        for _ in range(8):  # a burst of labels is taken over a few batches, never all at once
+            msgs = self._consumer.consume(self.batch_max, timeout=0)
+            if not msgs:
+                break
+            applied += self._apply(msgs)
+        if self._pending and time.monotonic() - self._looked_up_at > RETRY_LOOKUP_S:
+            applied += self._retry_pending()
+        return applied
+
+    def see(self, tx: TxBatch) -> list[LabelMessage]:
+        """Complete pending labels from transactions about to be scored; returns those applied."""
+        if len(tx):
+            self._latest_tx_ms = max(self._latest_tx_ms, int(tx.event_time_ms.max()))
+        if not self._pending:
+            return []
+        found = self._pending.keys() & set(tx.tx_id)
+        if not found:
+            return []
+        where = {tx.tx_id[i]: i for i in range(len(tx)) if tx.tx_id[i] in found}
+        facts = {
+            k: (tx.account[i], tx.counterparty[i], int(tx.event_time_ms[i]))
+            for k, i in where.items()
+        }
+        return self._complete(facts)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _apply(self, msgs: list[Message]) -> list[LabelMessage]:
+        good = [m for m in msgs if m.error() is None]
+        for m in msgs:
+            err = m.error()
+            if err is not None and err.fatal():
+                raise KafkaError(f"fatal consumer error on {self.topic}: {err}")
+        if not good:
+            return []
+        self.stats.read += len(good)
+        labels, _positions, invalid = decode_labels(
+            [m.value() for m in good], [m.timestamp()[1] for m in good]
+        )
+        for bad in invalid:
+            m = good[bad.index]
+            self.stats.invalid += 1
+            self.dead_letter(
+                m.value() or b"", m.key(), bad.reason, f"{m.topic()}/{m.partition()}/{m.offset()}"
+            )
+        return self._add(labels)
+
+    def _add(self, labels: Sequence[LabelMessage]) -> list[LabelMessage]:
+        result = self.book.add(labels)
+        self.stats.applied += result.applied
+        self.stats.duplicates += result.duplicates
+        self.stats.contradicting += result.contradicting
+        unresolved = set(id(u) for u in result.unresolved)
+        applied = [lab for lab in labels if id(lab) not in unresolved]
+        if result.unresolved:
+            applied += self._resolve(result.unresolved)
+        return applied
+
+    def _resolve(self, labels: Sequence[LabelMessage]) -> list[LabelMessage]:
+        """Complete ``labels`` from the store; the rest wait for their transaction."""
+        facts = self._look_up([lab.tx_id for lab in labels])
+        done = [_completed(lab, facts[lab.tx_id]) for lab in labels if lab.tx_id in facts]
+        for lab in labels:
+            if lab.tx_id not in facts:
+                self._pending.setdefault(lab.tx_id, []).append(lab)
+        self.stats.pending = sum(map(len, self._pending.values()))
+        return self._add(done) if done else []
+
+    def _look_up(self, tx_ids: list[str]) -> Mapping[str, tuple[str, str, int]]:
+        self._looked_up_at = time.monotonic()
+        if self.lookup is None or not tx_ids:
+            return {}
+        return self.lookup(tx_ids)
+
+    def _complete(self, facts: Mapping[str, tuple[str, str, int]]) -> list[LabelMessage]:
+        done = [_completed(lab, facts[k]) for k in facts for lab in self._pending.pop(k, [])]
+        self.stats.pending = sum(map(len, self._pending.values()))
+        return self._add(done)
+
+    def _retry_pending(self) -> list[LabelMessage]:
+        applied = self._complete(self._look_up(list(self._pending)))
+        horizon = self._latest_tx_ms - PENDING_LABEL_TTL_MS
+        stale = [
+            k for k, labs in self._pending.items() if max(x.labelled_at_ms for x in labs) < horizon
+        ]
+        for k in stale:
+            for lab in self._pending.pop(k):
+                self.stats.never_seen += 1
+                self.dead_letter(
+                    encode_label(lab),
+                    (lab.account or lab.tx_id).encode(),
+                    f"label for a transaction never seen within 7 days of event time: {lab.tx_id}",
+                    self.topic,
+                )
+        self.stats.pending = sum(map(len, self._pending.values()))
+        if self._latest_tx_ms:
+            self.book.evict(self._latest_tx_ms - KEEP_MS)
+        return applied
+
+
+def _completed(lab: LabelMessage, facts: tuple[str, str, int]) -> LabelMessage:
+    """``lab`` with the transaction's account, counterparty and time (its own kept if given)."""
+    account, counterparty, tx_time_ms = facts
+    return msgspec.structs.replace(
+        lab,
+        account=lab.account or account,
+        counterparty=lab.counterparty or counterparty,
+        tx_time_ms=lab.tx_time_ms if lab.tx_time_ms is not None else tx_time_ms,
+    )
