@@ -222,7 +222,7 @@ def test_live_simulate_produces_labels_by_default_after_their_transactions(
         chargeback_delay=Delay(30_000, 2.0, 2_000, 120_000),
         dispute_delay=Delay(30_000, 2.0, 2_000, 120_000),
     )
-    monkeypatch.setattr(_simulate, "LiveLabels", lambda seed: LiveLabels(mix=fast, seed=seed))
+    monkeypatch.setattr(_simulate, "LiveLabels", lambda **kw: LiveLabels(mix=fast, **kw))
     monkeypatch.setenv("FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS", bootstrap)
     tx_topic, label_topic = f"sim-tx-{unique}", f"sim-lab-{unique}"
     monkeypatch.setenv("FRAUDSTREAM_TOPICS__LABELS", label_topic)

@@ -4,6 +4,7 @@ close to the mix's, never before their transaction; the live release order."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -259,7 +260,7 @@ def use_fake_kafka(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
         monkeypatch.setattr(module, "kafka_client", lambda _settings: {})
         monkeypatch.setattr(module, "ensure_topics", lambda *_a, **_k: None)
         monkeypatch.setattr(module, "make_producer", lambda *_a, **_k: producer)
-    monkeypatch.setattr(_simulate, "LiveLabels", lambda seed: LiveLabels(mix=FAST, seed=seed))
+    monkeypatch.setattr(_simulate, "LiveLabels", lambda **kw: LiveLabels(mix=FAST, **kw))
     monkeypatch.setenv("FRAUDSTREAM_TOPICS__LABELS", "fraud-labels")
     return producer
 
@@ -280,6 +281,9 @@ def test_simulate_produces_labels_by_default_in_order(fake_kafka: FakeProducer, 
     assert result.exit_code == 0, result.output
     produced = check_label_order(fake_kafka.sent, "fraud-labels")
     assert produced > 20 and f"produced {produced:,} labels to fraud-labels" in result.output
+    first = json.loads(fake_kafka.sent[0][2])
+    if fmt == "paysim":  # the stream's start in the id: another run does not reuse stored ids
+        assert re.fullmatch(r"sim-\d+-\d{13}-0", first["txId"])
     fake_kafka.sent.clear()
     result = CliRunner().invoke(app, [*args, "--topic", "tx", "--no-labels"])
     assert result.exit_code == 0 and {t for t, *_ in fake_kafka.sent} == {"tx"}

@@ -232,7 +232,9 @@ def _to_kafka(
     sim = settings.simulate
     client = kafka_client(settings)
     target = settings.topics.transactions
-    live = LiveLabels(seed=sim.seed) if with_labels else None
+    # ids sim-{seed}-{start}-{n}: a rerun with another start does not reuse a stored id
+    prefix = f"sim-{sim.seed}-{start_ms}" if fmt == "paysim" else None
+    live = LiveLabels(seed=sim.seed, id_prefix=prefix) if with_labels else None
     topics = [target] + ([settings.topics.labels] if live else [])
     ensure_topics(client, topics, partitions=settings.kafka.partitions)
     limiter = RateLimiter(sim.rate)

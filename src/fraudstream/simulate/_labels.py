@@ -295,17 +295,25 @@ class LiveLabels:
     label time.
 
     :meth:`hold_paysim` / :meth:`hold_card` take each batch of records before it is produced:
-    they give PaySim records without one the id ``sim-{seed}-{position}`` (the id of the same
-    position in a ``--out`` file) and hold the batch's labels. Before producing each record, the
+    they give PaySim records without one the id ``{id_prefix}-{position}`` (by default
+    ``sim-{seed}-{position}``, the id of the same position in a ``--out`` file; the live CLI adds
+    the stream's start time, so two runs that differ do not share ids) and hold the batch's
+    labels. Before producing each record, the
     stream asks :meth:`due` with its event time and produces the labels returned first. A label's
     time is after its transaction's and records come in event-time order, so a label never
     precedes its own transaction. Cheap on the hot path: one vectorised draw per batch, one
     comparison per record; labels are a fraction of a percent of the records.
     """
 
-    def __init__(self, mix: LabelMix = LabelMix(), seed: int = 7) -> None:  # noqa: B008
+    def __init__(
+        self,
+        mix: LabelMix = LabelMix(),  # noqa: B008  (frozen)
+        seed: int = 7,
+        id_prefix: str | None = None,
+    ) -> None:
         self.mix = mix
         self.seed = seed
+        self.id_prefix = f"sim-{seed}" if id_prefix is None else id_prefix
         self.pending = PendingLabels()
         self.seen = 0
 
@@ -316,7 +324,7 @@ class LiveLabels:
         first = self.seen
         for i, rec in enumerate(records):
             if rec.txId is None:
-                rec.txId = f"sim-{self.seed}-{first + i}"
+                rec.txId = f"{self.id_prefix}-{first + i}"
         self._hold(
             [r.txId or "" for r in records],
             [r.nameOrig for r in records],
