@@ -22,6 +22,7 @@ def detector_env(
         "FRAUDSTREAM_TOPICS__TRANSACTIONS": f"tx-{unique}",
         "FRAUDSTREAM_TOPICS__ALERTS": f"alerts-{unique}",
         "FRAUDSTREAM_TOPICS__DLQ": f"dlq-{unique}",
+        "FRAUDSTREAM_TOPICS__LABELS": f"labels-{unique}",
         "FRAUDSTREAM_STORE__URL": f"sqlite:///{db}",
         "FRAUDSTREAM_MODELS_DIR": str(models_dir),
         "FRAUDSTREAM_DATA_DIR": str(data_dir),

@@ -277,6 +277,7 @@ class Detector:
         #: the label channel (every partition of the labels topic) into ``engine.labels``
         self.labels = labels(self._dlq.write_value) if labels is not None else None
         self._labels_read: list[LabelMessage] = []  # applied, recorded with the next batch
+        self._labels_polled_at = 0.0
         self._sinks: SinkWorker | None = None
         self._committing: dict[tuple[str, int], int] = {}  # last offsets committed asynchronously
         self._frozen_at = 0.0
@@ -321,9 +322,30 @@ class Detector:
                     last_data = now
                 elif idle_exit_s is not None and now - last_data > idle_exit_s:
                     break
+                else:
+                    self._idle_labels(now)
         finally:
             self.close()
         return self.stats
+
+    def _idle_labels(self, now: float) -> None:
+        """With no transactions, still apply (and record) labels once a second."""
+        if self.labels is None or now - self._labels_polled_at < 1.0:
+            return
+        self._labels_polled_at = now
+        self._labels_read += self.labels.poll()
+        self.stats.labels = self.labels.stats
+        if self._labels_read and self._sinks is not None:
+            job = Job(
+                scored=None,
+                windows=[],
+                offsets=[],
+                bundle=self.bundle,
+                produced_ms=np.empty(0, dtype=np.int64),
+                labels=tuple(self._labels_read),
+            )
+            self._labels_read = []
+            self._sinks.submit(job, keep_alive=self._commit_durable)
 
     def _subscribe(self) -> None:
         self.consumer.subscribe(

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec.structs
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
 from fraudstream.errors import KafkaError
 from fraudstream.features import LabelBook
@@ -35,6 +36,7 @@ from fraudstream.schema import (
     decode_labels,
     encode_label,
 )
+from fraudstream.stream._kafka import make_admin
 from fraudstream.stream._kafka_log import KAFKA_LOG
 
 __all__ = ["LabelReader", "LabelStats", "Lookup"]
@@ -64,6 +66,10 @@ class LabelStats:
     invalid: int = 0
     pending: int = 0
     never_seen: int = 0
+    #: batches scored before the label topic was read to its end (sync timed out)
+    late: int = 0
+    #: seconds spent reading the label topic to its end before batches
+    sync_s: float = 0.0
 
 
 class LabelReader:
@@ -78,8 +84,10 @@ class LabelReader:
         dead_letter: DeadLetter,
         lookup: Lookup | None = None,
         batch_max: int = 10_000,
+        sync_timeout_s: float = 5.0,
     ) -> None:
         self.topic = topic
+        self.sync_timeout_s = sync_timeout_s
         self.book = book
         self.dead_letter = dead_letter
         self.lookup = lookup
@@ -88,6 +96,9 @@ class LabelReader:
         self._pending: dict[str, list[LabelMessage]] = {}
         self._looked_up_at = 0.0
         self._latest_tx_ms = 0
+        self._positions: dict[int, int] = {}  # next offset to read, per partition
+        self._ready: list[LabelMessage] = []
+        self._admin = make_admin(client)  # its own connection: never behind a held fetch
         self._consumer = Consumer(
             {
                 "logger": KAFKA_LOG,
@@ -95,7 +106,9 @@ class LabelReader:
                 "group.id": f"fraudstream-labels-{uuid.uuid4().hex[:12]}",  # never committed
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "fetch.wait.max.ms": 100,
+                # the broker holds a fetch up to this long before a new label is seen; the
+                # embedded one holds every fetch this long (see stream._kafka)
+                "fetch.wait.max.ms": 10,
             }
         )
         meta = self._consumer.list_topics(topic, timeout=30)
@@ -110,25 +123,11 @@ class LabelReader:
     def catch_up(self, timeout_s: float = 60.0) -> list[LabelMessage]:
         """Read up to the end offsets of now; returns the labels applied. Raises
         :class:`KafkaError` when that takes longer than ``timeout_s``."""
-        ends = {}
-        for p in self._partitions:
-            _low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=10, cached=False
+        applied = self._read_to(self._ends(), timeout_s)
+        if applied is None:
+            raise KafkaError(
+                f"reading the label topic {self.topic} to its end took over {timeout_s:.0f} s"
             )
-            ends[p] = high
-        started = time.monotonic()
-        applied: list[LabelMessage] = []
-        todo = {p: end for p, end in ends.items() if end > 0}
-        while todo:
-            applied += self._apply(self._consumer.consume(self.batch_max, timeout=0.2))
-            for p in list(todo):
-                position = self._consumer.position([TopicPartition(self.topic, p)])[0].offset
-                if position >= todo[p]:
-                    del todo[p]
-            if todo and time.monotonic() - started > timeout_s:
-                raise KafkaError(
-                    f"reading the label topic {self.topic} to its end took over {timeout_s:.0f} s"
-                )
         log.info(
             "label channel %s: %d label(s) read at start, %d applied, %d pending",
             self.topic,
@@ -139,17 +138,59 @@ class LabelReader:
         return applied
 
     def poll(self) -> list[LabelMessage]:
-        """Apply the label records fetched since the last call (never waits); returns the
-        labels applied (to be recorded in the store)."""
-        applied: list[LabelMessage] = []
-        for _ in range(8):  # a burst of labels is taken over a few batches, never all at once
-            msgs = self._consumer.consume(self.batch_max, timeout=0)
-            if not msgs:
-                break
-            applied += self._apply(msgs)
+        """Apply every label appended to the topic before this call (the transactions about to
+        be scored were fetched earlier); returns the labels applied (recorded in the store).
+
+        The end offsets are asked of the broker on a connection of their own (a fetch held by
+        the broker would delay the answer); reading up to them waits at most
+        ``sync_timeout_s``, after which the batch goes on with what was read (counted in
+        :attr:`LabelStats.late`, logged).
+        """
+        started = time.monotonic()
+        applied = self._read_to(self._ends(), self.sync_timeout_s)
+        if applied is None:
+            self.stats.late += 1
+            log.warning(
+                "label channel %s: not read to its end within %.1f s; this batch is scored "
+                "with the labels read so far",
+                self.topic,
+                self.sync_timeout_s,
+            )
+            applied = self._take_ready()
+        self.stats.sync_s += time.monotonic() - started
         if self._pending and time.monotonic() - self._looked_up_at > RETRY_LOOKUP_S:
             applied += self._retry_pending()
         return applied
+
+    def _ends(self) -> dict[int, int]:
+        """The end offset of every partition, now."""
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        specs = {TopicPartition(self.topic, p): latest for p in self._partitions}
+        futures = self._admin.list_offsets(specs, request_timeout=10)
+        try:
+            return {tp.partition: f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            raise KafkaError(f"end offsets of the label topic {self.topic}: {exc}") from exc
+
+    def _read_to(self, ends: Mapping[int, int], timeout_s: float) -> list[LabelMessage] | None:
+        """Apply records until every partition's position reaches ``ends`` (``None``: timed
+        out; what was read is applied all the same and returned by :meth:`_take_ready`)."""
+        deadline = time.monotonic() + timeout_s
+        applied: list[LabelMessage] = []
+        todo = {p: end for p, end in ends.items() if end > self._positions.get(p, 0)}
+        while todo:
+            applied += self._apply(self._consumer.consume(self.batch_max, timeout=0.005))
+            for p in list(todo):
+                if self._positions.get(p, 0) >= todo[p]:
+                    del todo[p]
+            if todo and time.monotonic() > deadline:
+                self._ready = applied
+                return None
+        return applied
+
+    def _take_ready(self) -> list[LabelMessage]:
+        ready, self._ready = self._ready, []
+        return ready
 
     def see(self, tx: TxBatch) -> list[LabelMessage]:
         """Complete pending labels from transactions about to be scored; returns those applied."""
@@ -174,6 +215,9 @@ class LabelReader:
 
     def _apply(self, msgs: list[Message]) -> list[LabelMessage]:
         good = [m for m in msgs if m.error() is None]
+        for m in good:
+            p = m.partition() or 0
+            self._positions[p] = max(self._positions.get(p, 0), (m.offset() or 0) + 1)
         for m in msgs:
             err = m.error()
             if err is not None and err.fatal():
