@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.progress import Progress
 from rich.table import Table
@@ -16,8 +17,11 @@ from fraudstream.model import MIN_TEST_FRAUDS, Bundle, Costs, promote, train_bun
 from fraudstream.model._data import read_history
 from fraudstream.model._registry import bundle_dirs
 from fraudstream.model._report import write_report
-from fraudstream.schema import TxBatch
+from fraudstream.schema import LabelMessage, TxBatch, read_labels
+from fraudstream.schema._label_files import complete_labels
 from fraudstream.simulate import PaySimSimulator
+from fraudstream.simulate._labels import batch_labels
+from fraudstream.simulate._write import labels_path
 
 __all__ = ["ensure_model", "train_from_simulation"]
 
@@ -48,8 +52,16 @@ def train_from_simulation(
     if gap_ms is None:
         span_ms = int(history.event_time_ms.max() - history.event_time_ms.min()) if rows else 0
         gap_ms = min(_SIM_GAP_MS, span_ms // 10)
+    # the labels the live simulator would send for this history (same mix and seed rule)
+    labels = batch_labels(history, seed=seed)
     bundle = _train(
-        history, settings, mode=mode, seed=seed, gap_ms=gap_ms, allow_few_frauds=allow_few_frauds
+        history,
+        settings,
+        mode=mode,
+        seed=seed,
+        gap_ms=gap_ms,
+        allow_few_frauds=allow_few_frauds,
+        labels=labels,
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
@@ -64,6 +76,7 @@ def _train(
     seed: int,
     gap_ms: int,
     allow_few_frauds: bool = False,
+    labels: list[LabelMessage] | None = None,
 ) -> Bundle:
     """:func:`train_bundle` with a progress bar over the feature replay."""
     with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
@@ -77,6 +90,7 @@ def _train(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             partitions=settings.kafka.partitions,
             refuse_few_frauds=not allow_few_frauds,
+            labels=labels or (),
         )
 
 
@@ -226,6 +240,15 @@ def train(
     mlflow_uri: str = typer.Option(
         "", "--mlflow-uri", help="Log params, metrics and the bundle to this MLflow tracking URI."
     ),
+    labels: Path | None = typer.Option(
+        None,
+        help="Labels of DATA (CSV or Parquet, as `labels import` reads): the label features "
+        "replay them by their times [default: DATA.labels.parquet / .csv beside DATA; "
+        "without one, DATA's fraud column, each fraud known --label-delay-days later].",
+    ),
+    label_delay_days: float = typer.Option(
+        7.0, help="Without a labels file: days after a fraud until it is known (handbook: 7)."
+    ),
 ) -> None:
     """Train LightGBM and a logistic baseline; the better on validation scores. A new bundle
     is a candidate until `fraudstream model promote VERSION` (or --promote)."""
@@ -246,7 +269,15 @@ def train(
         )
     else:
         bundle = _train_from_file(
-            settings, data, data_format, mode, seed, gap_ms, allow_few_frauds=allow_few_frauds
+            settings,
+            data,
+            data_format,
+            mode,
+            seed,
+            gap_ms,
+            allow_few_frauds=allow_few_frauds,
+            labels=labels,
+            label_delay_ms=int(label_delay_days * 86_400_000),
         )
     console.print(f"trained in {time.monotonic() - started:.1f} s")
     if promote_it:
@@ -273,6 +304,8 @@ def _train_from_file(
     gap_ms: int | None,
     *,
     allow_few_frauds: bool = False,
+    labels: Path | None = None,
+    label_delay_ms: int = 7 * 86_400_000,
 ) -> Bundle:
     if not data.is_file():
         raise fail(f"no such file: {data}")
@@ -286,8 +319,53 @@ def _train_from_file(
     console.print(f"{len(history):,} transactions read from {data}")
     gap = default_gap if gap_ms is None else gap_ms
     bundle = _train(
-        history, settings, mode=mode, seed=seed, gap_ms=gap, allow_few_frauds=allow_few_frauds
+        history,
+        settings,
+        mode=mode,
+        seed=seed,
+        gap_ms=gap,
+        allow_few_frauds=allow_few_frauds,
+        labels=_file_labels(history, data, labels, label_delay_ms, settings),
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
     return bundle
+
+
+def _file_labels(
+    history: TxBatch, data: Path, given: Path | None, delay_ms: int, settings: Settings
+) -> list[LabelMessage]:
+    """The labels of a history file: ``given``, else the file beside it, else its fraud column
+    known ``delay_ms`` after each transaction. Labels lacking their transaction's account,
+    counterparty or time are completed from the history."""
+    where = given if given is not None else labels_path(data)
+    if not where.is_file():
+        if given is not None:
+            raise fail(f"labels file {given} not found")
+        frauds = np.flatnonzero(history.label == 1).tolist()
+        console.print(
+            f"no labels file beside {data.name}: its {len(frauds):,} frauds are taken as labels "
+            f"known {delay_ms / 86_400_000:g} days after each transaction (--labels FILE to "
+            "give the real ones)",
+            highlight=False,
+        )
+        return [
+            LabelMessage(
+                history.tx_id[i],
+                1,
+                int(history.event_time_ms[i]) + delay_ms,
+                account=history.account[i],
+                counterparty=history.counterparty[i],
+                tx_time_ms=int(history.event_time_ms[i]),
+                source="simulator",
+            )
+            for i in frauds
+        ]
+    read = read_labels(where, columns=dict(settings.labels.columns) or None)
+    facts = {
+        tx: (history.account[i], history.counterparty[i], int(history.event_time_ms[i]))
+        for i, tx in enumerate(history.tx_id)
+    }
+    done, _ = complete_labels(read.labels, facts)
+    console.print(f"{len(done):,} labels read from {where}", highlight=False)
+    return done

@@ -49,8 +49,11 @@ def _paysim(
     df: pl.DataFrame, event_time_ms: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]
 ) -> TxBatch:
     flagged = df["isFlaggedFraud"].fill_null(0) if "isFlaggedFraud" in df.columns else None
+    ids = [f"row-{r - 1}" for r in rows.tolist()]
+    if "txId" in df.columns:  # labels name transactions by it
+        ids = [t if t is not None else i for t, i in zip(df["txId"].to_list(), ids, strict=True)]
     return TxBatch(
-        tx_id=[f"row-{r - 1}" for r in rows.tolist()],
+        tx_id=ids,
         event_time_ms=event_time_ms,
         account=df["nameOrig"].to_list(),
         counterparty=df["nameDest"].to_list(),
