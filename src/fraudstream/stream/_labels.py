@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import msgspec.structs
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
@@ -36,6 +35,7 @@ from fraudstream.schema import (
     decode_labels,
     encode_label,
 )
+from fraudstream.schema._label_files import complete_labels
 from fraudstream.stream._kafka import make_admin
 from fraudstream.stream._kafka_log import KAFKA_LOG
 
@@ -250,7 +250,7 @@ class LabelReader:
     def _resolve(self, labels: Sequence[LabelMessage]) -> list[LabelMessage]:
         """Complete ``labels`` from the store; the rest wait for their transaction."""
         facts = self._look_up([lab.tx_id for lab in labels])
-        done = [_completed(lab, facts[lab.tx_id]) for lab in labels if lab.tx_id in facts]
+        done, _ = complete_labels([lab for lab in labels if lab.tx_id in facts], facts)
         for lab in labels:
             if lab.tx_id not in facts:
                 self._pending.setdefault(lab.tx_id, []).append(lab)
@@ -264,7 +264,7 @@ class LabelReader:
         return self.lookup(tx_ids)
 
     def _complete(self, facts: Mapping[str, tuple[str, str, int]]) -> list[LabelMessage]:
-        done = [_completed(lab, facts[k]) for k in facts for lab in self._pending.pop(k, [])]
+        done, _ = complete_labels([lab for k in facts for lab in self._pending.pop(k, [])], facts)
         self.stats.pending = sum(map(len, self._pending.values()))
         return self._add(done)
 
@@ -287,14 +287,3 @@ class LabelReader:
         if self._latest_tx_ms:
             self.book.evict(self._latest_tx_ms - KEEP_MS)
         return applied
-
-
-def _completed(lab: LabelMessage, facts: tuple[str, str, int]) -> LabelMessage:
-    """``lab`` with the transaction's account, counterparty and time (its own kept if given)."""
-    account, counterparty, tx_time_ms = facts
-    return msgspec.structs.replace(
-        lab,
-        account=lab.account or account,
-        counterparty=lab.counterparty or counterparty,
-        tx_time_ms=lab.tx_time_ms if lab.tx_time_ms is not None else tx_time_ms,
-    )
