@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fraudstream.errors import SinkBackpressure
 from fraudstream.features import FeatureEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import ScoredBatch, paysim_to_batch
@@ -91,4 +92,56 @@ def test_jobs_waiting_behind_a_busy_thread_are_made_durable_together(
     assert store.count_transactions() == 200
     assert store.count_alerts_by_decision()["block"] == 200
     assert len(read_topic(client, topic, expect=200)) == 200
+    store.close()
+
+
+class _CloggedProducer:
+    """A producer whose local queue is full until ``open`` is set (then it accepts all)."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.produced = 0
+
+    def produce(self, topic: str, **_kwargs: object) -> None:
+        if not self.open.is_set():
+            raise BufferError("Local: Queue full")
+        self.produced += 1
+
+    def poll(self, timeout: float = 0) -> int:
+        time.sleep(min(timeout, 0.01))
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+
+def test_a_full_alerts_queue_pauses_the_output_until_it_drains(
+    tmp_path: Path, bundle: Bundle
+) -> None:
+    """The alerts producer's queue stays full: the job waits (``outage`` set, so the detector
+    pauses consumption), nothing is lost or committed, and it completes once the queue drains."""
+    store = SQLiteStore(tmp_path / "store.db")
+    store.open()
+    producer = _CloggedProducer()
+    sink = AlertTopicSink(producer, "alerts", produce_timeout_s=0.2)
+    worker = SinkWorker(sink, store, max_waiting=3)
+    job = _jobs(bundle, 1, 20)[0]
+    try:
+        worker.submit(job, keep_alive=lambda: None)
+        deadline = time.monotonic() + 10
+        while worker.outage is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert isinstance(worker.outage, SinkBackpressure)
+        assert not worker.wait_idle(timeout_s=0.5)  # still waiting, nothing durable
+        assert worker.completed() == [] and store.count_transactions() == 0
+        producer.open.set()
+        deadline = time.monotonic() + 10
+        while worker.outage is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.wait_idle(timeout_s=10)
+        assert [id(j) for j in worker.completed()] == [id(job)]
+    finally:
+        worker.stop()
+    assert worker.outage is None
+    assert producer.produced == 20 and store.count_transactions() == 20
     store.close()

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream.errors import KafkaError, ModelError, StoreError
+from fraudstream.errors import KafkaError, ModelError, SinkBackpressure, StoreError
 from fraudstream.features import StateEngine
 from fraudstream.model import Bundle
 from fraudstream.schema import (
@@ -211,9 +211,10 @@ class Detector:
     it, and outputs are idempotent on tx_id.
 
     Back-pressure: while the store raises ``StoreError`` the worker retries the batch with
-    exponential back-off (``store_retry_initial_s`` doubling up to ``store_retry_max_s``), the
-    consuming thread pauses the assigned partitions and commits nothing; both resume when the
-    store is back. A stop request during the outage abandons the batch uncommitted.
+    exponential back-off (``store_retry_initial_s`` doubling up to ``store_retry_max_s``), and
+    while the alerts producer's queue stays full it keeps trying; meanwhile the consuming thread
+    pauses the assigned partitions and commits nothing; both resume when the output takes
+    records again. A stop request during the outage abandons the batch uncommitted.
     """
 
     def __init__(
@@ -571,22 +572,27 @@ class Detector:
         return closed
 
     def _hold_during_outage(self, sinks: SinkWorker) -> None:
-        """Pause the assigned partitions while the store is down; resume when it is back."""
+        """Pause the assigned partitions while an output cannot take more (the store is down,
+        the alerts producer's queue stays full); resume when it can."""
         paused = list(self.consumer.assignment())
         if paused:
             self.consumer.pause(paused)
+        what = "the store is back" if isinstance(sinks.outage, StoreError) else "alerts drain"
         log.error(
-            "pausing %d partition(s) of %s until the store is back; nothing is committed",
+            "pausing %d partition(s) of %s until %s; nothing is committed",
             len(paused),
             self.topics.source,
+            what,
         )
         while sinks.outage is not None:
             self._backoff(0.2)
             if self._should_stop():
-                raise StoreError(
-                    "stopped while the store was unavailable; the batch was not committed and "
-                    "will be replayed on restart"
-                ) from sinks.outage
+                outage = sinks.outage
+                error = StoreError if isinstance(outage, StoreError) else SinkBackpressure
+                raise error(
+                    f"stopped while an output was unavailable ({outage}); the batch was not "
+                    "committed and will be replayed on restart"
+                ) from outage
         assigned = list(self.consumer.assignment())  # may have changed by a rebalance
         if assigned:
             self.consumer.resume(assigned)

@@ -133,7 +133,9 @@ class SinkWorker:
         self.max_waiting = max_waiting
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self.outage: StoreError | None = None
+        #: why the outputs cannot take more now (a store outage, a full alerts queue): the
+        #: consuming thread pauses while it is set
+        self.outage: StoreError | SinkBackpressure | None = None
         self.clock = clock or StageClock()  # this thread's time per stage (store_commit: groups)
         self._todo: deque[Job] = deque()
         self._done: deque[Job] = deque()
@@ -231,7 +233,8 @@ class SinkWorker:
         for job in group:
             if job.scored is not None:
                 with clock("alerts_produce"):
-                    self.alerts.write(job.scored)  # sent by librdkafka while the store commits
+                    if not self._produce_alerts(job.scored):
+                        return False
         rejects = self._store_durably(group)
         if rejects is None:
             return False
@@ -239,6 +242,31 @@ class SinkWorker:
             self._dead_letter(group, rejects)
         with clock("alerts_flush"):
             self._flush_alerts()
+        return True
+
+    def _produce_alerts(self, scored: ScoredBatch) -> bool:
+        """Queue the batch's alerts (sent by librdkafka while the store commits); while the
+        producer's queue stays full, pause consumption (:attr:`outage`) and try again. ``False``
+        if stopped meanwhile. A retry may queue an alert twice: the same id and content."""
+        waited_s = 0.0
+        while True:
+            try:
+                self.alerts.write(scored)
+                break
+            except SinkBackpressure as exc:
+                self.outage = exc
+                waited_s += self.alerts.produce_timeout_s
+                log.error(
+                    "alerts cannot be queued for %.0f s; consumption paused, nothing committed: %s",
+                    waited_s,
+                    exc,
+                )
+                with self._cond:
+                    if self._stopping:
+                        return False
+        if waited_s:
+            log.warning("the alerts queue drains again after %.0f s; consumption resumes", waited_s)
+            self.outage = None
         return True
 
     def _flush_alerts(self) -> None:
