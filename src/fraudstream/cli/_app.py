@@ -104,9 +104,38 @@ def stop_event() -> threading.Event:
     return event
 
 
+#: Command name -> the module that registers it (``cli._commands`` imports them all).
+_COMMAND_MODULES = (
+    "bench",
+    "broker",
+    "dashboard",
+    "demo",
+    "detect",
+    "evaluate",
+    "labels",
+    "model",
+    "notify",
+    "replay",
+    "simulate",
+    "train",
+    "users",
+)
+
+
 def main() -> None:
-    """Entry point of the ``fraudstream`` script: library errors become a one-line reason."""
-    from fraudstream.cli import _commands  # noqa: F401  (registers the commands)
+    """Entry point of the ``fraudstream`` script: library errors become a one-line reason.
+
+    Only the invoked command's module is imported (the others pull in LightGBM, scikit-learn,
+    Streamlit …: seconds per process); ``--help`` and unknown commands import them all.
+    """
+    import importlib
+    import sys
+
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    if command in _COMMAND_MODULES:
+        importlib.import_module(f"fraudstream.cli._{command}")
+    else:
+        from fraudstream.cli import _commands  # noqa: F401  (registers the commands)
 
     try:
         app()
