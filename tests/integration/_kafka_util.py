@@ -8,18 +8,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from fraudstream.features import engine_for
+from fraudstream import stream
+from fraudstream.config import DetectSettings, Settings, TopicSettings
 from fraudstream.model import Bundle
 from fraudstream.sinks import Store
-from fraudstream.stream import (
-    Detector,
-    DetectorTopics,
-    SlidingWindow,
-    StateRestorer,
-    format_of,
-    make_consumer,
-    make_producer,
-)
+from fraudstream.stream import Detector, DetectorTopics
 
 
 def produce_raw(
@@ -61,17 +54,20 @@ def build_detector(
     group: str,
     store: Store,
     bundle: Bundle,
+    *,
+    batch_max: int = 20_000,
+    labels: str | None = None,
     **options: Any,
 ) -> Detector:
-    """The real detector wired as ``fraudstream detect`` wires it, with an opened ``store``."""
-    return Detector(
-        consumer=make_consumer(client, group),
-        producer=make_producer(client),
-        topics=topics,
-        store=store,
-        bundle=bundle,
-        engine=engine_for(bundle.mode),
-        window=SlidingWindow(),
-        restorer=StateRestorer(client, topics.source, format_of(bundle.mode).decode_messages),
-        **options,
+    """The real detector wired as ``fraudstream detect`` wires it (``stream.build_detector``),
+    with an opened ``store``; it reads the label topic ``labels`` when one is given."""
+    settings = Settings(
+        topics=TopicSettings(
+            transactions=topics.source,
+            alerts=topics.alerts,
+            dlq=topics.dlq,
+            labels=labels or TopicSettings().labels,
+        ),
+        detect=DetectSettings(group_id=group, batch_max=batch_max, labels=labels is not None),
     )
+    return stream.build_detector(settings, bundle, store, client=client, **options)

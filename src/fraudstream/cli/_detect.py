@@ -7,32 +7,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
-from confluent_kafka import Consumer
 from rich.table import Table
 
 from fraudstream._redact import redact
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
-from fraudstream.features import engine_for
 from fraudstream.model import Bundle
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import Store, open_store
 from fraudstream.stream import (
-    Detector,
     DetectorMetrics,
     DetectorStats,
-    DetectorTopics,
-    LabelReader,
-    LagWatchdog,
     ModelWatcher,
-    SlidingWindow,
-    StateRestorer,
-    ensure_topics,
+    build_detector,
     format_of,
-    make_consumer,
-    make_producer,
-    topic_partitions,
 )
 
 __all__ = ["LiveLine", "clock_utc", "human", "live_line", "run_detector", "summary_table"]
@@ -104,14 +93,6 @@ def run_detector(
     """Build the detector from settings and run it until ``should_stop``."""
     path = model or serving_bundle(settings.models_dir)  # the promoted bundle
     bundle = Bundle.load(path)
-    client = kafka_client(settings)
-    topics = settings.topics
-    ensure_topics(
-        client,
-        [topics.transactions, topics.alerts, topics.dlq, topics.labels],
-        partitions=settings.kafka.partitions,
-    )
-    _check_state_partitions(bundle, topic_partitions(client, topics.transactions))
     store = open_store(
         settings.store_url(),
         schema=settings.store.pg_schema,
@@ -119,59 +100,25 @@ def run_detector(
     )
     store.open()
     lookups = _lookup_store(settings) if settings.detect.labels else None
-    d = settings.detect
-    prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
-    record_format = format_of(bundle.mode)  # a card bundle reads card records
-    engine = engine_for(bundle.mode)
-    watchdog = LagWatchdog(topics.transactions, stall_after_s=d.stall_after_s)
-
-    def consumer(fetch_wait_ms: int) -> Consumer:
-        conf = {
-            **prefetch,
-            "fetch.wait.max.ms": fetch_wait_ms,
-            "statistics.interval.ms": 1000,  # lag for the watchdog
-            "stats_cb": watchdog.on_stats,
-        }
-        return make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms, **conf)
-
-    detector = Detector(
-        consumer=consumer(d.fetch_wait_ms),
-        producer=make_producer(client),
-        topics=DetectorTopics(topics.transactions, topics.alerts, topics.dlq),
-        store=store,
-        bundle=bundle,
-        engine=engine,
-        window=SlidingWindow(d.window_ms, d.window_step_ms),
-        batch_max=d.batch_max,
-        poll_timeout_ms=d.batch_timeout_ms,
-        on_window=on_window,
-        restorer=StateRestorer(
-            {**client, **prefetch}, topics.transactions, record_format.decode_messages
-        ),
-        models=None if model else ModelWatcher(settings.models_dir, bundle),
-        challenger=Bundle.load(challenger) if challenger else None,
-        watchdog=watchdog,
-        metrics=_metrics(d.metrics_port),
-        reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
-        fetch_wait_ms=d.fetch_wait_ms,
-        labels=None
-        if lookups is None
-        else lambda dead_letter: LabelReader(
-            client,
-            topics.labels,
-            engine.labels,
-            dead_letter=dead_letter,
-            lookup=lookups.lookup_transactions,
-        ),
-    )
-    log.info(
-        "detector: model %s (%s records), store %s, group %s",
-        bundle.version,
-        record_format.name,
-        redact(settings.store_url()),
-        d.group_id,
-    )
     try:
+        detector = build_detector(
+            settings,
+            bundle,
+            store,
+            client=kafka_client(settings),
+            lookup=None if lookups is None else lookups.lookup_transactions,
+            models=None if model else ModelWatcher(settings.models_dir, bundle),
+            challenger=Bundle.load(challenger) if challenger else None,
+            on_window=on_window,
+            metrics=_metrics(settings.detect.metrics_port),
+        )
+        log.info(
+            "detector: model %s (%s records), store %s, group %s",
+            bundle.version,
+            format_of(bundle.mode).name,
+            redact(settings.store_url()),
+            settings.detect.group_id,
+        )
         return detector.run(should_stop, idle_exit_s=idle_exit_s)
     finally:
         store.close()
@@ -198,22 +145,6 @@ def _metrics(port: int) -> DetectorMetrics | None:
         raise fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc}") from exc
     log.info("metrics at http://127.0.0.1:%d/metrics", port)
     return metrics
-
-
-def _check_state_partitions(bundle: Bundle, partitions: int) -> None:
-    """Warn when training kept feature state over another partition count than the topic's."""
-    trained = bundle.metrics.get("data", {}).get("state_partitions")
-    if trained is not None and partitions and trained != partitions:
-        log.warning(
-            "bundle %s was trained with feature state over %d partition(s) but %s has %d: "
-            "counterparty features will differ from training; retrain with "
-            "FRAUDSTREAM_KAFKA__PARTITIONS=%d",
-            bundle.version,
-            trained,
-            "the transactions topic",
-            partitions,
-            partitions,
-        )
 
 
 @app.command()

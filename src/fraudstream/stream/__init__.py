@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fraudstream.stream._build import build_detector
 from fraudstream.stream._detector import (
     CARD,
     PAYSIM,
@@ -51,6 +52,7 @@ __all__ = [
     "SlidingWindow",
     "StageClock",
     "StateRestorer",
+    "build_detector",
     "ensure_topics",
     "format_of",
     "make_admin",

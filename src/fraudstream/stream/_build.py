@@ -1,0 +1,131 @@
+"""One place that builds a detector from settings, a bundle and a store.
+
+``fraudstream detect`` (and the demo through it), ``fraudstream bench`` and the integration
+tests all call :func:`build_detector`, so what they run is wired the same way: the consumer
+(with the lag watchdog's statistics and the configured fetch wait, replaced by a longer-waiting
+one when it stalls), the producer, the topics, the state restorer with the bundle's record
+format, and the label channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from fraudstream.config import Settings
+from fraudstream.features import engine_for
+from fraudstream.model import Bundle
+from fraudstream.sinks import Store
+from fraudstream.stream._detector import Detector, DetectorTopics, OnWindow, format_of
+from fraudstream.stream._kafka import (
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    topic_partitions,
+)
+from fraudstream.stream._labels import DeadLetter, LabelReader, Lookup
+from fraudstream.stream._metrics import DetectorMetrics
+from fraudstream.stream._models import ModelWatcher
+from fraudstream.stream._restore import StateRestorer
+from fraudstream.stream._watchdog import LagWatchdog
+from fraudstream.stream._window import SlidingWindow
+
+__all__ = ["build_detector"]
+
+log = logging.getLogger(__name__)
+
+
+def build_detector(
+    settings: Settings,
+    bundle: Bundle,
+    store: Store,
+    *,
+    client: Mapping[str, Any],
+    lookup: Lookup | None = None,
+    models: ModelWatcher | None = None,
+    challenger: Bundle | None = None,
+    on_window: OnWindow | None = None,
+    metrics: DetectorMetrics | None = None,
+    kind: type[Detector] = Detector,
+    **options: Any,
+) -> Detector:
+    """A detector of ``kind`` (:class:`Detector` or a subclass) scoring with ``bundle`` into an
+    opened ``store``, on the cluster of the librdkafka settings ``client``.
+
+    From ``settings``: the topics (``settings.topics``: transactions, alerts, dead letters and,
+    when ``settings.detect.labels``, labels; created with ``settings.kafka.partitions`` if
+    missing) and everything in ``settings.detect`` (group, batch size, fetch wait, prefetch,
+    session timeout, stall threshold, windows). Labels are completed with ``lookup`` (e.g. a
+    second store connection's ``lookup_transactions``; ``None``: only from the stream).
+    ``models`` hot-reloads promoted bundles (``None``: ``bundle`` for good). ``options`` are
+    further :class:`Detector` keyword arguments (``store_retry_initial_s``, ...).
+    """
+    d = settings.detect
+    names = settings.topics
+    topics = DetectorTopics(names.transactions, names.alerts, names.dlq)
+    ensure_topics(
+        client,
+        [topics.source, topics.alerts, topics.dlq, *([names.labels] if d.labels else [])],
+        partitions=settings.kafka.partitions,
+    )
+    _check_state_partitions(bundle, topics.source, topic_partitions(client, topics.source))
+    prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
+    engine = engine_for(bundle.mode)
+    watchdog = LagWatchdog(topics.source, stall_after_s=d.stall_after_s)
+
+    def consumer(fetch_wait_ms: int) -> Consumer:
+        conf = {
+            **prefetch,
+            "fetch.wait.max.ms": fetch_wait_ms,
+            "statistics.interval.ms": 1000,  # lag for the watchdog
+            "stats_cb": watchdog.on_stats,
+        }
+        return make_consumer(client, d.group_id, session_timeout_ms=d.session_timeout_ms, **conf)
+
+    def label_reader(dead_letter: DeadLetter) -> LabelReader:
+        return LabelReader(
+            client, names.labels, engine.labels, dead_letter=dead_letter, lookup=lookup
+        )
+
+    return kind(
+        consumer=consumer(d.fetch_wait_ms),
+        producer=make_producer(client),
+        topics=topics,
+        store=store,
+        bundle=bundle,
+        engine=engine,
+        window=SlidingWindow(d.window_ms, d.window_step_ms),
+        batch_max=d.batch_max,
+        poll_timeout_ms=d.batch_timeout_ms,
+        on_window=on_window,
+        restorer=StateRestorer(
+            {**client, **prefetch}, topics.source, format_of(bundle.mode).decode_messages
+        ),
+        models=models,
+        challenger=challenger,
+        watchdog=watchdog,
+        metrics=metrics,
+        reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
+        fetch_wait_ms=d.fetch_wait_ms,
+        labels=label_reader if d.labels else None,
+        **options,
+    )
+
+
+def _check_state_partitions(bundle: Bundle, topic: str, partitions: int) -> None:
+    """Warn when training kept feature state over another partition count than the topic's."""
+    trained = bundle.metrics.get("data", {}).get("state_partitions")
+    if trained is not None and partitions and trained != partitions:
+        log.warning(
+            "bundle %s was trained with feature state over %d partition(s) but %s has %d: "
+            "counterparty features will differ from training; retrain with "
+            "FRAUDSTREAM_KAFKA__PARTITIONS=%d",
+            bundle.version,
+            trained,
+            topic,
+            partitions,
+            partitions,
+        )
