@@ -32,7 +32,7 @@ from fraudstream.rules._ast import (
     Or,
     Str,
 )
-from fraudstream.rules._compile import to_polars
+from fraudstream.rules._compile import column_types, normalise, to_polars
 from fraudstream.rules._reference import evaluate_row, fires
 
 SCHEMA = Schema(
@@ -171,7 +171,8 @@ def test_vectorised_equals_reference(
 @PROPERTY
 @given(expr=number_expr(3), frame=batches())
 def test_number_values_equal_reference(expr: Expr, frame: pl.DataFrame) -> None:
-    got = frame.select(to_polars(expr, {}).alias("v")).get_column("v").to_list()
+    columns = normalise(frame, column_types([expr]))
+    got = columns.select(to_polars(expr, {}).alias("v")).get_column("v").to_list()
     if len(got) == 1 and frame.height != 1:  # a literal-only expression is one value
         got = got * frame.height
     want = [evaluate_row(expr, row, {}) for row in _rows(frame)]

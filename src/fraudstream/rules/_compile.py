@@ -17,7 +17,7 @@ evaluation time; a list that is not given is empty.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Final
 
 import numpy as np
@@ -38,12 +38,13 @@ from fraudstream.rules._ast import (
     Num,
     Or,
     Str,
-    columns_of,
+    Type,
     lists_of,
+    walk,
 )
 from fraudstream.rules._errors import RuleError
 
-__all__ = ["Columns", "Compiled", "Lists", "to_polars"]
+__all__ = ["Columns", "Compiled", "Lists", "column_types", "normalise", "to_polars"]
 
 #: A batch: a polars DataFrame, or column name → array (numpy array or list).
 Columns = pl.DataFrame | Mapping[str, npt.ArrayLike]
@@ -71,7 +72,9 @@ _NULL_BOOL: Final = pl.lit(None, dtype=pl.Boolean)
 
 def to_polars(expr: Expr, lists: Mapping[str, pl.Series]) -> pl.Expr:
     """The polars expression of ``expr``: Boolean (null = unknown) for a condition, Float64 for
-    a number (null = missing), String for a string. ``lists``: name → a String series."""
+    a number (null = missing), String for a string. ``lists``: name → a String series.
+
+    It reads columns as :func:`normalise` leaves them (numbers Float64 without NaN)."""
     match expr:
         case Num(value=v):
             return pl.lit(v, dtype=pl.Float64)
@@ -101,10 +104,27 @@ def to_polars(expr: Expr, lists: Mapping[str, pl.Series]) -> pl.Expr:
 
 def _field(f: FieldRef) -> pl.Expr:
     col = pl.col(f.column)
-    if f.type == "string":
-        return col.cast(pl.String)
-    number = col.cast(pl.Float64).fill_nan(None)
-    return number.ne(0.0) if f.type == "bool" else number
+    return col.ne(0.0) if f.type == "bool" else col
+
+
+def column_types(exprs: Iterable[Expr]) -> dict[str, Type]:
+    """Column → how ``exprs`` read it: ``string``, or ``number`` (flags are numbers non-zero)."""
+    types: dict[str, Type] = {}
+    for expr in exprs:
+        for node in walk(expr):
+            if isinstance(node, FieldRef):
+                kind: Type = "string" if node.type == "string" else "number"
+                if types.setdefault(node.column, kind) != kind:
+                    raise RuleError(f"column {node.column!r} is read both as a string and a number")
+    return types
+
+
+def normalise(frame: pl.DataFrame, types: Mapping[str, Type]) -> pl.DataFrame:
+    """The columns of ``types`` as rules read them: String, or Float64 with NaN as null."""
+    return frame.select(
+        pl.col(c).cast(pl.String) if t == "string" else pl.col(c).cast(pl.Float64).fill_nan(None)
+        for c, t in types.items()
+    )
 
 
 def _membership(expr: InSet | InList, lists: Mapping[str, pl.Series]) -> pl.Expr:
@@ -129,10 +149,11 @@ class Compiled:
     and reused while the same object is passed; any other collection is read on every call.
     """
 
-    __slots__ = ("_fixed", "_list_cache", "_with_lists", "columns", "list_names")
+    __slots__ = ("_fixed", "_list_cache", "_types", "_with_lists", "columns", "list_names")
 
     def __init__(self, conditions: Mapping[str, Expr]) -> None:
-        self.columns: frozenset[str] = frozenset().union(*map(columns_of, conditions.values()))
+        self._types = column_types(conditions.values())
+        self.columns: frozenset[str] = frozenset(self._types)
         self.list_names: frozenset[str] = frozenset().union(*map(lists_of, conditions.values()))
         self._fixed: dict[str, pl.Expr] = {}
         self._with_lists: dict[str, Expr] = {}
@@ -161,6 +182,7 @@ class Compiled:
             return {}
         names = list(exprs)
         try:
+            frame = normalise(frame, self._types)
             out = frame.select([exprs[name].alias(f"_{i}") for i, name in enumerate(names)])
         except pl.exceptions.PolarsError as exc:
             raise RuleError(f"rules could not be evaluated on this batch: {exc}") from exc

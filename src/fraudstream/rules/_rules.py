@@ -222,7 +222,12 @@ def fired_ids(ids: Sequence[str], hits: Mapping[str, Bools], rows: int) -> list[
     out = [_NONE] * rows
     if not ids:
         return out
-    matrix = np.column_stack([hits[i] for i in ids])
-    for row in np.flatnonzero(matrix.any(axis=1)).tolist():
-        out[row] = tuple(ids[j] for j in np.flatnonzero(matrix[row]).tolist())
+    row, col = np.nonzero(np.column_stack([hits[i] for i in ids]))  # row-major: ids in order
+    if not len(row):
+        return out
+    names = np.asarray(ids, dtype=object)[col].tolist()
+    starts = np.flatnonzero(np.concatenate([[True], row[1:] != row[:-1]]))
+    ends = np.append(starts[1:], len(row))
+    for r, start, end in zip(row[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        out[r] = tuple(names[start:end])
     return out
