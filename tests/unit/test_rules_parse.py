@@ -229,3 +229,14 @@ def test_a_rule_error_is_a_value_error_of_the_project() -> None:
     e = _error("x > 1")
     assert isinstance(e, ValueError) and isinstance(e, FraudstreamError)
     assert "rule 'r1': unknown field 'x'" in str(e.for_rule("r1"))
+
+
+def test_the_examples_in_docs_rules_md_parse() -> None:
+    from pathlib import Path
+
+    doc = Path(__file__).parents[2] / "docs" / "rules.md"
+    block = doc.read_text(encoding="utf-8").split("## The expression language")[1].split("```")[1]
+    examples = block.strip().splitlines()
+    assert len(examples) >= 5
+    for text in examples:
+        parse(text, PRE)
