@@ -260,14 +260,11 @@ class _Parser:
             self.take()
             right = self.sum()
             return self.compare(cast(CompareOp, t.text), left, right, t.pos)
-        negated = False
-        if self.at("name", "not") and self.tokens[self.i + 1].text == "in":
+        negated = self.at("name", "not") and self.tokens[self.i + 1].text == "in"
+        if negated:
             self.take()
-            negated = True
         if self.at("name", "in"):
             return self.membership(left, negated)
-        if negated:  # pragma: no cover - guarded by the look-ahead above
-            raise self.fail("expected `in` after `not`", self.tok.pos)
         return left
 
     def sum(self) -> Expr:
@@ -353,17 +350,9 @@ class _Parser:
 
     def compare(self, op: CompareOp, left: Expr, right: Expr, pos: int) -> Expr:
         if left.type != right.type:
-            flag = next(
-                (e for e in (left, right) if isinstance(e, FieldRef) and e.type == "bool"), None
-            )
-            hint = (
-                f": `{flag.name}` is a flag, write `{flag.name}` or `not {flag.name}`"
-                if flag
-                else ""
-            )
             raise self.fail(
                 f"cannot compare {_show(left)} ({left.type}) with {_show(right)} ({right.type})"
-                + hint,
+                + _flag_hint(left, right),
                 pos,
             )
         if left.type != "number" and op not in ("==", "!="):
@@ -411,15 +400,12 @@ class _Parser:
 
     def literal_set(self, operand: Expr, negated: bool, pos: int) -> Expr:
         self.expect("op", "(", '`list("name")` or `(` after `in`')
-        values: list[Expr] = []
-        while True:
+        values = [self.literal()]
+        while self.at("op", ","):
+            self.take()
+            if self.at("op", ")"):  # a trailing comma
+                break
             values.append(self.literal())
-            if self.at("op", ","):
-                self.take()
-                if self.at("op", ")"):
-                    break
-                continue
-            break
         self.expect("op", ")", "`,` or `)`")
         if operand.type == "bool":
             raise self.fail(f"`in` needs a number or a string, but {_show(operand)} is a bool", pos)
@@ -456,3 +442,11 @@ def _show(e: Expr) -> str:
     if isinstance(e, Num | Str | Bool):
         return f"`{unparse(e)}`"
     return "the expression"
+
+
+def _flag_hint(left: Expr, right: Expr) -> str:
+    """How to use a flag field, when one side of a mistyped comparison is one."""
+    for e in (left, right):
+        if isinstance(e, FieldRef) and e.type == "bool":
+            return f": `{e.name}` is a flag, write `{e.name}` or `not {e.name}`"
+    return ""
