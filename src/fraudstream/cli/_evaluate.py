@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import typer
 
-from fraudstream.cli._app import app, console, fail
+from fraudstream.cli._app import app, console, err_console, fail
 from fraudstream.model._fdh import fdh_features, fdh_labels, load_fdh, run_ch3, run_ch5
 from fraudstream.schema import LabelMessage, read_labels
 from fraudstream.simulate._labels import label_table
@@ -65,17 +65,18 @@ def evaluate(
 
 
 def _labels(df: pl.DataFrame, path: Path | None) -> list[LabelMessage]:
-    """The labels of ``path`` (written from ``df`` first if it does not exist), else built."""
+    """The labels of ``path`` (written from ``df`` first if it does not exist), else built
+    (messages on stderr: ``--json`` keeps stdout to the result)."""
     if path is not None and path.is_file():
         read = read_labels(path, source="simulator")
         if read.skipped:
-            console.print(f"[yellow]{read.skipped:,} label row(s) of {path} skipped[/]")
-        console.print(f"{len(read.labels):,} labels read from {path}", highlight=False)
+            err_console.print(f"[yellow]{read.skipped:,} label row(s) of {path} skipped[/]")
+        err_console.print(f"{len(read.labels):,} labels read from {path}", highlight=False)
         return read.labels
     built = fdh_labels(df)
     if path is not None:
         pq.write_table(label_table(built), path)
-        console.print(
+        err_console.print(
             f"{len(built):,} labels written to {path} (TX_FRAUD, known 7 days later)",
             highlight=False,
         )
