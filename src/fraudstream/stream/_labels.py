@@ -179,7 +179,7 @@ class LabelReader:
         applied: list[LabelMessage] = []
         todo = {p: end for p, end in ends.items() if end > self._positions.get(p, 0)}
         while todo:
-            applied += self._apply(self._consumer.consume(self.batch_max, timeout=0.005))
+            applied += self._apply(self._fetched())
             for p in list(todo):
                 if self._positions.get(p, 0) >= todo[p]:
                     del todo[p]
@@ -187,6 +187,18 @@ class LabelReader:
                 self._ready = applied
                 return None
         return applied
+
+    def _fetched(self) -> list[Message]:
+        """The records the consumer holds, else the first to arrive within 5 ms with what came
+        along. (``consume(n, timeout)`` waits the whole timeout unless ``n`` records come: 5 ms
+        per poll for the few labels a batch sees, where ``poll`` returns at the first one.)"""
+        msgs: list[Message] = self._consumer.consume(self.batch_max, timeout=0)
+        if msgs:
+            return msgs
+        first = self._consumer.poll(0.005)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_max - 1, timeout=0)]
 
     def _take_ready(self) -> list[LabelMessage]:
         ready, self._ready = self._ready, []
