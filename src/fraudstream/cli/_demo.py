@@ -19,14 +19,12 @@ from fraudstream._redact import redact
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
 from fraudstream.cli._app import app, console, load_settings, stop_event
 from fraudstream.cli._dashboard import start_dashboard, stop_dashboard
-from fraudstream.cli._detect import LiveLine, run_detector, summary_table
+from fraudstream.cli._detect import LiveLine, label_feedback_lines, run_detector, summary_table
 from fraudstream.cli._train import ensure_model
 from fraudstream.cli._users import create_account
 from fraudstream.config import Settings
-from fraudstream.dashboard import Database
-from fraudstream.errors import FraudstreamError
 from fraudstream.schema import WindowStats
-from fraudstream.sinks import feedback_lines, label_feedback, open_store
+from fraudstream.sinks import open_store
 from fraudstream.stream import DetectorStats
 
 _DRAIN_S = 3.0  # after the simulator stops, time for the detector to score what is in flight
@@ -201,14 +199,7 @@ def _summary(
         stored_alerts = store.count_alerts_by_decision()
     finally:
         store.close()
-    try:
-        db = Database(settings.store_url(), schema=settings.store.pg_schema)
-        try:
-            feedback = feedback_lines(label_feedback(db.rows))
-        finally:
-            db.close()
-    except FraudstreamError as exc:  # the summary still prints
-        feedback = [f"unavailable: {exc}"]
+    feedback = label_feedback_lines(settings)
     table = summary_table(stats, title="fraudstream demo — summary")
     if produced is not None:
         missing = produced - stats.consumed

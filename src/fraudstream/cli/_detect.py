@@ -13,9 +13,10 @@ from fraudstream._redact import redact
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
+from fraudstream.errors import FraudstreamError
 from fraudstream.model import Bundle
 from fraudstream.schema import WindowStats
-from fraudstream.sinks import Store, open_store
+from fraudstream.sinks import Store, feedback_lines, label_feedback, open_store
 from fraudstream.stream import (
     DetectorMetrics,
     DetectorStats,
@@ -174,6 +175,24 @@ def detect(
         on_window=None if quiet else LiveLine(settings.dashboard.currency),
     )
     console.print(summary_table(stats, title="fraudstream detect — stopped"))
+    console.print("feedback from labels (the store's alerts against the labels so far):")
+    for line in label_feedback_lines(settings):
+        console.print(f"  {line}", highlight=False)
+
+
+def label_feedback_lines(settings: Settings) -> list[str]:
+    """Per age of the stored alerts: how many are labelled so far and how many of those are
+    confirmed fraud, beside ground truth (``sinks.label_feedback``); one line if unavailable."""
+    from fraudstream.dashboard import Database  # the dashboard's reader: imported when needed
+
+    try:
+        db = Database(settings.store_url(), schema=settings.store.pg_schema)
+        try:
+            return feedback_lines(label_feedback(db.rows)) or ["no alerts stored yet"]
+        finally:
+            db.close()
+    except FraudstreamError as exc:  # the summary still prints
+        return [f"unavailable: {exc}"]
 
 
 def summary_table(stats: DetectorStats, *, title: str) -> Table:
