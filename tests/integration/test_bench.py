@@ -24,6 +24,7 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     }
     args = ["--count", "3000", "--rates", "300", "--duration", "3", "--state-accounts", "2000"]
     args += ["--bounded-hours", "1", "--soak-minutes", "0.2", "--soak-rate", "300"]
+    args += ["--label-rates", "300", "--pairs", "1"]
     out = subprocess.run(
         [sys.executable, "-m", "fraudstream", "bench", "--json", *args, "--accounts", "2000"],
         env=env,
@@ -55,5 +56,14 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     soak = result["soak"]
     assert soak["produced"] > 0 and soak["scored"] == soak["produced"] and soak["stalls"] == 0
     assert soak["per_minute"][0]["transactions"] > 0
+    labels = result["labels"]  # the same runs with labels flowing (1 per 100 tx)
+    assert labels["every"] == 100 and labels["throughput_ratio"] > 0
+    assert len(labels["throughput_tx_per_s"]["with"]) == 1
+    assert result["sustained_labels"]["transactions"] == 3000
+    assert "labels" in result["sustained_labels"]["consuming_thread_us_per_tx"]
+    live_labelled = labels["latency_ms"]["300"]
+    assert 0 < live_labelled["p50"] <= live_labelled["p99"]
+    flow = live_labelled["labels"]
+    assert flow["produced"] > 0 and flow["invalid"] == 0 and flow["sync_ms_per_batch"] > 0
     assert set(result["store_rows_per_s"]) == {"sqlite", "postgresql"}
     assert all(v > 0 for v in result["store_rows_per_s"].values())

@@ -13,25 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
-from fraudstream.config import SimulateSettings
-from fraudstream.features import FeatureEngine
+from fraudstream.bench._labels import LabelFlow
+from fraudstream.config import Settings, SimulateSettings, TopicSettings
 from fraudstream.model import Bundle
 from fraudstream.schema import encode_paysim
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
-    DEFAULT_FETCH_WAIT_MS,
-    PAYSIM,
     Detector,
-    DetectorTopics,
+    DetectorStats,
     Job,
-    LagWatchdog,
-    SlidingWindow,
-    StateRestorer,
+    build_detector,
     ensure_topics,
-    make_consumer,
     make_producer,
 )
 
@@ -55,13 +50,17 @@ class _Timeline:
     # both threads' stage times from the first batch to the last durable one
     consuming_s: dict[str, float] = field(default_factory=dict)
     output_s: dict[str, float] = field(default_factory=dict)
+    # batches the consuming thread handled in that window, per stage
+    consuming_counts: dict[str, int] = field(default_factory=dict)
 
 
 class _TimedDetector(Detector):
-    """The real detector, recording when each batch is durable and how old its records are."""
+    """The real detector, recording when each batch is durable and how old its records are;
+    with a :class:`LabelFlow`, labelling a share of each durable batch's transactions."""
 
     timeline: _Timeline
     assigned: threading.Event
+    label_flow: LabelFlow | None = None
     max_lag: int = 0
 
     def _watch(self) -> None:
@@ -90,56 +89,74 @@ class _TimedDetector(Detector):
         self.timeline.latency_ms.extend((job.durable_ms - job.produced_ms).tolist())
         self.timeline.produced_ms.extend(job.produced_ms.tolist())
         self.timeline.consuming_s = dict(self.stats.clock.seconds)
+        self.timeline.consuming_counts = dict(self.stats.clock.counts)
         self.timeline.output_s = dict(self.stats.sink_clock.seconds)
+        if self.label_flow is not None and job.scored is not None:
+            self.label_flow.see(job.scored.tx)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.store.close()
+            if self.label_flow is not None:
+                self.label_flow.close()
 
 
 @dataclass(frozen=True)
 class BenchRun:
-    """Where a benchmark run writes: broker client settings, topic prefix, store, model."""
+    """Where a benchmark run writes: broker client settings, topic prefix, store, model.
+
+    Each detector run reads and writes topics of its own, ``{prefix}{name}…``; ``store_url``
+    may name the run with ``{run}`` (the default temporary SQLite store: a file per run, so
+    no run inserts into a table another one filled). ``settings.detect`` configures the
+    detector as ``fraudstream detect`` would be; ``label_every``: one label per that many
+    transactions in the runs with labels (100: 1 %).
+    """
 
     client: dict[str, Any]
     prefix: str
     store_url: str
     bundle: Bundle
+    settings: Settings
     partitions: int = 4
     batch_max: int = 20_000
+    label_every: int = 100
 
-    def topics(self, name: str) -> DetectorTopics:
-        return DetectorTopics(
-            f"{self.prefix}{name}", f"{self.prefix}{name}-alerts", f"{self.prefix}{name}-dlq"
+    def topics(self, name: str) -> TopicSettings:
+        base = f"{self.prefix}{name}"
+        return TopicSettings(
+            transactions=base, alerts=f"{base}-alerts", dlq=f"{base}-dlq", labels=f"{base}-labels"
         )
 
-    def detector(self, topics: DetectorTopics, group: str) -> _TimedDetector:
-        ensure_topics(
-            self.client, [topics.source, topics.alerts, topics.dlq], partitions=self.partitions
-        )
-        store = open_store(self.store_url)
-        store.open()
-        watchdog = LagWatchdog(topics.source)
-
-        def consumer(fetch_wait_ms: int) -> Consumer:
-            conf: dict[str, Any] = {
-                "fetch.wait.max.ms": fetch_wait_ms,
-                "statistics.interval.ms": 1000,
-                "stats_cb": watchdog.on_stats,
+    def detector(self, name: str, *, labels: bool = False) -> _TimedDetector:
+        """The real detector (``stream.build_detector``) of the run ``name``, reading its label
+        topic (fed by a :class:`LabelFlow`) when ``labels``."""
+        topics = self.topics(name)
+        s = self.settings
+        settings = s.model_copy(
+            update={
+                "topics": topics,
+                "kafka": s.kafka.model_copy(update={"partitions": self.partitions}),
+                "detect": s.detect.model_copy(
+                    update={
+                        "group_id": f"{self.prefix}{name}",
+                        "batch_max": self.batch_max,
+                        "labels": labels,
+                    }
+                ),
             }
-            return make_consumer(self.client, group, **conf)
-
-        det = _TimedDetector(
-            consumer=consumer(DEFAULT_FETCH_WAIT_MS),
-            producer=make_producer(self.client),
-            topics=topics,
-            store=store,
-            bundle=self.bundle,
-            engine=FeatureEngine(mode=self.bundle.mode),  # type: ignore[arg-type]
-            window=SlidingWindow(),
-            batch_max=self.batch_max,
-            restorer=StateRestorer(self.client, topics.source, PAYSIM.decode_messages),
-            watchdog=watchdog,
-            reconnect=consumer,
         )
+        store = open_store(self.store_url.replace("{run}", name))
+        store.open()
+        det = build_detector(settings, self.bundle, store, client=self.client, kind=_TimedDetector)
+        assert isinstance(det, _TimedDetector)
         det.timeline = _Timeline()
         det.assigned = threading.Event()
+        if labels:
+            det.label_flow = LabelFlow(
+                make_producer(self.client), topics.labels, every=self.label_every
+            )
         return det
 
 
@@ -163,16 +180,19 @@ def prefill(run: BenchRun, topic: str, count: int, *, accounts: int, seed: int =
     return count / (time.perf_counter() - started)
 
 
-def sustained_throughput(run: BenchRun, count: int, *, accounts: int) -> dict[str, Any]:
-    """Pre-fill a topic, then time the real detector from its first batch to its last."""
-    topics = run.topics("sustained")
-    produced_per_s = prefill(run, topics.source, count, accounts=accounts)
-    det = run.detector(topics, f"{run.prefix}sustained")
+def sustained_throughput(
+    run: BenchRun, count: int, *, accounts: int, labels: bool = False, name: str = "sustained"
+) -> dict[str, Any]:
+    """Pre-fill a topic, then time the real detector from its first batch to its last; with
+    ``labels``, one label per ``run.label_every`` transactions flows while it runs."""
+    topic = run.topics(name).transactions
+    produced_per_s = prefill(run, topic, count, accounts=accounts)
+    det = run.detector(name, labels=labels)
     stats = det.run(lambda: det.timeline.processed >= count, idle_exit_s=15.0)
     t = det.timeline
     elapsed = t.last_s - (t.first_s or t.last_s)
     commits = stats.sink_clock.counts.get("store_commit", 0)
-    return {
+    out: dict[str, Any] = {
         "transactions": float(t.processed),
         "seconds": elapsed,
         "throughput_tx_per_s": t.processed / elapsed if elapsed > 0 else 0.0,
@@ -184,28 +204,67 @@ def sustained_throughput(run: BenchRun, count: int, *, accounts: int) -> dict[st
         "consuming_thread_us_per_tx": _per_tx(t.consuming_s, t.processed),
         "output_thread_us_per_tx": _per_tx(t.output_s, t.processed),
     }
+    if labels:
+        out["labels"] = _label_figures(det, stats)
+    return out
 
 
 def _per_tx(seconds: dict[str, float], transactions: int) -> dict[str, float]:
     return {k: v * 1e6 / transactions for k, v in seconds.items()} if transactions else {}
 
 
+def _label_figures(det: _TimedDetector, stats: DetectorStats) -> dict[str, float]:
+    """What the label channel did in a run with labels, and what it cost.
+
+    ``sync_ms_per_batch``: ``LabelStats.sync_s`` (reading the label topic to its end before
+    each batch, and once a second while idle) per scored batch; ``stage_ms_per_batch``: the
+    consuming thread's ``labels`` stage (that read, plus completing pending labels) per batch
+    of the timed window; ``feed_us_per_tx``: the bench's own label producer, which runs on the
+    detector's consuming thread (counted in the run's time, not the detector's work).
+    """
+    flow, lab, t = det.label_flow, stats.labels, det.timeline
+    assert flow is not None and lab is not None
+    stage_s = t.consuming_s.get("labels", 0.0)
+    stage_batches = t.consuming_counts.get("labels", 0)
+    processed = max(t.processed, 1)
+    return {
+        "produced": float(flow.produced),
+        "share_of_transactions": flow.produced / processed,
+        "fraud_verdicts": float(flow.frauds),
+        "contradictions": float(flow.contradictions),
+        "undelivered": float(flow.failed),
+        "read": float(lab.read),
+        "applied": float(lab.applied),
+        "duplicates": float(lab.duplicates),
+        "contradicting": float(lab.contradicting),
+        "invalid": float(lab.invalid),
+        "pending": float(lab.pending),
+        "late_batches": float(lab.late),
+        "batches": float(stats.batches),
+        "sync_ms_per_batch": lab.sync_s * 1e3 / stats.batches if stats.batches else 0.0,
+        "stage_ms_per_batch": stage_s * 1e3 / stage_batches if stage_batches else 0.0,
+        "stage_us_per_tx": stage_s * 1e6 / processed,
+        "feed_us_per_tx": flow.seconds * 1e6 / processed,
+    }
+
+
 def live_latency(
-    run: BenchRun, rate: float, duration_s: float, *, accounts: int
-) -> dict[str, float]:
+    run: BenchRun, rate: float, duration_s: float, *, accounts: int, labels: bool = False
+) -> dict[str, Any]:
     """Simulator (own process) at ``rate`` while the detector scores; latency percentiles.
 
     Latency is from the record's Kafka timestamp (set when the simulator produced it) to the end
     of the batch that made its decision durable (alerts flushed, store and offsets committed).
     Not counted: a first small load (:data:`_WARM_UP_RECORDS`, processed before the timed load
-    starts) and the records produced in the timed load's first :data:`_LOAD_WARM_UP_MS`.
+    starts) and the records produced in the timed load's first :data:`_LOAD_WARM_UP_MS`. With
+    ``labels``, one label per ``run.label_every`` transactions flows while it runs.
     """
-    topics = run.topics(f"live{int(rate)}")
-    det = run.detector(topics, f"{run.prefix}live{int(rate)}")
+    name = ("labelled-" if labels else "") + f"live{int(rate)}"
+    det = run.detector(name, labels=labels)
     sim_done = threading.Event()
     threading.Thread(
         target=_simulate_when_assigned,
-        args=(det, run, topics.source, rate, duration_s, accounts, sim_done),
+        args=(det, run, run.topics(name), rate, duration_s, accounts, sim_done),
         daemon=True,
     ).start()
     idle_since = [time.monotonic()]
@@ -216,14 +275,14 @@ def live_latency(
             return False
         return time.monotonic() - idle_since[0] > 3.0
 
-    det.run(should_stop)
+    stats = det.run(should_stop)
     # drop the warm-up records, then the records produced in the load's first seconds
     produced = np.array(det.timeline.produced_ms[_WARM_UP_RECORDS:], dtype=np.int64)
     every = np.array(det.timeline.latency_ms[_WARM_UP_RECORDS:])
     start = produced.min() if len(produced) else 0
     lat = every[produced >= start + _LOAD_WARM_UP_MS]
     steady = every[produced >= start + 5_000]  # and, for the steady state alone, the first 5 s
-    return {
+    out: dict[str, Any] = {
         "rate_tx_per_s": rate,
         "transactions": float(det.timeline.processed),
         "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
@@ -233,12 +292,15 @@ def live_latency(
         "p99_after_5s": float(np.percentile(steady, 99)) if len(steady) else float("nan"),
         "mean_batch": float(np.mean(det.timeline.batches)) if det.timeline.batches else 0.0,
     }
+    if labels:
+        out["labels"] = _label_figures(det, stats)
+    return out
 
 
 def _simulate_when_assigned(
     det: _TimedDetector,
     run: BenchRun,
-    topic: str,
+    topics: TopicSettings,
     rate: float,
     duration_s: float,
     accounts: int,
@@ -252,7 +314,7 @@ def _simulate_when_assigned(
         return
     # Start-up is not latency: a first small load makes the consumer resolve its offsets and
     # start fetching, and the detector handle a first batch, before the timed load begins.
-    prefill(run, topic, _WARM_UP_RECORDS, accounts=accounts, seed=99)
+    prefill(run, topics.transactions, _WARM_UP_RECORDS, accounts=accounts, seed=99)
     deadline = time.monotonic() + 60
     while det.timeline.processed < _WARM_UP_RECORDS and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -262,10 +324,13 @@ def _simulate_when_assigned(
         "FRAUDSTREAM_KAFKA__PARTITIONS": str(run.partitions),
         # the detector's latency, not the producer's batching (the simulator's default: 100 ms)
         "FRAUDSTREAM_SIMULATE__LINGER_MS": str(linger_ms),
+        # the simulator's own labels (delayed hours to weeks: hardly any due within a run) go
+        # to a topic no detector reads; a run's labels are the bench's (LabelFlow), never these
+        "FRAUDSTREAM_TOPICS__LABELS": f"{topics.transactions}-simulator-labels",
     }
     cmd = [
         sys.executable, "-m", "fraudstream", "simulate", "--rate", str(rate),
-        "--duration", str(duration_s), "--topic", topic, "--accounts", str(accounts),
+        "--duration", str(duration_s), "--topic", topics.transactions, "--accounts", str(accounts),
     ]  # fmt: skip
     if report is not None:
         cmd += ["--report", report]
@@ -282,13 +347,13 @@ def soak(
     paced stream, whether the consumer ever stalls (the watchdog's count), the largest lag,
     and latency minute by minute (a slowing broker shows as a rising tail).
     """
-    topics = run.topics(f"soak{int(rate)}")
-    det = run.detector(topics, f"{run.prefix}soak{int(rate)}")
+    name = f"soak{int(rate)}"
+    det = run.detector(name)
     report = f"{report_dir}/soak-{int(rate)}.json"
     sim_done = threading.Event()
     threading.Thread(
         target=_simulate_when_assigned,
-        args=(det, run, topics.source, rate, minutes * 60, accounts, sim_done),
+        args=(det, run, run.topics(name), rate, minutes * 60, accounts, sim_done),
         kwargs={"linger_ms": SimulateSettings().linger_ms, "report": report},
         daemon=True,
     ).start()

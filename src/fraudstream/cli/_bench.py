@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -60,6 +61,22 @@ def bench(
     rate_accuracy: str = typer.Option(
         "", help="Only measure `simulate --rate` at these rates (e.g. 500,5000) for --duration s."
     ),
+    labels: bool = typer.Option(
+        True,
+        "--labels/--no-labels",
+        help="Also run with labels flowing (one per --label-every transactions, on the run's "
+        "own label topic, read by the detector): the sustained run, and live at --label-rates.",
+    ),
+    label_every: int = typer.Option(100, min=1, help="One label per this many tx (100: 1 %)."),
+    label_rates: str = typer.Option(
+        "500,5000", help="Live rates (tx/s) also run with labels, comma-separated."
+    ),
+    pairs: int = typer.Option(
+        2,
+        min=1,
+        help="Sustained runs without and with labels, alternated (without, with, with, "
+        "without, ...): the medians are compared.",
+    ),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
     settings = load_settings()
@@ -77,21 +94,27 @@ def bench(
         run = BenchRun(
             client=settings.kafka.client_config(bootstrap),
             prefix=f"bench-{uuid.uuid4().hex[:6]}-",
-            store_url=store_url or f"sqlite:///{tmp / 'bench.db'}",
+            store_url=store_url or f"sqlite:///{tmp / 'bench-{run}.db'}",
             bundle=bundle,
+            settings=settings,
             partitions=settings.kafka.partitions,
+            label_every=label_every,
         )
         results["model_version"] = bundle.version
         results["store"] = "sqlite" if run.store_url.startswith("sqlite") else "postgresql"
-        with console.status(f"sustained: {count:,} transactions pre-filled, then detected…"):
-            sustained = sustained_throughput(run, count, accounts=accounts)
-        results["sustained"] = sustained
-        results["throughput_tx_per_s"] = sustained["throughput_tx_per_s"]
+        _sustained(results, run, count, accounts, pairs if labels else 0)
         results["latency_ms"] = {}
-        for rate in (float(r) for r in rates.split(",") if r.strip()):
-            with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
-                live = live_latency(run, rate, duration, accounts=accounts)
-            results["latency_ms"][str(int(rate))] = live
+        plain = [float(r) for r in rates.split(",") if r.strip()]
+        labelled = [float(r) for r in label_rates.split(",") if r.strip()] if labels else []
+        for rate in dict.fromkeys(plain + labelled):  # each rate without, then with labels
+            if rate in plain:
+                with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
+                    live = live_latency(run, rate, duration, accounts=accounts)
+                results["latency_ms"][str(int(rate))] = live
+            if rate in labelled:
+                with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s, labels…"):
+                    live = live_latency(run, rate, duration, accounts=accounts, labels=True)
+                results["labels"]["latency_ms"][str(int(rate))] = live
         if soak_minutes > 0:
             with console.status(f"soak: {soak_minutes:.0f} min at {soak_rate:,.0f} tx/s…"):
                 results["soak"] = soak(
@@ -118,6 +141,46 @@ def bench(
         _print(results)
 
 
+def _sustained(
+    results: dict[str, Any], run: BenchRun, count: int, accounts: int, pairs: int
+) -> None:
+    """The sustained run; with ``pairs``, that many without labels and with, alternated, the
+    median run of each reported (``sustained``, ``sustained_labels``) and their ratio."""
+    if not pairs:
+        with console.status(f"sustained: {count:,} transactions pre-filled, then detected…"):
+            results["sustained"] = sustained_throughput(run, count, accounts=accounts)
+        results["throughput_tx_per_s"] = results["sustained"]["throughput_tx_per_s"]
+        return
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    # without, with, with, without, ...: a drift of the machine favours neither
+    order = [
+        with_ for k in range(pairs) for with_ in ((False, True) if k % 2 == 0 else (True, False))
+    ]
+    for i, with_labels in enumerate(order):
+        what = "with labels" if with_labels else "without labels"
+        with console.status(f"sustained {i + 1}/{len(order)}: {count:,} tx, {what}…"):
+            name = ("labelled-" if with_labels else "") + f"sustained{i + 1}"
+            one = sustained_throughput(run, count, accounts=accounts, labels=with_labels, name=name)
+        runs[with_labels].append(one)
+    tx_per_s = {k: [float(r["throughput_tx_per_s"]) for r in v] for k, v in runs.items()}
+    results["sustained"] = _median_run(runs[False])
+    results["throughput_tx_per_s"] = float(np.median(tx_per_s[False]))
+    results["sustained_labels"] = _median_run(runs[True])
+    results["labels"] = {
+        "every": run.label_every,
+        "throughput_tx_per_s": {"without": tx_per_s[False], "with": tx_per_s[True]},
+        # median with / median without, runs of the same bench alternated
+        "throughput_ratio": float(np.median(tx_per_s[True]) / np.median(tx_per_s[False])),
+        "latency_ms": {},
+    }
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median throughput (the lower middle one of an even count)."""
+    ranked = sorted(runs, key=lambda r: float(r["throughput_tx_per_s"]))
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def _postgres_store_us(bundle: Bundle, url: str, accounts: int) -> float:
     """µs per enriched transaction written to PostgreSQL, in a scratch schema."""
     import psycopg
@@ -135,8 +198,12 @@ def _postgres_store_us(bundle: Bundle, url: str, accounts: int) -> float:
 
 def _print(r: dict[str, Any]) -> None:
     s = r["sustained"]
+    n_runs = len(r["labels"]["throughput_tx_per_s"]["without"]) if "labels" in r else 1
+    median = (
+        f", median of {n_runs} runs without labels; its lower-middle run:" if n_runs > 1 else ""
+    )
     console.print(
-        f"sustained: [bold]{r['throughput_tx_per_s']:,.0f} tx/s[/] end to end "
+        f"sustained: [bold]{r['throughput_tx_per_s']:,.0f} tx/s[/] end to end{median} "
         f"({s['transactions']:,.0f} tx in {s['seconds']:.1f} s, "
         f"mean batch {s['mean_batch']:,.0f}; pre-fill {s['prefill_tx_per_s']:,.0f} tx/s), "
         f"store {r['store']}"
@@ -148,14 +215,25 @@ def _print(r: dict[str, Any]) -> None:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in s[key].items())
         console.print(f"  {label}, µs per transaction during that run: {parts}")
     console.print(f"  batches per store commit: {s['mean_batches_per_commit']:.2f}")
+    if "labels" in r:
+        _print_labels(r)
     table = Table(title="event-to-decision latency (ms), live")
-    columns = ("rate tx/s", "scored", "p50", "p95", "p99", "max", "p99 after 5 s", "mean batch")
-    for col in columns:
+    columns = ("rate tx/s", "labels", "scored", "p50", "p95", "p99", "max", "p99 after 5 s")
+    for col in (*columns, "mean batch"):
         table.add_column(col, justify="right")
-    for rate, v in r["latency_ms"].items():
-        cells = [f"{v[k]:.1f}" for k in ("p50", "p95", "p99", "max", "p99_after_5s")]
-        table.add_row(rate, f"{v['transactions']:,.0f}", *cells, f"{v['mean_batch']:.0f}")
+    with_labels = r.get("labels", {}).get("latency_ms", {})
+    every = r.get("labels", {}).get("every", 0)
+    for rate in dict.fromkeys([*r["latency_ms"], *with_labels]):
+        runs = [("none", r["latency_ms"].get(rate)), (f"1/{every} tx", with_labels.get(rate))]
+        for labelled, one in runs:
+            if one is None:
+                continue
+            cells = [f"{one[k]:.1f}" for k in ("p50", "p95", "p99", "max", "p99_after_5s")]
+            scored = f"{one['transactions']:,.0f}"
+            table.add_row(rate, labelled, scored, *cells, f"{one['mean_batch']:.0f}")
     console.print(table)
+    for rate, v in with_labels.items():
+        console.print(f"  live at {rate} tx/s with labels: " + _label_line(v["labels"]))
     if "soak" in r:
         _print_soak(r["soak"])
     stages = Table(title="hot path, µs per transaction (in-process)")
@@ -181,6 +259,33 @@ def _print(r: dict[str, Any]) -> None:
             + "; without eviction: "
             + ", ".join(f"{v:,.0f}" for v in b["entities_without"])
         )
+
+
+def _print_labels(r: dict[str, Any]) -> None:
+    """The sustained runs with and without labels, and what the label channel cost."""
+    lab = r["labels"]
+    runs = lab["throughput_tx_per_s"]
+    listed = "; ".join(
+        f"{name}: " + ", ".join(f"{v:,.0f}" for v in runs[name]) for name in ("without", "with")
+    )
+    console.print(
+        f"sustained with labels (one per {lab['every']} tx): median "
+        f"[bold]{float(np.median(runs['with'])):,.0f} tx/s[/] = "
+        f"[bold]{lab['throughput_ratio']:.3f}[/] × without ({listed} tx/s)"
+    )
+    console.print("  " + _label_line(r["sustained_labels"]["labels"]))
+
+
+def _label_line(v: dict[str, float]) -> str:
+    return (
+        f"labels produced {v['produced']:,.0f} ({v['share_of_transactions']:.2%} of tx; "
+        f"{v['fraud_verdicts']:,.0f} fraud, {v['contradictions']:,.0f} contradicting), "
+        f"read {v['read']:,.0f}, applied {v['applied']:,.0f}; per batch: read to the end in "
+        f"{v['sync_ms_per_batch']:.2f} ms (LabelStats.sync_s / batches), labels stage "
+        f"{v['stage_ms_per_batch']:.2f} ms; µs per tx: labels stage {v['stage_us_per_tx']:.2f}, "
+        f"the bench's label producer {v['feed_us_per_tx']:.2f}; late batches "
+        f"{v['late_batches']:,.0f}"
+    )
 
 
 def _print_soak(k: dict[str, Any]) -> None:
