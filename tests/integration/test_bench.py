@@ -61,6 +61,8 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     assert len(labels["throughput_tx_per_s"]["with"]) == 1
     assert result["sustained_labels"]["transactions"] == 3000
     assert "labels" in result["sustained_labels"]["consuming_thread_us_per_tx"]
+    assert len(labels["latency_p99_ms"]["300"]["with"]) == 1
+    assert labels["latency_p99_ratio"]["300"] > 0
     live_labelled = labels["latency_ms"]["300"]
     assert 0 < live_labelled["p50"] <= live_labelled["p99"]
     flow = live_labelled["labels"]

@@ -249,7 +249,13 @@ def _label_figures(det: _TimedDetector, stats: DetectorStats) -> dict[str, float
 
 
 def live_latency(
-    run: BenchRun, rate: float, duration_s: float, *, accounts: int, labels: bool = False
+    run: BenchRun,
+    rate: float,
+    duration_s: float,
+    *,
+    accounts: int,
+    labels: bool = False,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Simulator (own process) at ``rate`` while the detector scores; latency percentiles.
 
@@ -257,9 +263,10 @@ def live_latency(
     of the batch that made its decision durable (alerts flushed, store and offsets committed).
     Not counted: a first small load (:data:`_WARM_UP_RECORDS`, processed before the timed load
     starts) and the records produced in the timed load's first :data:`_LOAD_WARM_UP_MS`. With
-    ``labels``, one label per ``run.label_every`` transactions flows while it runs.
+    ``labels``, one label per ``run.label_every`` transactions flows while it runs. ``name``
+    names the run's topics and group (default ``live{rate}``, ``labelled-live{rate}``).
     """
-    name = ("labelled-" if labels else "") + f"live{int(rate)}"
+    name = name or ("labelled-" if labels else "") + f"live{int(rate)}"
     det = run.detector(name, labels=labels)
     sim_done = threading.Event()
     threading.Thread(

@@ -7,6 +7,7 @@ import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,14 @@ def bench(
     ),
     label_every: int = typer.Option(100, min=1, help="One label per this many tx (100: 1 %)."),
     label_rates: str = typer.Option(
-        "500,5000", help="Live rates (tx/s) also run with labels, comma-separated."
+        "500,5000",
+        help="Live rates (tx/s) run without and with labels (--pairs each), comma-separated.",
     ),
     pairs: int = typer.Option(
         2,
         min=1,
-        help="Sustained runs without and with labels, alternated (without, with, with, "
-        "without, ...): the medians are compared.",
+        help="Sustained runs, and live runs at each --label-rates rate, without and with labels, "
+        "alternated (without, with, with, without, ...): the medians are compared.",
     ),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
@@ -106,15 +108,13 @@ def bench(
         results["latency_ms"] = {}
         plain = [float(r) for r in rates.split(",") if r.strip()]
         labelled = [float(r) for r in label_rates.split(",") if r.strip()] if labels else []
-        for rate in dict.fromkeys(plain + labelled):  # each rate without, then with labels
-            if rate in plain:
-                with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
-                    live = live_latency(run, rate, duration, accounts=accounts)
-                results["latency_ms"][str(int(rate))] = live
-            if rate in labelled:
-                with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s, labels…"):
-                    live = live_latency(run, rate, duration, accounts=accounts, labels=True)
-                results["labels"]["latency_ms"][str(int(rate))] = live
+        for rate in dict.fromkeys(plain + labelled):
+            if rate in labelled:  # without and with labels, --pairs times, alternated
+                _live_pairs(results, run, rate, duration, accounts, pairs)
+                continue
+            with console.status(f"live at {rate:,.0f} tx/s for {duration:.0f} s…"):
+                live = live_latency(run, rate, duration, accounts=accounts)
+            results["latency_ms"][str(int(rate))] = live
         if soak_minutes > 0:
             with console.status(f"soak: {soak_minutes:.0f} min at {soak_rate:,.0f} tx/s…"):
                 results["soak"] = soak(
@@ -151,33 +151,73 @@ def _sustained(
             results["sustained"] = sustained_throughput(run, count, accounts=accounts)
         results["throughput_tx_per_s"] = results["sustained"]["throughput_tx_per_s"]
         return
-    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-    # without, with, with, without, ...: a drift of the machine favours neither
-    order = [
-        with_ for k in range(pairs) for with_ in ((False, True) if k % 2 == 0 else (True, False))
-    ]
-    for i, with_labels in enumerate(order):
+
+    def measure(with_labels: bool, i: int) -> dict[str, Any]:
         what = "with labels" if with_labels else "without labels"
-        with console.status(f"sustained {i + 1}/{len(order)}: {count:,} tx, {what}…"):
-            name = ("labelled-" if with_labels else "") + f"sustained{i + 1}"
-            one = sustained_throughput(run, count, accounts=accounts, labels=with_labels, name=name)
-        runs[with_labels].append(one)
+        with console.status(f"sustained {i}/{2 * pairs}: {count:,} tx, {what}…"):
+            name = ("labelled-" if with_labels else "") + f"sustained{i}"
+            return sustained_throughput(
+                run, count, accounts=accounts, labels=with_labels, name=name
+            )
+
+    runs = _paired(pairs, measure)
     tx_per_s = {k: [float(r["throughput_tx_per_s"]) for r in v] for k, v in runs.items()}
-    results["sustained"] = _median_run(runs[False])
+    results["sustained"] = _median_run(runs[False], "throughput_tx_per_s")
     results["throughput_tx_per_s"] = float(np.median(tx_per_s[False]))
-    results["sustained_labels"] = _median_run(runs[True])
+    results["sustained_labels"] = _median_run(runs[True], "throughput_tx_per_s")
     results["labels"] = {
         "every": run.label_every,
         "throughput_tx_per_s": {"without": tx_per_s[False], "with": tx_per_s[True]},
         # median with / median without, runs of the same bench alternated
         "throughput_ratio": float(np.median(tx_per_s[True]) / np.median(tx_per_s[False])),
         "latency_ms": {},
+        "latency_p99_ms": {},
+        "latency_p99_ratio": {},
     }
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of median throughput (the lower middle one of an even count)."""
-    ranked = sorted(runs, key=lambda r: float(r["throughput_tx_per_s"]))
+def _live_pairs(
+    results: dict[str, Any], run: BenchRun, rate: float, duration: float, accounts: int, pairs: int
+) -> None:
+    """Live runs at ``rate`` without and with labels, ``pairs`` times, alternated: the run of
+    median p99 of each reported (``latency_ms``, ``labels.latency_ms``), every p99 and the
+    ratio of their medians."""
+
+    def measure(with_labels: bool, i: int) -> dict[str, Any]:
+        what = "with labels" if with_labels else "without labels"
+        with console.status(
+            f"live {i}/{2 * pairs} at {rate:,.0f} tx/s for {duration:.0f} s, {what}…"
+        ):
+            name = ("labelled-" if with_labels else "") + f"live{int(rate)}-{i}"
+            return live_latency(
+                run, rate, duration, accounts=accounts, labels=with_labels, name=name
+            )
+
+    runs = _paired(pairs, measure)
+    key = str(int(rate))
+    p99 = {k: [float(r["p99"]) for r in v] for k, v in runs.items()}
+    results["latency_ms"][key] = _median_run(runs[False], "p99")
+    lab = results["labels"]
+    lab["latency_ms"][key] = _median_run(runs[True], "p99")
+    lab["latency_p99_ms"][key] = {"without": p99[False], "with": p99[True]}
+    lab["latency_p99_ratio"][key] = float(np.median(p99[True]) / np.median(p99[False]))
+
+
+def _paired(
+    pairs: int, measure: Callable[[bool, int], dict[str, Any]]
+) -> dict[bool, list[dict[str, Any]]]:
+    """``measure(with_labels, run number)`` ``pairs`` times each way, alternated: without,
+    with, with, without, ... (a drift of the machine favours neither)."""
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    order = [w for k in range(pairs) for w in ((False, True) if k % 2 == 0 else (True, False))]
+    for i, with_labels in enumerate(order):
+        runs[with_labels].append(measure(with_labels, i + 1))
+    return runs
+
+
+def _median_run(runs: list[dict[str, Any]], figure: str) -> dict[str, Any]:
+    """The run of median ``figure`` (the lower middle one of an even count)."""
+    ranked = sorted(runs, key=lambda r: float(r[figure]))
     return ranked[(len(ranked) - 1) // 2]
 
 
@@ -199,12 +239,10 @@ def _postgres_store_us(bundle: Bundle, url: str, accounts: int) -> float:
 def _print(r: dict[str, Any]) -> None:
     s = r["sustained"]
     n_runs = len(r["labels"]["throughput_tx_per_s"]["without"]) if "labels" in r else 1
-    median = (
-        f", median of {n_runs} runs without labels; its lower-middle run:" if n_runs > 1 else ""
-    )
+    median = f"median of {n_runs} runs without labels; the lower-middle one: " if n_runs > 1 else ""
     console.print(
-        f"sustained: [bold]{r['throughput_tx_per_s']:,.0f} tx/s[/] end to end{median} "
-        f"({s['transactions']:,.0f} tx in {s['seconds']:.1f} s, "
+        f"sustained: [bold]{r['throughput_tx_per_s']:,.0f} tx/s[/] end to end ({median}"
+        f"{s['transactions']:,.0f} tx in {s['seconds']:.1f} s, "
         f"mean batch {s['mean_batch']:,.0f}; pre-fill {s['prefill_tx_per_s']:,.0f} tx/s), "
         f"store {r['store']}"
     )
@@ -223,8 +261,9 @@ def _print(r: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     with_labels = r.get("labels", {}).get("latency_ms", {})
     every = r.get("labels", {}).get("every", 0)
+    share = f"{100 / every:g} %" if every else ""
     for rate in dict.fromkeys([*r["latency_ms"], *with_labels]):
-        runs = [("none", r["latency_ms"].get(rate)), (f"1/{every} tx", with_labels.get(rate))]
+        runs = [("none", r["latency_ms"].get(rate)), (share, with_labels.get(rate))]
         for labelled, one in runs:
             if one is None:
                 continue
@@ -233,6 +272,15 @@ def _print(r: dict[str, Any]) -> None:
             table.add_row(rate, labelled, scored, *cells, f"{one['mean_batch']:.0f}")
     console.print(table)
     for rate, v in with_labels.items():
+        p99 = r["labels"]["latency_p99_ms"][rate]
+        listed = "; ".join(
+            f"{name}: " + ", ".join(f"{x:.1f}" for x in p99[name]) for name in ("without", "with")
+        )
+        console.print(
+            f"  live at {rate} tx/s, p99 with labels / without (medians of the runs): "
+            f"[bold]{r['labels']['latency_p99_ratio'][rate]:.2f}[/] ({listed} ms); table: the "
+            "runs of median p99"
+        )
         console.print(f"  live at {rate} tx/s with labels: " + _label_line(v["labels"]))
     if "soak" in r:
         _print_soak(r["soak"])
