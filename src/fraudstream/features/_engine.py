@@ -314,7 +314,14 @@ def _label_features(
         return dict.fromkeys(LABEL_FEATURES, zero)
     counts = book.counts()
     month = 30 * _DAY_MS
-    to_cp = {w: counts.count("received_fraud", parties, times, w * _DAY_MS) for w in (1, 7, 30)}
+    days = (1, 7, 30)
+    to_cp = dict(
+        zip(
+            days,
+            counts.count_windows("received_fraud", parties, times, [d * _DAY_MS for d in days]),
+            strict=True,
+        )
+    )
     genuine = counts.count("received_genuine", parties, times, month)
     verdicts = to_cp[30] + genuine
     return {

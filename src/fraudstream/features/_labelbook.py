@@ -276,35 +276,53 @@ class _Segment:
         self.origin = origin
         self.packed = packed[order]
         self.cum = np.concatenate(([0], np.cumsum(weights[order])))
-        finite = ends < END_OF_TIME
-        #: entries that ended (a later contradicting verdict): (key, start, end, weight)
-        self.closed = (keys[finite], starts[finite], ends[finite], weights[finite])
+        finite = np.flatnonzero(ends < END_OF_TIME)
+        by_key = finite[np.argsort(keys[finite], kind="stable")]
+        #: entries that ended (a later contradicting verdict), by key: (key, start, end, weight)
+        self.closed = (keys[by_key], starts[by_key], ends[by_key], weights[by_key])
 
-    def count(self, keys: I64, t: I64, window_ms: int) -> I64:
-        """Sum of weights of entries of ``keys`` with start in ``(t - window_ms, t]``, in force
-        at ``t``."""
+    def count(self, keys: I64, t: I64, windows_ms: Sequence[int]) -> list[I64]:
+        """Per window: sum of weights of entries of ``keys`` with start in
+        ``(t - window_ms, t]``, in force at ``t`` (the keys looked up once for all windows)."""
         n = len(keys)
-        out = np.zeros(n, dtype=np.int64)
         if not len(self.keys) or not n:
-            return out
-        pos = np.searchsorted(self.keys, keys)
-        pos_c = np.minimum(pos, len(self.keys) - 1)
-        found = self.keys[pos_c] == keys
+            return [np.zeros(n, dtype=np.int64) for _ in windows_ms]
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found = self.keys[pos] == keys
         if not found.any():
-            return out
-        base = pos_c.astype(np.int64) << _SPAN_BITS
-        hi_t = np.clip(t - self.origin, -1, (1 << _SPAN_BITS) - 1)
-        lo_t = np.clip(t - window_ms - self.origin, -1, (1 << _SPAN_BITS) - 1)
-        hi = np.searchsorted(self.packed, base + hi_t, side="right")
-        lo = np.searchsorted(self.packed, base + lo_t, side="right")
-        got = self.cum[hi] - self.cum[lo]
+            return [np.zeros(n, dtype=np.int64) for _ in windows_ms]
+        base = pos.astype(np.int64) << _SPAN_BITS
+        top = (1 << _SPAN_BITS) - 1
+        hi = np.searchsorted(self.packed, base + np.clip(t - self.origin, -1, top), side="right")
+        out = []
+        for window_ms in windows_ms:
+            lo_t = np.clip(t - window_ms - self.origin, -1, top)
+            got = self.cum[hi] - self.cum[np.searchsorted(self.packed, base + lo_t, side="right")]
+            if len(self.closed[0]):
+                got -= self._ended(keys, t, window_ms)
+            out.append(np.where(found, got, 0))
+        return out
+
+    def _ended(self, keys: I64, t: I64, window_ms: int) -> I64:
+        """Per row: the weights of ended entries of its key that the window counted (start in
+        ``(t - window_ms, t]``) but that are no longer in force at ``t`` (end <= t).
+
+        Vectorised over (row, entry of its key) pairs: a key has few ended entries.
+        """
         ck, cs, ce, cw = self.closed
-        if len(ck):  # entries no longer in force at t (rare): take them back out
-            hit = np.flatnonzero(found & np.isin(keys, ck))
-            for i in hit.tolist():
-                m = (ck == keys[i]) & (cs > t[i] - window_ms) & (cs <= t[i]) & (ce <= t[i])
-                got[i] -= int(cw[m].sum())
-        out[found] = got[found]
+        lo = np.searchsorted(ck, keys, side="left")
+        n = np.searchsorted(ck, keys, side="right") - lo
+        out = np.zeros(len(keys), dtype=np.int64)
+        rows = np.flatnonzero(n)
+        if not len(rows):
+            return out
+        counts = n[rows]
+        row = np.repeat(rows, counts)  # each row once per ended entry of its key
+        first = np.repeat(lo[rows] - np.cumsum(counts) + counts, counts)
+        entry = first + np.arange(len(row))
+        tr = t[row]
+        taken = (cs[entry] > tr - window_ms) & (cs[entry] <= tr) & (ce[entry] <= tr)
+        np.add.at(out, row[taken], cw[entry[taken]])
         return out
 
 
@@ -335,11 +353,16 @@ class LabelCounts:
     def count(self, role: Role, keys: I64, t: I64, window_ms: int) -> I64:
         """Per row: intervals of ``role`` whose entity key is ``keys[i]``, started in
         ``(t[i] - window_ms, t[i]]`` and in force at ``t[i]``."""
-        out = np.zeros(len(keys), dtype=np.int64)
+        return self.count_windows(role, keys, t, (window_ms,))[0]
+
+    def count_windows(self, role: Role, keys: I64, t: I64, windows_ms: Sequence[int]) -> list[I64]:
+        """:meth:`count` for several windows at once (one key lookup per index)."""
+        out = [np.zeros(len(keys), dtype=np.int64) for _ in windows_ms]
         for segments in (self._base, self._delta):
             seg = segments.get(role)
             if seg is not None:
-                out += seg.count(keys, t, window_ms)
+                for total, part in zip(out, seg.count(keys, t, windows_ms), strict=True):
+                    total += part
         return out
 
 
