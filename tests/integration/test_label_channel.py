@@ -271,3 +271,29 @@ def test_every_label_appended_before_a_poll_is_applied_by_it(
         assert reader.stats.late == 0 and not dead
     finally:
         reader.close()
+
+
+def test_a_sync_that_times_out_reconnects_with_a_longer_wait_and_loses_nothing(
+    client: dict[str, str], unique: str
+) -> None:
+    """The embedded broker answers a fetch slower than the wait with nothing: a poll that cannot
+    reach the end in time makes a new consumer (4x the wait) that goes on from where it was."""
+    topic = f"labels-{unique}"
+    ensure_topics(client, [topic], partitions=4)
+    labels = [
+        LabelMessage(f"t{i}", 1, i, account=f"C{i}", counterparty="M", tx_time_ms=0, source="rule")
+        for i in range(200)
+    ]
+    reader = LabelReader(
+        client, topic, LabelBook(), dead_letter=lambda *_: None, sync_timeout_s=0.0
+    )
+    try:
+        produce_raw(client, topic, [(lab.tx_id.encode(), encode_label(lab)) for lab in labels])
+        first = reader.poll()  # cannot reach the end in no time
+        assert reader.stats.late == 1 and reader.fetch_wait_ms == 40
+        reader.sync_timeout_s = 10.0
+        rest = reader.poll()
+        assert sorted(x.tx_id for x in first + rest) == sorted(x.tx_id for x in labels)
+        assert reader.stats.duplicates == 0 and reader.stats.applied == 200
+    finally:
+        reader.close()

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 Lookup = Callable[[Sequence[str]], Mapping[str, tuple[str, str, int]]]
 #: Dead-letter writer: (value, key, reason, source).
 DeadLetter = Callable[[bytes, bytes | None, str, str], None]
+#: The label consumer's first fetch wait, and the longest a reconnect asks for (ms).
+FETCH_WAIT_MS: Final = 10
+FETCH_WAIT_MAX_MS: Final = 1_600
 #: Pending labels are looked up in the store again at most this often.
 RETRY_LOOKUP_S: Final = 5.0
 #: The book forgets labels this long before the latest transaction time (the longest label
@@ -99,18 +102,13 @@ class LabelReader:
         self._positions: dict[int, int] = {}  # next offset to read, per partition
         self._ready: list[LabelMessage] = []
         self._admin = make_admin(client)  # its own connection: never behind a held fetch
-        self._consumer = Consumer(
-            {
-                "logger": KAFKA_LOG,
-                **client,
-                "group.id": f"fraudstream-labels-{uuid.uuid4().hex[:12]}",  # never committed
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                # the broker holds a fetch up to this long before a new label is seen; the
-                # embedded one holds every fetch this long (see stream._kafka)
-                "fetch.wait.max.ms": 10,
-            }
-        )
+        self._client = dict(client)
+        #: the broker holds a fetch up to this long before a new label is seen; the embedded one
+        #: holds every fetch this long, and answers one that takes longer with nothing (its
+        #: reads slow down as a partition fills: docs/notes/stall.md), so a sync that times out
+        #: makes a new consumer with 4x the wait (up to FETCH_WAIT_MAX_MS)
+        self.fetch_wait_ms = FETCH_WAIT_MS
+        self._consumer = self._new_consumer()
         meta = self._consumer.list_topics(topic, timeout=30)
         parts = meta.topics.get(topic)
         if parts is None or parts.error is not None or not parts.partitions:
@@ -157,10 +155,45 @@ class LabelReader:
                 self.sync_timeout_s,
             )
             applied = self._take_ready()
+            if self.fetch_wait_ms < FETCH_WAIT_MAX_MS:
+                self._reconnect()
         self.stats.sync_s += time.monotonic() - started
         if self._pending and time.monotonic() - self._looked_up_at > RETRY_LOOKUP_S:
             applied += self._retry_pending()
         return applied
+
+    def _new_consumer(self) -> Consumer:
+        return Consumer(
+            {
+                "logger": KAFKA_LOG,
+                **self._client,
+                "group.id": f"fraudstream-labels-{uuid.uuid4().hex[:12]}",  # never committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "fetch.wait.max.ms": self.fetch_wait_ms,
+            }
+        )
+
+    def _assign(self) -> None:
+        """Assign every partition from the next offset to read (the beginning at first)."""
+        self._consumer.assign(
+            [
+                TopicPartition(self.topic, p, self._positions.get(p, OFFSET_BEGINNING))
+                for p in self._partitions
+            ]
+        )
+
+    def _reconnect(self) -> None:
+        """A new consumer whose broker may hold a fetch 4x longer, from where this one was."""
+        self.fetch_wait_ms = min(4 * self.fetch_wait_ms, FETCH_WAIT_MAX_MS)
+        log.warning(
+            "label channel %s: a new consumer that lets the broker hold a fetch up to %d ms",
+            self.topic,
+            self.fetch_wait_ms,
+        )
+        self._consumer.close()
+        self._consumer = self._new_consumer()
+        self._assign()
 
     def _ends(self) -> dict[int, int]:
         """The end offset of every partition, now."""
