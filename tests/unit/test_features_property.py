@@ -83,6 +83,16 @@ def brute_labels(b: TxBatch, labels: list[Label]) -> dict[str, F64]:
                 hits += state is not None and state[0] == verdict and state[1] > now - window_ms
             return hits
 
+        def recent(role: str, entity: str, now: int = now) -> int:
+            """Frauds in force at ``now`` whose transaction time is in ``(now - 6 h, now]``."""
+            hits = 0
+            for j, vs in by_row.items():
+                party = b.counterparty[j] if role == "to" else b.account[j]
+                state = _in_force(vs, now)
+                fresh = now - 6 * HOUR_MS < int(t[j]) <= now
+                hits += party == entity and fresh and state is not None and state[0] == 1
+            return hits
+
         cp, acc = b.counterparty[i], b.account[i]
         out["confirmed_frauds_to_counterparty_1d"][i] = count("to", cp, DAY_MS)
         out["confirmed_frauds_to_counterparty_7d"][i] = count("to", cp, 7 * DAY_MS)
@@ -92,6 +102,8 @@ def brute_labels(b: TxBatch, labels: list[Label]) -> dict[str, F64]:
         out["counterparty_fraud_share_30d"][i] = f30 / (f30 + g30) if f30 + g30 else 0.0
         out["confirmed_frauds_by_account_30d"][i] = count("by", acc, 30 * DAY_MS)
         out["confirmed_frauds_to_account_30d"][i] = count("to", acc, 30 * DAY_MS)
+        out["confirmed_frauds_to_counterparty_tx_6h"][i] = recent("to", cp)
+        out["confirmed_frauds_by_account_tx_6h"][i] = recent("by", acc)
     return out
 
 
@@ -259,3 +271,22 @@ def test_engine_matches_brute_force(
         np.testing.assert_allclose(
             got[:, j], want[name].astype(np.float32), rtol=1e-5, atol=1e-3, err_msg=name
         )
+
+
+def test_recent_frauds_count_transactions_of_the_last_6_hours_known_by_now() -> None:
+    """A fraud of A0 at M6 (slot 0, confirmed 30 min later) counts from its label time until
+    its transaction is 6 hours old, for M6 as recipient and A0 as sender."""
+    # (10-minute slot, account, counterparty): M6 is counterparty 6, M7 counterparty 7
+    slots = [(0, 0, 6), (1, 1, 6), (3, 2, 6), (35, 0, 7), (35, 3, 6), (36, 0, 7), (36, 4, 6)]
+    batch = _batch([(s, a, c, 0, 10.0, 100.0, 90.0, 0.0, 0.0) for s, a, c in slots])
+    labels: list[Label] = [(0, 1, 30, "analyst")]
+    engine = FeatureEngine(labels=_label_book(batch, labels))
+    x = engine.update_and_extract(batch)
+    names = list(engine.feature_names)
+    to_cp = x[:, names.index("confirmed_frauds_to_counterparty_tx_6h")].tolist()
+    by_acc = x[:, names.index("confirmed_frauds_by_account_tx_6h")].tolist()
+    assert to_cp == [0, 0, 1, 0, 1, 0, 0]  # not yet known at slots 0-1; 6 h old at slot 36
+    assert by_acc == [0, 0, 0, 1, 0, 0, 0]  # A0's own fraud, until it is 6 h old
+    want = brute_labels(batch, labels)
+    assert want["confirmed_frauds_to_counterparty_tx_6h"].tolist() == to_cp
+    assert want["confirmed_frauds_by_account_tx_6h"].tolist() == by_acc

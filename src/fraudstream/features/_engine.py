@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Final, Literal, get_args
 
@@ -42,11 +43,17 @@ MIN_DENOMINATOR: Final = 0.01
 _DRAIN_SHARE: Final = 0.99
 _RECEIVING_KINDS: Final = (KINDS.index("TRANSFER"), KINDS.index("CASH_IN"))
 _DAY_MS: Final = 86_400_000
+#: Window over transaction time of the ``*_tx_6h`` label features.
+_RECENT_TX_MS: Final = 6 * 3_600_000
+_EVER_MS: Final = 1 << 61  # a label window that holds every verdict
 
 #: From the labels known at the row's event time (``LabelBook``), over windows of label time:
 #: frauds confirmed against the counterparty (it received them: a breached merchant, a mule),
 #: the share of its verdicts that were fraud, and the account's own confirmed frauds as sender
-#: (a taken-over account) and as receiver (a mule cashing out).
+#: (a taken-over account) and as receiver (a mule cashing out). The ``_tx_6h`` pair counts, among
+#: the frauds known at the row's time, those whose *transaction* is at most 6 hours old: a
+#: merchant or customer whose frauds are that recent is likely still compromised, where a label
+#: window also counts a chargeback arriving today for a fraud of weeks ago.
 LABEL_FEATURES: Final = (
     "confirmed_frauds_to_counterparty_1d",
     "confirmed_frauds_to_counterparty_7d",
@@ -54,6 +61,8 @@ LABEL_FEATURES: Final = (
     "counterparty_fraud_share_30d",
     "confirmed_frauds_by_account_30d",
     "confirmed_frauds_to_account_30d",
+    "confirmed_frauds_to_counterparty_tx_6h",
+    "confirmed_frauds_by_account_tx_6h",
 )
 
 #: Known before authorisation: the row's own fields (no new balances) and earlier rows' state.
@@ -209,7 +218,7 @@ class FeatureEngine:
             self._maybe_sweep(p, tables, int(sub.max()))
         cols = _row_features(batch)
         cols.update(_state_features(state, times, batch.amount))
-        cols.update(_label_features(self.labels, times, accounts, counterparties))
+        cols.update(_label_features(self.labels, times, accounts, counterparties, batch))
         if self.mode == "post_tx":
             cols.update(_balance_errors(batch))
         for j, name in enumerate(self._names):
@@ -306,8 +315,10 @@ def _label_features(
     times: npt.NDArray[np.int64],
     accounts: npt.NDArray[np.int64],
     parties: npt.NDArray[np.int64],
+    batch: TxBatch,
 ) -> dict[str, F64 | npt.NDArray[np.bool_]]:
-    """Counts of confirmed verdicts known at each row's time (see :data:`LABEL_FEATURES`)."""
+    """Counts of confirmed verdicts known at each row's time (see :data:`LABEL_FEATURES`);
+    ``accounts`` and ``parties`` are the keys of ``batch.account`` and ``batch.counterparty``."""
     n = len(times)
     if not len(book):
         zero = np.zeros(n)
@@ -315,13 +326,12 @@ def _label_features(
     counts = book.counts()
     month = 30 * _DAY_MS
     days = (1, 7, 30)
-    to_cp = dict(
-        zip(
-            days,
-            counts.count_windows("received_fraud", parties, times, [d * _DAY_MS for d in days]),
-            strict=True,
-        )
+    # the last window (all time): rows whose entity has some fraud in force at all
+    *by_day, cp_any = counts.count_windows(
+        "received_fraud", parties, times, [*(d * _DAY_MS for d in days), _EVER_MS]
     )
+    to_cp = dict(zip(days, by_day, strict=True))
+    by_acc, acc_any = counts.count_windows("sent_fraud", accounts, times, [month, _EVER_MS])
     genuine = counts.count("received_genuine", parties, times, month)
     verdicts = to_cp[30] + genuine
     return {
@@ -331,13 +341,42 @@ def _label_features(
         "counterparty_fraud_share_30d": np.where(
             verdicts > 0, to_cp[30] / np.maximum(verdicts, 1), 0.0
         ),
-        "confirmed_frauds_by_account_30d": counts.count(
-            "sent_fraud", accounts, times, month
-        ).astype(np.float64),
+        "confirmed_frauds_by_account_30d": by_acc.astype(np.float64),
         "confirmed_frauds_to_account_30d": counts.count(
             "received_fraud", accounts, times, month
         ).astype(np.float64),
+        "confirmed_frauds_to_counterparty_tx_6h": _recent_frauds(
+            book, "counterparty", batch.counterparty, times, cp_any > 0
+        ),
+        "confirmed_frauds_by_account_tx_6h": _recent_frauds(
+            book, "account", batch.account, times, acc_any > 0
+        ),
     }
+
+
+def _recent_frauds(
+    book: LabelBook,
+    role: Literal["account", "counterparty"],
+    entities: list[str],
+    times: npt.NDArray[np.int64],
+    candidates: npt.NDArray[np.bool_],
+) -> F64:
+    """Per row: transactions with the row's entity in ``role``, at most :data:`_RECENT_TX_MS`
+    old (time in ``(t - 6 h, t]``), that the labels known at ``t`` call fraud. Only
+    ``candidates`` (rows whose entity has a fraud in force at ``t``) are looked up."""
+    out = np.zeros(len(entities))
+    frauds_of, fraud_at = book.frauds_of, book.fraud_at
+    for row in np.flatnonzero(candidates).tolist():
+        t = int(times[row])
+        rows = frauds_of(role, entities[row])
+        hits = 0
+        for k in range(bisect_left(rows, (t - _RECENT_TX_MS + 1,)), len(rows)):
+            tx_time, tx_id = rows[k]
+            if tx_time > t:
+                break
+            hits += fraud_at(tx_id, t)
+        out[row] = hits
+    return out
 
 
 def _balance_errors(b: TxBatch) -> dict[str, F64 | npt.NDArray[np.bool_]]:

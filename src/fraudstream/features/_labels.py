@@ -100,6 +100,12 @@ _LABELS: dict[str, FeatureLabel] = {
     "confirmed_frauds_to_account_30d": FeatureLabel(
         "Frauds to this account confirmed in the last 30 days (mule)", "count"
     ),
+    "confirmed_frauds_to_counterparty_tx_6h": FeatureLabel(
+        "Frauds to the recipient in the last 6 hours, confirmed by now", "count"
+    ),
+    "confirmed_frauds_by_account_tx_6h": FeatureLabel(
+        "Frauds from this account in the last 6 hours, confirmed by now", "count"
+    ),
     # PaySim, post-transaction
     "error_balance_orig": FeatureLabel("Sender's balance mismatch", "amount"),
     "error_balance_orig_missing": FeatureLabel("Sender's balances unknown", "flag"),
