@@ -113,27 +113,14 @@ def _amount_profile(cu: _Customer, since_ms: int, x: float) -> tuple[float, floa
     return srt[-1], x / med if med >= 0.01 else 0.0, zscore, n
 
 
-class _Frauds:
-    """Frauds known at ``t`` among one entity's transactions of one partition (label book)."""
-
-    __slots__ = ("book", "mine", "t")
-
-    def __init__(self, book: LabelBook, t: int, partition: int, partitions: int) -> None:
-        self.book = book
-        self.t = t
-        crc = book.partition_crc
-        self.mine: Callable[[str], bool] = (
-            (lambda _i: True) if partitions == 1 else (lambda i: crc(i) % partitions == partition)
-        )
-
-    def times(self, rows: list[tuple[int, str]], lo_ms: int, hi_ms: int) -> list[int]:
-        """Transaction times in ``[lo_ms, hi_ms)`` of ``rows`` that are frauds known at ``t``."""
-        if not rows:
-            return []
-        a = bisect_left(rows, (lo_ms,))
-        b = bisect_left(rows, (hi_ms,))
-        fraud_at, t, mine = self.book.fraud_at, self.t, self.mine
-        return [tt for tt, i in rows[a:b] if mine(i) and fraud_at(i, t)]
+def _partition_filter(
+    book: LabelBook, partition: int, partitions: int
+) -> Callable[[str], bool] | None:
+    """Keeps transaction ids of ``partition`` (``None``: one partition, keep all)."""
+    if partitions == 1:
+        return None
+    crc = book.partition_crc
+    return lambda i: crc(i) % partitions == partition
 
 
 def _terminal_run(te: _Terminal, hi: int, book: LabelBook, t: int) -> tuple[int, float]:
@@ -265,7 +252,8 @@ class CardFeatureEngine:
         two_weeks = 14 * DAY_MS
         high_ratio = HIGH_AMOUNT_RATIO
         book = self.labels
-        frauds_of = book.frauds_of
+        fraud_times = book.fraud_times
+        mine = _partition_filter(book, partition, self.partitions)
         for t, i, c, m, x in zip(times, tx_ids, customers, terminals, amounts, strict=True):
             cu = cust_tab.get(c)
             if cu is None:
@@ -288,9 +276,8 @@ class CardFeatureEngine:
                 k = bisect_right(ct, t - w)
                 row.append(n_all - k)
                 row.append((cc[-1] - cc[k]) / (n_all - k))
-            known = _Frauds(book, t, partition, self.partitions)
             # the terminal's frauds (known at t) among its transactions before t - delay
-            f_times = known.times(frauds_of("counterparty", m), t - delay - long_ms, t - delay)
+            f_times = fraud_times("counterparty", m, t - delay - long_ms, t - delay, t, mine)
             tt = te.times
             hi = bisect_left(tt, t - delay)
             for w in wins:
@@ -306,7 +293,7 @@ class CardFeatureEngine:
             streak, since_start = _terminal_run(te, hi, book, t)
             since_fraud = min((t - f_times[-1]) / DAY_MS, _NEVER_D) if f_times else _NEVER_D
             last5 = sum(1 for j in te.ids[hi - five : hi] if book.fraud_at(j, t)) if five else 0
-            c_frauds = known.times(frauds_of("account", c), t - delay - wins[2], t - delay)
+            c_frauds = fraud_times("account", c, t - delay - wins[2], t - delay, t, mine)
             row.extend(
                 (
                     prev_max,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import zlib
-from bisect import bisect_left
 from collections.abc import Iterable
 from typing import Final, Literal, get_args
 
@@ -365,17 +364,9 @@ def _recent_frauds(
     old (time in ``(t - 6 h, t]``), that the labels known at ``t`` call fraud. Only
     ``candidates`` (rows whose entity has a fraud in force at ``t``) are looked up."""
     out = np.zeros(len(entities))
-    frauds_of, fraud_at = book.frauds_of, book.fraud_at
     for row in np.flatnonzero(candidates).tolist():
         t = int(times[row])
-        rows = frauds_of(role, entities[row])
-        hits = 0
-        for k in range(bisect_left(rows, (t - _RECENT_TX_MS + 1,)), len(rows)):
-            tx_time, tx_id = rows[k]
-            if tx_time > t:
-                break
-            hits += fraud_at(tx_id, t)
-        out[row] = hits
+        out[row] = len(book.fraud_times(role, entities[row], t - _RECENT_TX_MS + 1, t + 1, t))
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -186,6 +186,25 @@ class LabelBook:
         """``(tx_time_ms, tx_id)`` of every transaction ever labelled fraud with ``entity`` in
         ``role``, by transaction time (check :meth:`fraud_at` for the verdict at a time)."""
         return self._frauds_by[role].get(entity, _EMPTY)
+
+    def fraud_times(
+        self,
+        role: Literal["account", "counterparty"],
+        entity: str,
+        lo_ms: int,
+        hi_ms: int,
+        t_ms: int,
+        keep: Callable[[str], bool] | None = None,
+    ) -> list[int]:
+        """Times in ``[lo_ms, hi_ms)`` of ``entity``'s transactions (in ``role``) that the labels
+        known at ``t_ms`` call fraud, ascending; ``keep`` filters by transaction id."""
+        rows = self._frauds_by[role].get(entity)
+        if not rows:
+            return []
+        a = bisect.bisect_left(rows, (lo_ms,))
+        b = bisect.bisect_left(rows, (hi_ms,))
+        fraud_at = self.fraud_at
+        return [tt for tt, i in rows[a:b] if (keep is None or keep(i)) and fraud_at(i, t_ms)]
 
     def partition_crc(self, tx_id: str) -> int:
         """CRC-32 of the labelled transaction's account (its partition, as the producer's)."""
