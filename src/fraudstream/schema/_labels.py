@@ -29,8 +29,9 @@ by the transaction id when the producer does not know the account::
 Bounds (like a transaction's, ``schema._bounds``): ids and names are 1 to ``MAX_ID_CHARS``
 printable characters, ``reason`` at most :data:`MAX_REASON_CHARS`, ``0 <= labelled_at_ms <
 MAX_EVENT_TIME_MS`` (before 2100) and at most ``MAX_FUTURE_SKEW_MS`` ahead of the record's
-broker timestamp when one is given. :func:`decode_labels` decodes a batch of raw values and
-returns the invalid ones with a reason, for the dead-letter topic.
+broker timestamp when one is given; ``0 <= tx_time_ms < MAX_EVENT_TIME_MS``.
+:func:`decode_labels` decodes a batch of raw values and returns the invalid ones with a reason,
+for the dead-letter topic.
 
 Rules the detector applies (``stream._labels``, ``features._labelbook``):
 
@@ -62,7 +63,7 @@ import msgspec.structs
 import numpy as np
 
 from fraudstream.errors import SchemaError
-from fraudstream.schema._bounds import MAX_ID_CHARS, check_batch
+from fraudstream.schema._bounds import MAX_EVENT_TIME_MS, MAX_ID_CHARS, check_batch
 from fraudstream.schema._paysim import Invalid, decode_records
 
 __all__ = [
@@ -107,6 +108,7 @@ VERDICTS: Final = ("confirmed_fraud", "false_positive")
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
 _Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON_CHARS)]
 _TimeMs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_TxTimeMs = Annotated[int, msgspec.Meta(ge=0, lt=MAX_EVENT_TIME_MS)]  # a transaction's time
 _LabelId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
 _TEXT: Final = ("tx_id", "account", "counterparty", "alert_id", "analyst", "reason")
 _SEP: Final = "\x1f"
@@ -130,7 +132,7 @@ class LabelMessage(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     labelled_at_ms: _TimeMs
     account: _Id | None = None
     counterparty: _Id | None = None
-    tx_time_ms: _TimeMs | None = None
+    tx_time_ms: _TxTimeMs | None = None
     alert_id: _Id | None = None
     source: LabelSource = "analyst"
     analyst: _Id | None = None

@@ -37,6 +37,8 @@ _Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
 EventTimeMs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 _HOUR_MS = 3_600_000
+#: Longest reason quoted from a decoder's message (see :func:`_reason_of`).
+MAX_QUOTED_CHARS = 300
 
 
 # gc=False: scalar and string fields only, so no cycle tracking (cheaper to create and free)
@@ -79,6 +81,25 @@ _PAYSIM_TEXT = ("nameOrig", "nameDest", "txId", "fraudScenario")
 _encoder = msgspec.json.Encoder()
 
 
+def _reason_of(exc: Exception) -> str:
+    """``exc``'s message as printable text of at most :data:`MAX_QUOTED_CHARS` characters.
+
+    msgspec quotes a rejected value in some messages (``Invalid enum value '...'``): a hostile
+    value must not put control characters, lone surrogates or a megabyte into a DLQ header.
+    """
+    text, at, path = str(exc).rpartition(" - at `")  # the field at fault is kept whole
+    text, path = (text, at + path) if at else (path, "")
+    return _printable(text, MAX_QUOTED_CHARS) + _printable(path, 100)
+
+
+def _printable(text: str, limit: int) -> str:
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text):,} characters)"
+    return text
+
+
 def decode_records(
     decoder: msgspec.json.Decoder[R], values: Sequence[bytes | None], what: str
 ) -> tuple[list[R], list[int], list[Invalid]]:
@@ -98,13 +119,16 @@ def decode_records(
         try:
             rec = decode(raw)
         except msgspec.ValidationError as exc:
-            invalid.append(Invalid(i, f"invalid {what} transaction: {exc}"))
+            invalid.append(Invalid(i, f"invalid {what} transaction: {_reason_of(exc)}"))
             continue
         except msgspec.DecodeError as exc:
-            invalid.append(Invalid(i, f"not valid JSON: {exc}"))
+            invalid.append(Invalid(i, f"not valid JSON: {_reason_of(exc)}"))
             continue
         except RecursionError:  # msgspec skips an unknown field's value recursively
             invalid.append(Invalid(i, f"invalid {what} transaction: JSON nested too deeply"))
+            continue
+        except UnicodeDecodeError as exc:  # msgspec checks UTF-8 only in strings it keeps
+            invalid.append(Invalid(i, f"not valid JSON: a string is not UTF-8 ({exc.reason})"))
             continue
         records.append(rec)
         positions.append(i)
