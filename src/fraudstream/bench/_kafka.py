@@ -217,7 +217,8 @@ def _label_figures(det: _TimedDetector, stats: DetectorStats) -> dict[str, float
     """What the label channel did in a run with labels, and what it cost.
 
     ``sync_ms_per_batch``: ``LabelStats.sync_s`` (reading the label topic to its end before
-    each batch, and once a second while idle) per scored batch; ``stage_ms_per_batch``: the
+    each batch, and once a second while idle) per scored batch, ``sync_max_ms`` the longest
+    once; ``stage_ms_per_batch``: the
     consuming thread's ``labels`` stage (that read, plus completing pending labels) per batch
     of the timed window; ``feed_us_per_tx``: the bench's own label producer, which runs on the
     detector's consuming thread (counted in the run's time, not the detector's work).
@@ -242,6 +243,7 @@ def _label_figures(det: _TimedDetector, stats: DetectorStats) -> dict[str, float
         "late_batches": float(lab.late),
         "batches": float(stats.batches),
         "sync_ms_per_batch": lab.sync_s * 1e3 / stats.batches if stats.batches else 0.0,
+        "sync_max_ms": lab.sync_max_s * 1e3,
         "stage_ms_per_batch": stage_s * 1e3 / stage_batches if stage_batches else 0.0,
         "stage_us_per_tx": stage_s * 1e6 / processed,
         "feed_us_per_tx": flow.seconds * 1e6 / processed,

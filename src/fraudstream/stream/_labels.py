@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,8 +72,9 @@ class LabelStats:
     never_seen: int = 0
     #: batches scored before the label topic was read to its end (sync timed out)
     late: int = 0
-    #: seconds spent reading the label topic to its end before batches
+    #: seconds spent reading the label topic to its end before batches, and the longest once
     sync_s: float = 0.0
+    sync_max_s: float = 0.0
 
 
 class LabelReader:
@@ -102,6 +104,7 @@ class LabelReader:
         self._positions: dict[int, int] = {}  # next offset to read, per partition
         self._ready: list[LabelMessage] = []
         self._admin = make_admin(client)  # its own connection: never behind a held fetch
+        self._asked: dict[TopicPartition, Future[Any]] | None = None  # end offsets on the way
         self._client = dict(client)
         #: the broker holds a fetch up to this long before a new label is seen; the embedded one
         #: holds every fetch this long, and answers one that takes longer with nothing (its
@@ -135,9 +138,19 @@ class LabelReader:
         )
         return applied
 
+    def mark(self) -> None:
+        """Ask the end offsets now, without waiting: the next :meth:`poll` reads up to them.
+
+        The detector calls it as soon as a batch of transactions is fetched, so the request
+        travels while the batch is decoded; every label appended before the fetch is still below
+        the answer.
+        """
+        if self._asked is None:
+            self._asked = self._ask_ends()
+
     def poll(self) -> list[LabelMessage]:
-        """Apply every label appended to the topic before this call (the transactions about to
-        be scored were fetched earlier); returns the labels applied (recorded in the store).
+        """Apply every label appended to the topic before the last :meth:`mark` (or before
+        this call, without one); returns the labels applied (recorded in the store).
 
         The end offsets are asked of the broker on a connection of their own (a fetch held by
         the broker would delay the answer); reading up to them waits at most
@@ -157,7 +170,9 @@ class LabelReader:
             applied = self._take_ready()
             if self.fetch_wait_ms < FETCH_WAIT_MAX_MS:
                 self._reconnect()
-        self.stats.sync_s += time.monotonic() - started
+        took = time.monotonic() - started
+        self.stats.sync_s += took
+        self.stats.sync_max_s = max(self.stats.sync_max_s, took)
         if self._pending and time.monotonic() - self._looked_up_at > RETRY_LOOKUP_S:
             applied += self._retry_pending()
         return applied
@@ -195,11 +210,17 @@ class LabelReader:
         self._consumer = self._new_consumer()
         self._assign()
 
-    def _ends(self) -> dict[int, int]:
-        """The end offset of every partition, now."""
+    def _ask_ends(self) -> dict[TopicPartition, Future[Any]]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         specs = {TopicPartition(self.topic, p): latest for p in self._partitions}
-        futures = self._admin.list_offsets(specs, request_timeout=10)
+        futures: dict[TopicPartition, Future[Any]] = self._admin.list_offsets(
+            specs, request_timeout=10
+        )
+        return futures
+
+    def _ends(self) -> dict[int, int]:
+        """The end offset of every partition, as of the last :meth:`mark` (else now)."""
+        futures, self._asked = self._asked or self._ask_ends(), None
         try:
             return {tp.partition: f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:
