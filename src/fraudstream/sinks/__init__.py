@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
 from fraudstream.sinks._feedback import Feedback, feedback_line, feedback_lines, label_feedback
+from fraudstream.sinks._lists_store import ListChange, ListEntry, ListInfo, ListsSnapshot
 from fraudstream.sinks._notifier import run_notifier
 from fraudstream.sinks._notify import (
     Dispatcher,
@@ -16,15 +17,21 @@ from fraudstream.sinks._notify import (
 from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rejects import RejectedRow, rejected_row
 from fraudstream.sinks._rows import Alert, Reason, decode_features
+from fraudstream.sinks._rules_store import ChangeToken, RuleChange, RuleSetVersion, RuleStore
 from fraudstream.sinks._sqlite import SQLiteStore
 from fraudstream.sinks._store import Store, open_store
 
 __all__ = [
     "Alert",
     "AlertTopicSink",
+    "ChangeToken",
     "Dispatcher",
     "EmailChannel",
     "Feedback",
+    "ListChange",
+    "ListEntry",
+    "ListInfo",
+    "ListsSnapshot",
     "NotificationLog",
     "NotifyError",
     "RateLimiter",
@@ -32,6 +39,9 @@ __all__ = [
     "PostgresStore",
     "Reason",
     "RejectedRow",
+    "RuleChange",
+    "RuleSetVersion",
+    "RuleStore",
     "SQLiteStore",
     "Store",
     "alert_payloads",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._rules_schema import rules_tables
+
 __all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
 
 CREATE_MIGRATIONS_TABLE: Final = """
@@ -204,5 +206,10 @@ _V7: Final = (
     "CREATE INDEX IF NOT EXISTS ix_labels_tx ON labels (tx_id, labelled_at_ms)",
 )
 
+#: The fraud team's rules and lists (``sinks._rules_store``): rule-set versions (the whole set
+#: as JSON text, shared with SQLite), one audit row per changed rule, named lists, their entries
+#: and the log of list changes. SQLite's version 10.
+_V8: Final = rules_tables("bigint")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)

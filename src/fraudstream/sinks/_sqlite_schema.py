@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._rules_schema import rules_tables
+
 __all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
 
 CREATE_MIGRATIONS_TABLE: Final = """
@@ -217,5 +219,12 @@ _V9: Final = (
     "CREATE INDEX IF NOT EXISTS ix_labels_tx ON labels (tx_id, labelled_at_ms)",
 )
 
+#: The fraud team's rules and lists (issue 19, ``sinks._rules_store``): every change to a mode's
+#: rule set saves the whole set as the next version (``rules``: JSON) with one audit row per rule
+#: it changed (the rule before and after, as JSON, and a readable diff); named lists, their
+#: entries (optional expiry) and the log of every list change (``seq``: the lists' change token).
+#: PostgreSQL's version 8.
+_V10: Final = rules_tables("INTEGER")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
