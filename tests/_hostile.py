@@ -9,7 +9,7 @@ A record is built as raw JSON text (``obj``), so a field can hold what no JSON e
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from hypothesis import strategies as st
@@ -75,6 +75,25 @@ TOKENS: Final[dict[str, bytes]] = {
     "unclosed nesting": b"[" * DEEP,
     "object with a number": b'{"a": [1]}',
 }
+
+#: the tokens that are not JSON at all, or nested deeper than a decoder follows
+MALFORMED: Final = frozenset(
+    {
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "hex",
+        "leading zero",
+        "plus sign",
+        "raw control byte",
+        "lone surrogate escape",
+        "reversed surrogate pair",
+        "unterminated string",
+        "nested arrays 100k deep",
+        "nested objects 50k deep",
+        "unclosed nesting",
+    }
+)
 
 #: whole message values that are not a record at all
 VALUES: Final[dict[str, bytes | None]] = {
@@ -207,12 +226,22 @@ def json_bytes(draw: st.DrawFn, values: st.SearchStrategy[Any] = json_any) -> by
 hostile_token = st.sampled_from(list(TOKENS.values())) | json_bytes()
 
 
+def valid(fmt: str, fix: Mapping[str, Any] | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """Valid ``fmt`` records (dicts), with the fields of ``fix`` set to its values."""
+    return VALID[fmt]().map(lambda f: {**f, **(fix or {})})
+
+
 @st.composite
-def mutated(draw: st.DrawFn, fmt: str, keep: frozenset[str] = frozenset()) -> bytes:
-    """A valid ``fmt`` record with one to three mutations: a field replaced by a hostile value,
-    dropped, an unknown field added, a key duplicated; or the bytes truncated or corrupted.
-    ``keep``: fields left alone (e.g. the id a test counts by)."""
-    items = [(k, token(v)) for k, v in draw(VALID[fmt]()).items()]
+def mutated(
+    draw: st.DrawFn,
+    fmt: str,
+    keep: frozenset[str] = frozenset(),
+    fix: Mapping[str, Any] | None = None,
+) -> bytes:
+    """A valid ``fmt`` record (``fix`` as in :func:`valid`) with one to three mutations: a field
+    replaced by a hostile value, dropped, an unknown field added, a key duplicated; or the bytes
+    truncated or corrupted. ``keep``: fields left alone (e.g. the id a test counts by)."""
+    items = [(k, token(v)) for k, v in draw(valid(fmt, fix)).items()]
     for _ in range(draw(st.integers(1, 3))):
         names = [k for k, _ in items if k not in keep]
         how = draw(st.sampled_from(["replace", "drop", "add", "duplicate"]))
@@ -237,12 +266,14 @@ def mutated(draw: st.DrawFn, fmt: str, keep: frozenset[str] = frozenset()) -> by
     return raw
 
 
-def any_value(fmt: str) -> st.SearchStrategy[bytes | None]:
-    """One message value of a ``fmt`` topic: valid, mutated, any JSON, any bytes or a corpus
-    value."""
+def any_value(
+    fmt: str, keep: frozenset[str] = frozenset(), fix: Mapping[str, Any] | None = None
+) -> st.SearchStrategy[bytes | None]:
+    """One message value of a ``fmt`` topic: valid, mutated (``keep``, ``fix``: see
+    :func:`mutated`), any JSON, any bytes or a corpus value."""
     return st.one_of(
-        VALID[fmt]().map(lambda f: obj([(k, token(v)) for k, v in f.items()])),
-        mutated(fmt),
+        valid(fmt, fix).map(lambda f: obj([(k, token(v)) for k, v in f.items()])),
+        mutated(fmt, keep, fix),
         json_bytes(),
         st.binary(max_size=64),
         st.sampled_from(list(VALUES.values())),
