@@ -1,0 +1,312 @@
+"""``fraudstream rules``: the fraud team's rules in the store, versioned with an audit trail.
+
+Every change saves a new version of the mode's rule set; a rule that does not validate is
+refused with where the fault is (exit 2) and the version in force stays. See docs/rules.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, cast
+
+import typer
+
+from fraudstream.cli._app import app
+from fraudstream.cli._rulestore import (
+    AUTHOR,
+    COMMENT,
+    MODE,
+    STORE,
+    author_of,
+    opened,
+    refuse,
+    say,
+    when,
+)
+from fraudstream.rules import ACTIONS, STATUSES, Action, Rule, RuleError, RuleSet, Schema, Status
+from fraudstream.rules._diff import RuleDelta, set_delta
+from fraudstream.rules._pack import Pack, read_pack, write_pack
+from fraudstream.sinks import RuleSetVersion
+
+__all__ = ["rules_app"]
+
+rules_app = typer.Typer(
+    help="Rules beside the model (allow, review, block): versioned, audited, validated.",
+    no_args_is_help=True,
+)
+app.add_typer(rules_app, name="rules")
+
+_VERSION = typer.Option(None, "--version", help="A saved version [the one in force].")
+
+
+def _saved(what: str, result: tuple[RuleSetVersion, list[RuleDelta]]) -> None:
+    version, delta = result
+    if not delta:
+        say(f"no change: the {version.mode} rule set stays at version {version.version}")
+        return
+    say(f"{what}: the {version.mode} rule set is now version {version.version} ({version.author})")
+    _print_delta(delta)
+
+
+def _print_delta(delta: list[RuleDelta]) -> None:
+    for d in delta:
+        say(f"  {d.kind} {d.rule_id}")
+        for line in d.diff.splitlines():
+            say(f"    {line}")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> None:
+    if value is not None and value not in allowed:
+        raise refuse(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+@rules_app.command("add")
+def add(
+    rule_id: str = typer.Argument(..., help="The rule's id (letters, digits, _ . : -)."),
+    expression: str = typer.Argument(..., help="The condition, e.g. 'amount > 10_000'."),
+    action: str = typer.Option(..., "--action", help="allow, review or block."),
+    priority: int = typer.Option(100, help="Order among rules of one action (lower first)."),
+    status: str = typer.Option("draft", help="draft, shadow, live or paused."),
+    description: str = typer.Option("", help="What the rule is for."),
+    mode: str = MODE,
+    author: str | None = AUTHOR,
+    comment: str = COMMENT,
+    store_url: str | None = STORE,
+) -> None:
+    """Add a rule (a new version); refused with the fault's position if it does not validate."""
+    _choice(action, ACTIONS, "action")
+    _choice(status, STATUSES, "status")
+    who = author_of(author)
+    with opened(store_url) as store:
+        rule = Rule(
+            rule_id, expression, cast(Action, action), description, priority, cast(Status, status)
+        )
+        _saved(f"rule {rule_id} added", store.add(mode, rule, author=who, comment=comment))
+
+
+@rules_app.command("edit")
+def edit(
+    rule_id: str = typer.Argument(..., help="The rule's id."),
+    expression: str | None = typer.Option(None, help="A new condition."),
+    action: str | None = typer.Option(None, help="allow, review or block."),
+    priority: int | None = typer.Option(None, help="A new priority."),
+    description: str | None = typer.Option(None, help="A new description."),
+    mode: str = MODE,
+    author: str | None = AUTHOR,
+    comment: str = COMMENT,
+    store_url: str | None = STORE,
+) -> None:
+    """Change a rule's condition, action, priority or description (a new version)."""
+    _choice(action, ACTIONS, "action")
+    if all(v is None for v in (expression, action, priority, description)):
+        raise refuse("nothing to change: give --expression, --action, --priority or --description")
+    who = author_of(author)
+    with opened(store_url) as store:
+        result = store.edit(
+            mode,
+            rule_id,
+            author=who,
+            comment=comment,
+            expression=expression,
+            action=action,
+            priority=priority,
+            description=description,
+        )
+        _saved(f"rule {rule_id} edited", result)
+
+
+@rules_app.command("set-status")
+def set_status(
+    rule_id: str = typer.Argument(..., help="The rule's id."),
+    status: str = typer.Argument(..., help="draft, shadow, live or paused."),
+    mode: str = MODE,
+    author: str | None = AUTHOR,
+    comment: str = COMMENT,
+    store_url: str | None = STORE,
+) -> None:
+    """Move a rule to draft, shadow (evaluated, never acting), live or paused."""
+    _choice(status, STATUSES, "status")
+    who = author_of(author)
+    with opened(store_url) as store:
+        result = store.set_status(mode, rule_id, cast(Status, status), author=who, comment=comment)
+        _saved(f"rule {rule_id} {status}", result)
+
+
+@rules_app.command("remove")
+def remove(
+    rule_id: str = typer.Argument(..., help="The rule's id."),
+    mode: str = MODE,
+    author: str | None = AUTHOR,
+    comment: str = COMMENT,
+    store_url: str | None = STORE,
+) -> None:
+    """Remove a rule (a new version; earlier versions keep it)."""
+    who = author_of(author)
+    with opened(store_url) as store:
+        _saved(f"rule {rule_id} removed", store.remove(mode, rule_id, author=who, comment=comment))
+
+
+@rules_app.command("list")
+def list_(version: int | None = _VERSION, mode: str = MODE, store_url: str | None = STORE) -> None:
+    """The rules of a version, in decision order: id, action, status, priority, condition."""
+    with opened(store_url) as store:
+        v = store.current(mode) if version is None else store.at_version(mode, version)
+    if not v.rules:
+        say(f"no rules in the {mode} rule set (version {v.version})")
+        return
+    say(f"{mode} rule set version {v.version}, saved {when(v.created_at_ms)} by {v.author}")
+    width = max(len(r.id) for r in v.rules)
+    for r in v.rules:
+        say(f"{r.id:<{width}}  {r.action:<6}  {r.status:<6}  {r.priority:>5}  {r.expression}")
+
+
+@rules_app.command("show")
+def show(
+    rule_id: str = typer.Argument(..., help="The rule's id."),
+    version: int | None = _VERSION,
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
+    """One rule's fields and its changes."""
+    with opened(store_url) as store:
+        v = store.current(mode) if version is None else store.at_version(mode, version)
+        rule = next((r for r in v.rules if r.id == rule_id), None)
+        if rule is None:
+            raise RuleError(f"no rule {rule_id!r} in the {mode} rule set (version {v.version})")
+        changes = store.history(mode, rule_id=rule_id)
+    for name in ("id", "expression", "action", "status", "priority", "description", "author"):
+        say(f"{name + ':':<12} {getattr(rule, name)}")
+    say(f"changes ({len(changes)}):")
+    for c in changes:
+        say(f"  v{c.version}  {when(c.at_ms)}  {c.author}  {c.change}  {c.comment}".rstrip())
+
+
+@rules_app.command("history")
+def history(
+    rule_id: str | None = typer.Option(None, "--rule", help="Only this rule's changes."),
+    limit: int = typer.Option(50, min=1, help="At most this many changes, newest first."),
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
+    """The audit trail: who changed which rule, when, why, and the diff."""
+    with opened(store_url) as store:
+        changes = store.history(mode, rule_id=rule_id, limit=limit)
+    if not changes:
+        say(f"no changes to the {mode} rule set yet")
+    for c in changes:
+        say(f"v{c.version}  {when(c.at_ms)}  {c.author}  {c.change} {c.rule_id}")
+        if c.comment:
+            say(f"    # {c.comment}")
+        for line in c.diff.splitlines():
+            say(f"    {line}")
+
+
+@rules_app.command("diff")
+def diff(
+    old: int = typer.Argument(..., help="The older version (0: empty)."),
+    new: int | None = typer.Argument(None, help="The newer version [the one in force]."),
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
+    """What changed between two versions of the rule set."""
+    with opened(store_url) as store:
+        a = store.at_version(mode, old)
+        b = store.current(mode) if new is None else store.at_version(mode, new)
+    delta = set_delta(a.rules, b.rules)
+    say(f"{mode} rule set version {a.version} -> {b.version}: {len(delta)} rule(s) changed")
+    _print_delta(delta)
+
+
+def _pack(file: Path) -> Pack:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        raise refuse(f"cannot read rule pack {file}: {exc}") from None
+    return read_pack(text, source=str(file))
+
+
+def _pack_mode(pack: Pack, mode: str) -> None:
+    if pack.mode is not None and pack.mode != mode:
+        raise RuleError(
+            f"the pack is for mode {pack.mode!r}, not {mode!r}: pass --mode {pack.mode}"
+        )
+
+
+@rules_app.command("validate")
+def validate(
+    expression: str | None = typer.Argument(None, help="A condition to check."),
+    file: Path | None = typer.Option(None, "--file", help="A rule pack (YAML or JSON) to check."),
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
+    """Check a condition or a rule pack against the mode's fields and the store's lists,
+    without saving anything."""
+    if (expression is None) == (file is None):
+        raise refuse("give an EXPRESSION or --file PACK (one of them)")
+    with opened(store_url) as store:
+        known = frozenset(store.lists_snapshot().lists)
+        if file is not None:
+            pack = _pack(file)
+            _pack_mode(pack, mode)
+            rules = RuleSet(pack.rules, Schema.for_mode(mode), lists=known)
+            say(f"{file}: {len(rules)} rule(s) valid in mode {mode}")
+            return
+        assert expression is not None  # noqa: S101 - one of the two, checked above
+        try:
+            RuleSet([Rule("expression", expression, "review")], Schema.for_mode(mode), lists=known)
+        except RuleError as exc:  # not a stored rule: no rule id in the message
+            raise RuleError(exc.reason, text=exc.text, pos=exc.pos) from None
+        say(f"valid in mode {mode}")
+
+
+@rules_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A rule pack: YAML or JSON."),
+    replace_all: bool = typer.Option(
+        False, "--replace", help="Also remove the stored rules the pack does not name."
+    ),
+    mode: str = MODE,
+    author: str | None = AUTHOR,
+    comment: str = COMMENT,
+    store_url: str | None = STORE,
+) -> None:
+    """Add or update the pack's rules in one version; importing it again changes nothing."""
+    who = author_of(author)
+    with opened(store_url) as store:
+        pack = _pack(file)
+        _pack_mode(pack, mode)
+        result = store.import_rules(
+            mode,
+            pack.rules,
+            author=who,
+            comment=comment or f"import {file.name}",
+            replace_all=replace_all,
+        )
+        _saved(f"{file} imported", result)
+
+
+@rules_app.command("export")
+def export(
+    file: Path | None = typer.Argument(None, help="Where to write [stdout]."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="yaml or json [from the file's extension, else yaml]."
+    ),
+    version: int | None = _VERSION,
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
+    """Write a version of the rule set as a pack (YAML or JSON) that `import` reads back."""
+    chosen = fmt or ("json" if file is not None and file.suffix.lower() == ".json" else "yaml")
+    _choice(chosen, ("yaml", "json"), "format")
+    form: Literal["yaml", "json"] = "json" if chosen == "json" else "yaml"
+    with opened(store_url) as store:
+        v = store.current(mode) if version is None else store.at_version(mode, version)
+    text = write_pack(v.rules, mode=mode, fmt=form)
+    if file is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise refuse(f"cannot write {file}: {exc}") from None
+    say(f"{len(v.rules)} rule(s) of {mode} version {v.version} written to {file}")
