@@ -112,6 +112,15 @@ class DetectSettings(_Frozen):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     window_ms: int = 30_000
     window_step_ms: int = 1_000
+    #: Event-time guard (README "Input rules"): a transaction whose event time is more than this
+    #: ahead of its record's broker timestamp goes to the dead-letter topic (unset: the
+    #: format's default, one day for PaySim, 0 for card records).
+    max_future_skew_ms: int | None = Field(default=None, ge=0)
+    #: ... and one more than this behind its partition's watermark, the latest event time
+    #: accepted from the partition (unset: two days for PaySim, a day of skew plus a day of
+    #: delivery delay; 0 for card records, which the card engine needs in event-time order).
+    #: At least ``max_future_skew_ms``, and below the 30-day TTL of entity state.
+    max_lateness_ms: int | None = Field(default=None, ge=0)
 
 
 class NotifySettings(_Frozen):

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_FUTURE_SKEW_MS",
     "MAX_ID_CHARS",
     "MAX_STEP",
+    "ahead_reason",
     "check_batch",
 ]
 
@@ -36,7 +37,8 @@ MAX_STEP: Final = 1_000_000
 #: Event times are ``>= 0`` and before 2100-01-01T00:00Z (ms since the epoch). There is no
 #: later lower bound: this project's simulator writes histories that start at the epoch.
 MAX_EVENT_TIME_MS: Final = 4_102_444_800_000
-#: An event time at most this far ahead of its record's broker timestamp (one day).
+#: An event time at most this far ahead of its record's broker timestamp (one day): the default
+#: of a transaction's ``max_future_skew_ms`` (a detector setting) and the bound of label times.
 MAX_FUTURE_SKEW_MS: Final = 86_400_000
 #: Longest account, counterparty, customer, terminal, transaction id or scenario name.
 MAX_ID_CHARS: Final = 64
@@ -45,28 +47,33 @@ _US_FROM: Final = 10**14  # ms past year 5138: a microsecond time (after 1973) i
 _NS_FROM: Final = 10**17
 
 
-def _time_reason(name: str, t: int, ts: int) -> str:
+def ahead_reason(name: str, t: int, ts: int, max_skew_ms: int) -> str:
+    """Why ``name`` = ``t`` is rejected as more than ``max_skew_ms`` ahead of broker time ``ts``."""
+    hours = (t - ts) / 3_600_000
+    return (
+        f"{name} {t} is {hours:,.1f} h ahead of the record's broker timestamp {ts} "
+        f"(at most {max_skew_ms / 3_600_000:,.6g} h allowed); check the producer's clock"
+    )
+
+
+def _time_reason(name: str, t: int, ts: int, max_skew_ms: int) -> str:
     if t >= _NS_FROM:
         return f"{name} {t} looks like nanoseconds; send milliseconds since the epoch"
     if t >= _US_FROM:
         return f"{name} {t} looks like microseconds; send milliseconds since the epoch"
     if t >= MAX_EVENT_TIME_MS:
         return f"{name} {t} is in 2100 or later; send milliseconds since the epoch"
-    hours = (t - ts) / 3_600_000
-    return (
-        f"{name} {t} is {hours:,.1f} h ahead of the record's broker timestamp {ts} "
-        f"(at most {MAX_FUTURE_SKEW_MS // 3_600_000} h allowed); check the producer's clock"
-    )
+    return ahead_reason(name, t, ts, max_skew_ms)
 
 
 def _bad_times(
-    times: npt.NDArray[np.int64], broker_ts_ms: npt.NDArray[np.int64] | None
+    times: npt.NDArray[np.int64], broker_ts_ms: npt.NDArray[np.int64] | None, max_skew_ms: int
 ) -> npt.NDArray[np.bool_]:
     """Rows whose event time (``-1``: none sent) breaks the fixed or broker-relative bound."""
     bad = times >= MAX_EVENT_TIME_MS
     if broker_ts_ms is not None:
         # a record without a broker timestamp (-1) is held to the fixed bound only
-        ahead = (times >= 0) & (broker_ts_ms > 0) & (times - broker_ts_ms > MAX_FUTURE_SKEW_MS)
+        ahead = (times >= 0) & (broker_ts_ms > 0) & (times - broker_ts_ms > max_skew_ms)
         bad |= ahead
     return bad
 
@@ -113,20 +120,23 @@ def check_batch(
     text_fields: Sequence[str],
     time_field: str,
     broker_ts_ms: npt.NDArray[np.int64] | None,
+    max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
 ) -> dict[int, str]:
     """The rows of ``records`` (decoded from ``raw``) that break a batch bound, with the reason.
 
     ``text_fields`` must hold printable text (``None`` allowed); ``time_field`` (an int or
-    ``None``) must be below :data:`MAX_EVENT_TIME_MS` and at most :data:`MAX_FUTURE_SKEW_MS`
-    ahead of ``broker_ts_ms`` (one per record, ``-1`` or ``0`` when the broker has none).
+    ``None``) must be below :data:`MAX_EVENT_TIME_MS` and at most ``max_future_skew_ms``
+    ahead of ``broker_ts_ms`` (one per record, ``-1`` or ``0`` when the broker has none; without
+    ``broker_ts_ms`` only the fixed bound is checked: the detector leaves the broker-relative
+    bound of transactions to its event-time guard, ``stream._guard``).
     """
     bad = _bad_text(records, raw, text_fields)
     column = list(map(operator.attrgetter(time_field), records))
     if None in column:
         column = [-1 if t is None else t for t in column]
     times = np.array(column, dtype=np.int64)
-    rows = np.flatnonzero(_bad_times(times, broker_ts_ms))
+    rows = np.flatnonzero(_bad_times(times, broker_ts_ms, max_future_skew_ms))
     for i in rows.tolist():
         ts = -1 if broker_ts_ms is None else int(broker_ts_ms[i])
-        bad.setdefault(i, _time_reason(time_field, int(times[i]), ts))
+        bad.setdefault(i, _time_reason(time_field, int(times[i]), ts, max_future_skew_ms))
     return bad

@@ -11,6 +11,7 @@ from fraudstream.stream._detector import (
     RecordFormat,
     format_of,
 )
+from fraudstream.stream._guard import EventTimeGuard
 from fraudstream.stream._kafka import (
     DEFAULT_FETCH_WAIT_MS,
     ensure_topics,
@@ -38,6 +39,7 @@ __all__ = [
     "DetectorMetrics",
     "DetectorStats",
     "DetectorTopics",
+    "EventTimeGuard",
     "Job",
     "KAFKA_LOG",
     "KafkaLog",

@@ -3,8 +3,8 @@
 ``fraudstream detect`` (and the demo through it), ``fraudstream bench`` and the integration
 tests all call :func:`build_detector`, so what they run is wired the same way: the consumer
 (with the lag watchdog's statistics and the configured fetch wait, replaced by a longer-waiting
-one when it stalls), the producer, the topics, the state restorer with the bundle's record
-format, and the label channel.
+one when it stalls), the producer, the topics, the event-time guard, the state restorer with the
+bundle's record format, and the label channel.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from fraudstream.config import Settings
-from fraudstream.features import engine_for
+from fraudstream.config import DetectSettings, Settings
+from fraudstream.errors import ConfigError
+from fraudstream.features import StateEngine, engine_for
 from fraudstream.model import Bundle
 from fraudstream.sinks import Store
 from fraudstream.stream._detector import Detector, DetectorTopics, OnWindow, format_of
+from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import (
     ensure_topics,
     make_consumer,
@@ -58,8 +60,9 @@ def build_detector(
     From ``settings``: the topics (``settings.topics``: transactions, alerts, dead letters and,
     when ``settings.detect.labels``, labels; created with ``settings.kafka.partitions`` if
     missing) and everything in ``settings.detect`` (group, batch size, fetch wait, prefetch,
-    session timeout, stall threshold, windows). Labels are completed with ``lookup`` (e.g. a
-    second store connection's ``lookup_transactions``; ``None``: only from the stream).
+    session timeout, stall threshold, windows, event-time guard). Labels are completed with
+    ``lookup`` (e.g. a second store connection's ``lookup_transactions``; ``None``: only from
+    the stream).
     ``models`` hot-reloads promoted bundles (``None``: ``bundle`` for good). ``options`` are
     further :class:`Detector` keyword arguments (``store_retry_initial_s``, ...).
     """
@@ -111,8 +114,31 @@ def build_detector(
         reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
         fetch_wait_ms=d.fetch_wait_ms,
         labels=label_reader if d.labels else None,
+        guard=_guard(d, engine, format_of(bundle.mode).name),
         **options,
     )
+
+
+def _guard(d: DetectSettings, engine: StateEngine, record_format: str) -> EventTimeGuard:
+    """The event-time guard of ``d`` for ``record_format``; a record it lets through must not
+    be older than the entity state ``engine`` keeps (its TTL), or it would read swept state."""
+    guard = guard_for(
+        record_format, max_future_skew_ms=d.max_future_skew_ms, max_lateness_ms=d.max_lateness_ms
+    )
+    ttl_ms: int | None = getattr(engine, "ttl_ms", None)
+    if ttl_ms is not None and guard.max_lateness_ms >= ttl_ms:
+        raise ConfigError(
+            f"FRAUDSTREAM_DETECT__MAX_LATENESS_MS={guard.max_lateness_ms} must be below the "
+            f"{ttl_ms} ms TTL of entity state: a record that late would read evicted state"
+        )
+    if record_format == "card" and guard.max_lateness_ms > 0:
+        log.warning(
+            "card records up to %d ms behind their partition's watermark are scored: their "
+            "features, and those of later rows, depend on batch boundaries (a restore may "
+            "differ from the live run); the card default is 0",
+            guard.max_lateness_ms,
+        )
+    return guard
 
 
 def _check_state_partitions(bundle: Bundle, topic: str, partitions: int) -> None:

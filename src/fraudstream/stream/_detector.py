@@ -30,6 +30,7 @@ from fraudstream.schema import (
     paysim_to_batch,
 )
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import DEFAULT_FETCH_WAIT_MS
 from fraudstream.stream._labels import LabelReader
 from fraudstream.stream._metrics import DetectorMetrics
@@ -159,6 +160,21 @@ def _record_ids(polled: Polled) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Decoded:
+    """Consumed messages after decoding, validation and the event-time guard."""
+
+    polled: Polled  # every message
+    tx: TxBatch | None  # the accepted records (``None``: none)
+    kept: list[int]  # the accepted records' positions among the messages
+    rejected: list[tuple[int, str]]  # (position, reason) of every other message, in order
+
+    @property
+    def accepted(self) -> Polled:
+        """Where each accepted record was read."""
+        return self.polled.take(self.kept)
+
+
+@dataclass(frozen=True)
 class RecordFormat:
     """How a topic's records are decoded and mapped onto the canonical batch."""
 
@@ -169,15 +185,38 @@ class RecordFormat:
     ]
     to_batch: Callable[[list[Any], Polled], TxBatch]
 
-    def decode_messages(self, msgs: list[Message]) -> tuple[TxBatch | None, list[Message]]:
-        """The valid records among ``msgs`` as a batch, with their messages (for replays)."""
-        records, positions, _invalid = self.decode(
-            [m.value() for m in msgs], [m.timestamp()[1] for m in msgs]
-        )
+    def read(self, msgs: list[Message], guard: EventTimeGuard) -> Decoded:
+        """Decode and validate ``msgs`` (all without a consumer error), then pass the valid
+        records' event times through ``guard`` (which advances its watermarks).
+
+        The detector and the state restorer both read through here, so a partition replayed
+        from its start gets the same decisions, and the same state, as when it was live.
+        """
+        polled = Polled.of(msgs)
+        # no broker timestamps: the guard holds event times to the configured skew instead
+        records, kept, invalid = self.decode([m.value() for m in msgs], None)
+        rejected = [(bad.index, bad.reason) for bad in invalid]
         if not records:
-            return None, []
-        kept = [msgs[i] for i in positions]
-        return self.to_batch(records, Polled.of(kept)), kept
+            return Decoded(polled, None, [], rejected)
+        accepted = polled.take(kept)
+        tx = self.to_batch(records, accepted)
+        ts = np.array(accepted.timestamp_ms, dtype=np.int64)
+        late = guard.check(tx.event_time_ms, ts, accepted.partition)
+        if not late:
+            return Decoded(polled, tx, kept, rejected)
+        rows = np.array([j for j in range(len(kept)) if j not in late], dtype=np.intp)
+        rejected += [(kept[j], f"event-time guard: {why}") for j, why in late.items()]
+        rejected.sort(key=lambda r: r[0])
+        kept = [kept[j] for j in rows.tolist()]
+        return Decoded(polled, tx.take(rows) if kept else None, kept, rejected)
+
+    def decode_messages(
+        self, msgs: list[Message], guard: EventTimeGuard
+    ) -> tuple[TxBatch | None, list[Message]]:
+        """The accepted records among ``msgs`` as a batch, with their messages (for replays)."""
+        good = [m for m in msgs if m.error() is None]
+        read = self.read(good, guard)
+        return read.tx, [good[i] for i in read.kept]
 
 
 def _paysim_batch(records: list[Any], polled: Polled) -> TxBatch:
@@ -241,6 +280,7 @@ class Detector:
         fetch_wait_ms: int = DEFAULT_FETCH_WAIT_MS,
         labels: Callable[[Callable[[bytes, bytes | None, str, str], None]], LabelReader]
         | None = None,
+        guard: EventTimeGuard | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -267,6 +307,8 @@ class Detector:
         #: a stalled consumer is replaced by ``reconnect`` (see :meth:`_rejoin`)
         self.reconnect = reconnect
         self.fetch_wait_ms = fetch_wait_ms  # the consumer's, raised by each rejoin
+        #: event times too far ahead or behind go to the DLQ; shared with ``restorer``
+        self.guard = guard if guard is not None else guard_for(self.record_format.name)
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -427,18 +469,14 @@ class Detector:
             if len(good) < len(msgs):
                 for m in msgs:
                     self._is_error(m)  # raises on a fatal error, logs the others
-            records, positions, invalid = self.record_format.decode(
-                [m.value() for m in good], [m.timestamp()[1] for m in good]
-            )
-            for bad in invalid:
-                self._dlq.write(good[bad.index], bad.reason)
-            polled = Polled.of(good)
+            read = self.record_format.read(good, self.guard)  # invalid, too early or too late
+            for at, reason in read.rejected:
+                self._dlq.write(good[at], reason)
+            polled = read.polled
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
-        if records:
-            kept = polled.take(positions)
-            with clock("to_batch"):
-                tx = self.record_format.to_batch(records, kept)
+        if read.tx is not None:
+            tx, kept = read.tx, read.accepted
             if labels is not None:
                 self._labels_read += labels.see(tx)  # labels that waited for these transactions
             scored = self._score(tx, kept)
@@ -460,8 +498,8 @@ class Detector:
         with clock("hand_over"):
             self._sinks.submit(job, keep_alive=self._commit_durable)
         self.stats.consumed += len(good)
-        self.stats.valid += len(records)
-        self.stats.invalid += len(invalid)
+        self.stats.valid += len(read.kept)
+        self.stats.invalid += len(read.rejected)
         self.stats.batches += 1
 
     def _commit_durable(self) -> None:
@@ -507,9 +545,10 @@ class Detector:
         self._assigned |= {tp.partition for tp in partitions}
         if self.restorer is None:
             self.engine.drop_partitions(tp.partition for tp in partitions)
+            self.guard.drop_partitions(tp.partition for tp in partitions)
             return
         committed = consumer.committed(partitions, timeout=30)
-        self.restorer.restore(self.engine, committed)
+        self.restorer.restore(self.engine, committed, self.guard)
         if self.watchdog is not None:
             self.watchdog.reset()  # a long restore is not a stall
 
@@ -523,6 +562,7 @@ class Detector:
             self._commit_durable_quietly()  # hand the partitions over with nothing in flight
         self._assigned -= gone
         self.engine.drop_partitions(gone)
+        self.guard.drop_partitions(gone)
         self._stash = [m for m in self._stash if m.partition() not in gone]
 
     def _is_error(self, msg: Message) -> bool:

@@ -2,7 +2,9 @@
 
 The input topic is the changelog: per-partition feature state is a pure function of the
 partition's records in offset order, so replaying them through a fresh engine yields exactly the
-state the previous owner had at its last commit — after a rebalance or a crash alike.
+state the previous owner had at its last commit — after a rebalance or a crash alike. The
+replay goes through the detector's event-time guard (rebuilding its watermarks the same way),
+so the records the live detector dead-lettered as too early or too late are left out again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from fraudstream.errors import KafkaError
 from fraudstream.features import StateEngine
 from fraudstream.schema import TxBatch
+from fraudstream.stream._guard import EventTimeGuard
 from fraudstream.stream._kafka import CATCH_UP_PREFETCH
 from fraudstream.stream._kafka_log import KAFKA_LOG
 
@@ -26,8 +29,9 @@ __all__ = ["StateRestorer"]
 
 log = logging.getLogger(__name__)
 
-#: Decodes consumed records into a batch of the valid ones (``None`` if none is valid).
-Decode = Callable[[list[Message]], tuple[TxBatch | None, list[Message]]]
+#: Decodes consumed records into a batch of the ones valid and accepted by the guard (``None`` if
+#: none is), with their messages (``RecordFormat.decode_messages``).
+Decode = Callable[[list[Message], EventTimeGuard], tuple[TxBatch | None, list[Message]]]
 
 
 class StateRestorer:
@@ -48,14 +52,18 @@ class StateRestorer:
         self.batch_max = batch_max
         self.stall_timeout_s = stall_timeout_s
 
-    def restore(self, engine: StateEngine, ends: Sequence[TopicPartition]) -> int:
-        """Replay records with offset < ``tp.offset`` of each partition; returns records replayed.
+    def restore(
+        self, engine: StateEngine, ends: Sequence[TopicPartition], guard: EventTimeGuard
+    ) -> int:
+        """Replay records with offset < ``tp.offset`` of each partition into ``engine`` through
+        ``guard``; returns the records replayed (accepted by the guard).
 
         Partitions with no committed offset (negative) need nothing: the detector reads them
         from the start. Raises :class:`KafkaError` if the replay stops making progress.
         """
         todo = {tp.partition: tp.offset for tp in ends if tp.offset > 0}
         engine.drop_partitions(todo)
+        guard.drop_partitions(tp.partition for tp in ends)
         if not todo:
             return 0
         started = time.monotonic()
@@ -86,7 +94,7 @@ class StateRestorer:
                 for m in keep:
                     first.setdefault(m.partition() or 0, m.offset() or 0)
                 if keep:
-                    replayed += self._feed(engine, keep)
+                    replayed += self._feed(engine, guard, keep)
                     last_progress = time.monotonic()
                 for p in list(todo):
                     position = consumer.position([TopicPartition(self.topic, p)])[0].offset
@@ -118,8 +126,8 @@ class StateRestorer:
         )
         return replayed
 
-    def _feed(self, engine: StateEngine, msgs: list[Message]) -> int:
-        batch, kept = self.decode(msgs)
+    def _feed(self, engine: StateEngine, guard: EventTimeGuard, msgs: list[Message]) -> int:
+        batch, kept = self.decode(msgs, guard)
         if batch is None:
             return 0
         engine.update_and_extract(
