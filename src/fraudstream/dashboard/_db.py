@@ -130,6 +130,31 @@ class Database:
             with self._pool().connection() as pg:
                 return pg.execute(self.sql(text), tuple(params)).fetchall()
 
+    def chunks(
+        self, text: str, params: Sequence[Any] = (), size: int = 100_000
+    ) -> Iterator[list[Row]]:
+        """The rows of one query, ``size`` at a time, never all in memory (a server-side
+        cursor on PostgreSQL, a stepped cursor on SQLite)."""
+        with self._guard(f"query {text.split()[0:4]}"):
+            if self.dialect == "sqlite":
+                conn = self._sqlite_connect()
+                try:
+                    cur = conn.execute(text, tuple(params))
+                    while batch := cur.fetchmany(size):
+                        yield batch
+                finally:
+                    self._sqlite.put(conn)
+                return
+            with (
+                self._pool().connection() as pg,
+                pg.transaction(),
+                pg.cursor(name="fraudstream_chunks") as named,
+            ):
+                named.itersize = size
+                named.execute(self.sql(text), tuple(params))
+                while rows := named.fetchmany(size):
+                    yield rows
+
     def one(self, text: str, params: Sequence[Any] = ()) -> Row | None:
         """The first row of a query, or ``None``."""
         found = self.rows(text, params)
