@@ -441,7 +441,10 @@ class Detector:
     def _next_batch(self) -> list[Message]:
         """Adaptive batching: whatever is ready (up to ``batch_max``), else wait for the first."""
         with self.stats.clock("poll"):
-            return self._poll_batch()
+            msgs = self._poll_batch()
+        if msgs and self.labels is not None:
+            self.labels.mark()  # the label topic's end as of this fetch, asked while decoding
+        return msgs
 
     def _poll_batch(self) -> list[Message]:
         if self._stash:
@@ -461,9 +464,6 @@ class Detector:
         self._maybe_reload()
         clock = self.stats.clock
         labels = self.labels
-        if labels is not None:
-            with clock("labels"):
-                self._labels_read += labels.poll()
         with clock("decode"):
             good = [m for m in msgs if m.error() is None]
             if len(good) < len(msgs):
@@ -473,6 +473,9 @@ class Detector:
             for at, reason in read.rejected:
                 self._dlq.write(good[at], reason)
             polled = read.polled
+        if labels is not None:
+            with clock("labels"):  # every label appended before the fetch, before scoring
+                self._labels_read += labels.poll()
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
         if read.tx is not None:
