@@ -300,6 +300,27 @@ def test_idle_entities_are_evicted_and_forgotten() -> None:
     assert col(x, "new_counterparty_for_account")[0] == 1.0
 
 
+def test_a_late_row_reads_the_same_state_whatever_the_batches_with_a_sweep_lag() -> None:
+    """A row late by at most ``sweep_lag_ms`` (the guard's lateness) gets the same features
+    whether the sweep ran before it or not: the sweep keeps state that recent."""
+    rows = [
+        (0, "A", "B", TRANSFER, 5.0),
+        (12 * MIN, "C", "D", PAYMENT, 1.0),  # the newest row: the sweep cutoff moves to 2 min
+        (9 * MIN, "A", "B", TRANSFER, 7.0),  # 3 min late; A idle 9 min (< the 10 min TTL)
+    ]
+
+    def late_row(batches: list[list[Tx]], lag_ms: int) -> np.ndarray:
+        engine = FeatureEngine(ttl_ms=10 * MIN)
+        engine.sweep_lag_ms = lag_ms
+        return [engine.update_and_extract(batch(b)) for b in batches][-1][-1]
+
+    together = late_row([rows], 0)
+    assert together[list(PRE_AUTH_FEATURES).index("seconds_since_last_by_account")] == 9 * 60
+    np.testing.assert_array_equal(late_row([rows[:1], rows[1:2], rows[2:]], 3 * MIN), together)
+    # without the lag, the sweep after the second row forgets A: the late row differs
+    assert not np.array_equal(late_row([rows[:1], rows[1:2], rows[2:]], 0), together)
+
+
 def test_recent_counterparties_are_capped_least_recently_used() -> None:
     cps = [f"C{i}" for i in range(RECENT_COUNTERPARTIES + 1)]
     txs = [(i * MIN, "A", c, PAYMENT, 1.0) for i, c in enumerate(cps)]

@@ -137,6 +137,11 @@ class FeatureEngine:
         self._tables: dict[int, PartitionState] = {}
         self._watermark_ms: dict[int, int] = {}
         self._swept_ms: dict[int, int] = {}
+        #: an entity is swept only once idle for ``ttl_ms + sweep_lag_ms`` behind the newest row
+        #: of its partition: a row up to ``sweep_lag_ms`` late (the event-time guard's maximum
+        #: lateness) then reads the same state whenever the sweep ran, so features do not depend
+        #: on batch boundaries (state idle longer than ``ttl_ms`` at the row's time is ignored)
+        self.sweep_lag_ms = 0
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -231,7 +236,7 @@ class FeatureEngine:
         swept = self._swept_ms.setdefault(partition, mark)
         if mark - swept < max(1, self.ttl_ms // 8):
             return
-        removed = tables.sweep(mark - self.ttl_ms)
+        removed = tables.sweep(mark - self.ttl_ms - self.sweep_lag_ms)
         self._swept_ms[partition] = mark
         if removed:
             log.debug("partition %d: evicted %d idle entity states", partition, removed)

@@ -131,6 +131,8 @@ def _guard(d: DetectSettings, engine: StateEngine, record_format: str) -> EventT
             f"FRAUDSTREAM_DETECT__MAX_LATENESS_MS={guard.max_lateness_ms} must be below the "
             f"{ttl_ms} ms TTL of entity state: a record that late would read evicted state"
         )
+    if hasattr(engine, "sweep_lag_ms"):
+        engine.sweep_lag_ms = guard.max_lateness_ms  # a late row reads unswept state
     if record_format == "card" and guard.max_lateness_ms > 0:
         log.warning(
             "card records up to %d ms behind their partition's watermark are scored: their "
