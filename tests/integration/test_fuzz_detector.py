@@ -43,35 +43,31 @@ from ._pg_util import PG_URL
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 2
-ID = "@ID@"  # a valid record's txId, made unique when produced
+ID = "@ID@"  # a record's txId, made unique when produced (see _stamp)
+TIME = 1_111_111_111_111  # a record's eventTimeMs, made increasing when produced
 TX_FIELDS = {"paysim": "nameOrig", "card": "customerId"}
 DECODE = {"paysim": decode_paysim, "card": decode_card}
 WAIT_S = 30.0
+#: The largest value without key or headers librdkafka's default ``message.max.bytes``
+#: (1,000,000) lets a producer send: the rest is record overhead.
+LARGEST_VALUE = 999_964
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _base(fmt: str, now_ms: int) -> dict[str, Any]:
-    """A valid record of ``fmt`` at ``now_ms`` (what the hostile values are put into)."""
+def _base(fmt: str) -> dict[str, Any]:
+    """A valid record of ``fmt`` (what the hostile values are put into)."""
     if fmt == "paysim":
-        return {
-            "step": 1,
-            "type": "TRANSFER",
-            "amount": 5.0,
-            "nameOrig": "C-fz",
-            "nameDest": "M1",
-            "txId": ID,
-            "eventTimeMs": now_ms,
-        }
-    return {
-        "customerId": "C-fz",
-        "terminalId": "T1",
-        "amount": 5.0,
-        "eventTimeMs": now_ms,
-        "txId": ID,
-    }
+        return {"step": 1, "type": "TRANSFER", "amount": 5.0, "nameOrig": "C-fz", "nameDest": "M1",
+                "txId": ID, "eventTimeMs": TIME}  # fmt: skip
+    return {"customerId": "C-fz", "terminalId": "T1", "amount": 5.0, "eventTimeMs": TIME,
+            "txId": ID}  # fmt: skip
+
+
+def _valid(fmt: str, n: int) -> list[bytes | None]:
+    return [obj([(k, token(v)) for k, v in _base(fmt).items()])] * n
 
 
 #: per field, the corpus tokens a record may hold there (in an unknown field: any JSON)
@@ -84,10 +80,10 @@ ACCEPTED = {
 }
 
 
-def corpus(fmt: str, now_ms: int) -> list[tuple[bytes | None, bool]]:
+def corpus(fmt: str) -> list[tuple[bytes | None, bool]]:
     """(value, valid?) for every corpus value, and every corpus token in the fields that
     matter and in an unknown one, and a few large values far below the broker's limit."""
-    base = _base(fmt, now_ms)
+    base = _base(fmt)
     items = [(k, token(v)) for k, v in base.items()]
     out: list[tuple[bytes | None, bool]] = [(v, False) for v in VALUES.values()]
     for name in [TX_FIELDS[fmt], "amount", "eventTimeMs", "txId", "x"]:
@@ -241,12 +237,15 @@ def running(
 # --- one round ----------------------------------------------------------------------------
 
 
-def _ids(values: Sequence[bytes | None], tag: str) -> list[bytes | None]:
-    """Each value's placeholder id made unique: ``tag`` and its position."""
-    marker = token(ID)
-    return [
-        v.replace(marker, token(f"{tag}-{i}")) if v is not None else v for i, v in enumerate(values)
-    ]
+def _stamp(values: Sequence[bytes | None], tag: str, t0_ms: int) -> list[bytes | None]:
+    """The placeholders of each value made real: the id ``tag-position``, the event time
+    ``t0_ms + position`` (increasing: the card format's event-time guard allows no lateness)."""
+    out = []
+    for i, v in enumerate(values):
+        if v is not None:
+            v = v.replace(token(ID), token(f"{tag}-{i}")).replace(token(TIME), token(t0_ms + i))
+        out.append(v)
+    return out
 
 
 def _where(item: Sent) -> str:
@@ -270,41 +269,43 @@ def play(
     ``labels`` on the labels topic, a sentinel per partition; then every check of the module."""
     run.round += 1
     tag = f"r{run.round}"
-    now = _now_ms()
-    values = _ids(values, tag)
+    t0 = _now_ms() - 60_000  # behind the broker timestamps: the card format allows no skew
+    values = _stamp(values, tag, t0)
     sent = [Sent(k, v) for k, v in zip(keys, values, strict=True)]
-    ends = _ids(_valid(run.fmt, now, 8), f"{tag}-end")  # 8 keys: both partitions, surely
+    ends = _stamp(_valid(run.fmt, 8), f"{tag}-end", t0 + len(values))  # 8 keys: 2 partitions
     sentinels = [Sent(f"s{i}".encode(), v) for i, v in enumerate(ends)]
     label_sent = [Sent(b"C-fz", v) for v in labels]
     produce(run.client, run.labels, label_sent)
     produce(run.client, run.topics.source, sent + sentinels)
     assert {s.partition for s in sentinels} == set(range(PARTITIONS))
-
-    # the decoder's verdict on each record, at the broker timestamp it got
     every = sent + sentinels
+    run.labels_sent += len(label_sent)
+
+    # first the loop: it stores the valid records and the sentinels behind every hostile one
+    tagged = [i for i in must_store if token(f"{tag}-{i}") in (values[i] or b"")]
+    required = {f"{tag}-{i}" for i in tagged} | {f"{tag}-end-{i}" for i in range(len(ends))}
+    found = _wait_stored(run, sorted(required))
+    assert required <= found, f"valid records not stored: {sorted(required - found)[:5]}"
+
+    # then the decoder's verdict on each record, at the broker timestamp it got
     records, positions, invalid = DECODE[run.fmt](
         [s.value for s in every], [s.timestamp_ms for s in every]
     )
     ids = {
-        positions[j]: r.txId
+        i: r.txId
         or f"{run.topics.source}/{every[i].partition}/{every[i].offset}@{every[i].timestamp_ms}"
-        for j, (r, i) in enumerate(zip(records, positions, strict=True))
+        for r, i in zip(records, positions, strict=True)
     }
     must = [*must_store, *range(len(sent), len(every))]
     assert not [every[i].value for i in must if i not in ids], "the decoder rejects valid ones"
+    missing = {ids[i] for i in must} - set(run.reader.lookup_transactions([ids[i] for i in must]))
+    assert not missing, f"valid records not stored: {sorted(missing)[:5]}"
     assert not [every[i].value for i in must_die if i in ids], "the decoder accepts hostile ones"
-    required = {ids[i] for i in must}
-    assert len(required) == len(must)
-
-    # labels: the decoder's verdict too
     _, _, bad_labels = decode_labels(
         [s.value for s in label_sent], [s.timestamp_ms for s in label_sent]
     )
-    run.labels_sent += len(label_sent)
     run.labels_invalid += len(bad_labels)
 
-    found = _wait_stored(run, sorted(required))
-    assert required <= found, f"valid records not stored: {sorted(required - found)[:5]}"
     dead = run.dead_letters(len(invalid) + len(bad_labels))
     _check_dead_letters(run, every, ids, invalid, label_sent, bad_labels, dead)
     _wait_labels_read(run)
@@ -392,14 +393,10 @@ def _wait_committed(run: Running, every: Sequence[Sent]) -> None:
 # --- the tests ----------------------------------------------------------------------------
 
 
-def _valid(fmt: str, now_ms: int, n: int) -> list[bytes | None]:
-    return [obj([(k, token(v)) for k, v in _base(fmt, now_ms + i).items()]) for i in range(n)]
-
-
 def test_the_corpus_is_dead_lettered_or_stored_and_the_loop_goes_on(running: Running) -> None:
     now = _now_ms()
-    hostile = corpus(running.fmt, now)
-    valid = _valid(running.fmt, now, len(hostile) // 4)
+    hostile = corpus(running.fmt)
+    valid = _valid(running.fmt, len(hostile) // 4)
     values: list[bytes | None] = []
     must: list[int] = []
     dead: list[int] = []
@@ -437,14 +434,35 @@ LABEL_FIX = {"account": "C-fz", "counterparty": "M1"}
 @given(data=st.data())
 def test_generated_records_and_labels(running: Running, data: st.DataObject) -> None:
     now = _now_ms()
-    fix = {"txId": ID, "eventTimeMs": now}
+    fix = {"txId": ID, "eventTimeMs": TIME}
     keep = frozenset(fix)
     values = data.draw(st.lists(any_value(running.fmt, keep, fix), min_size=20, max_size=40))
     keys = data.draw(
         st.lists(st.none() | st.binary(max_size=8), min_size=len(values), max_size=len(values))
     )
     labels = data.draw(
-        st.lists(any_value("labels", fix={**LABEL_FIX, "labelled_at_ms": now}), max_size=20)
+        st.lists(
+            any_value("labels", fix={**LABEL_FIX, "labelled_at_ms": now}), min_size=5, max_size=20
+        )
     )
-    valid = _valid(running.fmt, now, 10)
+    valid = _valid(running.fmt, 10)
     play(running, valid + values, [b"v"] * len(valid) + keys, labels, range(len(valid)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="poison pill: the dead-letter copy of an invalid record within ~150 bytes of the "
+    "producer's message.max.bytes is larger than the limit (the reason and source headers); "
+    "_DlqWriter.write_value lets produce()'s KafkaException MSG_SIZE_TOO_LARGE stop the detector",
+)
+def test_values_at_the_message_size_limit(running: Running) -> None:
+    """A record as large as a producer may send (librdkafka's default ``message.max.bytes``,
+    1,000,000 bytes with key and headers): a valid one is stored; an invalid one must reach the
+    dead-letter topic although its reason header makes the copy larger than the original.
+    (Last in the module: while it fails, it stops the module's detector.)"""
+    base = [(k, token(v)) for k, v in _base(running.fmt).items()]
+    room = LARGEST_VALUE - 64 - len(obj([*base, ("pad", b'""')]))  # 64 bytes below the limit
+    good = obj([*base, ("pad", token("p" * room))])
+    bad = obj([*base, ("amount", token("p" * room))])
+    assert all(LARGEST_VALUE - 100 < len(v) < LARGEST_VALUE - 50 for v in (good, bad))
+    play(running, [good, bad, *_valid(running.fmt, 5)], [None] * 7, [], [0, 2, 3], [1])
