@@ -13,6 +13,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError as KafkaErrorCode
 
 from fraudstream.errors import KafkaError, ModelError, SinkBackpressure, StoreError
 from fraudstream.features import StateEngine
@@ -68,6 +69,10 @@ class DetectorTopics:
     dlq: str
 
 
+#: A dead-letter copy over the producer's message size keeps this many bytes of its value.
+DLQ_TRUNCATE_BYTES: Final = 65_536
+
+
 class _DlqWriter:
     """Invalid records to the dead-letter topic: original key and value, reason in headers."""
 
@@ -103,6 +108,18 @@ class _DlqWriter:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                # the copy with its headers is over the producer's message.max.bytes (a record
+                # that just fitted): keep its head and say how long it was
+                if exc.args[0].code() != KafkaErrorCode.MSG_SIZE_TOO_LARGE or value is None:
+                    raise
+                if len(value) <= DLQ_TRUNCATE_BYTES and len(key or b"") <= DLQ_TRUNCATE_BYTES:
+                    raise
+                log.warning(
+                    "dead-letter copy of %s cut to its first %d bytes", source, DLQ_TRUNCATE_BYTES
+                )
+                headers.append(("fraudstream.truncated", str(len(value)).encode()))
+                value, key = value[:DLQ_TRUNCATE_BYTES], (key or b"")[:DLQ_TRUNCATE_BYTES] or None
 
     def check(self) -> None:
         if self.failed:
