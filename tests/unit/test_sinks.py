@@ -404,7 +404,9 @@ def test_alert_payloads_only_for_review_and_block() -> None:
     assert list(first) == [
         "alert_id", "tx_id", "decision", "score", "reasons", "model_version", "event_time_ms",
         "created_at_ms", "account", "counterparty", "kind", "amount", "label",
+        "rules_fired", "rules_shadow", "rule_set_version",
     ]  # fmt: skip
+    assert [first[k] for k in ("rules_fired", "rules_shadow", "rule_set_version")] == [[], [], None]
     assert first["alert_id"] == first["tx_id"] == "a"
     assert first["decision"] == "review" and first["label"] is None
     assert first["kind"] == KINDS[0] and first["amount"] == 100.0
@@ -553,12 +555,18 @@ def test_binary_copy_stream_holds_every_value_exactly() -> None:
     batch = make_scored(WEIRD_IDS, ["allow", "block", "review", "allow"], labels=[-1, 1, 0, -1])
     batch.score[2] = np.nan
     batch.features[3, 1] = np.inf
+    batch.rule_set_version = 3
+    batch.rules_fired = [(), ("mules", "big"), (), ()]
+    batch.rules_shadow = [("s1",), (), (), ()]
     columns = [c.strip().strip('"') for c in ENRICHED_COPY_COLUMNS.split(",")]
     order = np.array([2, 0, 1])
     rows = parse_binary_copy(binary_copy([enriched_copy(batch), enriched_copy(batch, order)]))
-    assert len(rows) == 8 and all(len(r) == len(columns) == 19 for r in rows)
+    assert len(rows) == 8 and all(len(r) == len(columns) == 22 for r in rows)
     for i, row in enumerate(rows[:4]):
         v = dict(zip(columns, row, strict=True))
+        assert v["rule_set_version"] == struct.pack(">i", 3)
+        assert v["rules_fired"] == (b'["mules","big"]' if i == 1 else None)
+        assert v["rules_shadow"] == (b'["s1"]' if i == 0 else None)
         assert v["tx_id"] == WEIRD_IDS[i].encode() and v["account"] == f"C{i}".encode()
         assert v["kind"] == KINDS[i].encode() and v["model_version"] == b"lr-test-1"
         assert v["decision"] == DECISIONS[batch.decision[i]].encode()

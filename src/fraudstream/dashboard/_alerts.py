@@ -148,6 +148,9 @@ def _detail(alert: q.AlertRow, user: User | None) -> None:
             st.text(describe_reason(reason, currency))
         if not alert.reasons:
             st.text("No reason codes stored for this alert.")
+        st.markdown("**Rules fired**: the fraud team's rules, in decision order")
+        for line in rules_fired_lines(alert):
+            st.text(line)
         st.altair_chart(_reasons_chart(alert, currency), width="stretch")
     with right:
         history = cached(q.account_history, alert.account, 20)
@@ -160,6 +163,20 @@ def _detail(alert: q.AlertRow, user: User | None) -> None:
         shown = shown.rename(columns={"amount": f"amount ({currency})", "time": "time (UTC)"})
         st.dataframe(shown, hide_index=True, width="stretch", height=300)
     _verdict(alert, user)
+
+
+def rules_fired_lines(alert: q.AlertRow) -> list[str]:
+    """The rules that fired on ``alert`` (live ones first, which acted; shadow ones apart)."""
+    if alert.rule_set_version is None:
+        return ["No rule set was in force: the model's thresholds decided."]
+    lines = [
+        f"Live: {', '.join(alert.rules_fired)}"
+        if alert.rules_fired
+        else "Live: none (the model's thresholds decided)",
+        f"Shadow (recorded, not acting): {', '.join(alert.rules_shadow) or 'none'}",
+        f"Rule set version {alert.rule_set_version}",
+    ]
+    return [safe_text(line) for line in lines]
 
 
 def _reasons_chart(alert: q.AlertRow, currency: str) -> alt.Chart:

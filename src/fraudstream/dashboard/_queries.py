@@ -63,6 +63,9 @@ ALERT_COLUMNS: Final = (
     "status",
     "analyst",
     "reviewed_at_ms",
+    "rules_fired",
+    "rules_shadow",
+    "rule_set_version",
 )
 _ALERT_SELECT: Final = "SELECT " + ", ".join(ALERT_COLUMNS) + " FROM fraud_alerts"
 _WINDOW_COLUMNS: Final = (
@@ -170,12 +173,26 @@ class AlertRow:
     status: str
     analyst: str | None
     reviewed_at_ms: int | None
+    #: the ids of the live and shadow rules that fired on it, and the rule set's version
+    rules_fired: tuple[str, ...] = ()
+    rules_shadow: tuple[str, ...] = ()
+    rule_set_version: int | None = None
+
+
+def _ids(stored: Any) -> tuple[str, ...]:
+    """Rule ids stored as a JSON array (``NULL``: none)."""
+    if stored is None:
+        return ()
+    ids = stored if isinstance(stored, list) else json.loads(stored)
+    return tuple(str(i) for i in ids)
 
 
 def _alert(row: tuple[Any, ...]) -> AlertRow:
     values = dict(zip(ALERT_COLUMNS, row, strict=True))
     reasons = values["reasons"]
     values["reasons"] = reasons if isinstance(reasons, list) else json.loads(reasons or "[]")
+    values["rules_fired"] = _ids(values["rules_fired"])
+    values["rules_shadow"] = _ids(values["rules_shadow"])
     return AlertRow(**values)
 
 

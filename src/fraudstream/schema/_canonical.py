@@ -110,6 +110,11 @@ class ScoredBatch:
 
     ``reasons[i]`` is empty for *allow* and holds the top contributing features as
     ``(feature_name, feature_value, contribution)`` for *review* and *block*.
+
+    ``decision`` is final: the model's thresholds, then the fraud team's rules (see
+    docs/rules.md). ``rules_fired[i]`` / ``rules_shadow[i]`` are the ids of the live / shadow
+    rules that fired on row ``i`` (``None``: no rule was evaluated), from version
+    ``rule_set_version`` of the rule set (0: none).
     """
 
     tx: TxBatch
@@ -123,6 +128,9 @@ class ScoredBatch:
     offset: I64
     processed_at_ms: int
     shadow: ShadowScores | None = None
+    rule_set_version: int = 0
+    rules_fired: list[tuple[str, ...]] | None = None
+    rules_shadow: list[tuple[str, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.tx)
@@ -132,18 +140,23 @@ class ScoredBatch:
         shadow = self.shadow
         if shadow is not None:
             shadow = ShadowScores(shadow.model_version, shadow.score[index], shadow.decision[index])
+        rows = index.tolist()
+        fired, shadow_fired = self.rules_fired, self.rules_shadow
         return ScoredBatch(
             tx=self.tx.take(index),
             feature_names=self.feature_names,
             features=self.features[index],
             score=self.score[index],
             decision=self.decision[index],
-            reasons=[self.reasons[i] for i in index.tolist()],
+            reasons=[self.reasons[i] for i in rows],
             model_version=self.model_version,
             partition=self.partition[index],
             offset=self.offset[index],
             processed_at_ms=self.processed_at_ms,
             shadow=shadow,
+            rule_set_version=self.rule_set_version,
+            rules_fired=None if fired is None else [fired[i] for i in rows],
+            rules_shadow=None if shadow_fired is None else [shadow_fired[i] for i in rows],
         )
 
     def alert_index(self) -> npt.NDArray[np.intp]:

@@ -13,6 +13,8 @@ from fraudstream.errors import KafkaError, SinkBackpressure
 from fraudstream.schema import ScoredBatch
 from fraudstream.sinks._rows import Alert, Reason, decision_names, kind_names, label_values
 
+_NO_IDS: tuple[str, ...] = ()
+
 __all__ = ["AlertTopicSink", "alert_payloads"]
 
 log = logging.getLogger(__name__)
@@ -21,9 +23,12 @@ _encode = msgspec.json.Encoder().encode
 
 
 def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
-    """``(key, value)`` per review/block row: key = account (UTF-8), value = ``Alert`` JSON."""
+    """``(key, value)`` per review/block row: key = account (UTF-8), value = ``Alert`` JSON
+    (with the ids of the live and shadow rules that fired and the rule set's version)."""
     tx = batch.tx
     index = batch.alert_index()
+    fired, shadow = batch.rules_fired, batch.rules_shadow
+    version = batch.rule_set_version or None
     columns = zip(
         index.tolist(),
         decision_names(batch.decision[index]),
@@ -50,6 +55,9 @@ def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
             kind=kind,
             amount=amount,
             label=label,
+            rules_fired=list(fired[i] if fired is not None else _NO_IDS),
+            rules_shadow=list(shadow[i] if shadow is not None else _NO_IDS),
+            rule_set_version=version,
         )
         try:
             out.append((tx.account[i].encode(), _encode(alert)))

@@ -2,22 +2,23 @@
 
 The numeric columns and the ``real[]`` features of every row are laid out at once in a numpy
 structured array (big-endian, with the binary format's length words); only the text columns
-(ids, kind, decision) are encoded per row. NaN balances and scores and unknown labels (``-1``)
-become NULL; NaN and ±inf inside the features array are kept as such (``real`` holds them).
+(ids, kind, decision, the rules fired) are encoded per row. NaN balances and scores and unknown
+labels (``-1``) become NULL; NaN and ±inf inside the features array are kept as such (``real``
+holds them).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from fraudstream.schema import DECISIONS, KINDS, ScoredBatch
-from fraudstream.sinks._rows import check_lengths
+from fraudstream.sinks._rows import check_lengths, rule_columns
 
 __all__ = ["ENRICHED_COPY_COLUMNS", "binary_copy", "enriched_copy"]
 
@@ -25,14 +26,16 @@ __all__ = ["ENRICHED_COPY_COLUMNS", "binary_copy", "enriched_copy"]
 ENRICHED_COPY_COLUMNS: Final = (
     "event_time_ms, amount, old_balance_orig, new_balance_orig, old_balance_dest, "
     'new_balance_dest, label, step, score, "partition", "offset", processed_at_ms, features, '
-    "model_version, tx_id, account, counterparty, kind, decision"
+    "model_version, tx_id, account, counterparty, kind, decision, "
+    "rule_set_version, rules_fired, rules_shadow"
 )
-_N_COLUMNS: Final = 19
+_N_COLUMNS: Final = 22
 _SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # flags 0, no header extension
 _TRAILER: Final = b"\xff\xff"
 _FLOAT4_OID: Final = 700
 _NULL: Final = -1
 _len_word = struct.Struct(">i").pack
+_NULL_PIECE: Final = _len_word(_NULL)
 
 
 def _text_piece(value: str) -> bytes:
@@ -145,6 +148,16 @@ def _text_pieces(values: Sequence[str]) -> list[bytes]:
     return [_text_piece(v) for v in values]
 
 
+def _nullable_text_pieces(values: Sequence[str | None]) -> list[bytes]:
+    if not any(values):  # no rule fired in the batch
+        return [_NULL_PIECE] * len(values)
+    return [_NULL_PIECE if v is None else _text_piece(v) for v in values]
+
+
+def _int4_piece(value: int | None) -> bytes:
+    return _NULL_PIECE if value is None else _len_word(4) + _len_word(value)
+
+
 def binary_copy(rows: Sequence[bytes]) -> bytes:
     """A complete binary ``COPY`` stream: the signature, ``rows`` (encoded tuples), the trailer."""
     return b"".join(chain((_SIGNATURE,), rows, (_TRAILER,)))
@@ -175,6 +188,7 @@ def enriched_copy(batch: ScoredBatch, feature_order: npt.NDArray[np.intp] | None
         for j, i in enumerate(index):
             fixed[i] = raw[j * width : (j + 1) * width]
     tx = batch.tx
+    fired, shadow, rule_set_version = rule_columns(batch)
     pieces = zip(
         fixed,
         _text_pieces(tx.tx_id),
@@ -182,6 +196,9 @@ def enriched_copy(batch: ScoredBatch, feature_order: npt.NDArray[np.intp] | None
         _text_pieces(tx.counterparty),
         _KIND_PIECES[tx.kind].tolist(),
         _DECISION_PIECES[batch.decision].tolist(),
+        repeat(_int4_piece(rule_set_version), n),
+        _nullable_text_pieces(fired),
+        _nullable_text_pieces(shadow),
         strict=True,
     )
     return b"".join(chain.from_iterable(pieces))

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _ALERT_COLS: Final = (
     "alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty, "
-    "amount, score, decision, reasons, model_version"
+    "amount, score, decision, reasons, model_version, rules_fired, rules_shadow, rule_set_version"
 )
 _INSERT_SHADOW: Final = """
 INSERT INTO shadow_decisions (tx_id, model_version, score, decision, processed_at_ms)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
 __all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
@@ -211,5 +212,8 @@ _V7: Final = (
 #: and the log of list changes. SQLite's version 10.
 _V8: Final = rules_tables("bigint")
 
+#: The rules that acted on each decision: SQLite's version 11.
+_V9: Final = rule_columns("integer", if_not_exists=True)
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)

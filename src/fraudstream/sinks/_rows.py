@@ -33,6 +33,7 @@ __all__ = [
     "kind_names",
     "label_values",
     "reasons_json",
+    "rule_columns",
 ]
 
 _KIND_NAMES = np.asarray(KINDS, dtype=object)
@@ -64,6 +65,11 @@ class Alert(msgspec.Struct, gc=False):
     kind: str
     amount: float
     label: int | None
+    #: ids of the live rules that fired (decision order), of the shadow rules, and the rule
+    #: set's version (``None``: no rule set in force)
+    rules_fired: list[str] = msgspec.field(default_factory=list)
+    rules_shadow: list[str] = msgspec.field(default_factory=list)
+    rule_set_version: int | None = None
 
 
 def kind_names(codes: npt.NDArray[np.int8]) -> list[str]:
@@ -150,6 +156,35 @@ def reasons_json(reasons: Sequence[tuple[str, float, float]]) -> str:
     return _encode([Reason(f, v, c) for f, v, c in reasons]).decode()
 
 
+def _ids_json(
+    per_row: list[tuple[str, ...]] | None, rows: int, cache: dict[tuple[str, ...], str]
+) -> list[str | None]:
+    """Rule ids per row as JSON arrays, ``None`` where none fired (one encoding per set)."""
+    if per_row is None:
+        return [None] * rows
+    out: list[str | None] = []
+    for ids in per_row:
+        if not ids:
+            out.append(None)
+        elif (text := cache.get(ids)) is not None:
+            out.append(text)
+        else:
+            out.append(cache.setdefault(ids, _encode(list(ids)).decode()))
+    return out
+
+
+def rule_columns(batch: ScoredBatch) -> tuple[list[str | None], list[str | None], int | None]:
+    """The stored rule columns of ``batch``: live and shadow rule ids fired per row (JSON
+    arrays, ``None`` where none fired) and the rule set's version (``None`` when 0: no rules)."""
+    n = len(batch)
+    cache: dict[tuple[str, ...], str] = {}
+    return (
+        _ids_json(batch.rules_fired, n, cache),
+        _ids_json(batch.rules_shadow, n, cache),
+        batch.rule_set_version or None,
+    )
+
+
 def check_lengths(batch: ScoredBatch) -> None:
     """Raise ``SchemaError`` naming the first column whose length differs from the batch's."""
     n = len(batch.tx)
@@ -173,6 +208,10 @@ def check_lengths(batch: ScoredBatch) -> None:
         "partition": batch.partition,
         "offset": batch.offset,
     }
+    if batch.rules_fired is not None:
+        columns["rules_fired"] = batch.rules_fired
+    if batch.rules_shadow is not None:
+        columns["rules_shadow"] = batch.rules_shadow
     for name, column in columns.items():
         if len(column) != n:
             raise SchemaError(
@@ -196,6 +235,7 @@ def enriched_rows(
     check_lengths(batch)
     features = batch.features if order is None else batch.features[:, order]
     tx = batch.tx
+    fired, shadow, version = rule_columns(batch)
     return zip(
         tx.tx_id,
         tx.event_time_ms.tolist(),
@@ -217,6 +257,9 @@ def enriched_rows(
         batch.offset.tolist(),
         repeat(batch.processed_at_ms),
         repeat(ingest_block),
+        fired,
+        shadow,
+        repeat(version),
         strict=False,  # the repeat() columns are endless; the others have equal lengths
     )
 
@@ -226,6 +269,7 @@ def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
     tx = batch.tx
     index = batch.alert_index()
     created = batch.processed_at_ms
+    fired, shadow, version = rule_columns(batch)
     return [
         (
             tx.tx_id[i],
@@ -239,6 +283,9 @@ def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
             decision,
             reasons_json(batch.reasons[i]),
             batch.model_version,
+            fired[i],
+            shadow[i],
+            version,
         )
         for i, t, amount, score, decision in zip(
             index.tolist(),

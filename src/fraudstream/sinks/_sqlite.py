@@ -44,7 +44,7 @@ _ENRICHED_COLUMNS: Final = (
     "tx_id, event_time_ms, account, counterparty, kind, amount, "
     "old_balance_orig, new_balance_orig, old_balance_dest, new_balance_dest, "
     'label, step, features, score, decision, model_version, "partition", "offset", '
-    "processed_at_ms, ingest_block"
+    "processed_at_ms, ingest_block, rules_fired, rules_shadow, rule_set_version"
 )
 #: Enriched rows per INSERT statement. Python's sqlite3 releases and re-takes the GIL around
 #: every statement step; one step per row hands the GIL to the consuming thread 20,000 times a
@@ -88,8 +88,8 @@ VALUES (?, ?, ?, ?, ?)"""
 _INSERT_ALERT: Final = """
 INSERT INTO fraud_alerts (
     alert_id, tx_id, created_at_ms, event_time_ms, account, counterparty,
-    amount, score, decision, reasons, model_version
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    amount, score, decision, reasons, model_version, rules_fired, rules_shadow, rule_set_version
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (alert_id) DO NOTHING"""
 
 _UPSERT_WINDOW: Final = """

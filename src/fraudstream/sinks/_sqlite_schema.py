@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
 __all__ = ["CREATE_MIGRATIONS_TABLE", "MIGRATIONS"]
@@ -226,5 +227,23 @@ _V9: Final = (
 #: PostgreSQL's version 8.
 _V10: Final = rules_tables("INTEGER")
 
+#: The rules that acted on each decision (issue 19): per enriched transaction and alert, the ids
+#: of the live and of the shadow rules that fired (JSON arrays, NULL when none did) and the rule
+#: set version in force (NULL: none). A partial index over the rows some rule fired on serves
+#: the per-rule statistics. PostgreSQL's version 9.
+_V11: Final = rule_columns("INTEGER")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+    _V11,
+)

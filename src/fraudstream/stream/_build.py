@@ -32,6 +32,7 @@ from fraudstream.stream._labels import DeadLetter, LabelReader, Lookup
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._restore import StateRestorer
+from fraudstream.stream._rules import LiveRules, rule_store_for
 from fraudstream.stream._watchdog import LagWatchdog
 from fraudstream.stream._window import SlidingWindow
 
@@ -52,6 +53,7 @@ def build_detector(
     on_window: OnWindow | None = None,
     metrics: DetectorMetrics | None = None,
     kind: type[Detector] = Detector,
+    rules: bool = True,
     **options: Any,
 ) -> Detector:
     """A detector of ``kind`` (:class:`Detector` or a subclass) scoring with ``bundle`` into an
@@ -63,7 +65,9 @@ def build_detector(
     session timeout, stall threshold, windows, event-time guard). Labels are completed with
     ``lookup`` (e.g. a second store connection's ``lookup_transactions``; ``None``: only from
     the stream).
-    ``models`` hot-reloads promoted bundles (``None``: ``bundle`` for good). ``options`` are
+    ``models`` hot-reloads promoted bundles (``None``: ``bundle`` for good). ``rules``: apply
+    the fraud team's rules and lists kept in the same database as ``store`` (polled between
+    batches, see docs/rules.md; ``False``: the model's thresholds only). ``options`` are
     further :class:`Detector` keyword arguments (``store_retry_initial_s``, ...).
     """
     d = settings.detect
@@ -115,6 +119,7 @@ def build_detector(
         fetch_wait_ms=d.fetch_wait_ms,
         labels=label_reader if d.labels else None,
         guard=_guard(d, engine, format_of(bundle.mode).name),
+        rules=_live_rules(store, bundle) if rules else None,
         **options,
     )
 
@@ -141,6 +146,16 @@ def _guard(d: DetectSettings, engine: StateEngine, record_format: str) -> EventT
             guard.max_lateness_ms,
         )
     return guard
+
+
+def _live_rules(store: Store, bundle: Bundle) -> LiveRules | None:
+    """The rules in force for ``bundle``, read from ``store``'s database (opened by the detector,
+    on its thread); ``None`` if that store cannot hold rules."""
+    rule_store = rule_store_for(store)
+    if rule_store is None:
+        log.info("rules: %r keeps no rules; decisions are the model's thresholds only", store)
+        return None
+    return LiveRules(rule_store, bundle)
 
 
 def _check_state_partitions(bundle: Bundle, topic: str, partitions: int) -> None:

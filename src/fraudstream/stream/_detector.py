@@ -38,6 +38,7 @@ from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
 from fraudstream.stream._restore import StateRestorer
+from fraudstream.stream._rules import LiveRules
 from fraudstream.stream._stats import DetectorStats
 from fraudstream.stream._watchdog import LagWatchdog
 from fraudstream.stream._window import SlidingWindow
@@ -259,7 +260,8 @@ class Detector:
     """Score every transaction of ``topics.source``; commit offsets only after outputs are durable.
 
     Per batch, on the consuming thread: decode + validate (invalid → DLQ), features, one model
-    call, decisions, reason codes of the alerts, window statistics; then a :class:`SinkWorker`
+    call, decisions (the model's thresholds, then the fraud team's ``rules``, polled between
+    batches), reason codes of the alerts, window statistics; then a :class:`SinkWorker`
     thread produces the alerts, flushes the producer and commits the store, while the next batch
     is scored. (The store is the slowest output; explaining on this thread keeps the two threads'
     work balanced.)
@@ -298,6 +300,7 @@ class Detector:
         labels: Callable[[Callable[[bytes, bytes | None, str, str], None]], LabelReader]
         | None = None,
         guard: EventTimeGuard | None = None,
+        rules: LiveRules | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -326,6 +329,8 @@ class Detector:
         self.fetch_wait_ms = fetch_wait_ms  # the consumer's, raised by each rejoin
         #: event times too far ahead or behind go to the DLQ; shared with ``restorer``
         self.guard = guard if guard is not None else guard_for(self.record_format.name)
+        #: the fraud team's rules and lists, polled between batches (``None``: the model only)
+        self.rules = rules
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -356,6 +361,8 @@ class Detector:
         if self.challenger is not None:
             self.challenger.warm_up()
         self._record_model(self.bundle)
+        if self.rules is not None:
+            self.rules.start()  # its connection belongs to this (the consuming) thread
         if self.labels is not None:
             self._labels_read = self.labels.catch_up()  # every label so far, before any batch
         self._sinks = SinkWorker(
@@ -479,6 +486,9 @@ class Detector:
     def process(self, msgs: list[Message]) -> None:
         """Score one batch and hand its outputs to the sink worker (committed once durable)."""
         self._maybe_reload()
+        if self.rules is not None:
+            with self.stats.clock("rules_poll"):
+                self.rules.poll(self.bundle)  # a new version or list entry acts from this batch
         clock = self.stats.clock
         labels = self.labels
         with clock("decode"):
@@ -606,21 +616,36 @@ class Detector:
         if self.challenger is not None:
             c_score = self.challenger.score(features)
             shadow = ShadowScores(self.challenger.version, c_score, self.challenger.decide(c_score))
-        with clock("explain"):
-            reasons = self.bundle.explain_alerts(features, decision)
-        return ScoredBatch(
+        scored = ScoredBatch(
             tx=tx,
             feature_names=self.bundle.feature_names,
             features=features,
             score=score,
             decision=decision,
-            reasons=reasons,
+            reasons=[],
             model_version=self.bundle.version,
             partition=partition,
             shadow=shadow,
             offset=polled.offset,
             processed_at_ms=int(time.time() * 1000),
         )
+        if self.rules is not None:
+            self._apply_rules(scored, self.rules)
+        with clock("explain"):  # the model's reasons for every final review/block
+            scored.reasons = self.bundle.explain_alerts(features, scored.decision)
+        return scored
+
+    def _apply_rules(self, scored: ScoredBatch, rules: LiveRules) -> None:
+        """The final decisions of ``scored`` after the rules in force, and the rules fired."""
+        scored.rule_set_version = rules.version
+        if not rules.acting:
+            return
+        with self.stats.clock("rules"):
+            decided = rules.decide(scored)
+        if decided is not None:
+            scored.decision = decided.decision
+            scored.rules_fired = decided.fired
+            scored.rules_shadow = decided.shadow_fired
 
     def _windows(self, scored: ScoredBatch) -> list[WindowStats]:
         tx = scored.tx
@@ -698,6 +723,8 @@ class Detector:
             self.consumer.close()
             if self.labels is not None:
                 self.labels.close()
+            if self.rules is not None:
+                self.rules.close()
 
     def _commit_durable_quietly(self) -> None:
         """Commit what is durable and wait for the broker (before a hand-over or leaving)."""
