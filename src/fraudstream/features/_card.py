@@ -9,19 +9,26 @@ Frauds come from a :class:`~fraudstream.features.LabelBook`, never from the tran
 terminal's (or customer's) fraud at event time *t* is a transaction of the window labelled fraud
 by the labels known at *t*. With the handbook's labels (known 7 days after the transaction,
 ``delay_ms`` = 7 days) that is exactly the handbook's delayed fraud count.
+
+The state is columnar and compiled (:mod:`~fraudstream.features._card_state`); its features
+equal those of the former per-object engine, kept as ``_card_reference`` for the tests (see
+``docs/benchmarks.md``, "Card engine", for the exactness checks and the one documented gap).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
+from fraudstream.features._card_labels import gather_frauds
+from fraudstream.features._card_state import STATE_WIDTH, CardState
 from fraudstream.features._engine import _groups, partition_of
 from fraudstream.features._labelbook import LabelBook
+from fraudstream.features._state import keys_of
 from fraudstream.schema import TxBatch
 
 __all__ = ["CARD_FEATURES", "DAY_MS", "FDH_FEATURES", "CardFeatureEngine"]
@@ -65,30 +72,12 @@ EXTRA_FEATURES: Final = (
 #: A transaction is "high" for its customer above this multiple of their 30-day median amount.
 HIGH_AMOUNT_RATIO: Final = 3.0
 CARD_FEATURES: Final = (*FDH_FEATURES, *EXTRA_FEATURES)
-#: Stateful columns per row from ``_loop``: 12 of the handbook's and 15 of ours.
-_STATE_WIDTH: Final = 27
+#: Stateful columns per row: 12 of the handbook's and 15 of ours.
+_STATE_WIDTH: Final = STATE_WIDTH
+#: The longest look-back past the delay: terminal windows reach ``t - delay - 90 d``.
+LONGEST_WINDOW_MS: Final = 90 * DAY_MS
 
-
-class _Customer:
-    __slots__ = ("amounts", "cum", "cum2", "high", "terminals", "times")
-
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.amounts: list[float] = []
-        self.cum: list[float] = [0.0]
-        self.cum2: list[float] = [0.0]
-        self.high: list[int] = [0]
-        self.terminals: dict[str, int] = {}
-
-
-class _Terminal:
-    """The partition's transactions at one terminal: times and ids, in event-time order."""
-
-    __slots__ = ("ids", "times")
-
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.ids: list[str] = []
+log = logging.getLogger(__name__)
 
 
 def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -97,41 +86,23 @@ def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.ND
     return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
 
 
-def _amount_profile(cu: _Customer, since_ms: int, x: float) -> tuple[float, float, float, int]:
-    """Max, ``x`` / median and ``x``'s z-score over the customer's rows after ``since_ms``."""
-    k = bisect_right(cu.times, since_ms)
-    prev = cu.amounts[k:]
-    n = len(prev)
-    if not n:
-        return 0.0, 0.0, 0.0, 0
-    srt = sorted(prev)
-    med = (srt[(n - 1) // 2] + srt[n // 2]) / 2.0
-    cc, cq = cu.cum, cu.cum2
-    mean = (cc[-1] - cc[k]) / n
-    var = max((cq[-1] - cq[k]) / n - mean * mean, 0.0)
-    zscore = (x - mean) / max(var**0.5, 1.0) if n >= 2 else 0.0
-    return srt[-1], x / med if med >= 0.01 else 0.0, zscore, n
-
-
-def _partition_filter(
-    book: LabelBook, partition: int, partitions: int
-) -> Callable[[str], bool] | None:
-    """Keeps transaction ids of ``partition`` (``None``: one partition, keep all)."""
-    if partitions == 1:
-        return None
-    crc = book.partition_crc
-    return lambda i: crc(i) % partitions == partition
-
-
-def _terminal_run(te: _Terminal, hi: int, book: LabelBook, t: int) -> tuple[int, float]:
-    """Fraud run (known at ``t``) ending at the terminal's row ``hi - 1``: its length and the
-    days since its start (``_NEVER_D`` when none)."""
-    k = hi
-    ids = te.ids
-    while k > 0 and book.fraud_at(ids[k - 1], t):
-        k -= 1
-    streak = hi - k
-    return streak, (t - te.times[k]) / DAY_MS if streak else _NEVER_D
+def assemble(batch: TxBatch, s: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """The feature matrix from the row fields and the stateful columns ``s`` (per row)."""
+    t = batch.event_time_ms
+    x = np.empty((len(batch), len(CARD_FEATURES)), dtype=np.float32)
+    day = t // DAY_MS
+    hour = t // _HOUR_MS % 24
+    x[:, 0] = batch.amount
+    x[:, 1] = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday (weekday 3)
+    x[:, 2] = hour <= 6
+    x[:, 3:15] = s[:, 0:12]
+    amount = batch.amount
+    mean30 = s[:, 5]
+    x[:, 15] = hour
+    x[:, 16] = _ratio(amount, mean30)
+    x[:, 17:] = s[:, 12:]
+    x[:, 17] = _ratio(amount, s[:, 12])
+    return x
 
 
 class CardFeatureEngine:
@@ -143,6 +114,10 @@ class CardFeatureEngine:
     Offline, without ``partition``, rows must come sorted by event time and are partitioned by
     customer as the producer's partitioner does (one partition by default: the handbook's
     protocol). A stream's rows are taken in event-time order within each partition of a batch.
+
+    A customer or terminal idle for ``ttl_ms`` (event time; default ``delay_ms`` + 90 days, the
+    longest look-back of any window) is forgotten: it is reset when next seen and its memory is
+    freed by a sweep as the partition's event time advances.
 
     >>> CardFeatureEngine().feature_names[:3]
     ('TX_AMOUNT', 'TX_DURING_WEEKEND', 'TX_DURING_NIGHT')
@@ -156,24 +131,59 @@ class CardFeatureEngine:
         delay_ms: int = 7 * DAY_MS,
         partitions: int = 1,
         labels: LabelBook | None = None,
+        ttl_ms: int | None = None,
     ) -> None:
         if delay_ms < 0:
             raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
+        ttl = delay_ms + LONGEST_WINDOW_MS if ttl_ms is None else ttl_ms
+        if ttl < delay_ms + LONGEST_WINDOW_MS:
+            raise ValueError(
+                f"ttl_ms must cover delay_ms + 90 days ({delay_ms + LONGEST_WINDOW_MS}), got {ttl}"
+            )
         self.delay_ms = delay_ms
         self.partitions = partitions
+        self.ttl_ms = ttl
         #: the labels known so far (shared with whoever reads them: the detector, a replay)
         self.labels = labels if labels is not None else LabelBook()
-        self._tables: dict[int, tuple[dict[str, _Customer], dict[str, _Terminal]]] = {}
+        self._tables: dict[int, CardState] = {}
+        self._watermark_ms: dict[int, int] = {}
+        self._swept_ms: dict[int, int] = {}
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         """Column names of :meth:`update_and_extract`'s output."""
         return CARD_FEATURES
 
+    def entity_count(self) -> tuple[int, int]:
+        """Customers and terminals held, over all partitions."""
+        states = self._tables.values()
+        return sum(s.customers for s in states), sum(s.terminals for s in states)
+
+    def state_bytes(self) -> tuple[int, int]:
+        """Bytes of the customers' and the terminals' arrays, at allocated capacity."""
+        states = self._tables.values()
+        cust = sum(s.customer_bytes() for s in states)
+        return cust, sum(s.nbytes() for s in states) - cust
+
     def warm_up(self) -> None:
-        """Nothing to compile: the card state is plain Python."""
+        """Compile (or load from numba's cache) the kernels, on a throwaway engine."""
+        n = 64
+        t = np.arange(n, dtype=np.int64) * 3 * DAY_MS
+        ids = [f"warm-{i}" for i in range(n)]
+        book = LabelBook()
+        engine = CardFeatureEngine(delay_ms=DAY_MS, labels=book, partitions=2)
+        batch = _warm_batch(t, ids)
+        from fraudstream.schema import LabelMessage
+
+        book.add(
+            LabelMessage(i, 1, int(tt), account=c, counterparty=m, tx_time_ms=int(tt))
+            for i, tt, c, m in zip(ids, t.tolist(), batch.account, batch.counterparty, strict=True)
+        )
+        engine.update_and_extract(batch)
+        for state in engine._tables.values():
+            state.sweep(int(t[-1]))
 
     def partitions_held(self) -> list[int]:
         """The partitions whose state this engine holds, ascending."""
@@ -183,6 +193,8 @@ class CardFeatureEngine:
         """Forget the state of ``partitions`` (their new owner restores it)."""
         for p in partitions:
             self._tables.pop(p, None)
+            self._watermark_ms.pop(p, None)
+            self._swept_ms.pop(p, None)
 
     def update_and_extract(
         self, batch: TxBatch, partition: npt.NDArray[np.int32] | None = None
@@ -193,9 +205,8 @@ class CardFeatureEngine:
         read.
         """
         n = len(batch)
-        x = np.empty((n, len(CARD_FEATURES)), dtype=np.float32)
         if n == 0:
-            return x
+            return np.empty((0, len(CARD_FEATURES)), dtype=np.float32)
         t = batch.event_time_ms
         if partition is None:
             if np.any(np.diff(t) < 0):
@@ -203,127 +214,58 @@ class CardFeatureEngine:
             partition = partition_of(batch.account, self.partitions)
         order = np.argsort(t, kind="stable")  # the identity for sorted rows
         s = np.empty((n, _STATE_WIDTH), dtype=np.float64)
+        cust, term, txk = keys_of(batch.account), keys_of(batch.counterparty), keys_of(batch.tx_id)
         for p, rows in _groups(partition[order]):
-            tables = self._tables.get(p)
-            if tables is None:
-                tables = self._tables[p] = ({}, {})
-            idx = order[rows].tolist()
-            values = self._loop(
-                *tables,
-                p,
-                t[idx].tolist(),
-                [batch.tx_id[i] for i in idx],
-                [batch.account[i] for i in idx],
-                [batch.counterparty[i] for i in idx],
-                batch.amount[idx].tolist(),
+            state = self._tables.get(p)
+            if state is None:
+                state = self._tables[p] = CardState()
+            idx = order[rows]
+            times = np.ascontiguousarray(t[idx])
+            groups, frauds = gather_frauds(
+                self.labels,
+                [batch.account[i] for i in idx.tolist()],
+                [batch.counterparty[i] for i in idx.tolist()],
+                int(times[0]),
+                int(times[-1]),
+                self.delay_ms,
+                self.partitions,
             )
-            s[idx] = np.array(values, dtype=np.float64).reshape(len(idx), -1)
-        day = t // DAY_MS
-        hour = t // _HOUR_MS % 24
-        x[:, 0] = batch.amount
-        x[:, 1] = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday (weekday 3)
-        x[:, 2] = hour <= 6
-        x[:, 3:15] = s[:, 0:12]
-        amount = batch.amount
-        mean30 = s[:, 5]
-        x[:, 15] = hour
-        x[:, 16] = _ratio(amount, mean30)
-        x[:, 17:] = s[:, 12:]
-        x[:, 17] = _ratio(amount, s[:, 12])
-        return x
+            s[idx] = state.update(
+                times, cust[idx], term[idx], txk[idx],
+                np.ascontiguousarray(batch.amount[idx], np.float64),
+                groups, frauds, p, self.delay_ms, self.ttl_ms,
+            )  # fmt: skip
+            self._maybe_sweep(p, state, int(times[-1]))
+        return assemble(batch, s)
 
-    def _loop(
-        self,
-        cust_tab: dict[str, _Customer],
-        term_tab: dict[str, _Terminal],
-        partition: int,
-        times: list[int],
-        tx_ids: list[str],
-        customers: list[str],
-        terminals: list[str],
-        amounts: list[float],
-    ) -> list[float]:
-        """Per row: the stateful columns (12 handbook + 15 of ours), then fold the row in."""
-        out: list[float] = []
-        put = out.extend
-        delay = self.delay_ms
-        wins = tuple(w * DAY_MS for w in _WINDOWS_D)
-        long_ms = 90 * DAY_MS
-        two_weeks = 14 * DAY_MS
-        high_ratio = HIGH_AMOUNT_RATIO
-        book = self.labels
-        fraud_times = book.fraud_times
-        mine = _partition_filter(book, partition, self.partitions)
-        for t, i, c, m, x in zip(times, tx_ids, customers, terminals, amounts, strict=True):
-            cu = cust_tab.get(c)
-            if cu is None:
-                cu = cust_tab[c] = _Customer()
-            te = term_tab.get(m)
-            if te is None:
-                te = term_tab[m] = _Terminal()
-            ct, cc, cq, ch = cu.times, cu.cum, cu.cum2, cu.high
-            last = ct[-1] if ct else None
-            prev_max, vs_median, zscore, n_prev = _amount_profile(cu, t - wins[2], x)
-            high_14d = ch[-1] - ch[bisect_right(ct, t - two_weeks)]
-            ct.append(t)
-            cu.amounts.append(x)
-            cc.append(cc[-1] + x)
-            cq.append(cq[-1] + x * x)
-            ch.append(ch[-1] + (n_prev >= 3 and vs_median > high_ratio))
-            row: list[float] = []
-            n_all = len(ct)
-            for w in wins:
-                k = bisect_right(ct, t - w)
-                row.append(n_all - k)
-                row.append((cc[-1] - cc[k]) / (n_all - k))
-            # the terminal's frauds (known at t) among its transactions before t - delay
-            f_times = fraud_times("counterparty", m, t - delay - long_ms, t - delay, t, mine)
-            tt = te.times
-            hi = bisect_left(tt, t - delay)
-            for w in wins:
-                lo = bisect_left(tt, t - delay - w)
-                nb = hi - lo
-                row.append(nb)
-                frauds = len(f_times) - bisect_left(f_times, t - delay - w)
-                row.append(frauds / nb if nb else 0.0)
-            lo = bisect_left(tt, t - delay - long_ms)
-            nb = hi - lo
-            seen = cu.terminals.get(m)
-            five = min(hi, 5)
-            streak, since_start = _terminal_run(te, hi, book, t)
-            since_fraud = min((t - f_times[-1]) / DAY_MS, _NEVER_D) if f_times else _NEVER_D
-            last5 = sum(1 for j in te.ids[hi - five : hi] if book.fraud_at(j, t)) if five else 0
-            c_frauds = fraud_times("account", c, t - delay - wins[2], t - delay, t, mine)
-            row.extend(
-                (
-                    prev_max,
-                    _NEVER_S if last is None else min((t - last) / 1000.0, _NEVER_S),
-                    n_all - bisect_right(ct, t - _HOUR_MS),
-                    float(seen is None or seen <= t - wins[2]),
-                    len(tt) - bisect_right(tt, t - wins[0]),
-                    len(f_times),
-                    len(f_times) / nb if nb else 0.0,
-                    len(c_frauds),
-                    vs_median,
-                    zscore,
-                    high_14d,
-                    streak,
-                    since_start,
-                    since_fraud,
-                    last5 / five if five else 0.0,
-                )
-            )
-            put(row)
-            cu.terminals[m] = t
-            tt.append(t)
-            te.ids.append(i)
-            if len(ct) > 256:
-                cut = t - wins[2]
-                k = bisect_left(ct, cut)
-                if 2 * k > len(ct):
-                    del ct[:k], cc[:k], cq[:k], ch[:k], cu.amounts[:k]
-            if len(tt) > 512:
-                k = bisect_left(tt, t - delay - long_ms)
-                if k > 64 and 2 * k > len(tt):
-                    del tt[:k], te.ids[:k]
-        return out
+    def _maybe_sweep(self, partition: int, state: CardState, batch_max_ms: int) -> None:
+        """Free idle entities now and then (features already ignore them, this bounds memory)."""
+        mark = max(self._watermark_ms.get(partition, batch_max_ms), batch_max_ms)
+        self._watermark_ms[partition] = mark
+        swept = self._swept_ms.setdefault(partition, mark)
+        if mark - swept < max(1, self.ttl_ms // 8):
+            return
+        removed = state.sweep(mark - self.ttl_ms)
+        self._swept_ms[partition] = mark
+        if removed:
+            log.debug("partition %d: evicted %d idle customers and terminals", partition, removed)
+
+
+def _warm_batch(t: npt.NDArray[np.int64], ids: list[str]) -> TxBatch:
+    n = len(ids)
+    nan = np.full(n, np.nan)
+    return TxBatch(
+        tx_id=ids,
+        event_time_ms=t,
+        account=[f"c{i % 5}" for i in range(n)],
+        counterparty=[f"m{i % 3}" for i in range(n)],
+        kind=np.zeros(n, dtype=np.int8),
+        amount=np.arange(n, dtype=np.float64),
+        old_balance_orig=nan,
+        new_balance_orig=nan,
+        old_balance_dest=nan,
+        new_balance_dest=nan,
+        label=np.zeros(n, dtype=np.int8),
+        step=np.zeros(n, dtype=np.int64),
+        flagged=np.zeros(n, dtype=np.int8),
+    )

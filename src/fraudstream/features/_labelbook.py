@@ -180,6 +180,11 @@ class LabelBook:
         tx = self._tx.get(tx_id)
         return tx is not None and any(label == 1 for _, _, label in tx.intervals)
 
+    def intervals_of(self, tx_id: str) -> list[tuple[int, int, int]]:
+        """``(start, end, label)`` status intervals of ``tx_id`` (empty when unlabelled)."""
+        tx = self._tx.get(tx_id)
+        return tx.intervals if tx is not None else []
+
     def frauds_of(
         self, role: Literal["account", "counterparty"], entity: str
     ) -> list[tuple[int, str]]:
