@@ -219,19 +219,19 @@ def test_entities_idle_for_the_ttl_are_evicted_and_contribute_nothing(
 
 
 def test_a_terminal_past_512_rows_is_trimmed_as_the_reference_trims_it() -> None:
-    """1,500 rows at one terminal over 300 days, some frauds: its kept rows (read by the fraud
-    run and last-5 features) follow the reference's trim rule exactly."""
+    """600 frauds at one terminal in 10 days, then one every 5 days: the fraud run reaches
+    back to the oldest kept row, so it shows when and how the terminal's rows were trimmed
+    (more than 512 kept, the ones older than delay + 90 d more than half of them)."""
     rng = np.random.default_rng(3)
-    n = 1500
-    t = np.sort(rng.integers(0, 300 * DAY_MS, n))
-    rows = [(int(t[i]), int(rng.integers(0, 40)), 0, float(rng.integers(1, 90))) for i in range(n)]
-    b = _batch(rows, [f"t{i}" for i in range(n)])
-    fraud = rng.random(n) < 0.5
-    verdicts = [[(int(rng.integers(0, 7 * 24)), 1, 0)] if f else [] for f in fraud]
-    got, want, _ = _both(b, _labels(b, verdicts, []), 7 * DAY_MS, 1, [400, 900], None)
+    burst = np.sort(rng.integers(0, 10 * DAY_MS, 600))
+    t = [*burst.tolist(), *range(12 * DAY_MS, 160 * DAY_MS, 5 * DAY_MS)]
+    rows = [(tt, int(rng.integers(0, 40)), 0, float(rng.integers(1, 90))) for tt in t]
+    b = _batch(rows, [f"t{i}" for i in range(len(t))])
+    verdicts = [[(1, 1, 0)] for _ in t]
+    got, want, _ = _both(b, _labels(b, verdicts, []), 7 * DAY_MS, 1, [300, 610], None)
     np.testing.assert_array_equal(got, want)
     streak = got[:, CARD_FEATURES.index("terminal_fraud_streak_delayed")]
-    assert streak.max() >= 3
+    assert streak.max() > 600 and streak[-1] < 100  # trimmed once the burst was old
 
 
 def test_ttl_must_cover_the_longest_window() -> None:
