@@ -360,9 +360,9 @@ class Detector:
         self.bundle.warm_up()
         if self.challenger is not None:
             self.challenger.warm_up()
-        self._record_model(self.bundle)
-        if self.rules is not None:
+        if self.rules is not None:  # before any write of this detector holds SQLite's lock
             self.rules.start()  # its connection belongs to this (the consuming) thread
+        self._record_model(self.bundle)
         if self.labels is not None:
             self._labels_read = self.labels.catch_up()  # every label so far, before any batch
         self._sinks = SinkWorker(

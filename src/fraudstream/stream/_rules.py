@@ -64,6 +64,7 @@ class LiveRules:
         self._refused = 0  # a rules version that failed to load (not retried until it moves)
         self._polled_at = -float("inf")
         self._down = False
+        self._open = False
         self.reloads = 0  # rule set versions loaded (for tests and stats)
 
     @property
@@ -77,17 +78,14 @@ class LiveRules:
         return bool(self.rules.live or self.rules.shadow)
 
     def start(self) -> LiveRules:
-        """Connect and load what is in force (a store outage: no rules until it is back)."""
-        try:
-            self.store.open()
-        except StoreError as exc:
-            self._outage(exc)
-            return self
+        """Connect and load what is in force (a store outage: no rules until it is back, the
+        connection is retried at every poll)."""
         self.poll(force=True)
         return self
 
     def close(self) -> None:
         """Release the store connection."""
+        self._open = False
         self.store.close()
 
     def poll(self, bundle: Bundle | None = None, *, force: bool = False) -> None:
@@ -102,6 +100,9 @@ class LiveRules:
             return
         self._polled_at = now
         try:
+            if not self._open:
+                self.store.open()
+                self._open = True
             self._refresh()
         except StoreError as exc:
             self._outage(exc)
