@@ -26,7 +26,8 @@ from fraudstream.cli._rulestore import (
 from fraudstream.rules import ACTIONS, STATUSES, Action, Rule, RuleError, RuleSet, Schema, Status
 from fraudstream.rules._diff import RuleDelta, set_delta
 from fraudstream.rules._pack import Pack, read_pack, write_pack
-from fraudstream.sinks import RuleSetVersion
+from fraudstream.sinks import RuleHits, RuleSetVersion, rule_hits
+from fraudstream.sinks._rules_store import now_ms
 
 __all__ = ["rules_app"]
 
@@ -147,10 +148,25 @@ def remove(
 
 
 @rules_app.command("list")
-def list_(version: int | None = _VERSION, mode: str = MODE, store_url: str | None = STORE) -> None:
+def list_(
+    version: int | None = _VERSION,
+    stats: bool = typer.Option(
+        False,
+        "--stats",
+        help="Also how often each rule fired in the detector (shadow rules: would have), "
+        "and its precision so far against the labels.",
+    ),
+    since_hours: float | None = typer.Option(
+        None, "--since-hours", min=0, help="With --stats: only transactions this recent."
+    ),
+    mode: str = MODE,
+    store_url: str | None = STORE,
+) -> None:
     """The rules of a version, in decision order: id, action, status, priority, condition."""
     with opened(store_url) as store:
         v = store.current(mode) if version is None else store.at_version(mode, version)
+        since_ms = 0 if since_hours is None else now_ms() - int(since_hours * 3_600_000)
+        hits = rule_hits(store, since_ms=since_ms) if stats else []
     if not v.rules:
         say(f"no rules in the {mode} rule set (version {v.version})")
         return
@@ -158,6 +174,24 @@ def list_(version: int | None = _VERSION, mode: str = MODE, store_url: str | Non
     width = max(len(r.id) for r in v.rules)
     for r in v.rules:
         say(f"{r.id:<{width}}  {r.action:<6}  {r.status:<6}  {r.priority:>5}  {r.expression}")
+    if stats:
+        _print_stats(v, hits, width)
+
+
+def _print_stats(v: RuleSetVersion, hits: list[RuleHits], width: int) -> None:
+    """Per rule of ``v``: stored hits as a live and as a shadow rule, verdicts, precision."""
+    found = {(h.rule_id, h.shadow): h for h in hits}
+    say("")
+    say(f"{'rule':<{width}}  {'as':<6}  {'hits':>8}  {'labelled':>8}  {'frauds':>8}  precision")
+    for r in v.rules:
+        for shadow in (False, True):
+            h = found.get((r.id, shadow))
+            if h is None and (shadow != (r.status == "shadow")):
+                continue  # only the role it has now, or any it had with hits
+            h = h or RuleHits(r.id, shadow, 0, 0, 0)
+            p = "-" if h.precision is None else f"{h.precision:.1%}"
+            role = "shadow" if shadow else "live"
+            say(f"{r.id:<{width}}  {role:<6}  {h.hits:>8}  {h.labelled:>8}  {h.frauds:>8}  {p}")
 
 
 @rules_app.command("show")

@@ -17,6 +17,7 @@ from fraudstream.sinks._notify import (
 from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rejects import RejectedRow, rejected_row
 from fraudstream.sinks._rows import Alert, Reason, decode_features
+from fraudstream.sinks._rule_stats import RuleHits, rule_hits
 from fraudstream.sinks._rules_store import ChangeToken, RuleChange, RuleSetVersion, RuleStore
 from fraudstream.sinks._sqlite import SQLiteStore
 from fraudstream.sinks._store import Store, open_store
@@ -40,6 +41,7 @@ __all__ = [
     "Reason",
     "RejectedRow",
     "RuleChange",
+    "RuleHits",
     "RuleSetVersion",
     "RuleStore",
     "SQLiteStore",
@@ -51,5 +53,6 @@ __all__ = [
     "label_feedback",
     "open_store",
     "rejected_row",
+    "rule_hits",
     "run_notifier",
 ]
