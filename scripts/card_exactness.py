@@ -48,9 +48,10 @@ def main() -> int:
         )
         if isinstance(engine, CardFeatureEngine):
             (customers, terminals), (cust_b, term_b) = engine.entity_count(), engine.state_bytes()
+            per_c, per_t = cust_b / max(customers, 1), term_b / max(terminals, 1)
             sys.stdout.write(
                 f"  held: {customers:,} customers, {terminals:,} terminals; bytes per customer "
-                f"{cust_b / max(customers, 1):,.0f}, per terminal {term_b / max(terminals, 1):,.0f}\n"
+                f"{per_c:,.0f}, per terminal {per_t:,.0f}\n"
             )
     a, b = out["columnar"], out["reference"]
     same = (a.view(np.uint32) == b.view(np.uint32)) | (a == b)
