@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -86,9 +88,18 @@ def _relpath(table: Table, day: dt.date, fmt: Format) -> str:
 
 
 def _write_file(
-    batches: Iterable[pa.RecordBatch], schema: pa.Schema, fmt: Format, out: Path
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    fmt: Format,
+    out: Path,
+    feature_names: Sequence[str],
 ) -> int:
-    """Write every batch to ``out`` (an empty file has the header/schema only); rows written."""
+    """Write every batch to ``out`` (an empty file has the header/schema only); rows written.
+
+    CSV has no nested values: the ``features`` map becomes one column per name of
+    ``feature_names`` (every model version's), ``features.<name>``, empty where a row's model
+    has no such feature.
+    """
     rows = 0
     if fmt == "parquet":
         with pq.ParquetWriter(out, schema, compression="zstd") as w:
@@ -96,26 +107,39 @@ def _write_file(
                 w.write_batch(b)
                 rows += b.num_rows
         return rows
-    flat = pa.schema(
-        [pa.field(f.name, pa.string()) if pa.types.is_map(f.type) else f for f in schema]
-    )
+    fields = []
+    for f in schema:
+        if pa.types.is_map(f.type):
+            fields += [pa.field(f"{f.name}.{n}", pa.float32()) for n in feature_names]
+        else:
+            fields.append(f)
+    flat = pa.schema(fields)
     with pacsv.CSVWriter(out, flat) as w:
         for b in batches:
-            w.write_batch(_csv_batch(b, flat))
+            w.write_batch(_csv_batch(b, flat, feature_names))
             rows += b.num_rows
     return rows
 
 
-def _csv_batch(batch: pa.RecordBatch, flat: pa.Schema) -> pa.RecordBatch:
-    """``batch`` with map columns as JSON objects (CSV has no nested values)."""
-    cols = []
+def _csv_batch(
+    batch: pa.RecordBatch, flat: pa.Schema, feature_names: Sequence[str]
+) -> pa.RecordBatch:
+    """``batch`` with its map column spread over one column per feature name (vectorised)."""
+    cols: list[pa.Array] = []
     for f, col in zip(batch.schema, batch.columns, strict=True):
-        if pa.types.is_map(f.type):
-            col = pa.array(
-                [None if m is None else json.dumps(dict(m)) for m in col.to_pylist()],
-                type=pa.string(),
-            )
-        cols.append(col)
+        if not pa.types.is_map(f.type):
+            cols.append(col)
+            continue
+        n, width = len(col), len(feature_names)
+        offsets = col.offsets.to_numpy()
+        where = pc.index_in(col.keys, value_set=pa.array(list(feature_names), pa.string()))
+        rows = np.repeat(np.arange(n), np.diff(offsets))
+        grid = np.full((n, width), np.nan, dtype=np.float32)
+        present = np.zeros((n, width), dtype=np.bool_)
+        at = where.to_numpy(zero_copy_only=False).astype(np.int64)
+        grid[rows, at] = col.items.to_numpy(zero_copy_only=False)
+        present[rows, at] = True
+        cols += [pa.array(grid[:, j], mask=~present[:, j]) for j in range(width)]
     return pa.RecordBatch.from_arrays(cols, schema=flat)
 
 
@@ -142,7 +166,7 @@ def export_days(
     since: dt.date | None = None,
     until: dt.date | None = None,
     close_after_ms: int = 3_600_000,
-    chunk: int = 200_000,
+    chunk: int = 50_000,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> ExportRun:
     """Export ``tables`` of the store to ``target``, one file per UTC day (see the module).
@@ -200,7 +224,8 @@ def _export_day(
     with tempfile.TemporaryDirectory(prefix="fraudstream-export-") as tmp:
         out = Path(tmp) / f"part.{fmt}"
         batches = record_batches(db, table, start, start + DAY_MS, names, chunk)
-        rows = _write_file(batches, table.schema, fmt, out)
+        every = list(dict.fromkeys(k for ks in names.values() for k in ks))
+        rows = _write_file(batches, table.schema, fmt, out, every)
         size = out.stat().st_size
         target.put_file(relpath, out)
     took = time.monotonic() - began

@@ -181,7 +181,7 @@ def record_batches(
     start_ms: int,
     end_ms: int,
     names: Mapping[str, tuple[str, ...]],
-    chunk: int = 200_000,
+    chunk: int = 50_000,
 ) -> Iterator[pa.RecordBatch]:
     """The table's rows with ``start_ms <= day column < end_ms``, in key order, as batches."""
     schema = table.schema
