@@ -50,9 +50,9 @@ _PRECEDENCE: Final = (
     + " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in SOURCE_PRECEDENCE.items())
     + " ELSE -1 END"
 )
-#: The latest verdict per ``tx_id``, joined to its stored transaction (``{bucket}``: SQL).
-_VERDICTS_SQL: Final = f"""
-WITH verdicts AS (
+#: Every verdict ranked per ``tx_id`` (the latest has ``rank = 1``), as the CTEs ``verdicts``
+#: and ``ranked`` of a ``WITH`` clause; its two ``?`` take :data:`VERDICTS`.
+RANKED_VERDICTS: Final = f"""verdicts AS (
     SELECT tx_id, label, source, labelled_at_ms FROM labels
     UNION ALL
     SELECT tx_id, CASE WHEN status = 'confirmed_fraud' THEN 1 ELSE 0 END, 'analyst',
@@ -63,13 +63,19 @@ WITH verdicts AS (
         PARTITION BY tx_id ORDER BY labelled_at_ms DESC, {_PRECEDENCE} DESC, label DESC
     ) AS rank
     FROM verdicts
-)
-SELECT {{bucket}},
+)"""
+#: The latest verdict per ``tx_id``, joined to its stored transaction (``{bucket}``: SQL).
+_VERDICTS_SQL: Final = (
+    "\nWITH "
+    + RANKED_VERDICTS
+    + """
+SELECT {bucket},
     sum(CASE WHEN r.label = 1 AND t.decision <> 'allow' THEN 1 ELSE 0 END),
     sum(CASE WHEN r.label = 0 AND t.decision <> 'allow' THEN 1 ELSE 0 END),
     sum(CASE WHEN r.label = 1 THEN 1 ELSE 0 END)
 FROM ranked r JOIN transactions_enriched t ON t.tx_id = r.tx_id
 WHERE r.rank = 1 GROUP BY 1"""
+)
 #: Alerts and their ground truth: ``decision <> 'allow'`` admits the partial index
 #: ``ix_enriched_alerted`` and the (always true) range on its first column makes SQLite's
 #: planner pick it over ``ix_enriched_decision``, which does not cover ``label``.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from fraudstream.schema import VERDICTS
-from fraudstream.sinks._feedback import _PRECEDENCE
+from fraudstream.sinks._feedback import RANKED_VERDICTS
 from fraudstream.sinks._rules_store import RuleStore
 
 __all__ = ["RuleHits", "rule_hits"]
@@ -28,19 +28,7 @@ SELECT t.tx_id, j.value AS rule_id, {shadow} AS shadow
 FROM transactions_enriched t, {elements}
 WHERE (t.rules_fired IS NOT NULL OR t.rules_shadow IS NOT NULL) AND t.{column} IS NOT NULL
     AND t.event_time_ms >= ?"""
-_STATS: Final = f"""
-WITH hits AS ({{live}} UNION ALL {{shadow}}), verdicts AS (
-    SELECT tx_id, label, source, labelled_at_ms FROM labels
-    UNION ALL
-    SELECT tx_id, CASE WHEN status = 'confirmed_fraud' THEN 1 ELSE 0 END, 'analyst',
-        coalesce(reviewed_at_ms, created_at_ms)
-    FROM fraud_alerts WHERE status IN (?, ?)
-), ranked AS (
-    SELECT tx_id, label, row_number() OVER (
-        PARTITION BY tx_id ORDER BY labelled_at_ms DESC, {_PRECEDENCE} DESC, label DESC
-    ) AS rank
-    FROM verdicts WHERE tx_id IN (SELECT tx_id FROM hits)
-)
+_STATS: Final = """
 SELECT h.rule_id, h.shadow, count(*), count(r.label), coalesce(sum(r.label), 0)
 FROM hits h LEFT JOIN ranked r ON r.tx_id = h.tx_id AND r.rank = 1
 GROUP BY h.rule_id, h.shadow ORDER BY h.shadow, h.rule_id"""
@@ -72,7 +60,8 @@ def rule_hits(store: RuleStore, *, since_ms: int = 0) -> list[RuleHits]:
         elements = _ELEMENTS[dialect].format(column=column)
         return _HITS.format(shadow=shadow, elements=elements, column=column)
 
-    sql = _STATS.format(live=hits("rules_fired", 0), shadow=hits("rules_shadow", 1))
+    live, shadow = hits("rules_fired", 0), hits("rules_shadow", 1)
+    sql = f"WITH hits AS ({live} UNION ALL {shadow}), {RANKED_VERDICTS}{_STATS}"
     rows = store.db.rows(sql, (since_ms, since_ms, *VERDICTS))
     return [
         RuleHits(str(rule), bool(shadow), int(n), int(labelled), int(frauds))
