@@ -19,81 +19,13 @@ import time
 
 import numpy as np
 
+from fraudstream.bench._rules import fifty_rules
 from fraudstream.features import FeatureEngine, feature_names
-from fraudstream.rules import Action, Rule, RuleSet, Schema, batch_frame
+from fraudstream.rules import RuleSet, Schema, batch_frame
 from fraudstream.schema import ScoredBatch, TxBatch
 from fraudstream.simulate import PaySimSimulator
 
 WARM_ROWS = 40_000
-
-
-def fifty_rules() -> list[Rule]:
-    """50 live rules of the shapes a fraud team writes."""
-    exprs: list[tuple[str, Action]] = [
-        ('account in list("trusted")', "allow"),
-        ('counterparty in list("trusted") and amount < 1_000', "allow"),
-        ("score < 0.001 and amount < 50", "allow"),
-        ('type == "PAYMENT" and amount < 20 and not new_counterparty_for_account', "allow"),
-        ('type == "CASH_IN" and score < 0.01', "allow"),
-        ('counterparty in list("mules")', "block"),
-        ('account in list("mules")', "block"),
-        ('nameDest in list("mules") and type in ("TRANSFER", "CASH_OUT")', "block"),
-        ("score > 0.97 and amount > 1_000", "block"),
-        ('type == "TRANSFER" and drains_balance and amount > 100_000', "block"),
-        ("confirmed_frauds_to_counterparty_30d >= 2", "block"),
-        ("counterparty_fraud_share_30d > 0.5 and amount > 500", "block"),
-        ("confirmed_frauds_by_account_30d > 0 and score > 0.5", "block"),
-        ('type == "CASH_OUT" and seconds_since_account_received < 60 and drains_balance', "block"),
-        ("amount > 5_000_000", "block"),
-    ]
-    for i, limit in enumerate((10_000, 50_000, 200_000, 500_000, 1_000_000)):
-        exprs.append((f'type == "TRANSFER" and amount > {limit:_} and score > 0.{5 + i}', "block"))
-    for kind, limit, seconds in [
-        ("TRANSFER", 500_000, 60),
-        ("CASH_OUT", 400_000, 120),
-        ("PAYMENT", 60_000, 300),
-        ("DEBIT", 8_000, 600),
-        ("TRANSFER", 1_000_000, 900),
-        ("CASH_OUT", 1_200_000, 1_200),
-        ("PAYMENT", 100_000, 1_800),
-        ("DEBIT", 16_000, 3_600),
-    ]:
-        exprs.append(
-            (
-                f'type == "{kind}" and amount > {limit:_} '
-                f"and seconds_since_last_by_account < {seconds:_}",
-                "review",
-            )
-        )
-    exprs += [
-        ("score > 0.5 and amount > 500_000", "review"),
-        ("amount / (oldbalanceOrg + 1) > 0.95 and amount > 500_000", "review"),
-        ("tx_count_by_account_1h >= 60", "review"),
-        ("amount_sum_by_account_1h > 40_000_000", "review"),
-        ("amount_vs_mean_by_account > 20 and amount > 100_000", "review"),
-        ("distinct_senders_to_counterparty_1h >= 1_150", "review"),
-        ("tx_count_to_counterparty_1h >= 1_200 and score > 0.2", "review"),
-        ("hour in (1, 2, 3, 4) and amount > 20_000", "review"),
-        ("new_counterparty_for_account and amount > 1_500_000", "review"),
-        ("received_amount_ratio > 0.9 and seconds_since_account_received < 5", "review"),
-        (
-            'not (type in ("PAYMENT", "DEBIT")) and oldbalanceDest == 0 and amount > 30_000',
-            "review",
-        ),
-        ("oldbalanceOrg == 0 and amount > 500_000", "review"),
-        ("log_amount > 15 or amount_to_old_balance_orig > 1_000_000", "review"),
-        ("score > 0.5 and (hour < 6 or hour > 22)", "review"),
-        ("old_balance_dest_missing and amount > 10_000", "review"),
-        ("confirmed_frauds_to_counterparty_7d > 0", "review"),
-        ("confirmed_frauds_to_account_30d > 0 and amount > 1_000", "review"),
-        ('type == "DEBIT" and amount > 10_000 and hour >= 20', "review"),
-        ("amount_vs_mean_by_account > 50", "review"),
-        ('nameOrig not in list("trusted") and amount > 2_000_000', "review"),
-        ("tx_count_by_account_1h >= 40 and amount_sum_by_account_1h > 20_000_000", "review"),
-        ("old_balance_orig_missing and score > 0.4", "review"),
-    ]
-    assert len(exprs) == 50, len(exprs)
-    return [Rule(f"r{i:02d}", e, a, status="live") for i, (e, a) in enumerate(exprs)]
 
 
 def scored(tx: TxBatch, x: np.ndarray, names: tuple[str, ...]) -> ScoredBatch:

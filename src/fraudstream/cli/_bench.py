@@ -26,6 +26,7 @@ from fraudstream.bench import (
     sustained_throughput,
 )
 from fraudstream.bench._rate import rate_accuracy as measure_rate
+from fraudstream.bench._rules import rules_run
 from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.cli._app import app, console, load_settings
 from fraudstream.cli._train import ensure_model
@@ -79,6 +80,15 @@ def bench(
         help="Sustained runs, and live runs at each --label-rates rate, without and with labels, "
         "alternated (without, with, with, without, ...): the medians are compared.",
     ),
+    rules: int = typer.Option(
+        0,
+        "--rules",
+        min=0,
+        max=50,
+        help="Also the sustained run with this many live rules (a fraud team's mix over fields, "
+        "features, score and lists) against the same run without rules, --pairs each, "
+        "alternated; 0 skips it.",
+    ),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
     settings = load_settings()
@@ -105,6 +115,8 @@ def bench(
         results["model_version"] = bundle.version
         results["store"] = "sqlite" if run.store_url.startswith("sqlite") else "postgresql"
         _sustained(results, run, count, accounts, pairs if labels else 0)
+        if rules:
+            _rules_pairs(results, run, count, accounts, pairs, rules)
         results["latency_ms"] = {}
         plain = [float(r) for r in rates.split(",") if r.strip()]
         labelled = [float(r) for r in label_rates.split(",") if r.strip()] if labels else []
@@ -173,6 +185,36 @@ def _sustained(
         "latency_ms": {},
         "latency_p99_ms": {},
         "latency_p99_ratio": {},
+    }
+
+
+def _rules_pairs(
+    results: dict[str, Any], run: BenchRun, count: int, accounts: int, pairs: int, rules: int
+) -> None:
+    """Sustained runs without rules and with ``rules`` live rules, ``pairs`` times each,
+    alternated: every throughput, the medians' ratio and the rules' share of the thread's time."""
+
+    def measure(with_rules: bool, i: int) -> dict[str, Any]:
+        what = f"with {rules} rules" if with_rules else "without rules"
+        with console.status(f"sustained {i}/{2 * pairs}: {count:,} tx, {what}…"):
+            name = f"rules{rules}-{i}" if with_rules else f"norules-{i}"
+            return rules_run(
+                run, count, accounts=accounts, rules=rules if with_rules else 0, name=name
+            )
+
+    runs = _paired(pairs, measure)
+    tput = {
+        key: [r["throughput_tx_per_s"] for r in runs[w]]
+        for key, w in (("without", False), ("with", True))
+    }
+    with_rules = _median_run(runs[True], "throughput_tx_per_s")
+    results["rules"] = {
+        "live": rules,
+        "throughput_tx_per_s": tput,
+        "ratio": with_rules["throughput_tx_per_s"]
+        / _median_run(runs[False], "throughput_tx_per_s")["throughput_tx_per_s"],
+        "fired_share": with_rules["rules"]["fired_share"],
+        "rules_us_per_tx": with_rules["consuming_thread_us_per_tx"].get("rules", 0.0),
     }
 
 
@@ -255,6 +297,8 @@ def _print(r: dict[str, Any]) -> None:
     console.print(f"  batches per store commit: {s['mean_batches_per_commit']:.2f}")
     if "labels" in r:
         _print_labels(r)
+    if "rules" in r:
+        _print_rules(r["rules"])
     table = Table(title="event-to-decision latency (ms), live")
     columns = ("rate tx/s", "labels", "scored", "p50", "p95", "p99", "max", "p99 after 5 s")
     for col in (*columns, "mean batch"):
@@ -307,6 +351,18 @@ def _print(r: dict[str, Any]) -> None:
             + "; without eviction: "
             + ", ".join(f"{v:,.0f}" for v in b["entities_without"])
         )
+
+
+def _print_rules(rules: dict[str, Any]) -> None:
+    listed = {
+        k: ", ".join(f"{v:,.0f}" for v in vs) for k, vs in rules["throughput_tx_per_s"].items()
+    }
+    console.print(
+        f"  sustained with {rules['live']} live rules / without (medians): "
+        f"[bold]{rules['ratio']:.1%}[/] (tx/s with: {listed['with']}; without: "
+        f"{listed['without']}); rules {rules['rules_us_per_tx']:.2f} µs/tx on the consuming "
+        f"thread, {rules['fired_share']:.1%} of rows fired a live rule"
+    )
 
 
 def _print_labels(r: dict[str, Any]) -> None:
