@@ -215,6 +215,11 @@ def _rules_pairs(
         / _median_run(runs[False], "throughput_tx_per_s")["throughput_tx_per_s"],
         "fired_share": with_rules["rules"]["fired_share"],
         "rules_us_per_tx": with_rules["consuming_thread_us_per_tx"].get("rules", 0.0),
+        "alert_share": with_rules["rules"]["alert_share"],
+        "median_runs": {
+            "without": _median_run(runs[False], "throughput_tx_per_s"),
+            "with": with_rules,
+        },
     }
 
 
