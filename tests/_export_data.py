@@ -61,6 +61,9 @@ def _batch(start: int, n: int, version: str, names: tuple[str, ...], t0: int) ->
         partition=(np.arange(n) % 3).astype(np.int32),
         offset=np.arange(start, start + n, dtype=np.int64),
         processed_at_ms=int(times.max()) + 5,
+        rule_set_version=3,
+        rules_fired=[("big_amount",) if decision[i] == 2 else () for i in range(n)],
+        rules_shadow=[("night", "new_payee") if i % 5 == 0 else () for i in range(n)],
     )
 
 

@@ -76,6 +76,9 @@ def test_every_stored_row_is_in_its_days_file(filled: tuple[Database, Filled], t
         assert day == data.tx_day[r["tx_id"]]
         assert str(r["day"]) == (dt.date(2026, 12, 1) + dt.timedelta(days=day)).isoformat()
         assert dict(r["features"]) == pytest.approx(data.features[r["tx_id"]])
+    fired = {r["tx_id"]: (r["rules_fired"], r["rules_shadow"], r["rule_set_version"]) for r in rows}
+    assert fired["tx-0000005"] == (None, '["night","new_payee"]', 3)
+    assert {f[0] for f in fired.values()} == {None, '["big_amount"]'}
     alerts = pq.read_table(out / "alerts")
     assert alerts.num_rows == data.alerts > 0
     labels = pq.read_table(out / "labels").to_pylist()

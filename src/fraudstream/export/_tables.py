@@ -23,7 +23,13 @@ __all__ = ["TABLES", "Table", "feature_map", "feature_sets", "record_batches"]
 _TS: Final = pa.timestamp("ms", tz="UTC")
 _FEATURES: Final = pa.map_(pa.string(), pa.float32())
 #: JSON columns (text in SQLite, jsonb in PostgreSQL): written as compact JSON, keys sorted
-_JSON: Final = frozenset({"reasons"})
+_JSON: Final = frozenset({"reasons", "rules_fired", "rules_shadow"})
+#: The fraud team's rules that acted (JSON arrays of ids, null when none) and their set's version.
+_RULES: Final = (
+    ("rules_fired", pa.string()),
+    ("rules_shadow", pa.string()),
+    ("rule_set_version", pa.int64()),
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ TABLES: Final[dict[str, Table]] = {
                 ("partition", pa.int32()),
                 ("offset", pa.int64()),
                 ("processed_at_ms", _TS),
+                *_RULES,
                 ("features", _FEATURES),
             ),
         ),
@@ -99,6 +106,7 @@ TABLES: Final[dict[str, Table]] = {
                 ("status", pa.string()),
                 ("analyst", pa.string()),
                 ("reviewed_at_ms", _TS),
+                *_RULES,
             ),
         ),
         Table(
