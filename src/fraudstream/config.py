@@ -121,6 +121,15 @@ class DetectSettings(_Frozen):
     #: delivery delay; 0 for card records, which the card engine needs in event-time order).
     #: At least ``max_future_skew_ms``, and below the 30-day TTL of entity state.
     max_lateness_ms: int | None = Field(default=None, ge=0)
+    #: Snapshot each partition's feature state (docs/architecture.md, "State snapshots"): a
+    #: restore loads the newest one at or below the committed offset and replays only the tail.
+    snapshots: bool = True
+    #: A partition is snapshotted after this many new records ...
+    snapshot_every_records: int = Field(default=250_000, ge=1)
+    #: ... or after this long with any new record (and on revoke and shutdown).
+    snapshot_interval_s: float = Field(default=60.0, gt=0)
+    #: Where snapshots live (unset: ``<data_dir>/state``); local to the machine.
+    snapshot_dir: Path | None = None
 
 
 class NotifySettings(_Frozen):

@@ -64,6 +64,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(
 
     db = tmp_path / "store.db"
     env = detector_env(bootstrap, unique, db, models_dir, tmp_path)
+    env["FRAUDSTREAM_DETECT__SNAPSHOT_EVERY_RECORDS"] = "5000"  # snapshots before the kill
     first = start_detector(env)
     wait_for_rows(first, db, 50_000, timeout_s=120)
     first.send_signal(signal.SIGKILL)
@@ -76,6 +77,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(
     out, _ = second.communicate(timeout=600)
     assert second.returncode == 0, out.decode()
     assert b"restored feature state" in out.replace(b"\n", b" "), out.decode()[-3000:]
+    assert b"from snapshots at {" in out.replace(b"\n", b" "), out.decode()[-3000:]
 
     assert count_rows(db, "transactions_enriched") == N_VALID
     with sqlite3.connect(db) as conn:

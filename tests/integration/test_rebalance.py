@@ -75,6 +75,7 @@ def test_partitions_move_with_their_state(
     assert moved and moved < {0, 1, 2, 3}, f"the second process must own some partitions: {moved}"
     assert {p for p, _ in first.values()} == {0, 1, 2, 3}  # the first owned them all in phase 1
     assert "restored feature state" in out_b.replace("\n", " ")
+    assert "from snapshots at {" in out_b.replace("\n", " ")  # saved by the first on revoke
     reference = reference_features(client, unique, bundle, tmp_path / "reference.db")
     assert union == reference
     moved_rows = [tx for tx, (p, _) in second.items() if p in moved]

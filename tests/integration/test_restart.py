@@ -46,6 +46,8 @@ def test_sigterm_and_restart_neither_lose_nor_duplicate(
     second = start_detector(env, "--idle-exit", "5")
     out, _ = second.communicate(timeout=240)
     assert second.returncode == 0, out.decode()
+    # the first run saved its state on shutdown: the second loads it and reads the tail only
+    assert "from snapshots at {" in out.decode().replace("\n", " "), out.decode()[-3000:]
 
     assert count_rows(db, "transactions_enriched") == N_VALID
     stored_alerts = count_rows(db, "fraud_alerts")

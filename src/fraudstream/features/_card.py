@@ -28,7 +28,7 @@ from fraudstream.features._card_labels import gather_frauds
 from fraudstream.features._card_state import STATE_WIDTH, CardState
 from fraudstream.features._engine import _groups, partition_of
 from fraudstream.features._labelbook import LabelBook
-from fraudstream.features._state import keys_of
+from fraudstream.features._state import SavesPartitions, fingerprint, keys_of
 from fraudstream.schema import TxBatch
 
 __all__ = ["CARD_FEATURES", "DAY_MS", "FDH_FEATURES", "CardFeatureEngine"]
@@ -105,7 +105,7 @@ def assemble(batch: TxBatch, s: npt.NDArray[np.float64]) -> npt.NDArray[np.float
     return x
 
 
-class CardFeatureEngine:
+class CardFeatureEngine(SavesPartitions):
     """Incremental card features, state kept per partition as :class:`FeatureEngine` keeps it.
 
     A row reads and updates the state of its partition only, so a partition's state can move
@@ -124,6 +124,8 @@ class CardFeatureEngine:
     """
 
     mode: Final = "card"
+
+    _state_from_arrays = CardState.from_arrays
 
     def __init__(
         self,
@@ -195,6 +197,18 @@ class CardFeatureEngine:
             self._tables.pop(p, None)
             self._watermark_ms.pop(p, None)
             self._swept_ms.pop(p, None)
+
+    def state_fingerprint(self) -> str:
+        """What a saved partition state of this engine means (see :meth:`save_partition`)."""
+        return fingerprint(
+            engine="card",
+            layout=1,
+            features=CARD_FEATURES,
+            width=STATE_WIDTH,
+            delay_ms=self.delay_ms,
+            ttl_ms=self.ttl_ms,
+            partitions=self.partitions,
+        )
 
     def update_and_extract(
         self, batch: TxBatch, partition: npt.NDArray[np.int32] | None = None

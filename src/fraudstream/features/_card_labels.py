@@ -3,7 +3,7 @@
 For each distinct customer and terminal of the rows that has labelled frauds (the book's
 ``frauds_of``: every transaction some label has called fraud, by the labels' party and time),
 its entries with a transaction time before the batch's last ``t - delay``: time, transaction key
-(``hash`` of the id, as the state's keys), partition (CRC-32 of the labelled account, as the
+(``keys_of`` the id, as the state's keys), partition (CRC-32 of the labelled account, as the
 reference's filter; 0 with one partition) and the fraud intervals ``[start, end)`` of its
 verdicts. Terminals keep every older entry (the fraud-run features read a terminal's rows back
 to its oldest kept one); customers only those of the 30-day window. Rows of entities without
@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from fraudstream.features._card_state import DAY_MS, Frauds
 from fraudstream.features._labelbook import LabelBook
+from fraudstream.features._state import keys_of
 
 __all__ = ["gather_frauds"]
 
@@ -70,7 +71,7 @@ def _arrays(
 ) -> Frauds:
     """The entries as :data:`~fraudstream.features._card_state.Frauds` arrays."""
     n = len(e_id)
-    keys = np.fromiter(map(hash, e_id), np.int64, n)
+    keys = keys_of(e_id)
     if partitions == 1:
         part = np.zeros(n, np.int64)
     else:

@@ -21,13 +21,21 @@ each with its fraud intervals ``[start, end)`` (fraud at ``t`` = some interval h
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-from fraudstream.features._state import _empty_slots, _grown, _index, _row_of, _slots_for
+from fraudstream.features._state import (
+    _empty_slots,
+    _grown,
+    _index,
+    _row_of,
+    _slots_for,
+    load_arrays,
+    state_arrays,
+)
 
 __all__ = ["STATE_WIDTH", "TRIM_ROWS", "CardState", "Frauds"]
 
@@ -391,6 +399,17 @@ class CardState:
     def nbytes(self) -> int:
         """Bytes of every array held, at its allocated capacity."""
         return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The whole state as named arrays (views, not copies): see :meth:`from_arrays`."""
+        return state_arrays(self)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]]) -> CardState:
+        """The state saved by :meth:`to_arrays` (``ValueError`` if the arrays do not fit)."""
+        state = cls()
+        load_arrays(state, arrays)
+        return state
 
     def customer_bytes(self) -> int:
         """Bytes of the customers' arrays (table, rows, arena), at capacity."""

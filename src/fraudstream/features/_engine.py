@@ -11,7 +11,15 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.features._labelbook import LabelBook
-from fraudstream.features._state import STATE_COLUMNS, PartitionState, keys_of
+from fraudstream.features._state import (
+    RECENT_COUNTERPARTIES,
+    STATE_COLUMNS,
+    WINDOW_MS,
+    PartitionState,
+    SavesPartitions,
+    fingerprint,
+    keys_of,
+)
 from fraudstream.schema import KINDS, TxBatch
 
 __all__ = [
@@ -104,7 +112,7 @@ def feature_names(mode: Mode) -> tuple[str, ...]:
     return PRE_AUTH_FEATURES if mode == "pre_auth" else POST_TX_FEATURES
 
 
-class FeatureEngine:
+class FeatureEngine(SavesPartitions):
     """Incremental per-entity state plus extraction, in event-time order.
 
     Each row's features come from strictly earlier rows plus the row's own fields, and from the
@@ -115,6 +123,8 @@ class FeatureEngine:
     >>> FeatureEngine().feature_names[:2]
     ('amount', 'log_amount')
     """
+
+    _state_from_arrays = PartitionState.from_arrays
 
     def __init__(
         self,
@@ -180,6 +190,20 @@ class FeatureEngine:
             self._tables.pop(p, None)
             self._watermark_ms.pop(p, None)
             self._swept_ms.pop(p, None)
+
+    def state_fingerprint(self) -> str:
+        """What a saved partition state of this engine means (see :meth:`save_partition`)."""
+        return fingerprint(
+            engine="paysim",
+            layout=1,
+            mode=self.mode,
+            features=self._names,
+            state=STATE_COLUMNS,
+            ttl_ms=self.ttl_ms,
+            sweep_lag_ms=self.sweep_lag_ms,
+            window_ms=WINDOW_MS,
+            recent=RECENT_COUNTERPARTIES,
+        )
 
     def update_and_extract(self, batch: TxBatch, partition: I32 | None = None) -> F32:
         """Features of every row of ``batch`` (shape ``(len(batch), len(feature_names))``).

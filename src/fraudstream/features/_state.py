@@ -10,22 +10,36 @@ Layout (no Python object per entity): two open-addressing hash tables (senders, 
 nodes of one pooled free list (linked by ``int32`` indices); a third hash table counts each
 (receiver, sender) pair inside the receiver's window, so distinct senders stay exact in O(1).
 
-Keys are Python's ``hash`` of the id string (cached on the string; salted per process, which is
-harmless: state is rebuilt by replay in each process, see ``stream``). Two ids with the same
-64-bit key would share state; among ``n`` entities that happens with probability about
-``n² / 2⁶⁵`` (3·10⁻⁸ for a million).
+Keys are a fixed 64-bit hash of the id's UTF-8 bytes (FNV-1a, then splitmix64's finaliser):
+the same in every process, so a partition's state can be saved and loaded elsewhere (see
+``stream``'s snapshots; Python's ``hash`` is salted per process). Two ids with the same 64-bit key
+would share state; among ``n`` entities that happens with probability about ``n² / 2⁶⁵``
+(3·10⁻⁸ for a million).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RECENT_COUNTERPARTIES", "STATE_COLUMNS", "WINDOW_MS", "PartitionState", "keys_of"]
+__all__ = [
+    "KEY_HASH",
+    "RECENT_COUNTERPARTIES",
+    "STATE_COLUMNS",
+    "WINDOW_MS",
+    "PartitionState",
+    "SavedPartition",
+    "SavesPartitions",
+    "fingerprint",
+    "keys_of",
+]
 
 #: Length of the sliding event-time windows (the ``_1h`` features).
 WINDOW_MS: Final = 3_600_000
@@ -67,9 +81,96 @@ _CHUNK: Final = 4096  # rows per kernel call (capacity is reserved per call)
 _LOAD: Final = 0.75  # largest hash-table load before it doubles (linear probing, mixed keys)
 
 
+#: Names the key hash: saved state is only valid with the same one.
+KEY_HASH: Final = "fnv1a64-splitmix"
+
+
+@dataclass(frozen=True)
+class SavedPartition:
+    """One partition's whole feature state: its arrays (none: no row seen yet) and the engine's
+    sweep bookkeeping (the partition's newest event time and the last sweep's)."""
+
+    arrays: dict[str, npt.NDArray[Any]]
+    watermark_ms: int | None
+    swept_ms: int | None
+
+
+class _Arrays(Protocol):
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]: ...
+
+
+class SavesPartitions:
+    """:meth:`save_partition` and :meth:`load_partition` for an engine keeping per partition a
+    state in ``_tables`` (made from arrays by ``_state_from_arrays``) and its sweep bookkeeping
+    in ``_watermark_ms`` and ``_swept_ms``."""
+
+    _tables: Mapping[int, _Arrays]
+    _watermark_ms: dict[int, int]
+    _swept_ms: dict[int, int]
+    _state_from_arrays: Callable[[dict[str, npt.NDArray[Any]]], Any]
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        raise NotImplementedError
+
+    def save_partition(self, partition: int) -> SavedPartition:
+        """The whole state of ``partition`` (views of the live arrays: write them out before
+        the next update). Labels are not part of it (the label book is shared by all)."""
+        tables = self._tables.get(partition)
+        return SavedPartition(
+            tables.to_arrays() if tables is not None else {},
+            self._watermark_ms.get(partition),
+            self._swept_ms.get(partition),
+        )
+
+    def load_partition(self, partition: int, saved: SavedPartition) -> None:
+        """Replace the state of ``partition`` by ``saved`` (from :meth:`save_partition` of an
+        engine with the same ``state_fingerprint``); ``ValueError`` if it does not fit."""
+        self.drop_partitions([partition])
+        if saved.arrays:
+            self._tables[partition] = self._state_from_arrays(saved.arrays)  # type: ignore[index]
+        if saved.watermark_ms is not None:
+            self._watermark_ms[partition] = saved.watermark_ms
+        if saved.swept_ms is not None:
+            self._swept_ms[partition] = saved.swept_ms
+
+
+def fingerprint(**settings: object) -> str:
+    """A short digest of everything that gives saved state its meaning (engine, features,
+    windows, TTL, key hash, layout): state saved under another fingerprint is not loaded."""
+    text = json.dumps({**settings, "key_hash": KEY_HASH}, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def keys_of(ids: list[str]) -> I64:
-    """64-bit entity keys of id strings (see the module docstring)."""
-    return np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    """64-bit entity keys of id strings, the same in every process (see the module docstring).
+
+    >>> keys_of(["C1", "C1", "C2"]).tolist()[0] == keys_of(["C1"]).tolist()[0]
+    True
+    """
+    n = len(ids)
+    text = "".join(ids)
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) == len(text):  # ASCII: a character is a byte
+        lengths = np.fromiter(map(len, ids), np.int64, n)
+    else:
+        encoded = [i.encode("utf-8", "surrogatepass") for i in ids]
+        raw = b"".join(encoded)
+        lengths = np.fromiter(map(len, encoded), np.int64, n)
+    return _fnv(np.frombuffer(raw, np.uint8), np.cumsum(lengths))
+
+
+@numba.njit(cache=True, nogil=True)
+def _fnv(raw: npt.NDArray[np.uint8], ends: I64) -> I64:
+    """FNV-1a of each ``raw[ends[i-1]:ends[i]]``, finalised by :func:`_mix`."""
+    out = np.empty(len(ends), np.int64)
+    start = 0
+    for i in range(len(ends)):
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(start, ends[i]):
+            h = (h ^ np.uint64(raw[j])) * np.uint64(0x100000001B3)
+        out[i] = _mix(h)  # type: ignore[arg-type]
+        start = ends[i]
+    return out
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -502,6 +603,17 @@ class PartitionState:
         """Bytes of every array held, at its allocated capacity."""
         return sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray))
 
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The whole state as named arrays (views, not copies): see :meth:`from_arrays`."""
+        return state_arrays(self)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]]) -> PartitionState:
+        """The state saved by :meth:`to_arrays` (``ValueError`` if the arrays do not fit)."""
+        state = cls()
+        load_arrays(state, arrays)
+        return state
+
     def _reserve(self, rows: int) -> None:
         """Room for ``rows`` more rows: each adds at most one sender, one receiver, two window
         events, one recent counterparty and one pair."""
@@ -577,6 +689,24 @@ class PartitionState:
             self.r_slot_key, self.r_slot_row = _empty_slots(_slots_for(int(m[M_RECEIVERS])))
             _index(self.r_i8[: m[M_RECEIVERS], R_KEY].copy(), self.r_slot_key, self.r_slot_row)
         return removed
+
+
+def state_arrays(state: object) -> dict[str, npt.NDArray[Any]]:
+    """Every array attribute of ``state``, by name."""
+    return {k: a for k, a in vars(state).items() if isinstance(a, np.ndarray)}
+
+
+def load_arrays(state: object, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Replace the arrays of a fresh ``state`` by ``arrays``: the same names, dtypes and row
+    widths, or ``ValueError`` (a snapshot of another layout)."""
+    fresh = state_arrays(state)
+    if set(arrays) != set(fresh):
+        raise ValueError(f"state arrays {sorted(arrays)} are not {sorted(fresh)}")
+    for name, a in arrays.items():
+        like = fresh[name]
+        if a.dtype != like.dtype or a.shape[1:] != like.shape[1:]:
+            raise ValueError(f"state array {name}: {a.dtype}{a.shape}, expected {like.dtype}")
+        setattr(state, name, np.ascontiguousarray(a))
 
 
 def _kept(a: npt.NDArray[np.generic], keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.generic]:

@@ -4,7 +4,7 @@
 tests all call :func:`build_detector`, so what they run is wired the same way: the consumer
 (with the lag watchdog's statistics and the configured fetch wait, replaced by a longer-waiting
 one when it stalls), the producer, the topics, the event-time guard, the state restorer with the
-bundle's record format, and the label channel.
+bundle's record format and the state snapshots, and the label channel.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fraudstream.errors import ConfigError
 from fraudstream.features import StateEngine, engine_for
 from fraudstream.model import Bundle
 from fraudstream.sinks import Store
+from fraudstream.stream._checkpoint import Checkpointer
 from fraudstream.stream._detector import Detector, DetectorTopics, OnWindow, format_of
 from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import (
@@ -33,6 +34,7 @@ from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._rules import LiveRules, rule_store_for
+from fraudstream.stream._snapshot import SnapshotStore
 from fraudstream.stream._watchdog import LagWatchdog
 from fraudstream.stream._window import SlidingWindow
 
@@ -82,6 +84,9 @@ def build_detector(
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
     engine = engine_for(bundle.mode)
     watchdog = LagWatchdog(topics.source, stall_after_s=d.stall_after_s)
+    snapshots = (
+        SnapshotStore(d.snapshot_dir or settings.data_dir / "state") if d.snapshots else None
+    )
 
     def consumer(fetch_wait_ms: int) -> Consumer:
         conf = {
@@ -109,8 +114,19 @@ def build_detector(
         poll_timeout_ms=d.batch_timeout_ms,
         on_window=on_window,
         restorer=StateRestorer(
-            {**client, **prefetch}, topics.source, format_of(bundle.mode).decode_messages
+            {**client, **prefetch},
+            topics.source,
+            format_of(bundle.mode).decode_messages,
+            snapshots=snapshots,
         ),
+        checkpointer=Checkpointer(
+            snapshots,
+            topics.source,
+            every_records=d.snapshot_every_records,
+            interval_s=d.snapshot_interval_s,
+        )
+        if snapshots is not None
+        else None,
         models=models,
         challenger=challenger,
         watchdog=watchdog,

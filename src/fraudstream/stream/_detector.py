@@ -31,6 +31,7 @@ from fraudstream.schema import (
     paysim_to_batch,
 )
 from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.stream._checkpoint import Checkpointer
 from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import DEFAULT_FETCH_WAIT_MS
 from fraudstream.stream._labels import LabelReader
@@ -301,6 +302,7 @@ class Detector:
         | None = None,
         guard: EventTimeGuard | None = None,
         rules: LiveRules | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -319,6 +321,8 @@ class Detector:
         self._should_stop: Callable[[], bool] = lambda: False
         self._stash: list[Message] = []  # records polled while paused: the next batch's head
         self.restorer = restorer
+        #: snapshots of the partitions' state, taken when all is committed (``None``: none)
+        self.checkpointer = checkpointer
         self.models = models
         self.challenger = challenger
         #: lag and stalls, when the consumer was made with ``stats_cb=watchdog.on_stats``
@@ -380,6 +384,7 @@ class Detector:
             while not should_stop():
                 msgs = self._next_batch()
                 self._commit_durable()
+                self._maybe_checkpoint()
                 self._freeze_gc()
                 self._watch()
                 now = time.monotonic()
@@ -531,6 +536,8 @@ class Detector:
         self.stats.valid += len(read.kept)
         self.stats.invalid += len(read.rejected)
         self.stats.batches += 1
+        if self.checkpointer is not None:
+            self.checkpointer.processed(good, polled.partition)
 
     def _commit_durable(self) -> None:
         """Commit the offsets of every durable batch; hold consumption through a store outage."""
@@ -578,7 +585,12 @@ class Detector:
             self.guard.drop_partitions(tp.partition for tp in partitions)
             return
         committed = consumer.committed(partitions, timeout=30)
-        self.restorer.restore(self.engine, committed, self.guard)
+        restored = self.restorer.restore(self.engine, committed, self.guard)
+        if self.checkpointer is not None:
+            self.checkpointer.restored(restored.last, restored.snapshots)
+            # a replay from the start is long: save its result (at the committed offsets)
+            replayed = set(restored.last) - set(restored.snapshots)
+            self.checkpointer.save(self.engine, self.guard, replayed)
         if self.watchdog is not None:
             self.watchdog.reset()  # a long restore is not a stall
 
@@ -588,8 +600,12 @@ class Detector:
             return
         gone = {tp.partition for tp in partitions}
         log.info("revoked %s", sorted(gone))
-        if self._sinks is not None and self._sinks.wait_idle(timeout_s=30):
-            self._commit_durable_quietly()  # hand the partitions over with nothing in flight
+        idle = self._sinks is not None and self._sinks.wait_idle(timeout_s=30)
+        # hand the partitions over with nothing in flight, and their state as a snapshot
+        if idle and self._commit_durable_quietly() and self.checkpointer is not None:
+            self.checkpointer.save(self.engine, self.guard, gone)
+        if self.checkpointer is not None:
+            self.checkpointer.forget(gone)
         self._assigned -= gone
         self.engine.drop_partitions(gone)
         self.guard.drop_partitions(gone)
@@ -716,8 +732,9 @@ class Detector:
         try:
             if self._sinks is not None:
                 if not self._should_stop() or self._sinks.outage is None:
-                    self._sinks.wait_idle(timeout_s=60)
-                    self._commit_durable_quietly()
+                    idle = self._sinks.wait_idle(timeout_s=60)
+                    if self._commit_durable_quietly() and idle and self.checkpointer is not None:
+                        self.checkpointer.save(self.engine, self.guard)
                 self._sinks.stop()
         finally:
             self.consumer.close()
@@ -726,8 +743,18 @@ class Detector:
             if self.rules is not None:
                 self.rules.close()
 
-    def _commit_durable_quietly(self) -> None:
-        """Commit what is durable and wait for the broker (before a hand-over or leaving)."""
+    def _maybe_checkpoint(self) -> None:
+        """Snapshot the partitions' state when due, once every processed batch is committed
+        (the consuming thread waits for the sink worker: one batch's writes)."""
+        cp, sinks = self.checkpointer, self._sinks
+        if cp is None or sinks is None or sinks.outage is not None or not cp.due():
+            return
+        if sinks.wait_idle(timeout_s=10) and self._commit_durable_quietly():
+            cp.save(self.engine, self.guard)
+
+    def _commit_durable_quietly(self) -> bool:
+        """Commit what is durable and wait for the broker (before a hand-over, a snapshot or
+        leaving); ``False`` if the commit failed."""
         assert self._sinks is not None
         for job in self._sinks.completed():
             self._commit(job.offsets)
@@ -738,4 +765,7 @@ class Detector:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:
                 log.warning("final offset commit failed (those batches will be replayed): %s", exc)
-            self._committing.clear()
+                return False
+            finally:
+                self._committing.clear()
+        return True

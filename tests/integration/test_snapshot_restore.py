@@ -1,0 +1,98 @@
+"""Restore from a snapshot plus the tail equals a full replay; bad snapshots fall back to it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from confluent_kafka import TopicPartition
+
+from fraudstream.features import FeatureEngine
+from fraudstream.schema import PaySimRecord, encode_paysim, paysim_to_batch
+from fraudstream.simulate import PaySimSimulator
+from fraudstream.stream._detector import PAYSIM
+from fraudstream.stream._guard import guard_for
+from fraudstream.stream._kafka import ensure_topics
+from fraudstream.stream._restore import Restored, StateRestorer
+from fraudstream.stream._snapshot import RecordMark, Snapshot, SnapshotStore
+
+from ._kafka_util import produce_raw
+
+pytestmark = pytest.mark.integration
+
+N = 6_000
+SNAP_AT = 2_501  # offsets: the invalid record sits at 1_000
+
+
+def _restore(
+    client: dict[str, str], topic: str, end: int, store: SnapshotStore | None
+) -> tuple[FeatureEngine, Restored, int | None]:
+    engine, guard = FeatureEngine(), guard_for("paysim")
+    restorer = StateRestorer(client, topic, PAYSIM.decode_messages, snapshots=store)
+    done = restorer.restore(engine, [TopicPartition(topic, 0, end)], guard)
+    return engine, done, guard.watermarks().get(0)
+
+
+def _probe_features(engine: FeatureEngine, probe: list[PaySimRecord]) -> npt.NDArray[np.float32]:
+    batch = paysim_to_batch(probe, [f"p{i}" for i in range(len(probe))], [0] * len(probe))
+    return engine.update_and_extract(batch, np.zeros(len(probe), np.int32))
+
+
+def test_snapshot_plus_tail_equals_a_full_replay(
+    client: dict[str, str], unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"tx-{unique}"
+    ensure_topics(client, [topic], partitions=1)
+    records = PaySimSimulator(accounts=500, seed=3).next_batch(N + 300)
+    items: list[tuple[bytes, bytes | None]] = [
+        (r.nameOrig.encode(), encode_paysim(r)) for r in records[:N]
+    ]
+    items.insert(1_000, (b"C1", b'{"type": "PAYMENT"}'))  # dead-lettered live, skipped here
+    produce_raw(client, topic, items)
+    end = len(items)
+    probe = records[N:]
+
+    full, done_full, mark_full = _restore(client, topic, end, None)
+    assert done_full.replayed == N and not done_full.snapshots
+    expected = _probe_features(full, probe)
+
+    store = SnapshotStore(tmp_path)
+    head, done_head, mark_head = _restore(client, topic, SNAP_AT, None)
+    last = done_head.last[0]
+    assert last.offset == SNAP_AT - 1
+    path = store.save(
+        Snapshot(topic, 0, SNAP_AT, head.state_fingerprint(), last, head.save_partition(0),
+                 mark_head)
+    )  # fmt: skip
+
+    restored, done, mark = _restore(client, topic, end, store)
+    assert done.snapshots == {0: SNAP_AT}
+    assert done.replayed == end - SNAP_AT  # the tail only
+    assert done.last[0] == done_full.last[0] and mark == mark_full
+    np.testing.assert_array_equal(_probe_features(restored, probe), expected)
+
+    # the snapshot names another record below its offset: a re-created topic
+    wrong = RecordMark(last.offset, last.timestamp_ms, last.value_crc ^ 1)
+    path.unlink()
+    store.save(
+        Snapshot(topic, 0, SNAP_AT, head.state_fingerprint(), wrong, head.save_partition(0),
+                 mark_head)
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        again, done, _ = _restore(client, topic, end, store)
+    assert "re-created?" in caplog.text
+    assert not done.snapshots and done.replayed == N
+    np.testing.assert_array_equal(_probe_features(again, probe), expected)
+
+    # a corrupt file: a warning and a full replay
+    (snap_file,) = (tmp_path / topic / "0").glob("*.snap")
+    snap_file.write_bytes(snap_file.read_bytes()[:-100])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again, done, _ = _restore(client, topic, end, store)
+    assert "ignoring snapshot" in caplog.text
+    assert not done.snapshots and done.replayed == N
+    np.testing.assert_array_equal(_probe_features(again, probe), expected)
