@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
@@ -48,6 +50,10 @@ def read_topic(
         consumer.close()
 
 
+#: Snapshots of the in-process detectors of this test run (topics are unique per test).
+_STATE_DIR = Path(tempfile.mkdtemp(prefix="fraudstream-test-state-"))
+
+
 def build_detector(
     client: dict[str, str],
     topics: DetectorTopics,
@@ -68,6 +74,11 @@ def build_detector(
             dlq=topics.dlq,
             labels=labels or TopicSettings().labels,
         ),
-        detect=DetectSettings(group_id=group, batch_max=batch_max, labels=labels is not None),
+        detect=DetectSettings(
+            group_id=group,
+            batch_max=batch_max,
+            labels=labels is not None,
+            snapshot_dir=_STATE_DIR,  # not ./data/state of the checkout
+        ),
     )
     return stream.build_detector(settings, bundle, store, client=client, **options)
