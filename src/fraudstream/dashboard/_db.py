@@ -11,23 +11,20 @@ import queue
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from fraudstream._redact import redact
-from fraudstream.errors import ConfigError, StoreError
+from fraudstream.errors import StoreError
 from fraudstream.sinks import open_store
+from fraudstream.sinks._sqlconn import Dialect, parse_store_url
 
 __all__ = ["Database", "Dialect"]
 
-Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
 T = TypeVar("T")
-
-_SQLITE: Final = "sqlite:///"
-_POSTGRES: Final = ("postgresql://", "postgres://", "postgresql+")
 
 
 class Database:
@@ -38,26 +35,11 @@ class Database:
     """
 
     def __init__(self, url: str, *, schema: str | None = None, timeout_s: float = 10.0) -> None:
-        self.url = url
         self.schema = schema
         self.timeout_s = timeout_s
-        self.dialect: Dialect
         self._sqlite: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._pg: ConnectionPool | None = None
-        if url.startswith(_SQLITE):
-            self.dialect = "sqlite"
-            self.path = url[len(_SQLITE) :]
-            if not self.path or self.path == ":memory:":
-                raise ConfigError(f"the dashboard needs a store file, not {url!r}")
-        elif url.startswith(_POSTGRES):
-            self.dialect = "postgresql"
-            self.path = ""
-            if url.startswith("postgresql+"):
-                self.url = "postgresql://" + url.split("://", 1)[-1]
-        else:
-            raise ConfigError(
-                f"unsupported store URL {url!r}; use sqlite:///path.db or postgresql://…"
-            )
+        self.dialect, self.path, self.url = parse_store_url(url, "the dashboard needs")
 
     def __repr__(self) -> str:
         return f"Database({redact(self.url)!r}, schema={self.schema!r})"

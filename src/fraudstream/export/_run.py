@@ -143,7 +143,7 @@ def _csv_batch(
     return pa.RecordBatch.from_arrays(cols, schema=flat)
 
 
-def _newest(db: Database, table: Table) -> tuple[int | None, int | None]:
+def _span(db: Database, table: Table) -> tuple[int | None, int | None]:
     row = db.one(f"SELECT min({table.day_column}), max({table.day_column}) FROM {table.source}")
     return (None, None) if row is None else (row[0], row[1])
 
@@ -179,7 +179,7 @@ def export_days(
     explicit = since is not None or until is not None
     for name in tables:
         table = TABLES[name]
-        first, newest = _newest(db, table)
+        first, newest = _span(db, table)
         if first is None or newest is None:
             continue
         done: dict[str, Any] = manifest["tables"].setdefault(name, {})

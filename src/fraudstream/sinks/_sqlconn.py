@@ -18,13 +18,28 @@ from fraudstream._redact import redact
 from fraudstream.errors import ConfigError, StoreError
 from fraudstream.sinks._store import open_store
 
-__all__ = ["Dialect", "Row", "SqlConnection", "Tx"]
+__all__ = ["Dialect", "Row", "SqlConnection", "Tx", "parse_store_url"]
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
 
 _SQLITE: Final = "sqlite:///"
 _POSTGRES: Final = ("postgresql://", "postgres://", "postgresql+")
+
+
+def parse_store_url(url: str, needs: str) -> tuple[Dialect, str, str]:
+    """``(dialect, SQLite path or "", URL for the driver)`` of a store URL; ``needs`` starts
+    the error for a SQLite URL without a file (e.g. "the dashboard needs")."""
+    if url.startswith(_SQLITE):
+        path = url[len(_SQLITE) :]
+        if not path or path == ":memory:":
+            raise ConfigError(f"{needs} a store file, not {url!r}")
+        return "sqlite", path, url
+    if url.startswith(_POSTGRES):
+        return "postgresql", "", "postgresql://" + url.split("://", 1)[-1]
+    raise ConfigError(
+        f"unsupported store URL {redact(url)!r}; use sqlite:///path.db or postgresql://…"
+    )
 
 
 class Tx:
@@ -67,19 +82,7 @@ class SqlConnection:
         self.timeout_s = timeout_s
         self.dialect: Dialect
         self._conn: Any = None
-        if url.startswith(_SQLITE):
-            self.dialect = "sqlite"
-            self.path = url[len(_SQLITE) :]
-            if not self.path or self.path == ":memory:":
-                raise ConfigError(f"rules and lists need a store file, not {url!r}")
-        elif url.startswith(_POSTGRES):
-            self.dialect = "postgresql"
-            self.path = ""
-            self.url = "postgresql://" + url.split("://", 1)[-1]
-        else:
-            raise ConfigError(
-                f"unsupported store URL {redact(url)!r}; use sqlite:///path.db or postgresql://…"
-            )
+        self.dialect, self.path, self.url = parse_store_url(url, "rules and lists need")
 
     def __repr__(self) -> str:
         return f"SqlConnection({redact(self.url)!r}, schema={self.schema!r})"

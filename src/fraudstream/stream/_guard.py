@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.errors import ConfigError
+from fraudstream.features._engine import _groups  # row indices per partition, in batch order
 from fraudstream.schema._bounds import MAX_FUTURE_SKEW_MS, ahead_reason
 
 __all__ = ["DEFAULT_LIMITS", "EventTimeGuard", "guard_for"]
@@ -51,14 +52,6 @@ def _late_reason(name: str, t: int, mark: int, partition: int, max_lateness_ms: 
         f"{partition}'s watermark {mark} ({_utc(mark)}, its latest accepted event time; at most "
         f"{max_lateness_ms / _HOUR_MS:,.6g} h allowed): too late to score against current state"
     )
-
-
-def _groups(partition: npt.NDArray[np.int32]) -> list[tuple[int, npt.NDArray[np.intp]]]:
-    """Row indices per partition, each in batch (offset) order."""
-    first = int(partition[0])
-    if (partition == first).all():
-        return [(first, np.arange(len(partition)))]
-    return [(int(p), np.flatnonzero(partition == p)) for p in np.unique(partition)]
 
 
 class EventTimeGuard:
