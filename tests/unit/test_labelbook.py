@@ -106,6 +106,9 @@ def test_incremental_index_equals_a_fresh_one() -> None:
         np.testing.assert_array_equal(
             book.counts().count(role, keys, t, 700), fresh.counts().count(role, keys, t, 700)
         )
+        np.testing.assert_array_equal(
+            book.counts().recent(role, keys, t, 700), fresh.counts().recent(role, keys, t, 700)
+        )
 
 
 def test_labels_without_the_transaction_are_returned_unresolved() -> None:

@@ -52,7 +52,6 @@ _RECEIVING_KINDS: Final = (KINDS.index("TRANSFER"), KINDS.index("CASH_IN"))
 _DAY_MS: Final = 86_400_000
 #: Window over transaction time of the ``*_tx_6h`` label features.
 _RECENT_TX_MS: Final = 6 * 3_600_000
-_EVER_MS: Final = 1 << 61  # a label window that holds every verdict
 
 #: From the labels known at the row's event time (``LabelBook``), over windows of label time:
 #: frauds confirmed against the counterparty (it received them: a breached merchant, a mule),
@@ -246,7 +245,7 @@ class FeatureEngine(SavesPartitions):
             self._maybe_sweep(p, tables, int(sub.max()))
         cols = _row_features(batch)
         cols.update(_state_features(state, times, batch.amount))
-        cols.update(_label_features(self.labels, times, accounts, counterparties, batch))
+        cols.update(_label_features(self.labels, times, accounts, counterparties))
         if self.mode == "post_tx":
             cols.update(_balance_errors(batch))
         for j, name in enumerate(self._names):
@@ -343,10 +342,9 @@ def _label_features(
     times: npt.NDArray[np.int64],
     accounts: npt.NDArray[np.int64],
     parties: npt.NDArray[np.int64],
-    batch: TxBatch,
 ) -> dict[str, F64 | npt.NDArray[np.bool_]]:
     """Counts of confirmed verdicts known at each row's time (see :data:`LABEL_FEATURES`);
-    ``accounts`` and ``parties`` are the keys of ``batch.account`` and ``batch.counterparty``."""
+    ``accounts`` and ``parties`` are the rows' entity keys (``features._state.keys_of``)."""
     n = len(times)
     if not len(book):
         zero = np.zeros(n)
@@ -354,12 +352,9 @@ def _label_features(
     counts = book.counts()
     month = 30 * _DAY_MS
     days = (1, 7, 30)
-    # the last window (all time): rows whose entity has some fraud in force at all
-    *by_day, cp_any = counts.count_windows(
-        "received_fraud", parties, times, [*(d * _DAY_MS for d in days), _EVER_MS]
-    )
+    by_day = counts.count_windows("received_fraud", parties, times, [d * _DAY_MS for d in days])
     to_cp = dict(zip(days, by_day, strict=True))
-    by_acc, acc_any = counts.count_windows("sent_fraud", accounts, times, [month, _EVER_MS])
+    by_acc = counts.count("sent_fraud", accounts, times, month)
     genuine = counts.count("received_genuine", parties, times, month)
     verdicts = to_cp[30] + genuine
     return {
@@ -373,30 +368,13 @@ def _label_features(
         "confirmed_frauds_to_account_30d": counts.count(
             "received_fraud", accounts, times, month
         ).astype(np.float64),
-        "confirmed_frauds_to_counterparty_tx_6h": _recent_frauds(
-            book, "counterparty", batch.counterparty, times, cp_any > 0
-        ),
-        "confirmed_frauds_by_account_tx_6h": _recent_frauds(
-            book, "account", batch.account, times, acc_any > 0
-        ),
+        "confirmed_frauds_to_counterparty_tx_6h": counts.recent(
+            "received_fraud", parties, times, _RECENT_TX_MS
+        ).astype(np.float64),
+        "confirmed_frauds_by_account_tx_6h": counts.recent(
+            "sent_fraud", accounts, times, _RECENT_TX_MS
+        ).astype(np.float64),
     }
-
-
-def _recent_frauds(
-    book: LabelBook,
-    role: Literal["account", "counterparty"],
-    entities: list[str],
-    times: npt.NDArray[np.int64],
-    candidates: npt.NDArray[np.bool_],
-) -> F64:
-    """Per row: transactions with the row's entity in ``role``, at most :data:`_RECENT_TX_MS`
-    old (time in ``(t - 6 h, t]``), that the labels known at ``t`` call fraud. Only
-    ``candidates`` (rows whose entity has a fraud in force at ``t``) are looked up."""
-    out = np.zeros(len(entities))
-    for row in np.flatnonzero(candidates).tolist():
-        t = int(times[row])
-        out[row] = len(book.fraud_times(role, entities[row], t - _RECENT_TX_MS + 1, t + 1, t))
-    return out
 
 
 def _balance_errors(b: TxBatch) -> dict[str, F64 | npt.NDArray[np.bool_]]:

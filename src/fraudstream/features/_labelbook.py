@@ -40,6 +40,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 #: Which side of the labelled transaction an entity was on, and which verdict is counted.
 Role = Literal["sent_fraud", "received_fraud", "received_genuine"]
+#: An index entry: ``(role, entity, start, end, weight, tx_time_ms)``, one status interval
+#: (``[start, end)``) of a labelled transaction, counted ``weight`` times (-1 takes one back).
+Entry = tuple[Role, str, int, int, int, int]
 _ROLES: Final[tuple[Role, ...]] = ("sent_fraud", "received_fraud", "received_genuine")
 _SPAN_BITS: Final = 41  # interval starts relative to the book's origin: 2^41 ms ≈ 70 years
 _MAX_RANK: Final = 2 ** (62 - _SPAN_BITS)
@@ -230,14 +233,14 @@ class LabelBook:
             self._changed.clear()
         return self._counts
 
-    def _all_entries(self) -> list[tuple[Role, str, int, int, int]]:
-        out: list[tuple[Role, str, int, int, int]] = []
+    def _all_entries(self) -> list[Entry]:
+        out: list[Entry] = []
         for tx in self._tx.values():
             out += _entries(tx, tx.intervals, 1)
         return out
 
-    def _entries_of_changes(self) -> list[tuple[Role, str, int, int, int]]:
-        out: list[tuple[Role, str, int, int, int]] = []
+    def _entries_of_changes(self) -> list[Entry]:
+        out: list[Entry] = []
         for tx_id, old in self._changed.items():
             tx = self._tx[tx_id]
             out += _entries(tx, old, -1)
@@ -271,26 +274,27 @@ class LabelBook:
 _EMPTY: Final[list[tuple[int, str]]] = []
 
 
-def _entries(
-    tx: _Tx, intervals: list[tuple[int, int, int]], weight: int
-) -> list[tuple[Role, str, int, int, int]]:
+def _entries(tx: _Tx, intervals: list[tuple[int, int, int]], weight: int) -> list[Entry]:
     """``(role, entity, start, end, weight)`` index entries of one transaction's intervals."""
-    out: list[tuple[Role, str, int, int, int]] = []
+    out: list[Entry] = []
+    at = tx.tx_time_ms
     for start, end, label in intervals:
         if label == 1:
-            out.append(("sent_fraud", tx.account, start, end, weight))
-            out.append(("received_fraud", tx.counterparty, start, end, weight))
+            out.append(("sent_fraud", tx.account, start, end, weight, at))
+            out.append(("received_fraud", tx.counterparty, start, end, weight, at))
         else:
-            out.append(("received_genuine", tx.counterparty, start, end, weight))
+            out.append(("received_genuine", tx.counterparty, start, end, weight, at))
     return out
 
 
 class _Segment:
     """One immutable sorted index: entries of one role by (entity rank, start), weight sums."""
 
-    __slots__ = ("closed", "cum", "keys", "origin", "packed")
+    __slots__ = ("by_tx", "closed", "cum", "keys", "origin", "packed")
 
     def __init__(self, keys: I64, starts: I64, ends: I64, weights: I64, origin: int) -> None:
+        #: the same entries by transaction time (fraud roles only)
+        self.by_tx: _TxSegment | None = None
         ukeys, rank = np.unique(keys, return_inverse=True)
         if len(ukeys) >= _MAX_RANK:
             raise OverflowError(f"label index holds {len(ukeys)} entities; at most {_MAX_RANK}")
@@ -312,10 +316,11 @@ class _Segment:
         if not len(self.keys) or not n:
             return [np.zeros(n, dtype=np.int64) for _ in windows_ms]
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        found = self.keys[pos] == keys
-        if not found.any():
+        rows = np.flatnonzero(self.keys[pos] == keys)  # only rows whose key has entries
+        if not len(rows):
             return [np.zeros(n, dtype=np.int64) for _ in windows_ms]
-        base = pos.astype(np.int64) << _SPAN_BITS
+        keys, t = keys[rows], t[rows]
+        base = pos[rows].astype(np.int64) << _SPAN_BITS
         top = (1 << _SPAN_BITS) - 1
         hi = np.searchsorted(self.packed, base + np.clip(t - self.origin, -1, top), side="right")
         out = []
@@ -324,7 +329,9 @@ class _Segment:
             got = self.cum[hi] - self.cum[np.searchsorted(self.packed, base + lo_t, side="right")]
             if len(self.closed[0]):
                 got -= self._ended(keys, t, window_ms)
-            out.append(np.where(found, got, 0))
+            full = np.zeros(n, dtype=np.int64)
+            full[rows] = got
+            out.append(full)
         return out
 
     def _ended(self, keys: I64, t: I64, window_ms: int) -> I64:
@@ -357,13 +364,13 @@ class LabelCounts:
     with +1 to the delta; the delta is merged into the base once it is a quarter of its size.
     """
 
-    def __init__(self, entries: list[tuple[Role, str, int, int, int]]) -> None:
+    def __init__(self, entries: list[Entry]) -> None:
         self._base = _build(entries)
         self._base_entries = [e for e in entries]
-        self._delta_entries: list[tuple[Role, str, int, int, int]] = []
+        self._delta_entries: list[Entry] = []
         self._delta: dict[Role, _Segment] = {}
 
-    def apply(self, entries: list[tuple[Role, str, int, int, int]]) -> None:
+    def apply(self, entries: list[Entry]) -> None:
         """Add weighted entries (a change of some transactions' intervals)."""
         self._delta_entries += entries
         if len(self._delta_entries) > max(1024, len(self._base_entries) // 4):
@@ -389,28 +396,83 @@ class LabelCounts:
                     total += part
         return out
 
+    def recent(self, role: Role, keys: I64, t: I64, window_ms: int) -> I64:
+        """Per row: transactions of ``keys[i]`` in ``role`` at most ``window_ms`` old (time in
+        ``(t[i] - window_ms, t[i]]``) whose verdict in force at ``t[i]`` is ``role``'s."""
+        out = np.zeros(len(keys), dtype=np.int64)
+        for segments in (self._base, self._delta):
+            seg = segments.get(role)
+            if seg is not None and seg.by_tx is not None:
+                out += seg.by_tx.recent(keys, t, window_ms)
+        return out
 
-def _net(entries: list[tuple[Role, str, int, int, int]]) -> list[tuple[Role, str, int, int, int]]:
+
+def _net(entries: list[Entry]) -> list[Entry]:
     """Entries with the weights of equal entries summed, zeros dropped."""
-    total: dict[tuple[Role, str, int, int], int] = {}
-    for role, entity, start, end, w in entries:
-        k = (role, entity, start, end)
+    total: dict[tuple[Role, str, int, int, int], int] = {}
+    for role, entity, start, end, w, at in entries:
+        k = (role, entity, start, end, at)
         total[k] = total.get(k, 0) + w
-    return [(*k, w) for k, w in total.items() if w]
+    return [
+        (role, entity, start, end, w, at)
+        for (role, entity, start, end, at), w in total.items()
+        if w
+    ]
 
 
-def _build(entries: Sequence[tuple[Role, str, int, int, int]]) -> dict[Role, _Segment]:
+def _build(entries: Sequence[Entry]) -> dict[Role, _Segment]:
     out: dict[Role, _Segment] = {}
     for role in _ROLES:
         rows = [e for e in entries if e[0] == role]
         if not rows:
             continue
-        starts = np.fromiter((e[2] for e in rows), np.int64, len(rows))
-        out[role] = _Segment(
-            keys_of([e[1] for e in rows]),
-            starts,
-            np.fromiter((e[3] for e in rows), np.int64, len(rows)),
-            np.fromiter((e[4] for e in rows), np.int64, len(rows)),
-            int(starts.min()) - 1,
+        starts, ends, weights, tx_times = (
+            np.fromiter((e[i] for e in rows), np.int64, len(rows)) for i in (2, 3, 4, 5)
         )
+        keys = keys_of([e[1] for e in rows])
+        seg = _Segment(keys, starts, ends, weights, int(starts.min()) - 1)
+        if role != "received_genuine":
+            seg.by_tx = _TxSegment(keys, tx_times, starts, ends, weights)
+        out[role] = seg
     return out
+
+
+class _TxSegment:
+    """One role's entries by (entity rank, transaction time), for counts of the transactions
+    of a time window that are in force at *t* (:meth:`LabelCounts.recent`)."""
+
+    __slots__ = ("ends", "keys", "origin", "packed", "starts", "weights")
+
+    def __init__(self, keys: I64, tx_times: I64, starts: I64, ends: I64, weights: I64) -> None:
+        self.keys, rank = np.unique(keys, return_inverse=True)
+        self.origin = int(tx_times.min()) - 1
+        packed = (rank.astype(np.int64) << _SPAN_BITS) | (tx_times - self.origin)
+        order = np.argsort(packed, kind="stable")
+        self.packed = packed[order]
+        self.starts, self.ends, self.weights = starts[order], ends[order], weights[order]
+
+    def recent(self, keys: I64, t: I64, window_ms: int) -> I64:
+        """Per row: weights of entries of ``keys[i]`` with transaction time in
+        ``(t[i] - window_ms, t[i]]`` and interval in force at ``t[i]``.
+
+        Vectorised over (row, entry in its window) pairs, as a detector's window holds few.
+        """
+        out = np.zeros(len(keys), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        rows = np.flatnonzero(self.keys[pos] == keys)
+        if not len(rows):
+            return out
+        tr = t[rows]
+        base = pos[rows].astype(np.int64) << _SPAN_BITS
+        top = (1 << _SPAN_BITS) - 1
+        hi = np.searchsorted(self.packed, base + np.clip(tr - self.origin, -1, top), "right")
+        lo = np.searchsorted(
+            self.packed, base + np.clip(tr - window_ms - self.origin, -1, top), "right"
+        )
+        n = hi - lo
+        row = np.repeat(rows, n)  # each row once per entry in its window
+        entry = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(len(row))
+        at = t[row]
+        live = (self.starts[entry] <= at) & (self.ends[entry] > at)
+        np.add.at(out, row[live], self.weights[entry[live]])
+        return out
