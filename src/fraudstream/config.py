@@ -161,6 +161,12 @@ class NotifySettings(_Frozen):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     rate_per_s: float = Field(default=10.0, gt=0, description="notifications per second")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served)",
+    )
 
 
 class DashboardSettings(_Frozen):

@@ -13,7 +13,7 @@ from fraudstream._redact import redact
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
-from fraudstream.errors import FraudstreamError
+from fraudstream.errors import ConfigError, FraudstreamError
 from fraudstream.model import Bundle
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import Store, feedback_lines, label_feedback, open_store
@@ -142,8 +142,8 @@ def _metrics(port: int) -> DetectorMetrics | None:
     metrics = DetectorMetrics()
     try:
         metrics.serve(port)
-    except OSError as exc:
-        raise fail(f"cannot serve metrics on 127.0.0.1:{port}: {exc}") from exc
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
     log.info("metrics at http://127.0.0.1:%d/metrics", port)
     return metrics
 

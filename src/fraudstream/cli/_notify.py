@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -19,7 +20,9 @@ from fraudstream.sinks import (
     run_notifier,
 )
 from fraudstream.sinks._notify import Channel, NotificationLog
+from fraudstream.sinks._notify_metrics import NotifyMetrics
 from fraudstream.stream import ensure_topics, make_consumer
+from fraudstream.stream._watchdog import lag_from_statistics
 
 __all__ = ["build_channels", "run_notify"]
 
@@ -84,9 +87,11 @@ def run_notify(
         backoff_max_s=n.backoff_max_s,
         rate=RateLimiter(n.rate_per_s, burst=max(1, int(n.rate_per_s))),
         should_stop=should_stop,
+        metrics=NotifyMetrics([c.name for c in channels]),
     )
     log.info("notifier: %s for %s, group %s", [c.name for c in channels], n.decisions, n.group_id)
-    consumer = make_consumer(client, n.group_id)
+    stats = _served(dispatcher.metrics, n.metrics_port, settings.topics.alerts)
+    consumer = make_consumer(client, n.group_id, **stats)
     try:
         run_notifier(
             consumer, settings.topics.alerts, dispatcher, should_stop, idle_exit_s=idle_exit_s
@@ -95,6 +100,20 @@ def run_notify(
         consumer.close()
         store.close()
     return dispatcher
+
+
+def _served(metrics: NotifyMetrics, port: int, topic: str) -> dict[str, Any]:
+    """Serve ``metrics`` on ``port`` (0: not served); the consumer settings that report its
+    lag on ``topic`` into them."""
+    if not port:
+        return {}
+    metrics.serve(port)
+    log.info("metrics at http://127.0.0.1:%d/metrics", port)
+
+    def on_stats(doc: str) -> None:
+        metrics.set_lag(lag_from_statistics(doc, topic))
+
+    return {"statistics.interval.ms": 1000, "stats_cb": on_stats}
 
 
 @app.command()
@@ -108,7 +127,8 @@ def notify(
     X-Fraudstream-Signature), WEBHOOK_TIMEOUT_S (a whole delivery: connect,
     headers and body), SMTP_HOST, SMTP_PORT, SMTP_STARTTLS, SMTP_CA_FILE,
     SMTP_USERNAME, SMTP_PASSWORD, EMAIL_FROM, EMAIL_TO, RATE_PER_S,
-    BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID.
+    BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID, METRICS_PORT
+    (Prometheus metrics on 127.0.0.1, docs/operations.md).
 
     A channel that is down (refused, timeout, an answer that is not HTTP,
     HTTP 5xx/408/425/429) holds consumption: partitions paused, no offset

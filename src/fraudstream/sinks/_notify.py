@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from fraudstream._redact import redact
 from fraudstream.errors import FraudstreamError, StoreError
 from fraudstream.sinks._deadline import Deadline, deadline_opener
+from fraudstream.sinks._notify_metrics import NotifyMetrics
 from fraudstream.sinks._rows import Alert
 
 __all__ = [
@@ -302,6 +303,7 @@ class Dispatcher:
     ``notifications_sent``) before the next one starts; an alert already
     delivered or recorded on a channel (looked up there, the last ``dedupe_size`` kept in memory)
     is never sent on it again, across restarts too. A failing store holds like a down channel.
+    ``metrics`` counts alerts, deliveries, failures, retries and holds for Prometheus.
     """
 
     def __init__(
@@ -317,8 +319,10 @@ class Dispatcher:
         dedupe_size: int = 100_000,
         sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] = lambda: False,
+        metrics: NotifyMetrics | None = None,
     ) -> None:
         self.channels = list(channels)
+        self.metrics = metrics if metrics is not None else NotifyMetrics()  # Prometheus
         self.records = records
         self.decisions = frozenset(decisions)
         self.max_attempts = max_attempts
@@ -337,21 +341,25 @@ class Dispatcher:
 
         ``wait`` (default: ``sleep``) is how a back-off is spent, e.g. polling a paused consumer.
         """
+        self.metrics.alert(alert.decision)
         if alert.decision not in self.decisions:
             return False
         if alert.alert_id in self._seen:
             self.skipped += 1
+            self.metrics.skipped()
             return False
         wait = wait or self.sleep
         done = self._stored(lambda: self.records.notified_channels(alert.alert_id), wait)
         pending = [c for c in self.channels if c.name not in done]
         for channel in pending:
             self._send(channel, alert, wait)
+        self.metrics.released()
         self._seen[alert.alert_id] = None
         while len(self._seen) > self.dedupe_size:
             self._seen.popitem(last=False)
         if not pending:
             self.skipped += 1
+            self.metrics.skipped()
             log.info("alert %s was already notified before a restart; skipped", alert.alert_id)
         return bool(pending)
 
@@ -373,6 +381,7 @@ class Dispatcher:
                     wait,
                 )
                 self.sent += 1
+                self.metrics.sent(channel.name)
                 if attempt > 1:
                     log.info("%s delivered alert %s again", channel.name, alert.alert_id)
                 return
@@ -380,11 +389,13 @@ class Dispatcher:
                 raise _stopped(channel, alert) from last
             if permanent or attempt == self.max_attempts:
                 break
+            self.metrics.retried(channel.name)
             wait(delay)
             if self.should_stop():
                 raise _stopped(channel, alert) from last
             delay = min(self.backoff_max_s, delay * 2)
         self.failed += 1
+        self.metrics.failed(channel.name)
         log.error(
             "%s notification for alert %s failed for good after %d attempt(s); recorded in "
             "table notification_failures",
@@ -414,6 +425,7 @@ class Dispatcher:
                 if self.should_stop():
                     raise
                 log.warning("notifier: store failed (%s); retrying in %.1f s", exc, delay)
+            self.metrics.store_retried()
             wait(delay)
             delay = min(self.backoff_max_s, delay * 2)
 

@@ -378,6 +378,8 @@ class Detector:
             clock=self.stats.sink_clock,
             dead_letters=DeadLetterSink(self.producer, self.topics.dlq),  # rows the store refused
         )
+        if self.metrics is not None:
+            self.metrics.follow(self._sinks, self.watchdog)  # outage, retries, lag: when scraped
         self._subscribe()
         started = last_data = time.monotonic()
         try:
@@ -441,7 +443,10 @@ class Detector:
             if report.stalled and report.broker_up and self.reconnect is not None:
                 self._rejoin(self.reconnect)
         if self.metrics is not None:
-            self.metrics.update(self.stats)
+            rules = self.rules.version if self.rules is not None else None
+            self.metrics.update(
+                self.stats, model_version=self.bundle.version, rule_set_version=rules
+            )
 
     def _rejoin(self, reconnect: Reconnect) -> None:
         """Replace a stalled consumer by one whose broker may hold a fetch 4× longer.
@@ -547,8 +552,7 @@ class Detector:
             self._hold_during_outage(self._sinks)
         for job in self._sinks.completed():
             self._dlq.check()
-            self._commit(job.offsets)
-            self.on_durable(job)
+            self._durable(job)
 
     def _freeze_gc(self) -> None:
         """Move surviving objects out of the collector's sight once a second.
@@ -560,6 +564,13 @@ class Detector:
         if now - self._frozen_at >= 1.0:
             gc.freeze()
             self._frozen_at = now
+
+    def _durable(self, job: Job) -> None:
+        """Commit a durable batch's offsets, count it in the metrics, call :meth:`on_durable`."""
+        self._commit(job.offsets)
+        if self.metrics is not None:
+            self.metrics.observe_job(job.produced_ms, job.durable_ms)
+        self.on_durable(job)
 
     def on_durable(self, job: Job) -> None:
         """Called once per batch after its offsets are committed (benchmarks time it)."""
@@ -757,8 +768,7 @@ class Detector:
         leaving); ``False`` if the commit failed."""
         assert self._sinks is not None
         for job in self._sinks.completed():
-            self._commit(job.offsets)
-            self.on_durable(job)
+            self._durable(job)
         if self._committing:
             offsets = [TopicPartition(t, p, o) for (t, p), o in self._committing.items()]
             try:

@@ -129,6 +129,7 @@ class SinkWorker:
         self.alerts = alerts
         self.dead_letters = dead_letters
         self.rejected = 0
+        self.store_retries = 0  # store writes retried after an outage (metrics)
         self.store = store
         self.max_waiting = max_waiting
         self.retry_initial_s = retry_initial_s
@@ -399,6 +400,7 @@ class SinkWorker:
                 if self._stopping:
                     return None
             attempts += 1
+            self.store_retries += 1
             try:
                 rejects = self._store_safely(group)
                 break
