@@ -3,8 +3,9 @@
 Pure functions of a :class:`Database` (no Streamlit). Passwords are kept only as scrypt hashes
 with a random salt per account and compared in constant time. A role grants everything the
 roles before it in :data:`ROLES` grant: a *viewer* reads the pages, an *analyst* also gives
-verdicts and publishes labels, an *admin* also reads the audit log. :func:`require` re-reads the
-account from the store, so an object that merely claims a role grants nothing.
+verdicts, publishes labels and changes the rules and lists, an *admin* also reads the audit
+log (:data:`PERMISSIONS`). :func:`require` re-reads the account from the store, so an object
+that merely claims a role grants nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from fraudstream.dashboard._text import MAX_NAME_CHARS, safe_text
 from fraudstream.errors import ConfigError, FraudstreamError
 
 __all__ = [
+    "PERMISSIONS",
     "ROLES",
     "AccessDenied",
     "Account",
     "AuditEntry",
+    "Permission",
     "Role",
     "User",
     "add_user",
@@ -37,6 +40,7 @@ __all__ = [
     "get_user",
     "hash_password",
     "list_users",
+    "may",
     "recent_audit",
     "remove_user",
     "require",
@@ -49,6 +53,13 @@ log = logging.getLogger(__name__)
 Role = Literal["viewer", "analyst", "admin"]
 #: The roles, each granting everything the ones before it grant.
 ROLES: Final[tuple[Role, ...]] = ("viewer", "analyst", "admin")
+Permission = Literal["give verdicts", "change rules", "read the audit log"]
+#: The least role each permission needs.
+PERMISSIONS: Final[dict[Permission, Role]] = {
+    "give verdicts": "analyst",
+    "change rules": "analyst",
+    "read the audit log": "admin",
+}
 
 #: scrypt's cost: 16 MiB and ~50 ms per hash on this machine (OWASP's minimum is N=2^17/r=8/p=1
 #: *or* an equivalent; 2^14 keeps a sign-in fast on a shared 2-core box).
@@ -130,6 +141,11 @@ def verify_password(password: str, stored: str | None) -> bool:
 def can(user: User | None, role: Role) -> bool:
     """Whether ``user`` has ``role`` or a higher one (nobody has none)."""
     return user is not None and ROLES.index(user.role) >= ROLES.index(role)
+
+
+def may(user: User | None, permission: Permission) -> bool:
+    """Whether ``user`` has the role :data:`PERMISSIONS` asks for ``permission``."""
+    return can(user, PERMISSIONS[permission])
 
 
 def _role(value: object) -> Role:

@@ -34,6 +34,7 @@ pages = [
     st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notification_important:"),
     st.Page(_PAGES / "trends.py", title="Trends", icon=":material/insights:"),
     st.Page(_PAGES / "model.py", title="Model & thresholds", icon=":material/tune:"),
+    st.Page(_PAGES / "rules.py", title="Rules & lists", icon=":material/rule:"),
 ]
 if user is None and any_account:
     # the menu is hidden and every page shows the sign-in form instead (``_session.page``); the
