@@ -11,7 +11,9 @@ from typing import Literal, cast
 
 import typer
 
-from fraudstream.cli._app import app
+from fraudstream.cli._app import app, load_settings
+from fraudstream.cli._backtest import FileInput, file_history, parse_time, store_history
+from fraudstream.cli._backtest_report import print_table, to_json, write_table
 from fraudstream.cli._rulestore import (
     AUTHOR,
     COMMENT,
@@ -23,10 +25,22 @@ from fraudstream.cli._rulestore import (
     say,
     when,
 )
-from fraudstream.rules import ACTIONS, STATUSES, Action, Rule, RuleError, RuleSet, Schema, Status
+from fraudstream.model import Costs
+from fraudstream.rules import (
+    ACTIONS,
+    STATUSES,
+    Action,
+    Rule,
+    RuleError,
+    RuleSet,
+    Schema,
+    Status,
+    backtest,
+)
+from fraudstream.rules._backtest import rule_columns, rule_lists
 from fraudstream.rules._diff import RuleDelta, set_delta
-from fraudstream.rules._pack import Pack, read_pack, write_pack
-from fraudstream.sinks import RuleHits, RuleSetVersion, rule_hits
+from fraudstream.rules._pack import Pack, read_pack, starter_pack, write_pack
+from fraudstream.sinks import RuleHits, RuleSetVersion, RuleStore, rule_hits
 from fraudstream.sinks._rules_store import now_ms
 
 __all__ = ["rules_app"]
@@ -295,7 +309,10 @@ def validate(
 
 @rules_app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="A rule pack: YAML or JSON."),
+    file: Path | None = typer.Argument(None, help="A rule pack: YAML or JSON."),
+    starter: bool = typer.Option(
+        False, "--starter", help="The starter pack shipped for the mode (every rule in shadow)."
+    ),
     replace_all: bool = typer.Option(
         False, "--replace", help="Also remove the stored rules the pack does not name."
     ),
@@ -305,18 +322,21 @@ def import_(
     store_url: str | None = STORE,
 ) -> None:
     """Add or update the pack's rules in one version; importing it again changes nothing."""
+    if (file is None) == (not starter):
+        raise refuse("give a FILE or --starter (one of them)")
     who = author_of(author)
     with opened(store_url) as store:
-        pack = _pack(file)
+        pack = starter_pack(mode) if file is None else _pack(file)
+        name = f"the {mode} starter pack" if file is None else file.name
         _pack_mode(pack, mode)
         result = store.import_rules(
             mode,
             pack.rules,
             author=who,
-            comment=comment or f"import {file.name}",
+            comment=comment or f"import {name}",
             replace_all=replace_all,
         )
-        _saved(f"{file} imported", result)
+        _saved(f"{name} imported", result)
 
 
 @rules_app.command("export")
@@ -344,3 +364,136 @@ def export(
     except OSError as exc:
         raise refuse(f"cannot write {file}: {exc}") from None
     say(f"{len(v.rules)} rule(s) of {mode} version {v.version} written to {file}")
+
+
+@rules_app.command("backtest")
+def backtest_(
+    paths: list[Path] | None = typer.Argument(
+        None,
+        metavar="[RULES] [DATA]",
+        help="A rule pack (YAML or JSON) [the store's rule set of the mode, drafts included], "
+        "then a transactions file (PaySim or card, CSV or Parquet); with --from/--to no DATA.",
+    ),
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        help="Stored transactions from this event time: a date, an ISO date-time "
+        "(UTC unless it says otherwise) or ms since 1970.",
+    ),
+    end: str | None = typer.Option(
+        None, "--to", help="... to this event time, excluded (a date: the end of that day)."
+    ),
+    starter: bool = typer.Option(False, "--starter", help="The mode's starter pack as RULES."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="DATA's scores and decisions from this bundle directory, or "
+        "'current' (the promoted bundle); without one, rules reading score are skipped and the "
+        "model allows everything.",
+    ),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        help="DATA's labels (as `labels import` reads them; default: "
+        "DATA.labels.parquet / .csv beside it): the latest verdict per transaction.",
+    ),
+    ground_truth: bool = typer.Option(
+        False,
+        "--ground-truth",
+        help="A row without a verdict takes its ground truth (DATA's "
+        "isFraud / TX_FRAUD; the store's label column).",
+    ),
+    data_format: str | None = typer.Option(
+        None, "--format", help="DATA's layout: paysim or card [card in mode card]."
+    ),
+    label_delay_days: float = typer.Option(
+        7.0, help="Without a labels file: days after a fraud until the features know it (train's)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="The figures as JSON, not a table."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Also write the per-rule table to FILE.csv or FILE.parquet."
+    ),
+    mode: str | None = typer.Option(
+        None,
+        "--mode",
+        help="The rules' mode [the pack's, else card for --format card, else pre_auth].",
+    ),
+    store_url: str | None = STORE,
+) -> None:
+    """What rules would have done on past transactions: per rule its hits, hits per day,
+    precision and recall against the labels, overlap with the model's alerts and the other
+    rules, and the cost under the configured costs. See docs/rules.md, "Backtests"."""
+    rules_file, data = _backtest_paths(list(paths or []), start, end, starter)
+    if data is None and (model is not None or labels is not None or data_format is not None):
+        raise refuse("--model, --labels and --format are for a DATA file; the store has its own")
+    pack = _pack(rules_file) if rules_file is not None else None
+    mode = mode or (pack.mode if pack is not None else None)
+    mode = mode or ("card" if data_format == "card" else "pre_auth")
+    pack = starter_pack(mode) if starter else pack
+    fmt = data_format or ("card" if mode == "card" else "paysim")
+    _choice(fmt, ("paysim", "card"), "format")
+    if (fmt == "card") != (mode == "card"):
+        raise refuse(f"--format {fmt} does not go with mode {mode}: card files are mode card")
+    settings = load_settings(store={"url": store_url})
+    with opened(store_url) as store:
+        if pack is not None:
+            _pack_mode(pack, mode)
+        rules = list(pack.rules) if pack is not None else list(store.current(mode).rules)
+        if not rules:
+            raise refuse(f"no rules to backtest: the {mode} rule set is empty; give a RULES pack")
+        schema = Schema.for_mode(mode)
+        reads = rule_columns(rules, schema)
+        skipped: list[str] = []
+        if data is not None and model is None:
+            skipped = [r.id for r in rules if "score" in reads[r.id]]
+            rules = [r for r in rules if r.id not in skipped]
+        columns = frozenset().union(*(reads[r.id] for r in rules))
+        if data is None:
+            assert start is not None and end is not None  # noqa: S101 - _backtest_paths checked
+            lo, hi = parse_time(start, "--from"), parse_time(end, "--to", end=True)
+            frame = store_history(settings, lo, hi, columns, ground_truth)
+            source = f"stored transactions from {when(lo)} to {when(hi)}"
+        else:
+            given = FileInput(data, fmt, mode, labels, ground_truth, label_delay_days, model)
+            frame = file_history(settings, given, columns)
+            source = str(data)
+        lists = _backtest_lists(store, rules, schema)
+        result = backtest(
+            frame, rules, schema, lists=lists, costs=Costs(**settings.costs.model_dump())
+        )
+    notes = [f"skipped (they read score; give --model): {', '.join(skipped)}"] if skipped else []
+    if out is not None:
+        write_table(result.table, out)
+    if as_json:
+        typer.echo(to_json(result, source, notes))
+    else:
+        print_table(result, f"backtest of {len(rules)} {mode} rule(s) on {source}", notes)
+
+
+def _backtest_paths(
+    paths: list[Path], start: str | None, end: str | None, starter: bool
+) -> tuple[Path | None, Path | None]:
+    """``(RULES, DATA)`` from the positional arguments; a store range takes no DATA."""
+    ranged = start is not None or end is not None
+    if ranged and (start is None or end is None):
+        raise refuse("a range of the store takes both --from and --to")
+    least, most = (0, 1 - starter) if ranged else (1, 2 - starter)
+    if not least <= len(paths) <= most:
+        expected = (
+            ("" if starter else "[RULES]") if ranged else ("DATA" if starter else "[RULES] DATA")
+        )
+        where = "with --from/--to" if ranged else "without --from/--to"
+        raise refuse(f"expected {expected or 'no file'} {where}, got {len(paths)} file(s)")
+    if ranged:
+        return (paths[0] if paths else None), None
+    return (paths[0] if len(paths) == 2 else None), paths[-1]
+
+
+def _backtest_lists(
+    store: RuleStore, rules: list[Rule], schema: Schema
+) -> dict[str, frozenset[str]]:
+    """The store's lists in force now; a list the rules name that the store lacks is empty."""
+    lists = dict(store.lists_snapshot().lists)
+    for name in rule_lists(rules, schema):
+        lists.setdefault(name, frozenset())
+    return lists

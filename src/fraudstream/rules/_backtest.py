@@ -19,12 +19,13 @@ import numpy.typing as npt
 import polars as pl
 
 from fraudstream.model._costs import Costs, expected_cost
-from fraudstream.rules._compile import Bools, Compiled, Lists
+from fraudstream.rules._ast import Expr, lists_of
+from fraudstream.rules._compile import Bools, Compiled, Lists, column_types
 from fraudstream.rules._errors import RuleError
 from fraudstream.rules._fields import Schema
 from fraudstream.rules._rules import Rule, combine, validate
 
-__all__ = ["Backtest", "backtest"]
+__all__ = ["Backtest", "backtest", "rule_columns", "rule_lists"]
 
 _DAY_MS: Final = 86_400_000
 F64 = npt.NDArray[np.float64]
@@ -86,9 +87,8 @@ def backtest(
     0/1/2, ``label``, ``amount``, event ``time`` in ms). Pure: reads only its arguments."""
     rules = list(rules)
     known: Collection[str] | None = None if lists is None else lists.keys()
-    exprs = {r.id: validate(r, schema, known) for r in rules}
-    if len(exprs) != len(rules):
-        raise RuleError("a rule id is used twice in the backtest")
+    exprs = _checked(rules, schema, known)
+    _check_columns(exprs, history.columns)
     h = _history(history, costs or Costs(), label, decision, amount, time)
     hits = Compiled(exprs).evaluate(history, lists, rows=history.height)
     model_cost = h.cost(h.model)
@@ -108,6 +108,38 @@ def backtest(
         model_cost=model_cost,
         all_rules_cost=h.cost(everything),
     )
+
+
+def rule_columns(rules: Iterable[Rule], schema: Schema) -> dict[str, frozenset[str]]:
+    """Rule id → the history columns it reads (validated against ``schema``, lists unchecked):
+    what a caller loads before :func:`backtest` (see ``sinks.load_history``)."""
+    exprs = _checked(list(rules), schema, None)
+    return {i: frozenset(column_types([e])) for i, e in exprs.items()}
+
+
+def rule_lists(rules: Iterable[Rule], schema: Schema) -> frozenset[str]:
+    """The names of the lists ``rules`` look values up in."""
+    exprs = _checked(list(rules), schema, None).values()
+    return frozenset().union(*map(lists_of, exprs))
+
+
+def _checked(rules: list[Rule], schema: Schema, known: Collection[str] | None) -> dict[str, Expr]:
+    exprs = {r.id: validate(r, schema, known) for r in rules}
+    if len(exprs) != len(rules):
+        raise RuleError("a rule id is used twice in the backtest")
+    return exprs
+
+
+def _check_columns(exprs: dict[str, Expr], have: Collection[str]) -> None:
+    """A :class:`RuleError` naming the first rule that reads a column the history lacks."""
+    present = set(have)
+    for rule_id, expr in exprs.items():
+        missing = sorted(set(column_types([expr])) - present)
+        if missing:
+            raise RuleError(
+                f"rule {rule_id!r} reads {', '.join(map(repr, missing))}, which the history "
+                "does not have"
+            )
 
 
 def _history(

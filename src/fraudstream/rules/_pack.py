@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
+from importlib import resources
 from typing import Any, Final, Literal
 
 import msgspec
@@ -18,7 +19,7 @@ import msgspec
 from fraudstream.rules._errors import RuleError
 from fraudstream.rules._rules import Rule
 
-__all__ = ["Pack", "PackFormat", "read_pack", "write_pack"]
+__all__ = ["STARTER_PACKS", "Pack", "PackFormat", "read_pack", "starter_pack", "write_pack"]
 
 PackFormat = Literal["yaml", "json"]
 
@@ -27,6 +28,13 @@ class _Doc(msgspec.Struct, forbid_unknown_fields=True):
     rules: list[dict[str, Any]]
     mode: str | None = None
 
+
+#: The starter pack shipped for each mode (``fraudstream/rules/packs/``; see docs/rules.md).
+STARTER_PACKS: Final = {
+    "pre_auth": "paysim_starter.yaml",
+    "post_tx": "paysim_starter.yaml",
+    "card": "card_starter.yaml",
+}
 
 #: The keys a rule of a pack may have: :class:`Rule`'s fields.
 _KEYS: Final = tuple(f.name for f in fields(Rule))
@@ -77,3 +85,12 @@ def write_pack(rules: Iterable[Rule], *, mode: str | None, fmt: PackFormat = "ya
     if fmt == "json":
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     return msgspec.yaml.encode(doc).decode()
+
+
+def starter_pack(mode: str) -> Pack:
+    """The starter pack shipped for ``mode`` (PaySim's two modes share one, card has its own)."""
+    name = STARTER_PACKS.get(mode)
+    if name is None:
+        raise RuleError(f"no starter pack for mode {mode!r}; modes: {', '.join(STARTER_PACKS)}")
+    text = resources.files("fraudstream.rules").joinpath("packs", name).read_text("utf-8")
+    return read_pack(text, source=f"starter pack {name}")

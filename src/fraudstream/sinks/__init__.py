@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
 from fraudstream.sinks._feedback import Feedback, feedback_line, feedback_lines, label_feedback
+from fraudstream.sinks._history import history_span, load_history
 from fraudstream.sinks._lists_store import ListChange, ListEntry, ListInfo, ListsSnapshot
 from fraudstream.sinks._notifier import run_notifier
 from fraudstream.sinks._notify import (
@@ -50,7 +51,9 @@ __all__ = [
     "decode_features",
     "feedback_line",
     "feedback_lines",
+    "history_span",
     "label_feedback",
+    "load_history",
     "open_store",
     "rejected_row",
     "rule_hits",
