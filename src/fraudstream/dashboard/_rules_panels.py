@@ -35,7 +35,7 @@ from fraudstream.model._costs import Costs, Thresholds
 from fraudstream.rules import ACTIONS, Backtest, Rule, RuleError, Schema, backtest
 from fraudstream.sinks import RuleSetVersion, RuleStore
 
-__all__ = ["backtest_tab", "lists_tab", "stats_since"]
+__all__ = ["backtest_tab", "lists_tab", "send_to_backtest", "stats_since"]
 
 _DAY_MS: Final = 86_400_000
 _DATES: Final = "between dates"
@@ -47,6 +47,8 @@ _RANGES: Final[dict[str, int | None]] = {
     _DATES: None,
 }
 _NEW: Final = "(a new rule)"
+_CANDIDATE: Final = "a rule not saved yet"
+_AUTORUN: Final = "rules_backtest_autorun"
 _RESULT: Final = "rules_backtest_result"
 
 
@@ -115,33 +117,47 @@ def _range_input(span: tuple[int, int]) -> tuple[int, int]:
     return _day_ms(start), _day_ms(end + dt.timedelta(days=1))
 
 
+def _candidate_keys(start: str) -> tuple[str, str, str]:
+    """The widget keys of the rule being written, started from rule ``start`` (or new)."""
+    key = f"backtest_{start}"
+    return f"{key}_id", f"{key}_action", f"{key}_condition"
+
+
+def send_to_backtest(start: str | None, rule_id: str, action: str, condition: str) -> None:
+    """From a form's callback: open the Backtest tab on this rule as written (``start``: the
+    stored rule it changes, ``None`` for a new one) and run it."""
+    s = st.session_state
+    s["backtest_what"] = _CANDIDATE
+    s["backtest_from"] = start or _NEW
+    keys = _candidate_keys(start or _NEW)
+    for key, value in zip(keys, (rule_id, action, condition), strict=True):
+        s[key] = value
+    s["rules_tab"] = "Backtest"
+    s[_AUTORUN] = True
+
+
 def _rules_input(current: RuleSetVersion) -> tuple[str, list[Rule]]:
     """What to backtest: every rule of the version in force, or a rule being written beside
     the others (it replaces the rule of the same id). A description and the rules."""
     every = f"every rule of version {current.version}, whatever its status"
-    choice = st.radio(
-        "Rules", [every, "a rule not saved yet"], horizontal=True, key="backtest_what"
-    )
-    if choice == every:
+    choice = st.radio("Rules", [every, _CANDIDATE], horizontal=True, key="backtest_what")
+    if choice != _CANDIDATE:
         return every, list(current.rules)
     ids = [r.id for r in current.rules]
     start = str(st.selectbox("Start from", [_NEW, *ids], key="backtest_from"))
     base = next((r for r in current.rules if r.id == start), None)
-    key = f"backtest_{start}"
+    keys = _candidate_keys(start)
+    defaults = (base.id, base.action, base.expression) if base else ("candidate", "review", "")
+    for key, value in zip(keys, defaults, strict=True):
+        st.session_state.setdefault(key, value)
     c = st.columns([2, 1])
-    rule_id = c[0].text_input("Id", value=base.id if base else "candidate", key=f"{key}_id")
-    action = c[1].selectbox(
-        "Action", ACTIONS, index=ACTIONS.index(base.action if base else "review"), key=f"{key}_a"
-    )
-    condition = st.text_area(
-        "Condition", value=base.expression if base else "", key=f"{key}_condition"
-    )
+    rule_id = c[0].text_input("Id", key=keys[0])
+    action = c[1].selectbox("Action", ACTIONS, key=keys[1])
+    condition = st.text_area("Condition", key=keys[2])
     rule = Rule(str(rule_id).strip(), str(condition), action)
     others = [r for r in current.rules if r.id != rule.id]
-    return f"rule {rule.id} as written (not saved), beside the {len(others)} other(s)", [
-        rule,
-        *others,
-    ]
+    what = f"rule {rule.id} as written (not saved), beside the {len(others)} other(s)"
+    return what, [rule, *others]
 
 
 def backtest_tab(
@@ -159,7 +175,8 @@ def backtest_tab(
     except RuleError as exc:
         show_refusal(exc)
         return
-    if st.button("Run backtest", type="primary", key="backtest_run", disabled=not rules):
+    clicked = st.button("Run backtest", type="primary", key="backtest_run", disabled=not rules)
+    if clicked or st.session_state.pop(_AUTORUN, False):
         th = _thresholds(manifest, current.mode)
         history = _history(db, _url(), start, end, settings().dashboard.sample_rows, th)
         try:

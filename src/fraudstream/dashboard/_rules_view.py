@@ -18,7 +18,12 @@ from fraudstream.dashboard._access import User, may
 from fraudstream.dashboard._context import database, fmt_ms
 from fraudstream.dashboard._model import _bundle_manifest
 from fraudstream.dashboard._rules import change_rules, delta_text, history_text, rules_table
-from fraudstream.dashboard._rules_panels import backtest_tab, lists_tab, stats_since
+from fraudstream.dashboard._rules_panels import (
+    backtest_tab,
+    lists_tab,
+    send_to_backtest,
+    stats_since,
+)
 from fraudstream.dashboard._rules_ui import attempt, rule_store, show_outcome
 from fraudstream.dashboard._session import FIRST_ADMIN, current_user
 from fraudstream.dashboard._text import md
@@ -137,7 +142,11 @@ def _add_form(mode: str) -> None:
         )
         st.text_input("Description", key="rule_add_description")
         st.text_input("Comment (kept with the version)", key="rule_add_comment")
-        st.form_submit_button("Add rule", type="primary", on_click=_on_add, args=(mode,))
+        c = st.columns([1, 1, 3])
+        c[0].form_submit_button("Add rule", type="primary", on_click=_on_add, args=(mode,))
+        c[1].form_submit_button(
+            "Backtest it (not saved)", on_click=_on_try, args=(None, "rule_add")
+        )
     show_outcome("add")
 
 
@@ -180,9 +189,11 @@ def _change_rule(current: RuleSetVersion) -> None:
         st.text_area("Condition", value=rule.expression, key=f"{key}_condition")
         st.text_input("Description", value=rule.description, key=f"{key}_description")
         st.text_input("Comment (kept with the version)", key=f"{key}_comment")
-        st.form_submit_button(
+        c = st.columns([1, 1, 3])
+        c[0].form_submit_button(
             "Save changes", type="primary", on_click=_on_edit, args=(current.mode, rule_id, key)
         )
+        c[1].form_submit_button("Backtest these changes", on_click=_on_try, args=(rule_id, key))
     show_outcome("edit")
     st.markdown(f"Status: **{rule.status}**")
     c = st.columns(len(_MOVES) + 1)
@@ -203,6 +214,13 @@ def _change_rule(current: RuleSetVersion) -> None:
         args=(current.mode, rule_id),
     )
     show_outcome("status")
+
+
+def _on_try(rule_id: str | None, key: str) -> None:
+    """The add or edit form's rule, as typed, to the Backtest tab (nothing saved)."""
+    s = st.session_state
+    typed_id = rule_id or str(s[f"{key}_id"]).strip()
+    send_to_backtest(rule_id, typed_id, str(s[f"{key}_action"]), str(s[f"{key}_condition"]))
 
 
 def _on_edit(mode: str, rule_id: str, key: str) -> None:
