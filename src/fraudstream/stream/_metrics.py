@@ -5,7 +5,7 @@ Three kinds of updates, none of them per record:
 * counters (records, decisions, dead letters, labels, stalls) follow :class:`DetectorStats` at
   most once a second, on the consuming thread (:meth:`DetectorMetrics.update`);
 * the batch-size and end-to-end latency histograms take a whole durable batch at once
-  (:meth:`DetectorMetrics.observe_job`: one ``searchsorted`` over its records' timestamps);
+  (:meth:`DetectorMetrics.observe_job`: a few numpy calls over its records' timestamps);
 * the state of the outputs and the consumer (store outage, retries, lag per partition) is read
   at scrape time from the objects that hold it (:meth:`DetectorMetrics.follow`), so it stays
   true while the consuming thread is held by an outage.
