@@ -7,6 +7,7 @@ against the user's role in the store (audited, signed by the user, nothing saved
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,13 @@ from fraudstream.dashboard._rules import (
     rules_table,
     split_values,
 )
-from fraudstream.dashboard._rules_backtest import default_range, load_history, stored_span
+from fraudstream.dashboard._rules_backtest import (
+    capped_start,
+    columns_read,
+    default_range,
+    history,
+    stored_span,
+)
 from fraudstream.features import feature_names
 from fraudstream.model._costs import Thresholds, decide
 from fraudstream.rules import Rule, RuleError, Schema, backtest
@@ -148,6 +155,9 @@ def seed_rules_store(url: str, accounts: dict[str, str] | None = None) -> None:
     as version 1 by ``cy``, and dashboard accounts (name → role, password ``PASSWORD``)."""
     store = open_store(url)
     store.open()
+    chosen = {"review": {"threshold": THRESHOLDS.review}, "block": {"threshold": THRESHOLDS.block}}
+    metrics = {"selection": {"chosen": "lgbm"}, "lgbm": chosen}  # as the detector records them
+    store.record_model_version("seed-v1", json.dumps(metrics))
     store.write(_batch(SEED))
     store.flush()
     store.record_labels(
@@ -223,37 +233,35 @@ def test_rules_table_shows_each_rules_record(store: RuleStore) -> None:
     assert rules_table(store.current("pre_auth").rules, [], 0)["hit rate"].tolist() == ["—"] * 2
 
 
-def test_load_history_labels_decisions_and_features(db: Database) -> None:
-    span = stored_span(db)
-    assert span == (SEED[0].time_ms, NEWEST_MS)
+def test_history_of_a_range_capped_at_its_newest_rows(db: Database) -> None:
+    assert stored_span(db) == (SEED[0].time_ms, NEWEST_MS)
     start, end = default_range(NEWEST_MS)
-    history = load_history(db, start, end, limit=1000, thresholds=THRESHOLDS)
-    wanted = sorted((t for t in SEED if start <= t.time_ms < end), key=lambda t: -t.time_ms)
-    frame = history.frame
-    assert not history.truncated
+    assert (start, end) == (NEWEST_MS - 7 * DAY_MS, NEWEST_MS + 1)
+    wanted = sorted((t for t in SEED if start <= t.time_ms < end), key=lambda t: t.time_ms)
+    columns = columns_read(RULES, Schema.for_mode("pre_auth"))
+    assert columns == ("amount", "counterparty", "type")
+    found = history(db, columns, start, end, limit=1000)
+    assert (found.start_ms, found.truncated) == (start, False)
+    frame = found.frame.sort("event_time_ms")
     assert frame["event_time_ms"].to_list() == [t.time_ms for t in wanted]
-    assert frame["label"].to_list() == [t.label for t in wanted]
+    assert frame["label"].to_list() == [t.label for t in wanted]  # verdict, else own label
     model = decide(np.array([t.score for t in wanted]), THRESHOLDS).tolist()
-    assert frame["decision"].to_list() == model  # the model's, not the rules' block
-    assert frame["counterparty"].to_list() == [t.counterparty for t in wanted]
-    assert frame["type"].to_list() == [t.kind for t in wanted]
-    assert frame["hour"].to_list() == [float(t.time_ms // HOUR_MS % 24) for t in wanted]
-    assert frame["tx_count_by_account_1h"].to_list() == [float(t.i % 4) for t in wanted]
-    newest = load_history(db, start, end, limit=3)
-    assert newest.truncated and newest.frame["event_time_ms"].to_list() == [
-        t.time_ms for t in wanted[:3]
-    ]
-    # without thresholds the stored (final) decisions stand
-    stored = load_history(db, start, end, limit=1000).frame["decision"].to_list()
-    assert stored == [2 if t.live else m for t, m in zip(wanted, model, strict=True)]
-    assert load_history(db, 0, 1, limit=10).frame.height == 0
+    assert frame["decision"].to_list() == model  # the model's own, not the rules' block
+    newest = history(db, columns, start, end, limit=3)
+    assert newest.truncated and newest.start_ms == wanted[-4].time_ms + 1
+    assert sorted(newest.frame["event_time_ms"].to_list()) == [t.time_ms for t in wanted[-3:]]
+    assert capped_start(db, start, end, len(wanted)) == start  # all of them fit
+    assert history(db, columns, 0, 1, limit=10).frame.height == 0
+    with pytest.raises(RuleError, match="amout"):
+        columns_read([Rule("bad", "amout > 1", "review")], Schema.for_mode("pre_auth"))
 
 
 def test_backtest_on_loaded_history(db: Database, store: RuleStore) -> None:
     start, end = default_range(NEWEST_MS)
-    history = load_history(db, start, end, limit=1000, thresholds=THRESHOLDS)
+    schema = Schema.for_mode("pre_auth")
+    found = history(db, columns_read(RULES, schema), start, end, limit=1000)
     lists = store.lists_snapshot().lists
-    result = backtest(history.frame, RULES, Schema.for_mode("pre_auth"), lists=lists)
+    result = backtest(found.frame, RULES, schema, lists=lists)
     rows = {r["rule_id"]: r for r in result.table.iter_rows(named=True)}
     in_range = [t for t in SEED if start <= t.time_ms < end]
     mules = [t for t in in_range if t.counterparty == MULE]

@@ -19,19 +19,18 @@ from fraudstream.dashboard._access import recent_audit
 from fraudstream.model import promote
 from fraudstream.sinks import RuleStore
 
-from .test_dashboard_rules import MULE, NEWEST_MS, PASSWORD, SEED, THRESHOLDS, seed_rules_store
+from .test_dashboard_rules import MULE, NEWEST_MS, PASSWORD, SEED, seed_rules_store
 
 _TIMEOUT_S = 60
 DAY_MS = 86_400_000
 
 
 def _bundle(models: Path) -> None:
-    """A bundle in service of the seed's mode, with the seed's thresholds."""
+    """A bundle in service of the seed's mode (the page's default mode)."""
     bundle = models / "20240101T000000Z-rules"
     bundle.mkdir(parents=True)
-    thresholds = {"review": THRESHOLDS.review, "block": THRESHOLDS.block}
-    manifest = {"version": bundle.name, "mode": "pre_auth", "thresholds": thresholds}
-    (bundle / "bundle.json").write_text(json.dumps(manifest))  # what the page reads of it
+    manifest = {"version": bundle.name, "mode": "pre_auth"}  # what the page reads of it
+    (bundle / "bundle.json").write_text(json.dumps(manifest))
     promote(models, bundle.name)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
@@ -24,14 +24,16 @@ from fraudstream.dashboard._rules import (
 from fraudstream.dashboard._rules_backtest import (
     History,
     backtest_table,
+    columns_read,
     default_range,
-    load_history,
+    history,
     stored_span,
 )
 from fraudstream.dashboard._rules_ui import attempt, show_outcome, show_refusal
 from fraudstream.dashboard._session import current_user
 from fraudstream.dashboard._text import md, safe_text
-from fraudstream.model._costs import Costs, Thresholds
+from fraudstream.errors import FraudstreamError
+from fraudstream.model._costs import Costs
 from fraudstream.rules import ACTIONS, Backtest, Rule, RuleError, Schema, backtest
 from fraudstream.sinks import RuleSetVersion, RuleStore
 
@@ -80,12 +82,11 @@ def stats_since(days: int | None) -> tuple[int, int]:
     return since, _count_since(db, _url(), since)
 
 
-@st.cache_data(ttl=60.0, show_spinner=False, max_entries=2)
+@st.cache_data(ttl=60.0, show_spinner=False, max_entries=4)
 def _history(
-    _db: Database, url: str, start_ms: int, end_ms: int, limit: int, th: tuple[float, float] | None
+    _db: Database, url: str, columns: tuple[str, ...], start_ms: int, end_ms: int, limit: int
 ) -> History:
-    thresholds = None if th is None else Thresholds(*th)
-    return load_history(_db, start_ms, end_ms, limit=limit, thresholds=thresholds)
+    return history(_db, columns, start_ms, end_ms, limit=limit)
 
 
 def _day_ms(day: dt.date) -> int:
@@ -160,9 +161,7 @@ def _rules_input(current: RuleSetVersion) -> tuple[str, list[Rule]]:
     return what, [rule, *others]
 
 
-def backtest_tab(
-    store: RuleStore, current: RuleSetVersion, manifest: dict[str, Any] | None
-) -> None:
+def backtest_tab(store: RuleStore, current: RuleSetVersion) -> None:
     """Backtest the rule set, or a rule being written, on the store's recent history."""
     db = database()
     span = _span(db, _url())
@@ -177,34 +176,38 @@ def backtest_tab(
         return
     clicked = st.button("Run backtest", type="primary", key="backtest_run", disabled=not rules)
     if clicked or st.session_state.pop(_AUTORUN, False):
-        th = _thresholds(manifest, current.mode)
-        history = _history(db, _url(), start, end, settings().dashboard.sample_rows, th)
-        try:
-            result = backtest(
-                history.frame,
-                rules,
-                Schema.for_mode(current.mode),
-                lists=store.lists_snapshot().lists,
-                costs=Costs(**settings().costs.model_dump()),
-            )
-        except RuleError as exc:
-            show_refusal(exc)
-            return
-        shown = _Shown(current.mode, what, history.start_ms, history.end_ms, history.truncated)
-        st.session_state[_RESULT] = (shown, result, th is not None)
+        _run(store, current.mode, what, rules, (start, end))
     last = st.session_state.get(_RESULT)
     if last is not None and last[0].mode == current.mode:
         _show_backtest(*last)
 
 
-def _thresholds(manifest: dict[str, Any] | None, mode: str) -> tuple[float, float] | None:
-    """The bundle in service's thresholds, if it is of ``mode``."""
-    if not manifest or manifest.get("mode") != mode:
-        return None
-    th = manifest.get("thresholds") or {}
-    if th.get("review") is None or th.get("block") is None:
-        return None
-    return float(th["review"]), float(th["block"])
+def _run(store: RuleStore, mode: str, what: str, rules: list[Rule], span: tuple[int, int]) -> None:
+    """Backtest ``rules`` on the range; the result is kept for this session, or the refusal
+    (a rule's fault with its position, a feature the store does not hold) shown."""
+    schema = Schema.for_mode(mode)
+    limit = settings().dashboard.sample_rows
+    try:
+        columns = columns_read(rules, schema)
+        found = _history(database(), _url(), columns, *span, limit)
+        if found.frame.height == 0:
+            st.info("No stored transaction in this range.")
+            return
+        result = backtest(
+            found.frame,
+            rules,
+            schema,
+            lists=store.lists_snapshot().lists,
+            costs=Costs(**settings().costs.model_dump()),
+        )
+    except RuleError as exc:
+        show_refusal(exc)
+        return
+    except FraudstreamError as exc:  # SchemaError: a feature no stored model computes
+        st.error(f"Backtest not run: {md(exc)}")
+        return
+    shown = _Shown(mode, what, found.start_ms, found.end_ms, found.truncated)
+    st.session_state[_RESULT] = (shown, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ class _Shown:
     truncated: bool
 
 
-def _show_backtest(shown: _Shown, result: Backtest, thresholds: bool) -> None:
+def _show_backtest(shown: _Shown, result: Backtest) -> None:
     currency = settings().dashboard.currency
     st.markdown(
         f"**Backtest of {md(shown.what)}** on {result.rows:,} stored transactions from "
@@ -235,8 +238,7 @@ def _show_backtest(shown: _Shown, result: Backtest, thresholds: bool) -> None:
     st.caption(
         "Per rule, the model's decisions with that one rule acting. Precision and recall count "
         "labelled transactions (latest verdict, else the transaction's own label); overlap is "
-        "the share of its hits the model alone already alerts on"
-        + ("." if thresholds else " (no bundle of this mode: the stored decisions).")
+        "the share of its hits the model alone already alerts on."
     )
     if result.overlap.height:
         with st.expander(f"Overlap between rules ({result.overlap.height} pair(s))"):

@@ -10,7 +10,7 @@ nothing is saved. Without the role (or with no account at all) the page is read-
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import streamlit as st
 
@@ -71,7 +71,7 @@ def render() -> None:
         for tab, name in zip(tabs, _TABS, strict=True):
             if tab.open:
                 with tab:
-                    _TABS[name](store, current, manifest, editor)
+                    _TABS[name](store, current, editor)
 
 
 def _access_note(user: User | None, editor: bool) -> None:
@@ -286,11 +286,10 @@ def _history_tab(store: RuleStore, current: RuleSetVersion) -> None:
     st.code(delta_text(set_delta(a.rules, b.rules)), language=None)
 
 
-Manifest = dict[str, Any] | None
-#: The page's tabs: name → what runs in it (store, version in force, bundle, may change rules).
-_TABS: Final[dict[str, Callable[[RuleStore, RuleSetVersion, Manifest, bool], None]]] = {
-    "Rules": lambda store, current, _m, editor: _rules_tab(store, current, editor),
-    "Backtest": lambda store, current, manifest, _e: backtest_tab(store, current, manifest),
-    "History": lambda store, current, _m, _e: _history_tab(store, current),
-    "Lists": lambda store, _c, _m, editor: lists_tab(store, editor),
+#: The page's tabs: name → what runs in it (store, version in force, may the user change rules).
+_TABS: Final[dict[str, Callable[[RuleStore, RuleSetVersion, bool], None]]] = {
+    "Rules": _rules_tab,
+    "Backtest": lambda store, current, _editor: backtest_tab(store, current),
+    "History": lambda store, current, _editor: _history_tab(store, current),
+    "Lists": lambda store, _current, editor: lists_tab(store, editor),
 }
