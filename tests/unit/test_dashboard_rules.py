@@ -150,10 +150,13 @@ def _batch(rows: tuple[Tx, ...]) -> ScoredBatch:
     )
 
 
-def seed_rules_store(url: str, accounts: dict[str, str] | None = None) -> None:
+def seed_rules_store(
+    url: str, accounts: dict[str, str] | None = None, schema: str | None = None
+) -> None:
     """``SEED`` scored and stored, its verdicts, the ``mules`` list (holding ``M1``), ``RULES``
-    as version 1 by ``cy``, and dashboard accounts (name → role, password ``PASSWORD``)."""
-    store = open_store(url)
+    as version 1 by ``cy``, and dashboard accounts (name → role, password ``PASSWORD``), in
+    the store at ``url`` (PostgreSQL: in ``schema``)."""
+    store = open_store(url, schema=schema)
     store.open()
     chosen = {"review": {"threshold": THRESHOLDS.review}, "block": {"threshold": THRESHOLDS.block}}
     metrics = {"selection": {"chosen": "lgbm"}, "lgbm": chosen}  # as the detector records them
@@ -168,11 +171,11 @@ def seed_rules_store(url: str, accounts: dict[str, str] | None = None) -> None:
         ]
     )
     store.close()
-    with RuleStore(url) as rules:
+    with RuleStore(url, schema=schema) as rules:
         rules.create_list("mules", kind="account", description="known mules", author="cy")
         rules.add_entries("mules", [MULE], author="cy", reason="chargebacks")
         rules.import_rules("pre_auth", RULES, author="cy", comment="first rules")
-    db = Database(url)
+    db = Database(url, schema=schema)
     try:
         for name, role in (accounts or {}).items():
             add_user(db, name, role, PASSWORD, actor="test")
