@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
     "CostSettings",
     "DashboardSettings",
     "DetectSettings",
@@ -233,6 +234,38 @@ class LabelsSettings(_Frozen):
     )
 
 
+class ApiSettings(_Frozen):
+    """``fraudstream serve``: the synchronous decision API (docs/api.md)."""
+
+    host: str = Field(default="127.0.0.1", description="address the API listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="0: a free port")
+    budget_ms: int = Field(
+        default=100, ge=1, le=60_000, description="longest wait for the detector's decision"
+    )
+    fallback_decision: Literal["allow", "review", "block"] = Field(
+        default="review", description='answered, marked "fallback": true, when the budget runs out'
+    )
+    decisions_topic: str = Field(
+        default="decisions", description="where detectors answer the API's records, keyed by id"
+    )
+    max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
+    linger_ms: int = Field(
+        default=1, ge=0, le=1_000, description="how long the API's producer gathers records"
+    )
+    fetch_wait_ms: int = Field(
+        default=5, ge=1, le=1_000, description="how long the broker may hold a decisions fetch"
+    )
+    pending_ttl_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="how long a retry of an undecided transaction waits for the first request's "
+        "decision instead of producing it again",
+    )
+    key_cache_s: float = Field(
+        default=5.0, ge=0, description="API keys are re-read (revocations seen) this often"
+    )
+
+
 class Settings(BaseSettings):
     """All of fraudstream's settings."""
 
@@ -256,6 +289,7 @@ class Settings(BaseSettings):
     labels: LabelsSettings = LabelsSettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
+    api: ApiSettings = ApiSettings()
 
     def store_url(self) -> str:
         """The configured store URL, defaulting to a SQLite file under ``data_dir``."""

@@ -106,6 +106,7 @@ def stop_event() -> threading.Event:
 
 #: Command name -> the module that registers it (``cli._commands`` imports them all).
 _COMMAND_MODULES = (
+    "apikey",
     "bench",
     "broker",
     "dashboard",
@@ -119,6 +120,7 @@ _COMMAND_MODULES = (
     "notify",
     "replay",
     "rules",
+    "serve",
     "simulate",
     "train",
     "users",

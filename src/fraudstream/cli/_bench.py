@@ -80,6 +80,13 @@ def bench(
         help="Sustained runs, and live runs at each --label-rates rate, without and with labels, "
         "alternated (without, with, with, without, ...): the medians are compared.",
     ),
+    api: bool = typer.Option(
+        False,
+        "--api",
+        help="Only measure `fraudstream serve`: POST /v1/decisions at --api-rates for --duration "
+        "s each with `fraudstream detect` running (docs/api.md).",
+    ),
+    api_rates: str = typer.Option("200,1000", help="Decisions per second of --api runs."),
     rules: int = typer.Option(
         0,
         "--rules",
@@ -94,6 +101,9 @@ def bench(
     settings = load_settings()
     if rate_accuracy:
         _rate_accuracy(settings, rate_accuracy, duration, accounts, as_json)
+        return
+    if api:
+        _api(settings, api_rates, duration, accounts, as_json)
         return
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with ExitStack() as stack:
@@ -415,12 +425,7 @@ def _rate_accuracy(
     """``simulate --rate`` in its own process, counted from the broker (bench/_rate.py)."""
     results = []
     with ExitStack() as stack:
-        bootstrap = settings.kafka.bootstrap_servers
-        if not bootstrap:
-            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "broker.log"
-            broker = EmbeddedBroker(port=free_port(), log_path=log_path)
-            bootstrap = stack.enter_context(broker).bootstrap_servers
-        client = settings.kafka.client_config(bootstrap)
+        client = settings.kafka.client_config(_bootstrap(settings, stack))
         for rate in (float(r) for r in rates.split(",") if r.strip()):
             with console.status(f"simulate --rate {rate:,.0f} for {duration:.0f} s…"):
                 topic = f"bench-rate-{uuid.uuid4().hex[:6]}"
@@ -435,3 +440,59 @@ def _rate_accuracy(
             f"{r['messages']:,} messages, per second {r['per_second_min']:,}-"
             f"{r['per_second_max']:,}, timestamps: {r['timestamps']}"
         )
+
+
+def _bootstrap(settings: Settings, stack: ExitStack) -> str:
+    """The configured cluster, else an embedded broker on a free port (stopped with ``stack``)."""
+    if settings.kafka.bootstrap_servers:
+        return settings.kafka.bootstrap_servers
+    log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "broker.log"
+    broker = EmbeddedBroker(port=free_port(), log_path=log_path)
+    return str(stack.enter_context(broker).bootstrap_servers)
+
+
+def _api(settings: Settings, rates: str, duration: float, accounts: int, as_json: bool) -> None:
+    """``fraudstream serve`` and ``detect`` as processes, driven at each rate (bench/_api.py)."""
+    from fraudstream.bench._api import api_bench
+
+    with ExitStack() as stack:
+        bootstrap = _bootstrap(settings, stack)
+        ensure_model(settings)  # the promoted bundle both processes load
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        env = {
+            "FRAUDSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "FRAUDSTREAM_MODELS_DIR": str(Path(settings.models_dir).resolve()),
+            "FRAUDSTREAM_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        }
+        per_s = [float(r) for r in rates.split(",") if r.strip()]
+        with console.status(f"decision API at {rates} decisions/s, {duration:.0f} s each…"):
+            results = api_bench(
+                env,
+                settings.kafka.client_config(bootstrap),
+                work,
+                rates=per_s,
+                duration_s=duration,
+                accounts=accounts,
+            )
+    if as_json:
+        console.print_json(json.dumps(results))
+        return
+    table = Table(title="decision API: POST /v1/decisions, detector running (ms)")
+    columns = ("rate/s", "requests", "p50", "p95", "p99", "max", "errors", "fallbacks")
+    for col in (*columns, "retries ok", "stored once", "produced once"):
+        table.add_column(col, justify="right")
+    for rate, r in results["rates"].items():
+        cells = [f"{r[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        once = r["stored"] == r["distinct_transactions"]
+        table.add_row(
+            rate,
+            f"{r['requests']:,}",
+            *cells,
+            f"{r['errors']:,}",
+            f"{r['fallbacks']:,}",
+            f"{r['retries_checked'] - r['retry_mismatches']}/{r['retries_checked']}",
+            f"{r['stored']:,}/{r['distinct_transactions']:,}" + ("" if once else " [red]NO[/]"),
+            f"{r['produced']:,}",
+        )
+    console.print(table)
+    console.print(f"settings: {results['settings']}; warm-up {results['warm_up_s']:.1f} s")

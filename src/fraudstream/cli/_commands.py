@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fraudstream.cli import (
+    _apikey,
     _bench,
     _broker,
     _dashboard,
@@ -16,12 +17,14 @@ from fraudstream.cli import (
     _notify,
     _replay,
     _rules,
+    _serve,
     _simulate,
     _train,
     _users,
 )
 
 __all__ = [
+    "_apikey",
     "_bench",
     "_broker",
     "_dashboard",
@@ -35,6 +38,7 @@ __all__ = [
     "_notify",
     "_replay",
     "_rules",
+    "_serve",
     "_simulate",
     "_train",
     "_users",

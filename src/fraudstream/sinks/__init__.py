@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads
+from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads, decision_payloads
 from fraudstream.sinks._feedback import Feedback, feedback_line, feedback_lines, label_feedback
 from fraudstream.sinks._history import history_span, load_history
 from fraudstream.sinks._lists_store import ListChange, ListEntry, ListInfo, ListsSnapshot
@@ -48,6 +48,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "alert_payloads",
+    "decision_payloads",
     "decode_features",
     "feedback_line",
     "feedback_lines",

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from fraudstream.errors import KafkaError, SinkBackpressure
 from fraudstream.schema import ScoredBatch
@@ -15,7 +17,7 @@ from fraudstream.sinks._rows import Alert, Reason, decision_names, kind_names, l
 
 _NO_IDS: tuple[str, ...] = ()
 
-__all__ = ["AlertTopicSink", "alert_payloads"]
+__all__ = ["AlertTopicSink", "alert_payloads", "decision_payloads"]
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,19 @@ _encode = msgspec.json.Encoder().encode
 def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
     """``(key, value)`` per review/block row: key = account (UTF-8), value = ``Alert`` JSON
     (with the ids of the live and shadow rules that fired and the rule set's version)."""
+    return _payloads(batch, batch.alert_index(), by_tx_id=False)
+
+
+def decision_payloads(batch: ScoredBatch, rows: npt.NDArray[np.intp]) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` per row of ``rows``, whatever its decision: key = transaction id, value =
+    the ``Alert`` JSON of the row (the answer to ``fraudstream serve``, docs/api.md)."""
+    return _payloads(batch, rows, by_tx_id=True)
+
+
+def _payloads(
+    batch: ScoredBatch, index: npt.NDArray[np.intp], *, by_tx_id: bool
+) -> list[tuple[bytes, bytes]]:
     tx = batch.tx
-    index = batch.alert_index()
     fired, shadow = batch.rules_fired, batch.rules_shadow
     version = batch.rule_set_version or None
     columns = zip(
@@ -59,11 +72,12 @@ def alert_payloads(batch: ScoredBatch) -> list[tuple[bytes, bytes]]:
             rules_shadow=list(shadow[i] if shadow is not None else _NO_IDS),
             rule_set_version=version,
         )
+        key = tx.tx_id[i] if by_tx_id else tx.account[i]
         try:
-            out.append((tx.account[i].encode(), _encode(alert)))
+            out.append((key.encode(), _encode(alert)))
         except UnicodeEncodeError:  # a lone surrogate: escaped, never a crash of the sink
             text = json.dumps(msgspec.to_builtins(alert), ensure_ascii=True)
-            out.append((tx.account[i].encode("utf-8", "backslashreplace"), text.encode()))
+            out.append((key.encode("utf-8", "backslashreplace"), text.encode()))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._api_keys_schema import api_keys_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -215,5 +216,19 @@ _V8: Final = rules_tables("bigint")
 #: The rules that acted on each decision: SQLite's version 11.
 _V9: Final = rule_columns("integer", if_not_exists=True)
 
+#: The decision API's keys: SQLite's version 12.
+_V10: Final = api_keys_table("bigint")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+)

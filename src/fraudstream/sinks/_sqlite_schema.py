@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from fraudstream.sinks._api_keys_schema import api_keys_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -233,6 +234,10 @@ _V10: Final = rules_tables("INTEGER")
 #: the per-rule statistics. PostgreSQL's version 9.
 _V11: Final = rule_columns("INTEGER")
 
+#: The decision API's keys (``fraudstream apikey``, issue 20): SHA-256 of the secret, scopes,
+#: revocation time. PostgreSQL's version 10.
+_V12: Final = api_keys_table("INTEGER")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -246,4 +251,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V9,
     _V10,
     _V11,
+    _V12,
 )

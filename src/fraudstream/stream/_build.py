@@ -136,6 +136,7 @@ def build_detector(
         labels=label_reader if d.labels else None,
         guard=_guard(d, engine, format_of(bundle.mode).name),
         rules=_live_rules(store, bundle) if rules else None,
+        decisions_topic=settings.api.decisions_topic,  # answers to `fraudstream serve`
         **options,
     )
 

@@ -38,6 +38,7 @@ from fraudstream.stream._labels import LabelReader
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
+from fraudstream.stream._replies import DecisionReplies, reply_rows
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._rules import LiveRules
 from fraudstream.stream._stats import DetectorStats
@@ -303,6 +304,7 @@ class Detector:
         guard: EventTimeGuard | None = None,
         rules: LiveRules | None = None,
         checkpointer: Checkpointer | None = None,
+        decisions_topic: str | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -335,6 +337,8 @@ class Detector:
         self.guard = guard if guard is not None else guard_for(self.record_format.name)
         #: the fraud team's rules and lists, polled between batches (``None``: the model only)
         self.rules = rules
+        #: records with the API's reply header are answered there (``None``: never)
+        self.decisions_topic = decisions_topic
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -377,6 +381,9 @@ class Detector:
             retry_max_s=self.store_retry_max_s,
             clock=self.stats.sink_clock,
             dead_letters=DeadLetterSink(self.producer, self.topics.dlq),  # rows the store refused
+            replies=DecisionReplies(self.producer, self.decisions_topic)
+            if self.decisions_topic
+            else None,
         )
         if self.metrics is not None:
             self.metrics.follow(self._sinks, self.watchdog)  # outage, retries, lag: when scraped
@@ -515,7 +522,10 @@ class Detector:
                 self._labels_read += labels.poll()
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
+        replies = None
         if read.tx is not None:
+            if self.decisions_topic:  # rows whose decision ``fraudstream serve`` awaits
+                replies = reply_rows(good, read.kept)
             tx, kept = read.tx, read.accepted
             if labels is not None:
                 self._labels_read += labels.see(tx)  # labels that waited for these transactions
@@ -530,6 +540,7 @@ class Detector:
             bundle=self.bundle,
             produced_ms=np.array(polled.timestamp_ms, dtype=np.int64),
             labels=tuple(self._labels_read),
+            replies=replies,
         )
         self._labels_read = []
         if labels is not None:

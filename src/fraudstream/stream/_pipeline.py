@@ -36,6 +36,7 @@ from fraudstream.errors import KafkaError, SinkBackpressure, StoreDataError, Sto
 from fraudstream.model import Bundle
 from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
 from fraudstream.sinks import AlertTopicSink, RejectedRow, Store, rejected_row
+from fraudstream.stream._replies import DecisionReplies
 from fraudstream.stream._stats import StageClock
 
 __all__ = ["DeadLetterSink", "Job", "SinkWorker"]
@@ -58,6 +59,8 @@ class Job:
     durable_ms: float = field(default=0.0)
     #: labels applied to the feature state with this batch (recorded in the store's ``labels``)
     labels: tuple[LabelMessage, ...] = ()
+    #: rows of ``scored`` whose decision the API awaits (``stream._replies``; ``None``: none)
+    replies: npt.NDArray[np.intp] | None = None
 
 
 class DeadLetterSink:
@@ -125,8 +128,10 @@ class SinkWorker:
         retry_max_s: float = 30.0,
         clock: StageClock | None = None,
         dead_letters: DeadLetterSink | None = None,
+        replies: DecisionReplies | None = None,
     ) -> None:
         self.alerts = alerts
+        self.replies = replies  # decisions the API awaits, queued once the store committed
         self.dead_letters = dead_letters
         self.rejected = 0
         self.store_retries = 0  # store writes retried after an outage (metrics)
@@ -241,6 +246,10 @@ class SinkWorker:
             return False
         if rejects:
             self._dead_letter(group, rejects)
+        if self.replies is not None:
+            for job in group:
+                if job.replies is not None and job.scored is not None:
+                    self.replies.write(job.scored, job.replies, rejects)
         with clock("alerts_flush"):
             self._flush_alerts()
         return True

@@ -1,0 +1,272 @@
+"""The API's side of the stream: requests' transactions out, the detectors' decisions in.
+
+A request's record is produced to the transactions topic with the same key (the account) and
+the same producer settings (librdkafka's default partitioner) as ``simulate`` and ``replay``, so
+the detector that owns the account's partition scores it in sequence with every other record of
+that account, and with header ``fraudstream.reply``. That detector publishes the decision on the
+decisions topic, keyed by transaction id, once the record's outputs are durable; a thread here
+reads every partition of that topic from its end and resolves the request's future.
+
+Futures live on the event loop and are touched only there; the Kafka thread hands messages over
+with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from fraudstream.api._records import ApiRecord
+from fraudstream.errors import KafkaError
+from fraudstream.stream import ensure_topics, make_producer
+from fraudstream.stream._kafka_log import KAFKA_LOG
+from fraudstream.stream._replies import REPLY_HEADER
+
+__all__ = ["Answer", "BrokerUnavailable", "DecisionChannel", "Pending"]
+
+log = logging.getLogger(__name__)
+
+
+class _Reason(msgspec.Struct, gc=False):
+    feature: str
+    value: float | None  # a NaN feature value is null in JSON
+    contribution: float | None
+
+
+class Answer(msgspec.Struct, gc=False):
+    """The part of a decisions message (``sinks.Alert``'s JSON) the API answers with."""
+
+    tx_id: str
+    decision: str
+    score: float | None
+    reasons: list[_Reason]
+    model_version: str
+    rules_fired: list[str] = msgspec.field(default_factory=list)
+    rule_set_version: int | None = None
+
+
+_decode_answer = msgspec.json.Decoder(Answer).decode
+#: Messages read from the decisions topic per call.
+_BATCH: Final = 1_000
+
+
+class BrokerUnavailable(KafkaError):
+    """The record could not be handed to Kafka (local queue full, or delivery failed)."""
+
+
+@dataclass
+class Pending:
+    """A record produced and not answered yet; retries of its id wait on ``future``."""
+
+    future: asyncio.Future[Answer]
+    facts: tuple[str, str, float]
+    sent_at: float = field(default_factory=time.monotonic)
+
+
+class DecisionChannel:
+    """Produce records to ``transactions`` and await their decisions on ``decisions``.
+
+    ``instance`` names this API process in the reply header. ``linger_ms`` is the producer's
+    batching, ``fetch_wait_ms`` how long the broker may hold a fetch of decisions (the embedded
+    broker holds every fetch that long). Records not answered within ``pending_ttl_s`` are
+    forgotten (a retry then produces the record again).
+    """
+
+    def __init__(
+        self,
+        client: Mapping[str, Any],
+        *,
+        transactions: str,
+        decisions: str,
+        instance: str,
+        partitions: int = 4,
+        linger_ms: int = 1,
+        fetch_wait_ms: int = 5,
+        pending_ttl_s: float = 600.0,
+    ) -> None:
+        self.client = dict(client)
+        self.transactions = transactions
+        self.decisions = decisions
+        self.instance = instance
+        self.partitions = partitions
+        self.linger_ms = linger_ms
+        self.fetch_wait_ms = fetch_wait_ms
+        self.pending_ttl_s = pending_ttl_s
+        self.pending: dict[str, Pending] = {}
+        self.ready = threading.Event()  # set once the decisions topic is read from its end
+        self._headers: list[tuple[str, str | bytes | None]] = [(REPLY_HEADER, instance.encode())]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._producer: Producer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._swept_at = time.monotonic()
+        self.answered = 0
+
+    def start(self, loop: asyncio.AbstractEventLoop, extra_topics: Sequence[str] = ()) -> None:
+        """Create the topics if missing (and ``extra_topics``), the producer, and the thread
+        reading decisions."""
+        ensure_topics(
+            self.client,
+            [self.transactions, self.decisions, *extra_topics],
+            partitions=self.partitions,
+        )
+        self._loop = loop
+        self._producer = make_producer(self.client, **{"linger.ms": self.linger_ms})
+        self._thread = threading.Thread(target=self._run, name="fraudstream-api-decisions")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop reading; deliver what is queued (up to 5 s)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._producer is not None:
+            left = self._producer.flush(5)
+            if left:
+                log.warning("%d record(s) not delivered to %s at shutdown", left, self.transactions)
+
+    def send(self, record: ApiRecord) -> Pending:
+        """Produce ``record`` (on the loop's thread) and register its pending decision."""
+        assert self._producer is not None and self._loop is not None, "start() first"
+        future: asyncio.Future[Answer] = self._loop.create_future()
+        tx_id = record.tx_id
+
+        def delivered(err: object, _msg: object) -> None:  # on the Kafka thread
+            if err is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._fail, tx_id, str(err))
+
+        try:
+            self._producer.produce(
+                self.transactions,
+                key=record.key.encode(),
+                value=record.value,
+                headers=self._headers,
+                on_delivery=delivered,
+            )
+        except (BufferError, KafkaException) as exc:
+            raise BrokerUnavailable(
+                f"cannot queue the record for {self.transactions}: {exc}"
+            ) from exc
+        pending = Pending(future, record.facts)
+        self.pending[tx_id] = pending
+        self._sweep()
+        return pending
+
+    def deliver(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[None]:
+        """Produce one record to ``topic``; the future is done once the broker has it (or
+        failed with ``BrokerUnavailable``)."""
+        assert self._producer is not None and self._loop is not None, "start() first"
+        loop = self._loop
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(err: object) -> None:
+            if done.done():
+                return
+            if err is None:
+                done.set_result(None)
+            else:
+                done.set_exception(BrokerUnavailable(f"not delivered to {topic}: {err}"))
+
+        def delivered(err: object, _msg: object) -> None:  # on the Kafka thread
+            loop.call_soon_threadsafe(settle, err)
+
+        try:
+            self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
+        except (BufferError, KafkaException) as exc:
+            raise BrokerUnavailable(f"cannot queue a record for {topic}: {exc}") from exc
+        return done
+
+    def probe(self) -> None:
+        """Raise ``KafkaError`` unless the broker answers a metadata request within 1 s."""
+        assert self._producer is not None, "start() first"
+        try:
+            self._producer.list_topics(self.decisions, timeout=1.0)
+        except KafkaException as exc:
+            raise KafkaError(f"broker unreachable: {exc.args[0]}") from exc
+
+    def _fail(self, tx_id: str, error: str) -> None:
+        pending = self.pending.pop(tx_id, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(BrokerUnavailable(f"record not delivered: {error}"))
+            pending.future.exception()  # retrieved: no "never retrieved" warning if unawaited
+
+    def _resolve(self, answers: list[tuple[bytes, bytes]]) -> None:
+        """On the loop: the decisions read, each resolving its pending request if any."""
+        for key, value in answers:
+            pending = self.pending.pop(key.decode("utf-8", "replace"), None)
+            if pending is None or pending.future.done():
+                continue
+            try:
+                pending.future.set_result(_decode_answer(value))
+                self.answered += 1
+            except msgspec.DecodeError as exc:  # ValidationError too
+                log.warning("undecodable decision for %r: %s", key, exc)
+
+    def _sweep(self) -> None:
+        """Forget records unanswered for ``pending_ttl_s`` (checked at most every 10 s)."""
+        now = time.monotonic()
+        if now - self._swept_at < 10.0:
+            return
+        self._swept_at = now
+        old = [k for k, p in self.pending.items() if now - p.sent_at > self.pending_ttl_s]
+        for key in old:
+            self.pending.pop(key).future.cancel()
+        if old:
+            log.warning("%d record(s) got no decision within %.0f s", len(old), self.pending_ttl_s)
+
+    def _consumer(self) -> Consumer:
+        conf = {
+            "logger": KAFKA_LOG,
+            **self.client,
+            "group.id": f"fraudstream-api-{self.instance}",  # never joined: partitions assigned
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": self.fetch_wait_ms,
+        }
+        consumer = Consumer(conf)
+        meta = consumer.list_topics(self.decisions, timeout=10).topics.get(self.decisions)
+        if meta is None or meta.error is not None:
+            consumer.close()
+            raise KafkaError(f"cannot read the partitions of {self.decisions}")
+        # from each partition's high watermark, asked now (the embedded broker's may be a batch
+        # behind the end: a few old decisions are read again and ignored, none is missed)
+        parts = []
+        for p in sorted(meta.partitions):
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(self.decisions, p), timeout=10
+            )
+            parts.append(TopicPartition(self.decisions, p, high))
+        consumer.assign(parts)
+        return consumer
+
+    def _run(self) -> None:
+        """The Kafka thread: read decisions, serve the producer's delivery reports."""
+        assert self._producer is not None and self._loop is not None
+        try:
+            consumer = self._consumer()
+        except (KafkaException, KafkaError) as exc:
+            log.error(
+                "the decisions topic cannot be read: %s; every answer will be a fallback", exc
+            )
+            return
+        self.ready.set()  # every record produced from now on has its answer read
+        try:
+            while not self._stop.is_set():
+                first = consumer.poll(0.05)  # returns at the first record (consume would wait)
+                msgs = [] if first is None else [first, *consumer.consume(_BATCH, timeout=0)]
+                self._producer.poll(0)
+                answers = [(m.key() or b"", m.value() or b"") for m in msgs if m.error() is None]
+                if answers:
+                    self._loop.call_soon_threadsafe(self._resolve, answers)
+        except RuntimeError:  # the loop closed under us: shutting down
+            return
+        finally:
+            consumer.close()

@@ -1,0 +1,167 @@
+"""One synchronous decision within the time budget, recorded exactly once.
+
+A request's transaction id is looked up, in order: among the records this API produced and
+awaits (a concurrent retry waits for the same decision), then in the store (a retry of a decided
+transaction gets the stored decision and is not produced again); only a new id is produced. No
+decision within the budget, or a record the broker does not take, gives the configured fallback
+decision marked ``fallback``; the record stays in flight and is decided and stored all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, Final, Literal
+
+from fraudstream.api._channel import Answer, BrokerUnavailable, DecisionChannel, Pending
+from fraudstream.api._metrics import ApiMetrics
+from fraudstream.api._records import ApiRecord
+from fraudstream.errors import FraudstreamError
+
+__all__ = ["Conflict", "Decider"]
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[str], dict[str, Any] | None]
+#: Log a store that cannot be read at most once per this many failures.
+_LOG_EVERY: Final = 1_000
+
+
+class Conflict(FraudstreamError):
+    """The transaction id was already used for a transaction with other facts."""
+
+
+class Decider:
+    """Answers decisions with ``channel`` (produce, await) and ``lookup`` (the store's decision
+    of an id, run on ``executor``), within ``budget_ms``; else ``fallback``."""
+
+    def __init__(
+        self,
+        channel: DecisionChannel,
+        lookup: Lookup,
+        *,
+        executor: Executor,
+        metrics: ApiMetrics,
+        budget_ms: int = 100,
+        fallback: Literal["allow", "review", "block"] = "review",
+    ) -> None:
+        self.channel = channel
+        self.lookup = lookup
+        self.executor = executor
+        self.metrics = metrics
+        self.budget_s = budget_ms / 1000
+        self.fallback = fallback
+        self._store_failures = 0
+
+    async def decide(self, record: ApiRecord) -> dict[str, Any]:
+        """The decision on ``record`` as the response's JSON object; ``Conflict`` if its id was
+        used for another transaction."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.budget_s
+        pending = self.channel.pending.get(record.tx_id)
+        if pending is None:
+            stored = await self._stored(record.tx_id, deadline)
+            if stored is not None:
+                _check_same(record, (stored["account"], stored["counterparty"], stored["amount"]))
+                return self._count(_from_store(stored), "store")
+            pending = self.channel.pending.get(record.tx_id)  # sent while we looked
+        if pending is None:
+            try:
+                pending = self.channel.send(record)
+            except BrokerUnavailable as exc:
+                log.warning("fallback for %s: %s", record.tx_id, exc)
+                return self._fallen_back(record.tx_id, "broker")
+        else:
+            _check_same(record, pending.facts)
+        self.metrics.pending.set(len(self.channel.pending))
+        return await self._answer(record.tx_id, pending, deadline)
+
+    async def _answer(self, tx_id: str, pending: Pending, deadline: float) -> dict[str, Any]:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            alert = await asyncio.wait_for(asyncio.shield(pending.future), max(left, 0.0))
+        except TimeoutError:
+            return self._fallen_back(tx_id, "budget")
+        except BrokerUnavailable:
+            return self._fallen_back(tx_id, "broker")
+        return self._count(_from_alert(alert), "detector")
+
+    async def _stored(self, tx_id: str, deadline: float) -> dict[str, Any] | None:
+        """The stored decision of ``tx_id``; ``None`` if none, or if the store does not answer
+        within the budget (the record is then produced: the detector's store keeps one row)."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self.executor, self.lookup, tx_id),
+                max(deadline - loop.time(), 0.0),
+            )
+        except (TimeoutError, FraudstreamError) as exc:
+            self._store_failures += 1
+            if self._store_failures % _LOG_EVERY == 1:
+                log.warning(
+                    "store lookup of a decision failed (%d so far): %s",
+                    self._store_failures,
+                    exc or "no answer within the budget",
+                )
+            return None
+
+    def _count(self, out: dict[str, Any], source: str) -> dict[str, Any]:
+        self.metrics.decisions.labels(out["decision"], source).inc()
+        return out
+
+    def _fallen_back(self, tx_id: str, reason: Literal["budget", "broker"]) -> dict[str, Any]:
+        self.metrics.fallbacks.labels(reason).inc()
+        out: dict[str, Any] = {
+            "tx_id": tx_id,
+            "decision": self.fallback,
+            "score": None,
+            "reasons": [],
+            "rules_fired": [],
+            "rule_set_version": None,
+            "model_version": None,
+            "fallback": True,
+            "fallback_reason": reason,
+        }
+        return self._count(out, "fallback")
+
+
+def _check_same(record: ApiRecord, facts: tuple[Any, Any, Any]) -> None:
+    account, counterparty, amount = facts
+    if (str(account), str(counterparty), float(amount)) != record.facts:
+        raise Conflict(
+            f"txId {record.tx_id!r} was already used for another transaction (account, "
+            "counterparty or amount differ); send a new id for a new transaction"
+        )
+
+
+def _from_alert(alert: Answer) -> dict[str, Any]:
+    return {
+        "tx_id": alert.tx_id,
+        "decision": alert.decision,
+        "score": alert.score,
+        "reasons": [
+            {"feature": r.feature, "value": r.value, "contribution": r.contribution}
+            for r in alert.reasons
+        ],
+        "rules_fired": alert.rules_fired,
+        "rule_set_version": alert.rule_set_version,
+        "model_version": alert.model_version,
+        "fallback": False,
+        "fallback_reason": None,
+    }
+
+
+def _from_store(stored: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tx_id": stored["tx_id"],
+        "decision": stored["decision"],
+        "score": stored["score"],
+        "reasons": stored["reasons"],
+        "rules_fired": stored["rules_fired"],
+        "rule_set_version": stored["rule_set_version"],
+        "model_version": stored["model_version"],
+        "fallback": False,
+        "fallback_reason": None,
+    }
