@@ -222,6 +222,18 @@ def test_lists_entries_with_expiry(url: str) -> None:
     lifetime = entries["M7"].expires_at_ms - entries["M7"].added_at_ms  # type: ignore[operator]
     assert 0 <= 7 * DAY_MS - lifetime < 5_000  # from the click; the store stamps a moment later
     assert entries[MULE].expires_at_ms is None
+    # removing: all the values chosen, signed; then a new list, selected at once
+    at.multiselect(key="list_remove_values").select("M8").select(MULE)
+    at.text_input(key="list_remove_reason").input("cleared")
+    _submit(at, "Remove entries")
+    at.text_input(key="list_new_name").input("trusted")
+    _submit(at, "Create list")
+    assert at.selectbox(key="list_name").value == "trusted"
+    with RuleStore(url) as store:
+        assert [e.value for e in store.entries("mules")] == ["M7"]
+        changes = store.list_history(limit=2)
+        assert [li.name for li in store.lists()] == ["mules", "trusted"]
+    assert [(c.change, c.author) for c in changes] == [("create", "ana"), ("remove", "ana")]
 
 
 def test_a_viewer_reads_only(url: str) -> None:

@@ -93,19 +93,19 @@ def rules_table(rules: Sequence[Rule], hits: Sequence[RuleHits], transactions: i
         rows.append(
             {
                 "id": r.id,
-                "action": r.action,
                 "status": r.status,
+                "action": r.action,
                 "priority": r.priority,
+                "hits": total,
+                "hit rate": _pct(total / transactions if transactions else None),
+                "precision": _pct(frauds / labelled if labelled else None),
                 "condition": safe_text(r.expression),
                 "description": safe_text(r.description),
                 "author": safe_text(r.author),
-                "hits": total,
                 "as live": sum(h.hits for h in mine if not h.shadow),
                 "as shadow": sum(h.hits for h in mine if h.shadow),
-                "hit rate": _pct(total / transactions if transactions else None),
                 "labelled": labelled,
                 "frauds": frauds,
-                "precision": _pct(frauds / labelled if labelled else None),
             }
         )
     return pd.DataFrame(rows)

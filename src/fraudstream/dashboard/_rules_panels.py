@@ -348,7 +348,7 @@ def _create_list_form() -> None:
     st.subheader("Create a list")
     with st.form("list_create"):
         c = st.columns([2, 1])
-        c[0].text_input("Name", key="list_new_name", placeholder="mules")
+        c[0].text_input("Name", key="list_new_name", placeholder="trusted")
         c[1].text_input("Kind", value="account", key="list_new_kind")
         st.text_input("Description", key="list_new_description")
         st.form_submit_button("Create list", on_click=_on_create_list)
