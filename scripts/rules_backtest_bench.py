@@ -54,7 +54,7 @@ def fill(url: str, path: Path, rows: int) -> dict[str, float]:
     live = RuleSet([replace(r, status="live") for r in pack], schema, lists=lists.keys())
     names = feature_names("pre_auth")
     engine = FeatureEngine(mode="pre_auth")
-    store = SQLiteStore(str(path))
+    store = SQLiteStore(path)
     store.open()
     metrics = {"selection": {"chosen": "bench"}, "bench": _thresholds()}
     store.record_model_version("bench", json.dumps(metrics))
