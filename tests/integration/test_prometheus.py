@@ -1,7 +1,7 @@
-"""The real Prometheus server scrapes a real ``fraudstream detect`` and ``fraudstream notify``
-(processes on the embedded broker; the detector's PostgreSQL store behind a proxy the test cuts)
-and its HTTP API shows what they did: counts equal to what was sent, a store outage while it
-lasts, lag per partition back to 0."""
+"""The real Prometheus server scrapes a real ``fraudstream detect``, ``fraudstream notify`` and
+``fraudstream serve`` (processes on the embedded broker; the detector's PostgreSQL store behind a
+proxy the test cuts) and its HTTP API shows what they did: counts equal to what was sent, a
+store outage while it lasts, lag per partition back to 0, API requests by route and status."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import msgspec
 import pytest
 
+from fraudstream.api import create_key
 from fraudstream.broker import free_port
+from fraudstream.dashboard import Database
 from fraudstream.model import Bundle
 from fraudstream.schema import PaySimRecord, encode_paysim
 from fraudstream.simulate import PaySimSimulator
@@ -27,6 +31,7 @@ from fraudstream.stream import ensure_topics
 from tests.unit.test_notify import Hook
 
 from ._kafka_util import produce_raw, read_topic
+from ._pg_util import PG_URL
 from ._procs import detector_env
 from .test_backpressure import PG, TcpProxy
 
@@ -161,7 +166,29 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
     running.stop()
 
 
-def test_prometheus_scrapes_detect_and_notify(
+@dataclass
+class Run:
+    """The processes of one test, the Prometheus server scraping them, and their topics."""
+
+    prom: Prometheus
+    procs: Procs
+    client: dict[str, str]
+    unique: str
+
+    def reaches(
+        self, expr: str, want: Callable[[float | None], bool], timeout_s: float = 120
+    ) -> None:
+        """Wait until ``want`` holds for the value of ``expr`` (every process still running)."""
+
+        def ok() -> bool:
+            self.procs.alive()
+            return want(self.prom.value(expr))
+
+        if not wait_until(ok, timeout_s):
+            raise AssertionError(f"{expr} = {self.prom.value(expr)}\n{self.procs.tail('detect')}")
+
+
+def test_prometheus_scrapes_detect_notify_and_serve(
     bootstrap: str,
     client: dict[str, str],
     unique: str,
@@ -175,8 +202,11 @@ def test_prometheus_scrapes_detect_and_notify(
     ensure_topics(client, [tx, alerts, f"dlq-{unique}"], partitions=PARTITIONS)
     proxy = TcpProxy(PG)  # the detector's store, cut below
     hook = Hook(statuses=[500, 500])  # the first notification is retried twice
-    ports = {"detect": free_port(), "notify": free_port()}
-    env = detector_env(bootstrap, unique, tmp_path / "unused.db", models_dir, tmp_path)
+    ports = {"detect": free_port(), "notify": free_port(), "serve": free_port()}
+    env = {
+        **detector_env(bootstrap, unique, tmp_path / "unused.db", models_dir, tmp_path),
+        "FRAUDSTREAM_API__DECISIONS_TOPIC": f"decisions-{unique}",
+    }
     detect_env = {
         **env,
         "FRAUDSTREAM_STORE__URL": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
@@ -194,68 +224,98 @@ def test_prometheus_scrapes_detect_and_notify(
         "FRAUDSTREAM_NOTIFY__BACKOFF_INITIAL_S": "0.05",
         "FRAUDSTREAM_NOTIFY__METRICS_PORT": str(ports["notify"]),
     }
+    serve_env = {**env, "FRAUDSTREAM_STORE__URL": PG_URL, "FRAUDSTREAM_STORE__PG_SCHEMA": pg_schema}
     procs.start("detect", detect_env, "detect", "--quiet", "--batch-max", "500")
     procs.start("notify", notify_env, "notify")
-    prom = Prometheus(tmp_path, {job: f"127.0.0.1:{port}" for job, port in ports.items()})
+    procs.start("serve", serve_env, "serve", "--port", str(ports["serve"]))
+    token = _api_key(pg_schema)
+    targets = {job: f"127.0.0.1:{port}" for job, port in ports.items()}
+    run = Run(Prometheus(tmp_path, targets), procs, client, unique)
     try:
-        _check(prom, procs, proxy, client, tx, alerts, bundle, hook)
+        run.reaches('sum(up{job=~"detect|notify|serve"})', lambda v: v == len(ports), 90)
+        sent_at = time.monotonic()
+        valid, consumed = _stream_through_an_outage(run, proxy)
+        requests = _decide_through_the_api(run, f"http://{targets['serve']}", token)
+        _detector_figures(run, valid + requests, consumed + requests, bundle, sent_at)
+        _notifier_figures(run, alerts, hook)
+        _api_figures(run, requests)
     finally:
         codes = procs.stop()
-        prom.close()
+        run.prom.close()
         proxy.close()
         hook.close()
-    assert codes == {"detect": 0, "notify": 0}, codes
+    assert codes["detect"] == codes["notify"] == 0, codes  # a clean stop on SIGTERM
 
 
-def _check(
-    prom: Prometheus,
-    procs: Procs,
-    proxy: TcpProxy,
-    client: dict[str, str],
-    tx: str,
-    alerts: str,
-    bundle: Bundle,
-    hook: Hook,
-) -> None:
-    def reaches(expr: str, want: Callable[[float | None], bool], timeout_s: float = 120) -> None:
-        def ok() -> bool:
-            procs.alive()
-            return want(prom.value(expr))
+def _api_key(schema: str) -> str:
+    """A new ``decide`` key of the API, in the store's ``schema``."""
+    db = Database(PG_URL, schema=schema)
+    db.migrate()
+    try:
+        return create_key(db, "prometheus-test", ("decide",)).token
+    finally:
+        db.close()
 
-        if not wait_until(ok, timeout_s):
-            raise AssertionError(f"{expr} = {prom.value(expr)}\n{procs.tail('detect')}")
 
-    assert wait_until(lambda: prom.value('sum(up{job=~"detect|notify"})') == 2, 60)
+def _stream_through_an_outage(run: Run, proxy: TcpProxy) -> tuple[int, int]:
+    """Records to the detector, some malformed, then more while its store is cut: the valid
+    records and all the records sent."""
     sim = PaySimSimulator(accounts=2_000, seed=31)
     first, second = sim.next_batch(2_000), sim.next_batch(1_500)
-    n_valid = len(first) + len(second)
     items = _records(first)
     for i, bad in enumerate(MALFORMED):
         items.insert(300 * i + 7, (b"C1", bad))
-    sent_at = time.monotonic()
-    produce_raw(client, tx, items)
-    reaches("fraudstream_transactions_scored_total", lambda v: v == len(first))
-    reaches("fraudstream_end_to_end_latency_seconds_count", lambda v: v == len(items))
+    tx = f"tx-{run.unique}"
+    produce_raw(run.client, tx, items)
+    run.reaches("fraudstream_transactions_scored_total", lambda v: v == len(first))
+    run.reaches("fraudstream_end_to_end_latency_seconds_count", lambda v: v == len(items))
 
     proxy.cut()  # the store goes away: consumption pauses, nothing committed
-    produce_raw(client, tx, _records(second))
-    reaches("fraudstream_store_outage", lambda v: v == 1, 60)
-    reaches("fraudstream_store_retries_total", lambda v: v is not None and v > 0, 60)
-    reaches("sum(fraudstream_consumer_partition_lag_records)", lambda v: v is not None and v > 0)
-    assert prom.value("fraudstream_end_to_end_latency_seconds_count") == len(items)
+    produce_raw(run.client, tx, _records(second))
+    run.reaches("fraudstream_store_outage", lambda v: v == 1, 60)
+    run.reaches("fraudstream_store_retries_total", lambda v: v is not None and v > 0, 60)
+    run.reaches("sum(fraudstream_consumer_partition_lag_records)", lambda v: bool(v and v > 0))
+    assert run.prom.value("fraudstream_end_to_end_latency_seconds_count") == len(items)
     proxy.restore()
-    reaches("fraudstream_store_outage", lambda v: v == 0)
+    run.reaches("fraudstream_store_outage", lambda v: v == 0)
+    return len(first) + len(second), len(items) + len(second)
 
-    total = len(items) + len(second)
-    reaches("fraudstream_end_to_end_latency_seconds_count", lambda v: v == total)
+
+def _decide_through_the_api(run: Run, url: str, token: str, n: int = 20) -> int:
+    """``n`` decisions asked of ``fraudstream serve``, one without a key (401) and one invalid
+    (422): the transactions it produced."""
+    for i in range(n):
+        body = {"step": 1, "type": "TRANSFER", "amount": 100.0 + i, "nameOrig": f"C-api-{i % 4}"}
+        body |= {"nameDest": "M-api", "txId": f"api-{run.unique}-{i}"}
+        assert _post(f"{url}/v1/decisions", body, token) == 200
+    assert _post(f"{url}/v1/decisions", body, "") == 401
+    assert _post(f"{url}/v1/decisions", {**body, "amount": -1.0}, token) == 422
+    return n
+
+
+def _post(url: str, body: dict[str, object], token: str) -> int:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _detector_figures(run: Run, valid: int, consumed: int, bundle: Bundle, sent_at: float) -> None:
+    prom = run.prom
+    run.reaches("fraudstream_end_to_end_latency_seconds_count", lambda v: v == consumed)
     lag = 'fraudstream_consumer_partition_lag_records{job="detect"}'
     assert wait_until(lambda: _all_zero(prom.query(lag), PARTITIONS), 60), prom.query(lag)
     elapsed_s = time.monotonic() - sent_at
-    assert prom.value("fraudstream_transactions_scored_total") == n_valid
-    assert prom.value("fraudstream_records_consumed_total") == total
+    assert prom.value("fraudstream_transactions_scored_total") == valid
+    assert prom.value("fraudstream_records_consumed_total") == consumed
     assert prom.value("fraudstream_dead_letters_total") == len(MALFORMED)
-    assert prom.value("sum(fraudstream_decisions_total)") == n_valid
-    assert prom.value("fraudstream_batch_records_sum") == total
+    assert prom.value("sum(fraudstream_decisions_total)") == valid
+    assert prom.value("fraudstream_batch_records_sum") == consumed
     assert prom.value("fraudstream_store_rejected_rows_total") == 0
     assert prom.value(f'fraudstream_model_info{{version="{bundle.version}"}}') == 1
     assert prom.value("fraudstream_consumer_lag_records") == 0
@@ -264,18 +324,30 @@ def _check(
     )
     assert mean_latency is not None and 0 < mean_latency <= elapsed_s
 
+
+def _notifier_figures(run: Run, alerts: str, hook: Hook) -> None:
+    prom = run.prom
     alert_count = prom.value('sum(fraudstream_decisions_total{decision!="allow"})')
-    published = read_topic(client, alerts, expect=int(alert_count or 0))
+    published = read_topic(run.client, alerts, expect=int(alert_count or 0))
     ids = {msgspec.json.decode(m.value() or b"")["alert_id"] for m in published}
     assert alert_count == len(ids) > 0, "the run must raise alerts for the notifier's figures"
-    reaches("sum(fraudstream_notify_alerts_total)", lambda v: v == len(published))
-    reaches('fraudstream_notifications_sent_total{channel="webhook"}', lambda v: v == len(ids))
+    run.reaches("sum(fraudstream_notify_alerts_total)", lambda v: v == len(published))
+    run.reaches('fraudstream_notifications_sent_total{channel="webhook"}', lambda v: v == len(ids))
     assert sorted(hook.delivered) == sorted(ids)
     assert prom.value('fraudstream_notification_retries_total{channel="webhook"}') == 2
     assert prom.value('fraudstream_notifications_failed_total{channel="webhook"}') == 0
     assert prom.value("fraudstream_notify_held") == 0
     lag = 'fraudstream_notify_consumer_lag_records{job="notify"}'
     assert wait_until(lambda: _all_zero(prom.query(lag), PARTITIONS), 60), prom.query(lag)
+
+
+def _api_figures(run: Run, requests: int) -> None:
+    prom = run.prom
+    count = 'sum(fraudstream_api_request_seconds_count{{route="/v1/decisions",status="{}"}})'
+    run.reaches(count.format(200), lambda v: v == requests)
+    assert prom.value(count.format(401)) == 1
+    assert prom.value(count.format(422)) == 1
+    assert prom.value("sum(fraudstream_api_decisions_total)") == requests
 
 
 def _records(records: list[PaySimRecord]) -> list[tuple[bytes, bytes | None]]:
