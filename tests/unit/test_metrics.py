@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiosmtpd.controller import Controller
 from confluent_kafka import Producer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,10 +20,16 @@ from prometheus_client import CollectorRegistry
 
 from fraudstream._prometheus import ArrayHistogram, serve_registry
 from fraudstream.errors import ConfigError
-from fraudstream.sinks import AlertTopicSink, Dispatcher, SQLiteStore, WebhookChannel
+from fraudstream.sinks import (
+    AlertTopicSink,
+    Dispatcher,
+    EmailChannel,
+    SQLiteStore,
+    WebhookChannel,
+)
 from fraudstream.sinks._notify_metrics import NotifyMetrics
 from fraudstream.stream import DetectorMetrics, DetectorStats, LabelStats, LagWatchdog, SinkWorker
-from tests.unit.test_notify import Hook, make_alert
+from tests.unit.test_notify import Hook, Inbox, free_port, make_alert
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=64)
 
@@ -158,6 +165,27 @@ def test_notify_counts_alerts_deliveries_retries_and_holds(
     assert _value(r, "fraudstream_notifications_failed_total", channel="webhook") == 1
     assert _value(r, "fraudstream_notification_retries_total", channel="webhook") == 2
     failures.close()
+
+
+def test_notify_counts_each_channel_on_its_own(webhook: tuple[Hook, SQLiteStore]) -> None:
+    hook, store = webhook
+    store.open()
+    inbox, port = Inbox(), free_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)  # started during the back-off
+    email = EmailChannel("127.0.0.1", port, sender="fs@bank.test", recipients=["a@bank.test"])
+    m = NotifyMetrics(["webhook", "email"])
+    d = Dispatcher([WebhookChannel(hook.url), email], store, backoff_initial_s=0.01, metrics=m)
+    try:
+        assert d.handle(make_alert("a1"), wait=lambda _s: smtp.start())
+    finally:
+        smtp.stop()
+        store.close()
+    assert len(inbox.messages) == 1 and hook.delivered == ["a1"]
+    for channel, retries in (("webhook", 0), ("email", 1)):
+        assert _value(m.registry, "fraudstream_notifications_sent_total", channel=channel) == 1
+        assert _value(m.registry, "fraudstream_notification_retries_total", channel=channel) == (
+            retries
+        )
 
 
 def test_notify_store_failures_hold_and_count(webhook: tuple[Hook, SQLiteStore]) -> None:
