@@ -17,9 +17,10 @@ import fraudstream.cli._rules  # noqa: F401  (registers `rules`)
 import fraudstream.cli._simulate  # noqa: F401  (registers `simulate`)
 from fraudstream.cli import app
 from fraudstream.cli._backtest import _scored
+from fraudstream.config import Settings
 from fraudstream.features import FeatureEngine, feature_names
 from fraudstream.model._data import read_history
-from fraudstream.model._train import label_book
+from fraudstream.model._train import label_book, train_bundle
 from fraudstream.rules import Rule, RuleSet, Schema, batch_frame, validate
 from fraudstream.rules._pack import write_pack
 from fraudstream.rules._reference import fires
@@ -314,7 +315,10 @@ def test_backtest_of_a_simulated_file(tmp_path: Path) -> None:
     history = read_history(data, "paysim")
     messages = read_labels(data.with_name("history.labels.parquet")).labels
     book = label_book(messages)
-    x = FeatureEngine(mode="pre_auth", labels=book).update_and_extract(history)
+    # state kept per partition of the configured topic, as the detector and training keep it
+    partitions = Settings().kafka.partitions
+    engine = FeatureEngine(mode="pre_auth", partitions=partitions, labels=book)
+    x = engine.update_and_extract(history)
     names = feature_names("pre_auth")
     score = np.full(len(history), np.nan)
     rows = [_row(history, x, names, score, i) for i in range(len(history))]
@@ -333,3 +337,17 @@ def test_backtest_of_a_simulated_file(tmp_path: Path) -> None:
     _check(doc, expected)
     assert doc["rows"] == len(history) and doc["frauds"] == int((label == 1).sum()) > 0
     assert expected["big_new"]["hits"] > 0 and expected["drain"]["frauds_hit"] > 0
+    # with a model: its scores and decisions, and the rule reading the score
+    bundle = train_bundle(history, mode="pre_auth", labels=messages, seed=1, gap_ms=1_000)
+    path = bundle.save(tmp_path / "models")
+    code, out, err = _run(str(pack), str(data), "--model", str(path), "--json", "--store-url", url)
+    assert code == 0, err
+    doc = json.loads(out)
+    score = bundle.score(x)
+    model = bundle.decide(score)
+    rows = [_row(history, x, names, score, i) for i in range(len(history))]
+    verdicts = np.where(verdict >= 0, verdict, -1)  # no --ground-truth: the labels file only
+    expected = _expected(file_rules, rows, verdicts, model, {"mules": frozenset()}, days)
+    assert doc["skipped"] == [] and doc["labelled_rows"] == int((verdicts >= 0).sum())
+    _check(doc, expected)
+    assert expected["scored"]["hits"] > 0 and expected["scored"]["model_alerts_hit"] > 0

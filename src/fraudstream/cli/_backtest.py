@@ -137,7 +137,7 @@ def file_history(settings: Settings, given: FileInput, columns: Collection[str])
         score = bundle.score(np.ascontiguousarray(x[:, [index[n] for n in bundle.feature_names]]))
         decision = bundle.decide(score)
     scored = _scored(history, names, x, score, decision)
-    frame = batch_frame(scored, set(columns) - {"score"} | {"score"})
+    frame = batch_frame(scored, columns)
     verdicts = _verdicts(history, book if labelled.is_file() else None)
     if given.ground_truth:
         verdicts = np.where(verdicts < 0, history.label, verdicts)

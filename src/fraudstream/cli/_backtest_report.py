@@ -37,7 +37,8 @@ def _closest(bt: Backtest) -> dict[str, str]:
 def print_table(bt: Backtest, title: str, skipped: Sequence[str]) -> None:
     """The per-rule table and the totals, on stdout."""
     table = Table(title=title, title_justify="left")
-    for name in ("rule", "action", "status"):
+    table.add_column("rule", no_wrap=True)
+    for name in ("action", "status"):
         table.add_column(name)
     for name in (
         "hits",
