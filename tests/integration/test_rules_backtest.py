@@ -15,14 +15,16 @@ from typer.testing import CliRunner
 
 import fraudstream.cli._rules  # noqa: F401  (registers `rules`)
 import fraudstream.cli._simulate  # noqa: F401  (registers `simulate`)
+import fraudstream.rules
 from fraudstream.cli import app
 from fraudstream.cli._backtest import _scored
 from fraudstream.config import Settings
 from fraudstream.features import FeatureEngine, feature_names
+from fraudstream.model import promote
 from fraudstream.model._data import read_history
 from fraudstream.model._train import label_book, train_bundle
 from fraudstream.rules import Rule, RuleSet, Schema, batch_frame, validate
-from fraudstream.rules._pack import write_pack
+from fraudstream.rules._pack import read_pack, write_pack
 from fraudstream.rules._reference import fires
 from fraudstream.schema import (
     KINDS,
@@ -43,6 +45,8 @@ pytestmark = pytest.mark.integration
 store_url = test_rule_stats.store_url
 
 PRE = Schema.for_mode("pre_auth")
+#: The starter packs as shipped in the source tree.
+PACKS = Path(fraudstream.rules.__file__).parent / "packs"
 THRESHOLDS = {"v1": (0.5, 0.9), "v2": (0.3, 0.7)}
 #: Rules as a fraud team writes them, over fields, features, a list, the score and the hour.
 RULES = [
@@ -282,7 +286,7 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
     assert "the store holds 3,000 from" in err
 
 
-def test_backtest_of_a_simulated_file(tmp_path: Path) -> None:
+def test_backtest_of_a_simulated_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "history.parquet"
     result = CliRunner().invoke(
         app,
@@ -351,3 +355,33 @@ def test_backtest_of_a_simulated_file(tmp_path: Path) -> None:
     assert doc["skipped"] == [] and doc["labelled_rows"] == int((verdicts >= 0).sum())
     _check(doc, expected)
     assert expected["scored"]["hits"] > 0 and expected["scored"]["model_alerts_hit"] > 0
+
+    # the registry's promoted bundle: the same figures
+    promote(tmp_path / "models", bundle.version)
+    monkeypatch.setenv("FRAUDSTREAM_MODELS_DIR", str(tmp_path / "models"))
+    code, out, err = _run(str(pack), str(data), "--model", "current", "--json", "--store-url", url)
+    assert code == 0, err
+    assert json.loads(out)["rules"] == doc["rules"]
+
+
+def test_import_the_starter_packs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    runner = CliRunner()
+
+    def rules(*args: str) -> str:
+        result = runner.invoke(app, ["rules", *args, "--store-url", url])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    with RuleStore(url) as store:
+        for name in ("mules", "trusted", "compromised_cards", "trusted_terminals"):
+            store.create_list(name, kind="account", author="t")
+    assert "the pre_auth starter pack imported" in rules("import", "--starter", "--author", "t")
+    assert "no change" in rules("import", "--starter", "--author", "t")
+    rules("import", "--starter", "--mode", "card", "--author", "t")
+    with RuleStore(url) as store:
+        for mode, name in (("pre_auth", "paysim_starter.yaml"), ("card", "card_starter.yaml")):
+            version = store.current(mode)
+            shipped = read_pack((PACKS / name).read_text()).rules
+            assert {r.id for r in version.rules} == {r.id for r in shipped}
+            assert {r.status for r in version.rules} == {"shadow"}
