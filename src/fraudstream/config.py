@@ -248,6 +248,9 @@ class ApiSettings(_Frozen):
     decisions_topic: str = Field(
         default="decisions", description="where detectors answer the API's records, keyed by id"
     )
+    decisions_partitions: int = Field(
+        default=1, ge=1, description="partitions of the decisions topic when the API creates it"
+    )
     max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
     linger_ms: int = Field(
         default=1, ge=0, le=1_000, description="how long the API's producer gathers records"

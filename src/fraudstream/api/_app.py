@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fraudstream.api._channel import BrokerUnavailable
-from fraudstream.api._decide import Conflict
-from fraudstream.api._keys import ApiKey, Scope
+from fraudstream.api._fast import Answer, DecisionsFastPath, authorize, decision, unprocessable
 from fraudstream.api._labels import label_key, label_schema, parse_label
 from fraudstream.api._metrics import LatencyMiddleware
 from fraudstream.api._models import (
@@ -38,51 +36,26 @@ from fraudstream.schema import encode_label
 __all__ = ["create_app"]
 
 _encode = msgspec.json.Encoder().encode
-_bearer = HTTPBearer(auto_error=False, description="an API key from `fraudstream apikey create`")
 #: How long ``POST /v1/labels`` waits for the broker to take the label.
 _LABEL_DELIVERY_S = 5.0
 _MAX_ID = 64
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(_encode(content), status_code=status, media_type="application/json")
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(content), status, headers, media_type="application/json")
 
 
-def _unprocessable(field: str | None, reason: str) -> Response:
-    loc = ["body", field] if field else ["body"]
-    detail = [{"loc": loc, "msg": reason, "type": "value_error"}]
-    return _json({"detail": detail}, 422)
-
-
-def _access(service: ApiService, scope: Scope) -> Callable[..., Awaitable[ApiKey]]:
-    """A dependency: the caller's key (401 without a valid one) holding ``scope`` (else 403)."""
-
-    async def check(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiKey:
-        if creds is None:
-            raise HTTPException(401, "an API key is required", {"WWW-Authenticate": "Bearer"})
-        known, key = service.keys.cached(creds.credentials)
-        if not known:
-            try:
-                key = await service.run(service.keys.check, creds.credentials)
-            except (TimeoutError, FraudstreamError) as exc:
-                raise HTTPException(503, "the key store does not answer") from exc
-        if key is None:
-            raise HTTPException(401, "invalid or revoked API key", {"WWW-Authenticate": "Bearer"})
-        if scope not in key.scopes:
-            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
-        return key
-
-    return check
+_SECURED: Final[dict[str, Any]] = {"security": [{"apiKey": []}]}
 
 
 def _body_spec(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "content": content}, **_SECURED}
 
 
-def create_app(service: ApiService, *, max_body_bytes: int = 16_384) -> FastAPI:
-    """The decision API over ``service`` (started and closed with the app)."""
+def create_app(service: ApiService, *, max_body_bytes: int = 16_384) -> DecisionsFastPath:
+    """The decision API over ``service`` (started and closed with the app): the FastAPI app
+    behind the decisions' fast path (``api._fast``); the app is its ``app`` attribute."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -99,7 +72,8 @@ def create_app(service: ApiService, *, max_body_bytes: int = 16_384) -> FastAPI:
         version="1",
         description="Synchronous fraud decisions from the same state and model as the stream.",
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
+        # no OpenTelemetry here: /metrics is Prometheus, and the hot path pays for no spans
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.add_middleware(LatencyMiddleware, metrics=service.metrics)
 
@@ -109,48 +83,68 @@ def create_app(service: ApiService, *, max_body_bytes: int = 16_384) -> FastAPI:
 
     record_schema, record_components = struct_schema(service.record_format.struct)
     label_body, label_components = label_schema()
-    _decisions(app, service, record_schema)
-    _labels(app, service, label_body)
+    _decisions(app, service, record_schema, max_body_bytes)
+    _labels(app, service, label_body, max_body_bytes)
     _reads(app, service)
     _probes(app, service)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            doc.setdefault("components", {}).setdefault("schemas", {}).update(
-                {**record_components, **label_components}
-            )
+            components = doc.setdefault("components", {})
+            components.setdefault("schemas", {}).update({**record_components, **label_components})
+            components["securitySchemes"] = {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key from `fraudstream apikey create`",
+                }
+            }
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return DecisionsFastPath(app, service, max_body_bytes=max_body_bytes)
 
 
-def _decisions(app: FastAPI, service: ApiService, body: dict[str, Any]) -> None:
+def _respond(answer: Answer) -> Response:
+    status, document, headers = answer
+    return _json(document, status, headers)
+
+
+def _decisions(app: FastAPI, service: ApiService, body: dict[str, Any], limit: int) -> None:
     @app.post(
         "/v1/decisions",
         response_model=DecisionOut,
-        responses={409: {"description": "txId already used for another transaction"}},
+        responses={
+            409: {"description": "txId already used for another transaction"},
+            413: {"description": "body too large"},
+        },
         openapi_extra=_body_spec(body),
         summary="Decide on one transaction (allow / review / block) within the time budget",
-        dependencies=[Depends(_access(service, "decide"))],
     )
-    async def decide(
-        request: Request,
-    ) -> Response:
-        try:
-            record = service.record_format.parse(await request.body())
-        except InvalidRecord as exc:
-            return _unprocessable(exc.field, exc.reason)
-        assert service.decider is not None
-        try:
-            return _json(await service.decider.decide(record))
-        except Conflict as exc:
-            raise HTTPException(409, str(exc)) from exc
+    async def decide(request: Request) -> Response:
+        """Answered by the fast path in front of the app; this route documents it."""
+        authorization = request.headers.get("authorization", "")
+        return _respond(await decision(service, authorization, await _body(request, limit)))
 
 
-def _labels(app: FastAPI, service: ApiService, body: dict[str, Any]) -> None:
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body, ``413`` once it is over ``limit`` bytes (declared or received)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is over {limit:,} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _labels(app: FastAPI, service: ApiService, body: dict[str, Any], limit: int) -> None:
     @app.post(
         "/v1/labels",
         status_code=202,
@@ -158,16 +152,14 @@ def _labels(app: FastAPI, service: ApiService, body: dict[str, Any]) -> None:
         responses={503: {"description": "the broker did not take the label"}},
         openapi_extra=_body_spec(body),
         summary="Publish a verdict (chargeback, dispute, ...) on the labels topic",
-        dependencies=[Depends(_access(service, "label"))],
     )
-    async def label(
-        request: Request,
-    ) -> Response:
-        raw = await request.body()
+    async def label(request: Request) -> Response:
+        await authorize(service, request.headers.get("authorization", ""), "label")
+        raw = await _body(request, limit)
         try:
             message = await service.run(parse_label, raw, service.facts)
         except InvalidRecord as exc:
-            return _unprocessable(exc.field, exc.reason)
+            return _respond(unprocessable(exc.field, exc.reason))
         except (TimeoutError, FraudstreamError) as exc:
             raise HTTPException(503, f"the store does not answer: {exc}") from exc
         try:
@@ -187,12 +179,11 @@ def _labels(app: FastAPI, service: ApiService, body: dict[str, Any]) -> None:
 
 
 def _reads(app: FastAPI, service: ApiService) -> None:
-    read = [Depends(_access(service, "read"))]
-
-    @app.get("/v1/transactions/{tx_id}", response_model=TransactionOut, dependencies=read)
+    @app.get("/v1/transactions/{tx_id}", response_model=TransactionOut, openapi_extra=_SECURED)
     async def transaction(
-        tx_id: Annotated[str, Path(min_length=1, max_length=_MAX_ID)],
+        request: Request, tx_id: Annotated[str, Path(min_length=1, max_length=_MAX_ID)]
     ) -> Response:
+        await authorize(service, request.headers.get("authorization", ""), "read")
         # an id that is not printable text was never stored (the decoders refuse it)
         found = None
         if tx_id.isprintable():
@@ -201,8 +192,9 @@ def _reads(app: FastAPI, service: ApiService) -> None:
             raise HTTPException(404, f"no stored transaction {tx_id!r}")
         return _json(found)
 
-    @app.get("/v1/alerts", response_model=AlertsPage, dependencies=read)
+    @app.get("/v1/alerts", response_model=AlertsPage, openapi_extra=_SECURED)
     async def alerts(
+        request: Request,
         status: Literal["open", "confirmed_fraud", "false_positive"] | None = None,
         decision: Literal["review", "block"] | None = None,
         search: Annotated[
@@ -213,6 +205,7 @@ def _reads(app: FastAPI, service: ApiService) -> None:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     ) -> Response:
+        await authorize(service, request.headers.get("authorization", ""), "read")
         if search is not None and not search.isprintable():  # matches nothing stored
             return _json({"total": 0, "limit": limit, "offset": offset, "alerts": []})
         total, page = await _read(

@@ -17,7 +17,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -45,6 +46,9 @@ class Answer(msgspec.Struct, gc=False):
     """The part of a decisions message (``sinks.Alert``'s JSON) the API answers with."""
 
     tx_id: str
+    account: str
+    counterparty: str
+    amount: float
     decision: str
     score: float | None
     reasons: list[_Reason]
@@ -56,6 +60,8 @@ class Answer(msgspec.Struct, gc=False):
 _decode_answer = msgspec.json.Decoder(Answer).decode
 #: Messages read from the decisions topic per call.
 _BATCH: Final = 1_000
+#: Decisions kept in memory after their answer (a retry racing the store's lookup finds them).
+_RECENT: Final = 100_000
 
 
 class BrokerUnavailable(KafkaError):
@@ -77,7 +83,8 @@ class DecisionChannel:
     ``instance`` names this API process in the reply header. ``linger_ms`` is the producer's
     batching, ``fetch_wait_ms`` how long the broker may hold a fetch of decisions (the embedded
     broker holds every fetch that long). Records not answered within ``pending_ttl_s`` are
-    forgotten (a retry then produces the record again).
+    forgotten (a retry then produces the record again). ``on_answer`` gets the seconds from
+    producing a record to reading its decision.
     """
 
     def __init__(
@@ -88,19 +95,26 @@ class DecisionChannel:
         decisions: str,
         instance: str,
         partitions: int = 4,
+        decisions_partitions: int = 1,
         linger_ms: int = 1,
         fetch_wait_ms: int = 5,
         pending_ttl_s: float = 600.0,
+        on_answer: Callable[[float], None] = lambda _s: None,
     ) -> None:
         self.client = dict(client)
         self.transactions = transactions
         self.decisions = decisions
         self.instance = instance
         self.partitions = partitions
+        self.decisions_partitions = decisions_partitions
         self.linger_ms = linger_ms
         self.fetch_wait_ms = fetch_wait_ms
         self.pending_ttl_s = pending_ttl_s
+        self.on_answer = on_answer  # seconds from producing a record to reading its answer
         self.pending: dict[str, Pending] = {}
+        #: the latest answers, oldest first: a retry whose store lookup began before the row was
+        #: committed, and ended after the answer left :attr:`pending`, finds it here
+        self.recent: OrderedDict[str, Answer] = OrderedDict()
         self.ready = threading.Event()  # set once the decisions topic is read from its end
         self._headers: list[tuple[str, str | bytes | None]] = [(REPLY_HEADER, instance.encode())]
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,13 +127,13 @@ class DecisionChannel:
     def start(self, loop: asyncio.AbstractEventLoop, extra_topics: Sequence[str] = ()) -> None:
         """Create the topics if missing (and ``extra_topics``), the producer, and the thread
         reading decisions."""
-        ensure_topics(
-            self.client,
-            [self.transactions, self.decisions, *extra_topics],
-            partitions=self.partitions,
-        )
+        ensure_topics(self.client, [self.transactions, *extra_topics], partitions=self.partitions)
+        # one partition is plenty for the answers: fewer record batches for the broker to list
+        ensure_topics(self.client, [self.decisions], partitions=self.decisions_partitions)
         self._loop = loop
-        self._producer = make_producer(self.client, **{"linger.ms": self.linger_ms})
+        # one small record per request: compressing it costs more than sending it
+        conf = {"linger.ms": self.linger_ms, "compression.type": "none"}
+        self._producer = make_producer(self.client, **conf)
         self._thread = threading.Thread(target=self._run, name="fraudstream-api-decisions")
         self._thread.daemon = True
         self._thread.start()
@@ -206,10 +220,16 @@ class DecisionChannel:
             if pending is None or pending.future.done():
                 continue
             try:
-                pending.future.set_result(_decode_answer(value))
-                self.answered += 1
+                answer = _decode_answer(value)
             except msgspec.DecodeError as exc:  # ValidationError too
                 log.warning("undecodable decision for %r: %s", key, exc)
+                continue
+            pending.future.set_result(answer)
+            self.answered += 1
+            self.on_answer(time.monotonic() - pending.sent_at)
+            self.recent[answer.tx_id] = answer
+            if len(self.recent) > _RECENT:
+                self.recent.popitem(last=False)
 
     def _sweep(self) -> None:
         """Forget records unanswered for ``pending_ttl_s`` (checked at most every 10 s)."""

@@ -48,6 +48,12 @@ class ApiMetrics:
             registry=r,
         )
         self.labels = Counter("fraudstream_api_labels", "Labels published.", registry=r)
+        self.decision_wait = Histogram(
+            "fraudstream_api_decision_wait_seconds",
+            "From producing a record to reading the detector's decision (the stream's part).",
+            buckets=_BUCKETS,
+            registry=r,
+        )
 
 
 class LatencyMiddleware:

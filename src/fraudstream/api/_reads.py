@@ -7,15 +7,18 @@ connection per call, SQLite or PostgreSQL), each one a primary-key lookup or an 
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Final, Protocol
 
 from fraudstream.dashboard import Database
 from fraudstream.dashboard._queries import AlertRow, alert_queue, count_alerts, get_alert
+from fraudstream.errors import StoreError
 from fraudstream.export._tables import feature_sets
 from fraudstream.sinks import decode_features
 from fraudstream.sinks._rejects import CONTENT_COLUMNS
 
-__all__ = ["alerts_page", "stored_decision", "stored_transaction"]
+__all__ = ["Reader", "SqliteReader", "alerts_page", "stored_decision", "stored_transaction"]
 
 _DECISION_COLUMNS: Final = (
     "tx_id",
@@ -52,18 +55,59 @@ def _reasons(alert: AlertRow | None) -> list[dict[str, Any]]:
     return [] if alert is None else list(alert.reasons)
 
 
-def stored_decision(db: Database, tx_id: str) -> dict[str, Any] | None:
+class Reader(Protocol):
+    def one(self, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a parameterised query (``?`` placeholders), or ``None``."""
+
+
+_DECISION_SQL: Final = (
+    "SELECT " + ", ".join(_DECISION_COLUMNS) + " FROM transactions_enriched WHERE tx_id = ?"
+)
+
+
+def stored_decision(db: Reader, tx_id: str) -> dict[str, Any] | None:
     """The decision stored for ``tx_id`` (with the alert's reason codes), or ``None``."""
-    row = db.one(
-        "SELECT " + ", ".join(_DECISION_COLUMNS) + " FROM transactions_enriched WHERE tx_id = ?",
-        (tx_id,),
-    )
+    row = db.one(_DECISION_SQL, (tx_id,))
     if row is None:
         return None
     out = dict(zip(_DECISION_COLUMNS, row, strict=True))
     out["rules_fired"] = _ids(out["rules_fired"])
-    out["reasons"] = _reasons(get_alert(db, tx_id) if out["decision"] != "allow" else None)
+    reasons = None
+    if out["decision"] != "allow":
+        reasons = db.one("SELECT reasons FROM fraud_alerts WHERE alert_id = ?", (tx_id,))
+    stored = None if reasons is None else reasons[0]
+    out["reasons"] = stored if isinstance(stored, list) else json.loads(stored or "[]")
     return out
+
+
+class SqliteReader:
+    """One connection reading a SQLite store, for one thread at a time.
+
+    The decisions' lookups run on the event loop: a pooled connection's bookkeeping costs more
+    than the primary-key read itself. In WAL mode a reader never waits for the writer; a lock
+    held longer than ``busy_timeout_s`` (a checkpoint) is a ``StoreError``.
+    """
+
+    def __init__(self, path: str, *, busy_timeout_s: float = 0.02) -> None:
+        self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+
+    def one(self, text: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        try:
+            if self._conn is None:  # it only reads; read-only mode could not open a WAL file
+                self._conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout_s, check_same_thread=False
+                )
+            row: tuple[Any, ...] | None = self._conn.execute(text, tuple(params)).fetchone()
+            return row
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: lookup failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def stored_transaction(db: Database, tx_id: str) -> dict[str, Any] | None:

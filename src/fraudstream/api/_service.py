@@ -20,7 +20,7 @@ from fraudstream.api._channel import DecisionChannel
 from fraudstream.api._decide import Decider
 from fraudstream.api._keys import KeyChecker
 from fraudstream.api._metrics import ApiMetrics
-from fraudstream.api._reads import stored_decision
+from fraudstream.api._reads import SqliteReader, stored_decision
 from fraudstream.api._records import CARD_FORMAT, PAYSIM_FORMAT, RecordFormat
 from fraudstream.config import Settings
 from fraudstream.dashboard import Database
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Store reads run on this many threads (a hung store never blocks the event loop).
 _READ_THREADS = 16
+#: How long a decision's SQLite lookup (on the event loop) may wait for a lock.
+_SQLITE_BUSY_S = 0.02
 #: How long a readiness probe waits for the broker and for the store.
 _PROBE_S = 2.0
 
@@ -56,6 +58,9 @@ class ApiService:
     """The API's parts (built by :func:`build_service`, started by the app)."""
 
     db: Database
+    #: the decisions' lookups: ``db`` itself, or for SQLite one connection whose reads give up
+    #: quickly (they run on the event loop: a WAL reader never waits for the writer)
+    lookups: Database | SqliteReader
     channel: DecisionChannel
     keys: KeyChecker
     record_format: RecordFormat
@@ -72,10 +77,11 @@ class ApiService:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect to Kafka and start reading decisions."""
         self.channel.start(loop, extra_topics=[self.labels_topic])
+        inline = isinstance(self.lookups, SqliteReader)
         self.decider = Decider(
             self.channel,
-            lambda tx_id: stored_decision(self.db, tx_id),
-            executor=self.executor,
+            lambda tx_id: stored_decision(self.lookups, tx_id),
+            executor=None if inline else self.executor,
             metrics=self.metrics,
             budget_ms=self.budget_ms,
             fallback=self.fallback,  # type: ignore[arg-type]  # validated by ApiSettings
@@ -85,6 +91,8 @@ class ApiService:
         self.channel.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.db.close()
+        if isinstance(self.lookups, SqliteReader):
+            self.lookups.close()
 
     async def run(self, func: Any, *args: Any, timeout_s: float = _PROBE_S) -> Any:
         """``func(*args)`` on the store's threads, at most ``timeout_s``."""
@@ -131,6 +139,9 @@ def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
     _, mode = serving_model(settings.models_dir)
     db = Database(settings.store_url(), schema=settings.store.pg_schema)
     db.migrate()
+    lookups: Database | SqliteReader = db
+    if db.dialect == "sqlite":
+        lookups = SqliteReader(db.path, busy_timeout_s=_SQLITE_BUSY_S)
     api = settings.api
     channel = DecisionChannel(
         client,
@@ -138,12 +149,17 @@ def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
         decisions=api.decisions_topic,
         instance=uuid.uuid4().hex[:12],
         partitions=settings.kafka.partitions,
+        decisions_partitions=api.decisions_partitions,
         linger_ms=api.linger_ms,
         fetch_wait_ms=api.fetch_wait_ms,
         pending_ttl_s=api.pending_ttl_s,
     )
+    metrics = ApiMetrics()
+    channel.on_answer = metrics.decision_wait.observe
     return ApiService(
+        metrics=metrics,
         db=db,
+        lookups=lookups,
         channel=channel,
         keys=KeyChecker(db, cache_s=api.key_cache_s),
         record_format=CARD_FORMAT if mode == "card" else PAYSIM_FORMAT,

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Final
 
 import msgspec
 import numpy as np
+import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from fraudstream.api import create_key
@@ -110,11 +112,28 @@ def api_bench(
     stack = _Stack(f"http://127.0.0.1:{port}", token, db, f"{prefix}tx", prefix)
     out: dict[str, Any] = {"rates": {}, "settings": _settings_of(proc_env)}
     try:
-        out["warm_up_s"] = asyncio.run(_warm_up(stack, procs))
+        try:
+            out["warm_up_s"] = asyncio.run(_warm_up(stack, procs))
+        except RuntimeError as exc:
+            for f in logs:
+                f.flush()
+            tails = [Path(f.name).read_text(errors="replace")[-1_500:] for f in logs]
+            raise RuntimeError(f"{exc}:\n" + "\n".join(tails)) from exc
         sim = PaySimSimulator(accounts=accounts, seed=5)
+        watched = {"detect": psutil.Process(procs[0].pid), "serve": psutil.Process(procs[1].pid)}
+        watched["client"] = psutil.Process()
+        brokers = [c for c in watched["client"].children(recursive=True) if "tansu" in c.name()]
+        watched.update({"broker": brokers[0]} if brokers else {})
         for rate in rates:
+            before = {k: _cpu_s(p) for k, p in watched.items()}
+            waits = _wait_buckets(stack.base)
             load = asyncio.run(_drive(stack, sim, rate, duration_s, retry_every))
-            out["rates"][str(int(rate))] = _figures(stack, client, load, rate, duration_s)
+            figures = _figures(stack, client, load, rate, duration_s)
+            figures["cpu_ms_per_request"] = {
+                k: (_cpu_s(p) - before[k]) * 1000 / figures["requests"] for k, p in watched.items()
+            }
+            figures["decision_wait_ms"] = _quantiles(waits, _wait_buckets(stack.base))
+            out["rates"][str(int(rate))] = figures
     finally:
         for p in procs:
             p.terminate()
@@ -128,8 +147,48 @@ def api_bench(
     return out
 
 
+def _cpu_s(process: psutil.Process) -> float:
+    """User + system CPU seconds of ``process`` (all its threads)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _wait_buckets(base: str) -> dict[float, float]:
+    """The API's ``decision_wait`` histogram: cumulative count per upper bound (s)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:  # noqa: S310  # local
+        text = answer.read().decode()
+    return {
+        float(s.labels["le"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "fraudstream_api_decision_wait_seconds"
+        for s in family.samples
+        if s.name.endswith("_bucket")
+    }
+
+
+def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """Upper bounds (ms) of the buckets holding the p50 and p99 of what was observed between
+    two readings of a histogram."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    out = {}
+    for name, q in (("p50_at_most", 0.5), ("p99_at_most", 0.99)):
+        at = next((b for b, c in zip(bounds, counts, strict=True) if c >= q * total), bounds[-1])
+        out[name] = at * 1000
+    return out
+
+
 def _settings_of(env: Mapping[str, str]) -> dict[str, str]:
-    keys = ("DETECT__FETCH_WAIT_MS", "API__FETCH_WAIT_MS", "API__LINGER_MS", "API__BUDGET_MS")
+    keys = (
+        "DETECT__FETCH_WAIT_MS",
+        "API__FETCH_WAIT_MS",
+        "API__LINGER_MS",
+        "API__BUDGET_MS",
+        "API__DECISIONS_PARTITIONS",
+    )
     return {k: env.get(f"FRAUDSTREAM_{k}", "default") for k in keys}
 
 
@@ -143,7 +202,7 @@ async def _warm_up(stack: _Stack, procs: Sequence[subprocess.Popen[bytes]]) -> f
         i = 0
         while decided < _WARM_UP:
             if time.monotonic() - started > _READY_S or any(p.poll() is not None for p in procs):
-                raise RuntimeError("the API or the detector did not start; see the run's logs")
+                raise RuntimeError("the API or the detector did not start")
             i += 1
             body = {"step": 1, "type": "PAYMENT", "amount": 10.0, "nameOrig": f"W{i % 50}",
                     "nameDest": "M-warm", "txId": f"{stack.prefix}warm-{i}"}  # fmt: skip
@@ -164,8 +223,12 @@ async def _drive(
 
     n = int(rate * duration_s)
     records = sim.next_batch(n)
+    # a live stream: no event time of the simulator's own clock (it starts at the epoch), the
+    # record's time is when the API produces it, as for a bank's authorisation request
     bodies = [
-        encode_paysim(msgspec.structs.replace(r, txId=f"{stack.prefix}{int(rate)}-{i}"))
+        encode_paysim(
+            msgspec.structs.replace(r, txId=f"{stack.prefix}{int(rate)}-{i}", eventTimeMs=None)
+        )
         for i, r in enumerate(records)
     ]
     load = _Load()

@@ -477,22 +477,21 @@ def _api(settings: Settings, rates: str, duration: float, accounts: int, as_json
     if as_json:
         console.print_json(json.dumps(results))
         return
-    table = Table(title="decision API: POST /v1/decisions, detector running (ms)")
-    columns = ("rate/s", "requests", "p50", "p95", "p99", "max", "errors", "fallbacks")
-    for col in (*columns, "retries ok", "stored once", "produced once"):
-        table.add_column(col, justify="right")
+    console.print("decision API, POST /v1/decisions with the detector running:")
     for rate, r in results["rates"].items():
-        cells = [f"{r[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
-        once = r["stored"] == r["distinct_transactions"]
-        table.add_row(
-            rate,
-            f"{r['requests']:,}",
-            *cells,
-            f"{r['errors']:,}",
-            f"{r['fallbacks']:,}",
-            f"{r['retries_checked'] - r['retry_mismatches']}/{r['retries_checked']}",
-            f"{r['stored']:,}/{r['distinct_transactions']:,}" + ("" if once else " [red]NO[/]"),
-            f"{r['produced']:,}",
+        once = r["stored"] == r["distinct_transactions"] == r["produced"]
+        console.print(
+            f"  {rate}/s: {r['requests']:,} requests, latency ms p50 {r['p50_ms']:.1f} / p95 "
+            f"{r['p95_ms']:.1f} / [bold]p99 {r['p99_ms']:.1f}[/] / max {r['max_ms']:.1f}; "
+            f"errors {r['errors']:,}, fallbacks {r['fallbacks']:,}; retries answered alike "
+            f"{r['retries_checked'] - r['retry_mismatches']}/{r['retries_checked']}; stored "
+            f"{r['stored']:,}, produced {r['produced']:,} of {r['distinct_transactions']:,} "
+            + ("(each once)" if once else "[bold red](NOT each once)[/]")
+            + "; CPU ms per request: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_ms_per_request"].items())
+            + f"; the stream's part (produce to decision read) p50 ≤ "
+            f"{r['decision_wait_ms']['p50_at_most']:.0f} ms, p99 ≤ "
+            f"{r['decision_wait_ms']['p99_at_most']:.0f} ms",
+            highlight=False,
         )
-    console.print(table)
     console.print(f"settings: {results['settings']}; warm-up {results['warm_up_s']:.1f} s")

@@ -63,4 +63,6 @@ def serve(
         log_config=None,  # fraudstream's own logging (no key ever reaches a line)
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # the client's address is not used
+        server_header=False,
     )
