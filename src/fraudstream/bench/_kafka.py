@@ -16,10 +16,9 @@ import numpy as np
 from confluent_kafka import Message
 
 from fraudstream.bench._labels import LabelFlow
+from fraudstream.bench._records import RecordSource, source_for
 from fraudstream.config import Settings, SimulateSettings, TopicSettings
 from fraudstream.model import Bundle
-from fraudstream.schema import encode_paysim
-from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import open_store
 from fraudstream.stream import (
     Detector,
@@ -34,6 +33,7 @@ __all__ = ["BenchRun", "live_latency", "prefill", "soak", "sustained_throughput"
 
 #: Records the live runs send and see processed before the timed load (excluded from latency).
 _WARM_UP_RECORDS = 200
+_WARM_UP_SEED = 99
 #: ... and the first 2 s of the timed load: the simulator's idempotent producer needs about a
 #: second to reach steady delivery (on Tansu its first deliveries take 130-500 ms, then 3-6 ms).
 _LOAD_WARM_UP_MS = 2_000
@@ -123,6 +123,11 @@ class BenchRun:
     batch_max: int = 20_000
     label_every: int = 100
 
+    @property
+    def source(self) -> RecordSource:
+        """The records the runs produce: the bundle's format (a card bundle decodes card)."""
+        return source_for(self.bundle.mode)
+
     def topics(self, name: str) -> TopicSettings:
         base = f"{self.prefix}{name}"
         return TopicSettings(
@@ -161,16 +166,16 @@ class BenchRun:
 
 
 def prefill(run: BenchRun, topic: str, count: int, *, accounts: int, seed: int = 1) -> float:
-    """Produce ``count`` simulated transactions as fast as possible; returns tx/s produced."""
+    """Produce ``count`` simulated transactions (``run.source``) as fast as possible; returns
+    tx/s produced."""
     ensure_topics(run.client, [topic], partitions=run.partitions)
     producer = make_producer(run.client)
-    sim = PaySimSimulator(accounts=accounts, seed=seed)
     started = time.perf_counter()
-    for start in range(0, count, 50_000):
-        for rec in sim.next_batch(min(50_000, count - start)):
+    for chunk in run.source.chunks(count, accounts=accounts, seed=seed):
+        for key, value in chunk:
             while True:
                 try:
-                    producer.produce(topic, value=encode_paysim(rec), key=rec.nameOrig.encode())
+                    producer.produce(topic, value=value, key=key)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -194,6 +199,7 @@ def sustained_throughput(
     commits = stats.sink_clock.counts.get("store_commit", 0)
     out: dict[str, Any] = {
         "transactions": float(t.processed),
+        "dead_lettered": float(stats.invalid),  # of those: invalid, or too late or early
         "seconds": elapsed,
         "throughput_tx_per_s": t.processed / elapsed if elapsed > 0 else 0.0,
         "prefill_tx_per_s": produced_per_s,
@@ -294,6 +300,7 @@ def live_latency(
     out: dict[str, Any] = {
         "rate_tx_per_s": rate,
         "transactions": float(det.timeline.processed),
+        "dead_lettered": float(stats.invalid),
         "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
         "p95": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
         "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
@@ -323,7 +330,7 @@ def _simulate_when_assigned(
         return
     # Start-up is not latency: a first small load makes the consumer resolve its offsets and
     # start fetching, and the detector handle a first batch, before the timed load begins.
-    prefill(run, topics.transactions, _WARM_UP_RECORDS, accounts=accounts, seed=99)
+    prefill(run, topics.transactions, _WARM_UP_RECORDS, accounts=accounts, seed=_WARM_UP_SEED)
     deadline = time.monotonic() + 60
     while det.timeline.processed < _WARM_UP_RECORDS and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -341,6 +348,7 @@ def _simulate_when_assigned(
         sys.executable, "-m", "fraudstream", "simulate", "--rate", str(rate),
         "--duration", str(duration_s), "--topic", topics.transactions, "--accounts", str(accounts),
     ]  # fmt: skip
+    cmd += run.source.simulate_args(accounts=accounts, after=(_WARM_UP_SEED, _WARM_UP_RECORDS))
     if report is not None:
         cmd += ["--report", report]
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -399,6 +407,7 @@ def soak(
         "minutes": minutes,
         "produced": produced[0] if produced else -1,
         "scored": t.processed - _WARM_UP_RECORDS,
+        "dead_lettered": stats.invalid,  # counted in "scored"
         "stalls": stats.stalls,
         "max_lag": det.max_lag,
         "per_minute": per_minute,

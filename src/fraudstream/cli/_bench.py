@@ -29,6 +29,7 @@ from fraudstream.bench._rate import rate_accuracy as measure_rate
 from fraudstream.bench._rules import rules_run
 from fraudstream.broker import EmbeddedBroker, free_port
 from fraudstream.cli._app import app, console, load_settings
+from fraudstream.cli._bench_card import card_bundle, card_state, print_card_state
 from fraudstream.cli._train import ensure_model
 from fraudstream.config import Settings
 from fraudstream.model import Bundle
@@ -60,6 +61,14 @@ def bench(
     ),
     soak_rate: float = typer.Option(500.0, help="Rate of the soak run (tx/s)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    fmt: str = typer.Option(
+        "paysim",
+        "--format",
+        help="paysim (the bank's) or card (the handbook's records, a card bundle: the newest, "
+        "else one trained and kept as a candidate; instead of the in-process stages and PaySim "
+        "state, the card state per customer and terminal, up to 20,000 of --state-accounts "
+        "customers over 90 days).",
+    ),
     rate_accuracy: str = typer.Option(
         "", help="Only measure `simulate --rate` at these rates (e.g. 500,5000) for --duration s."
     ),
@@ -99,6 +108,8 @@ def bench(
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
     settings = load_settings()
+    if fmt not in ("paysim", "card") or (fmt == "card" and rules):
+        raise typer.BadParameter("paysim, or card without --rules", param_hint="--format")
     if rate_accuracy:
         _rate_accuracy(settings, rate_accuracy, duration, accounts, as_json)
         return
@@ -112,7 +123,8 @@ def bench(
         if not bootstrap:
             broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
             bootstrap = stack.enter_context(broker).bootstrap_servers
-        bundle = Bundle.load(ensure_model(settings))
+        bundle = card_bundle(settings) if fmt == "card" else Bundle.load(ensure_model(settings))
+        results["format"] = fmt
         run = BenchRun(
             client=settings.kafka.client_config(bootstrap),
             prefix=f"bench-{uuid.uuid4().hex[:6]}-",
@@ -142,6 +154,11 @@ def bench(
                 results["soak"] = soak(
                     run, soak_rate, soak_minutes, accounts=accounts, report_dir=str(tmp)
                 )
+    if fmt == "card":  # the card engine's state; the in-process parts below are PaySim's
+        card_state(results, customers=state_accounts, partitions=run.partitions)
+        results["peak_rss_mb"] = _peak_rss_mb()
+        _report(results, as_json)
+        return
     with console.status("per-stage cost…"):
         results["stages_us_per_tx"] = stage_costs(bundle, accounts=accounts)
     stores = {"sqlite": results["stages_us_per_tx"]["store_sqlite"]}
@@ -157,8 +174,15 @@ def bench(
         with console.status(f"bounded state: {bounded_hours} h of event time, TTL 30 min / none…"):
             results["bounded_state"] = bounded_state(hours=bounded_hours)
     results["peak_rss_mb"] = _peak_rss_mb()
+    _report(results, as_json)
+
+
+def _report(results: dict[str, Any], as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(results))
+    elif results.get("format") == "card":
+        _print_runs(results)
+        print_card_state(results)
     else:
         _print(results)
 
@@ -293,7 +317,8 @@ def _postgres_store_us(bundle: Bundle, url: str, accounts: int) -> float:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _print(r: dict[str, Any]) -> None:
+def _print_runs(r: dict[str, Any]) -> None:
+    """The end-to-end runs: sustained, with labels or rules, live, soak."""
     s = r["sustained"]
     n_runs = len(r["labels"]["throughput_tx_per_s"]["without"]) if "labels" in r else 1
     median = f"median of {n_runs} runs without labels; the lower-middle one: " if n_runs > 1 else ""
@@ -343,6 +368,10 @@ def _print(r: dict[str, Any]) -> None:
         console.print(f"  live at {rate} tx/s with labels: " + _label_line(v["labels"]))
     if "soak" in r:
         _print_soak(r["soak"])
+
+
+def _print(r: dict[str, Any]) -> None:
+    _print_runs(r)
     stages = Table(title="hot path, µs per transaction (in-process)")
     stages.add_column("stage")
     stages.add_column("µs/tx", justify="right")
