@@ -40,16 +40,10 @@ def print_table(bt: Backtest, title: str, skipped: Sequence[str]) -> None:
     table.add_column("rule", no_wrap=True)
     for name in ("action", "status"):
         table.add_column(name)
-    for name in (
-        "hits",
-        "per day",
-        "precision",
-        "recall",
-        "model alerts",
-        "most shared with",
-        "cost Δ",
-    ):
+    for name in ("hits", "per day", "precision", "recall", "model alerts"):
         table.add_column(name, justify="right")
+    table.add_column("most shared with", justify="right", no_wrap=True)
+    table.add_column("cost Δ", justify="right")
     closest = _closest(bt)
     for r in bt.table.iter_rows(named=True):
         per_day = r["hits_per_day"]

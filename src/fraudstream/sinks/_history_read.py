@@ -1,6 +1,7 @@
-"""The two readers of :func:`fraudstream.sinks.load_history`: SQLite through ADBC (Arrow columns,
-no Python object per value: 1 M rows in about 2 s where the ``sqlite3`` module takes 6), and
-PostgreSQL through the store's connection, a chunk at a time.
+"""The two readers of :func:`fraudstream.sinks.load_history`, both through ADBC (Arrow columns,
+no Python object per value: 1 M SQLite rows in about 2 s where the ``sqlite3`` module's row
+tuples took 17): SQLite read-only, its verdicts read apart and joined by ``rowid``; PostgreSQL
+in the store's schema, its verdicts joined in SQL.
 
 Both return the same raw frame: ``event_time_ms``, ``amount``, ``score``, ``model_version``,
 ``final_decision``, ``_ruled`` (a live rule fired), ``_verdict`` and ``_truth`` (null: none), the
@@ -11,7 +12,9 @@ the row's model version has no such feature).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,7 +24,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraudstream.errors import SchemaError
+from fraudstream._redact import redact
+from fraudstream.errors import SchemaError, StoreError
 from fraudstream.schema import VERDICTS
 from fraudstream.sinks._feedback import RANKED_VERDICTS
 from fraudstream.sinks._sqlconn import SqlConnection
@@ -93,14 +97,11 @@ def read_sqlite(
     # so a column that starts with NULLs (balances, labels) still gets its values' type
     count = f"SELECT count(*) FROM transactions_enriched t WHERE {_RANGE}"
     rows = int(db.rows(count, (int(start_ms), int(end_ms)))[0][0])
-    with db.guard("read transactions_enriched"), adbc.connect(uri) as conn, conn.cursor() as cur:
+    with _guard(db), adbc.connect(uri) as conn, conn.cursor() as cur:
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(max(rows, 1))})
         cur.execute(sql, parameters=(int(start_ms), int(end_ms)))
         table: pa.Table = cur.fetch_arrow_table()
-    decoded = _binary_features(table, features, names) if features else {}
-    frame = pl.from_arrow(table.drop_columns(["_features"]) if features else table)
-    assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table gives a frame
-    frame = frame.with_columns(pl.Series(n, v) for n, v in decoded.items())
+    frame = _frame(table, features, names)
     verdicts = db.rows(
         f"WITH {RANKED_VERDICTS} SELECT t.rowid, r.label FROM ranked r JOIN "
         f"transactions_enriched t ON t.tx_id = r.tx_id WHERE r.rank = 1 AND {_RANGE}",
@@ -111,41 +112,58 @@ def read_sqlite(
     return _typed(frame.join(by_row, on="_rowid", how="left").drop("_rowid"), stored)
 
 
-def _binary_features(table: pa.Table, wanted: Sequence[str], names: Names) -> dict[str, F32]:
-    """The ``wanted`` features out of the float32 BLOBs, gathered by byte offsets per model
-    version (no Python object per row)."""
-    if table.num_rows == 0:
-        return {f: np.empty(0, np.float32) for f in wanted}
-    blobs = table.column("_features").combine_chunks()
-    if pa.types.is_large_binary(blobs.type):
-        blobs = blobs.cast(pa.binary())
-    offsets = np.frombuffer(blobs.buffers()[1], np.int32, len(blobs) + 1, blobs.offset * 4)
-    data = np.frombuffer(blobs.buffers()[2] or b"", np.uint8)
+def _frame(table: pa.Table, features: Sequence[str], names: Names) -> pl.DataFrame:
+    """``table`` as a frame, its ``_features`` column replaced by the ``features`` asked for."""
+    decoded = _features(table, features, names) if features else {}
+    frame = pl.from_arrow(table.drop_columns(["_features"]) if features else table)
+    assert isinstance(frame, pl.DataFrame)  # noqa: S101 - a table gives a frame
+    return frame.with_columns(pl.Series(n, v) for n, v in decoded.items())
+
+
+def _features(table: pa.Table, wanted: Sequence[str], names: Names) -> dict[str, F32]:
+    """The ``wanted`` features of each row, gathered per model version from the stored rows
+    (SQLite: float32 BLOBs, by byte; PostgreSQL: ``real[]``, by element), no Python object per
+    row; NaN where the row's version has no such feature."""
+    n = table.num_rows
+    out = {f: np.full(n, np.nan, np.float32) for f in wanted}
+    if n == 0:
+        return out
+    values, offsets, width = _flat(table.column("_features").combine_chunks())
     encoded = pc.dictionary_encode(table.column("model_version")).combine_chunks()
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    out = {f: np.full(len(blobs), np.nan, np.float32) for f in wanted}
     for k, v in enumerate(encoded.dictionary.to_pylist()):
         stored = names.get(str(v), ())
         rows = np.flatnonzero(codes == k)
         start = offsets[rows].astype(np.int64)
-        if np.any(offsets[rows + 1] - start != 4 * len(stored)):
+        if np.any(offsets[rows + 1] - start != width * len(stored)):
             raise SchemaError(f"stored features of model version {v!r} do not match feature_sets")
-        if len(rows) == len(blobs):  # one version: the BLOBs are one float32 matrix
+        if len(rows) == n:  # one version: the stored rows are one matrix, read in place
             lo = int(offsets[0])
-            matrix = data[lo : lo + 4 * len(stored) * len(rows)].view("<f4")
-            matrix = matrix.reshape(len(rows), len(stored))
-            return {f: _column(matrix, stored, f) for f in wanted}
+            matrix = values[lo : lo + n * width * len(stored)].reshape(n, width * len(stored))
         for f in wanted:
-            if f in stored:
-                at = start[:, None] + 4 * stored.index(f) + np.arange(4)
-                out[f][rows] = np.ascontiguousarray(data[at]).view("<f4").ravel()
+            if f not in stored:
+                continue
+            j = width * stored.index(f)
+            if len(rows) == n:
+                out[f] = np.ascontiguousarray(matrix[:, j : j + width]).view("<f4").ravel()
+            else:
+                at = start[:, None] + j + np.arange(width)
+                out[f][rows] = np.ascontiguousarray(values[at]).view("<f4").ravel()
     return out
 
 
-def _column(matrix: F32, stored: tuple[str, ...], name: str) -> F32:
-    if name not in stored:
-        return np.full(len(matrix), np.nan, np.float32)
-    return np.ascontiguousarray(matrix[:, stored.index(name)])
+def _flat(column: pa.Array) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], int]:
+    """The stored feature rows as one flat array, each row's start in it (and the end of the
+    last), and how many array elements make one float32."""
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        offsets = column.offsets.to_numpy().astype(np.int64)
+        values = column.values.cast(pa.float32()).to_numpy(zero_copy_only=False)
+        return values.astype("<f4", copy=False), offsets, 1
+    if pa.types.is_large_binary(column.type):
+        column = column.cast(pa.binary())
+    offsets = np.frombuffer(column.buffers()[1], np.int32, len(column) + 1, column.offset * 4)
+    data = np.frombuffer(column.buffers()[2] or b"", np.uint8)
+    return data, offsets.astype(np.int64), 4
 
 
 def read_postgres(
@@ -155,42 +173,44 @@ def read_postgres(
     stored: Sequence[str],
     features: Sequence[str],
     names: Names,
-    chunk_rows: int = 100_000,
 ) -> pl.DataFrame:
-    """The rows of ``[start_ms, end_ms)`` of the PostgreSQL store ``db``, verdicts joined."""
-    cols = _select(stored, features)
+    """The rows of ``[start_ms, end_ms)`` of the PostgreSQL store ``db`` (through ADBC, in the
+    store's schema), verdicts joined in SQL."""
+    import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
+
     sql = (
-        f"WITH {RANKED_VERDICTS} SELECT {', '.join(cols)}, r.label AS _verdict "
-        "FROM transactions_enriched t LEFT JOIN ranked r ON r.tx_id = t.tx_id AND r.rank = 1 "
-        f"WHERE {_RANGE}"
+        f"WITH {RANKED_VERDICTS} SELECT {', '.join(_select(stored, features))}, "
+        "r.label AS _verdict FROM transactions_enriched t "
+        f"LEFT JOIN ranked r ON r.tx_id = t.tx_id AND r.rank = 1 WHERE {_RANGE}"
     )
-    heads = [n for n, _, _ in _BASE] + list(stored) + (["_features"] if features else [])
-    parts: list[pl.DataFrame] = []
-    params = (*VERDICTS, int(start_ms), int(end_ms))
-    with contextlib.closing(db.chunks(sql, params, size=chunk_rows)) as chunks:
-        for rows in chunks:
-            values = list(zip(*rows, strict=True))
-            data = dict(zip([*heads, "_verdict"], values, strict=True))
-            blobs = data.pop("_features", None)
-            frame = pl.DataFrame({k: pl.Series(k, v, strict=False) for k, v in data.items()})
-            if blobs is not None:
-                decoded = _list_features(blobs, data["model_version"], features, names)
-                frame = frame.with_columns(pl.Series(n, v) for n, v in decoded.items())
-            parts.append(_typed(frame, stored).with_columns(pl.col("_verdict").cast(pl.Int8)))
-    return pl.concat(parts) if parts else pl.DataFrame()
+    numbered = iter(range(1, sql.count("?") + 1))
+    sql = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
+    with _guard(db), adbc.connect(_pg_uri(db.url, db.schema)) as conn, conn.cursor() as cur:
+        cur.execute(sql, parameters=(*VERDICTS, int(start_ms), int(end_ms)))
+        table: pa.Table = cur.fetch_arrow_table()
+    return _typed(_frame(table, features, names), stored).with_columns(
+        pl.col("_verdict").cast(pl.Int8)
+    )
 
 
-def _list_features(
-    values: Sequence[Any], versions: Sequence[str], wanted: Sequence[str], names: Names
-) -> dict[str, F32]:
-    """The ``wanted`` features out of ``real[]`` arrays, per model version."""
-    version = np.asarray(versions, dtype=object)
-    out = {f: np.full(len(values), np.nan, np.float32) for f in wanted}
-    for v in set(versions):
-        rows = np.flatnonzero(version == v)
-        stored = names.get(v, ())
-        matrix = np.asarray([values[i] for i in rows.tolist()], dtype=np.float32)
-        for f in wanted:
-            if f in stored:
-                out[f][rows] = matrix[:, stored.index(f)]
-    return out
+def _pg_uri(url: str, schema: str | None) -> str:
+    """``url`` with the store's schema first on the search path (libpq's ``options``)."""
+    if not schema:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query) + [("options", f"-csearch_path={schema}")]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+@contextlib.contextmanager
+def _guard(db: SqlConnection) -> Iterator[None]:
+    """ADBC's errors as ``StoreError`` naming the store (its password redacted)."""
+    from adbc_driver_manager import Error
+
+    try:
+        yield
+    except Error as exc:
+        raise StoreError(
+            f"store {redact(db.url)}: read transactions_enriched failed: {exc}; check the store "
+            "URL and that the store is reachable"
+        ) from exc

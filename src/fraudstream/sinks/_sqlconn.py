@@ -7,7 +7,7 @@ Not for the detector's hot path (the stores batch that); one connection, one thr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -145,20 +145,6 @@ class SqlConnection:
             cur = conn.cursor()
             try:
                 return Tx(cur, self.dialect).rows(text, params)
-            finally:
-                cur.close()
-
-    def chunks(
-        self, text: str, params: Sequence[Any] = (), size: int = 100_000
-    ) -> Generator[list[Row], None, None]:
-        """The rows of one large query, ``size`` at a time, outside any transaction (close the
-        generator, e.g. with ``contextlib.closing``, before the connection)."""
-        with self.guard(f"query {' '.join(text.split()[:4])}"):
-            cur = self._connection().cursor()
-            try:
-                cur.execute(Tx(cur, self.dialect)._sql(text), tuple(params))
-                while rows := cur.fetchmany(size):
-                    yield list(rows)
             finally:
                 cur.close()
 
