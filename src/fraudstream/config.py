@@ -253,10 +253,10 @@ class ApiSettings(_Frozen):
     )
     max_body_bytes: int = Field(default=16_384, ge=256, description="larger bodies get 413")
     linger_ms: int = Field(
-        default=1, ge=0, le=1_000, description="how long the API's producer gathers records"
+        default=5, ge=0, le=1_000, description="how long the API's producer gathers records"
     )
     fetch_wait_ms: int = Field(
-        default=5, ge=1, le=1_000, description="how long the broker may hold a decisions fetch"
+        default=10, ge=1, le=1_000, description="how long the broker may hold a decisions fetch"
     )
     pending_ttl_s: float = Field(
         default=600.0,

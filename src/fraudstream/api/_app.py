@@ -59,9 +59,7 @@ def create_app(service: ApiService, *, max_body_bytes: int = 16_384) -> Decision
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        service.start(asyncio.get_running_loop())
-        # decisions are read from the topic's end: requests before that could miss theirs
-        await asyncio.to_thread(service.channel.ready.wait, 15.0)
+        service.start(asyncio.get_running_loop())  # decisions read from the topic's end on
         try:
             yield
         finally:

@@ -4,11 +4,10 @@ A request's record is produced to the transactions topic with the same key (the 
 the same producer settings (librdkafka's default partitioner) as ``simulate`` and ``replay``, so
 the detector that owns the account's partition scores it in sequence with every other record of
 that account, and with header ``fraudstream.reply``. That detector publishes the decision on the
-decisions topic, keyed by transaction id, once the record's outputs are durable; a thread here
-reads every partition of that topic from its end and resolves the request's future.
-
-Futures live on the event loop and are touched only there; the Kafka thread hands messages over
-with ``call_soon_threadsafe``.
+decisions topic, keyed by transaction id, once the record's outputs are durable; the event loop
+reads that topic from its end (every millisecond while answers are awaited, never waiting: the
+fetching is librdkafka's own threads') and resolves the request's future. Everything Python
+here runs on the loop.
 """
 
 from __future__ import annotations
@@ -60,6 +59,9 @@ class Answer(msgspec.Struct, gc=False):
 _decode_answer = msgspec.json.Decoder(Answer).decode
 #: Messages read from the decisions topic per call.
 _BATCH: Final = 1_000
+#: How often the loop reads decisions while records await answers, and otherwise.
+_BUSY_S: Final = 0.001
+_IDLE_S: Final = 0.02
 #: Decisions kept in memory after their answer (a retry racing the store's lookup finds them).
 _RECENT: Final = 100_000
 
@@ -96,8 +98,8 @@ class DecisionChannel:
         instance: str,
         partitions: int = 4,
         decisions_partitions: int = 1,
-        linger_ms: int = 1,
-        fetch_wait_ms: int = 5,
+        linger_ms: int = 5,
+        fetch_wait_ms: int = 10,
         pending_ttl_s: float = 600.0,
         on_answer: Callable[[float], None] = lambda _s: None,
     ) -> None:
@@ -119,14 +121,14 @@ class DecisionChannel:
         self._headers: list[tuple[str, str | bytes | None]] = [(REPLY_HEADER, instance.encode())]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: Producer | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader: Consumer | None = None
+        self._closed = False
         self._swept_at = time.monotonic()
         self.answered = 0
 
     def start(self, loop: asyncio.AbstractEventLoop, extra_topics: Sequence[str] = ()) -> None:
-        """Create the topics if missing (and ``extra_topics``), the producer, and the thread
-        reading decisions."""
+        """Create the topics if missing (and ``extra_topics``), the producer and the reader of
+        decisions, polled on ``loop``."""
         ensure_topics(self.client, [self.transactions, *extra_topics], partitions=self.partitions)
         # one partition is plenty for the answers: fewer record batches for the broker to list
         ensure_topics(self.client, [self.decisions], partitions=self.decisions_partitions)
@@ -134,15 +136,22 @@ class DecisionChannel:
         # one small record per request: compressing it costs more than sending it
         conf = {"linger.ms": self.linger_ms, "compression.type": "none"}
         self._producer = make_producer(self.client, **conf)
-        self._thread = threading.Thread(target=self._run, name="fraudstream-api-decisions")
-        self._thread.daemon = True
-        self._thread.start()
+        try:
+            self._reader = self._consumer()
+        except (KafkaException, KafkaError) as exc:
+            log.error(
+                "the decisions topic cannot be read: %s; every answer will be a fallback", exc
+            )
+            return
+        self.ready.set()  # every record produced from now on has its answer read
+        loop.call_soon(self._tick)
 
     def close(self) -> None:
         """Stop reading; deliver what is queued (up to 5 s)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._closed = True
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._producer is not None:
             left = self._producer.flush(5)
             if left:
@@ -154,9 +163,9 @@ class DecisionChannel:
         future: asyncio.Future[Answer] = self._loop.create_future()
         tx_id = record.tx_id
 
-        def delivered(err: object, _msg: object) -> None:  # on the Kafka thread
-            if err is not None and self._loop is not None:
-                self._loop.call_soon_threadsafe(self._fail, tx_id, str(err))
+        def delivered(err: object, _msg: object) -> None:  # served by _tick, on the loop
+            if err is not None:
+                self._fail(tx_id, str(err))
 
         try:
             self._producer.produce(
@@ -190,8 +199,8 @@ class DecisionChannel:
             else:
                 done.set_exception(BrokerUnavailable(f"not delivered to {topic}: {err}"))
 
-        def delivered(err: object, _msg: object) -> None:  # on the Kafka thread
-            loop.call_soon_threadsafe(settle, err)
+        def delivered(err: object, _msg: object) -> None:  # served by _tick, on the loop
+            settle(err)
 
         try:
             self._producer.produce(topic, key=key, value=value, on_delivery=delivered)
@@ -267,26 +276,23 @@ class DecisionChannel:
         consumer.assign(parts)
         return consumer
 
-    def _run(self) -> None:
-        """The Kafka thread: read decisions, serve the producer's delivery reports."""
-        assert self._producer is not None and self._loop is not None
-        try:
-            consumer = self._consumer()
-        except (KafkaException, KafkaError) as exc:
-            log.error(
-                "the decisions topic cannot be read: %s; every answer will be a fallback", exc
-            )
+    def _tick(self) -> None:
+        """On the loop: read what librdkafka fetched (never waiting), serve delivery reports,
+        then again in 1 ms while records await answers, else in 20 ms.
+
+        Polling from the loop rather than from a thread of its own: a second Python thread
+        waking for each fetch made the loop wait for the GIL (seen with py-spy under load).
+        """
+        reader, producer = self._reader, self._producer
+        if self._closed or reader is None or producer is None or self._loop is None:
             return
-        self.ready.set()  # every record produced from now on has its answer read
         try:
-            while not self._stop.is_set():
-                first = consumer.poll(0.05)  # returns at the first record (consume would wait)
-                msgs = [] if first is None else [first, *consumer.consume(_BATCH, timeout=0)]
-                self._producer.poll(0)
-                answers = [(m.key() or b"", m.value() or b"") for m in msgs if m.error() is None]
-                if answers:
-                    self._loop.call_soon_threadsafe(self._resolve, answers)
-        except RuntimeError:  # the loop closed under us: shutting down
-            return
-        finally:
-            consumer.close()
+            msgs = reader.consume(_BATCH, timeout=0)
+            producer.poll(0)
+        except KafkaException as exc:
+            log.warning("reading decisions failed: %s", exc)
+            msgs = []
+        answers = [(m.key() or b"", m.value() or b"") for m in msgs if m.error() is None]
+        if answers:
+            self._resolve(answers)
+        self._loop.call_later(_BUSY_S if self.pending else _IDLE_S, self._tick)
