@@ -121,7 +121,7 @@ def _unknown_message(unknown: list[str], names: dict[str, tuple[str, ...]]) -> s
 
 
 def _empty(raw: pl.DataFrame) -> pl.DataFrame:
-    """The frame of an empty range (PostgreSQL's reader gives no column then)."""
+    """The frame of an empty range, with every column."""
     if raw.width:
         return raw.with_columns(pl.lit(None, pl.Int8).alias("decision"))
     base = {k: v for k, v in BASE_COLUMNS.items() if k != "label"}
