@@ -229,6 +229,6 @@ def _guard(db: SqlConnection) -> Iterator[None]:
         yield
     except Error as exc:
         raise StoreError(
-            f"store {redact(db.url)}: read transactions_enriched failed: {exc}; check the store "
-            "URL and that the store is reachable"
+            f"store {redact(db.url)}: read transactions_enriched failed: {redact(str(exc))}; "
+            "check the store URL and that the store is reachable"
         ) from exc
