@@ -12,6 +12,7 @@ again), and every retry answered with its first decision.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sqlite3
 import subprocess
@@ -245,6 +246,7 @@ async def _drive(
         for i, r in enumerate(records)
     ]
     load = _Load()
+    gc.freeze()  # this process's long-lived objects: no full collection pausing the load
     async with _client(stack) as http:
         tasks = []
         t0 = time.perf_counter()
