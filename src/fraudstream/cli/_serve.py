@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 @app.command()
 def serve(
-    host: str | None = typer.Option(None, help="Address to listen on [default: 127.0.0.1]."),
-    port: int | None = typer.Option(None, help="Port [default: 8000; 0: a free port]."),
+    host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default 8000; 0: a free port)."),
     budget_ms: int | None = typer.Option(
-        None, help="Longest wait for the detector's decision before the fallback [default: 100]."
+        None, help="Longest wait for the detector's decision before the fallback (default 100)."
     ),
     fallback: str | None = typer.Option(
         None, help="Decision answered when the budget runs out: allow, review or block."
@@ -32,8 +32,8 @@ def serve(
 ) -> None:
     """Answer POST /v1/decisions from the running detectors, within a time budget.
 
-    Needs `fraudstream detect` running on the same topics, store and models directory, and API
-    keys (`fraudstream apikey create`). OpenAPI documentation at /docs.
+    Run it beside `fraudstream detect` (same topics, store and models directory); callers need
+    an API key (`fraudstream apikey create`). OpenAPI documentation at /docs (docs/api.md).
     """
     import uvicorn
 
