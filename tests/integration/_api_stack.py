@@ -188,10 +188,10 @@ def open_stack(
     client = {"bootstrap.servers": bootstrap}
     env = api_env(bootstrap, unique, db, models_dir, tmp, **api)
     server = ApiServer(env, free_port(), tmp / "serve.log", tokens=make_keys(db))
-    server.start()
     detector = DetectorThread(client, unique, f"sqlite:///{db}", bundle, f"decisions-{unique}")
-    detector.start()
     try:
+        server.start()  # a server that never became ready is stopped too
+        detector.start()
         wait_for_a_decision(server, unique)
         yield Stack(server, detector, db, unique, client)
     finally:

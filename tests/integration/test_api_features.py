@@ -68,12 +68,12 @@ def test_features_through_the_api_equal_detect_on_the_same_sequence(
         tmp_path / "serve.log",
         tokens=make_keys(db),
     )
-    server.start()
     detector = DetectorThread(client, unique, f"sqlite:///{db}", bundle, f"decisions-{unique}")
-    detector.start()
     records = _sequence(unique, int(time.time() * 1000))
     ids = [str(r["txId"]) for r in records]
     try:
+        server.start()
+        detector.start()
         answers = [server.post("/v1/decisions", r).json() for r in records]  # in sequence
     finally:
         detector.stop()
