@@ -28,6 +28,8 @@ from fraudstream.errors import FraudstreamError, ModelError
 from fraudstream.model import latest_bundle
 from fraudstream.model._bundle import BUNDLE_FILE
 from fraudstream.schema._label_files import TxFacts
+from fraudstream.sinks._postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
+from fraudstream.sinks._sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 
 __all__ = ["ApiService", "build_service", "serving_model"]
 
@@ -133,12 +135,24 @@ class ApiService:
         return "ok"
 
 
+def _migrate(db: Database) -> None:
+    """Run the store's migrations unless it is current already, which is checked by a read: a
+    migration takes the write lock, which a running detector may hold (SQLite refused it)."""
+    latest = len(SQLITE_MIGRATIONS if db.dialect == "sqlite" else POSTGRES_MIGRATIONS)
+    try:
+        row = db.one("SELECT max(version) FROM schema_migrations")
+    except FraudstreamError:  # a new store: no table yet
+        row = None
+    if row is None or row[0] is None or int(row[0]) < latest:
+        db.migrate()
+
+
 def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
     """The API's parts from ``settings``, on the Kafka cluster of the librdkafka ``client``
     settings; the store is migrated (the keys' table) and the promoted bundle read."""
     _, mode = serving_model(settings.models_dir)
     db = Database(settings.store_url(), schema=settings.store.pg_schema)
-    db.migrate()
+    _migrate(db)
     lookups: Database | SqliteReader = db
     if db.dialect == "sqlite":
         lookups = SqliteReader(db.path, busy_timeout_s=_SQLITE_BUSY_S)
