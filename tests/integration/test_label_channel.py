@@ -282,7 +282,8 @@ def test_a_sync_that_times_out_reconnects_with_a_longer_wait_and_loses_nothing(
     ensure_topics(client, [topic], partitions=4)
     labels = [
         LabelMessage(f"t{i}", 1, i, account=f"C{i}", counterparty="M", tx_time_ms=0, source="rule")
-        for i in range(200)
+        # over 1 MiB per partition: more than one fetch (max.partition.fetch.bytes) can bring
+        for i in range(20_000)
     ]
     reader = LabelReader(
         client, topic, LabelBook(), dead_letter=lambda *_: None, sync_timeout_s=0.0
@@ -294,6 +295,6 @@ def test_a_sync_that_times_out_reconnects_with_a_longer_wait_and_loses_nothing(
         reader.sync_timeout_s = 10.0
         rest = reader.poll()
         assert sorted(x.tx_id for x in first + rest) == sorted(x.tx_id for x in labels)
-        assert reader.stats.duplicates == 0 and reader.stats.applied == 200
+        assert reader.stats.duplicates == 0 and reader.stats.applied == len(labels)
     finally:
         reader.close()
