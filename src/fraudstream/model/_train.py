@@ -43,6 +43,14 @@ from fraudstream.model._costs import NEVER, Costs, Thresholds, choose_thresholds
 from fraudstream.model._linear import LinearScorer
 from fraudstream.model._metrics import evaluate
 from fraudstream.model._select import select_model
+from fraudstream.model._split import (
+    MIN_ROWS,
+    MIN_TEST_FRAUDS,
+    Split,
+    check_frauds,
+    data_summary,
+    share_split,
+)
 from fraudstream.schema import LabelMessage, TxBatch
 
 __all__ = [
@@ -50,8 +58,12 @@ __all__ = [
     "MIN_TEST_FRAUDS",
     "MODES",
     "bundle_feature_names",
+    "Trained",
     "data_fingerprint",
+    "fit_and_evaluate",
     "label_book",
+    "refit_models",
+    "refit_summary",
     "signed_log1p",
     "train_bundle",
 ]
@@ -66,28 +78,10 @@ Mask = npt.NDArray[np.bool_]
 Progress = Callable[[int, int], None]
 #: Feature modes: PaySim before authorisation / after the transaction; card (handbook layout).
 MODES: Final = ("pre_auth", "post_tx", "card")
-#: Fewer labelled rows than this cannot give a meaningful time-ordered split.
-MIN_ROWS: Final = 1000
-#: Fewer test frauds than this: the test metrics are not meaningful (the bundle is marked so).
-MIN_TEST_FRAUDS: Final = 30
 #: Fewer validation frauds than this: the model selection is flagged as weakly supported.
 MIN_VALIDATION_FRAUDS: Final = 10
-#: Shares of the training period (in time) for calibration + thresholds, then validation.
-CALIBRATION_FRACTION: Final = 0.15
-VALIDATION_FRACTION: Final = 0.15
 _REPLAY_CHUNK: Final = 50_000
 _ROUNDS: Final = 200
-
-
-@dataclass(frozen=True)
-class _Split:
-    """Row masks of the time-ordered split (unlabelled rows are in none of them)."""
-
-    fit: Mask
-    calibration: Mask
-    validation: Mask
-    test: Mask
-    times_ms: dict[str, int]
 
 
 def train_bundle(
@@ -103,6 +97,7 @@ def train_bundle(
     refuse_few_frauds: bool = False,
     lightgbm_params: dict[str, Any] | None = None,
     labels: Sequence[LabelMessage] = (),
+    refit: bool = False,
 ) -> Bundle:
     """Train LightGBM and logistic regression on ``history``; the better one scores.
 
@@ -116,28 +111,51 @@ def train_bundle(
     detector keeps it (``FeatureEngine``), so training sees the features serving computes.
     ``refuse_few_frauds``: raise :class:`ModelError` (before any fitting) when the test part has
     fewer than :data:`MIN_TEST_FRAUDS` frauds; otherwise such a bundle is only marked.
-    ``lightgbm_params`` override LightGBM's defaults.
+    ``lightgbm_params`` override LightGBM's defaults. ``refit``: once validated and tested, both
+    models are fitted again on every labelled row (:func:`refit_models`); the metrics stay those
+    of the validated models, ``metrics["refit"]`` says on what the shipped models were fitted.
     """
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
-    split = _split(h, test_fraction, gap_ms)
-    _check_frauds(h, split, refuse_few_frauds)
+    split = share_split(h, test_fraction, gap_ms)
+    check_frauds(h, split, refuse_few_frauds)
     x = replay(h, mode, progress, partitions=partitions, labels=label_book(labels))
-    fitted = _fit_models(x, h.label == 1, split, names, seed, lightgbm_params or {})
-    thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
-    chosen = metrics["selection"]["chosen"]
-    metrics["data"] = _data_summary(h, split, gap_ms)
+    trained = fit_and_evaluate(
+        x, h, split, names, seed=seed, costs=costs, gap_ms=gap_ms, lightgbm_params=lightgbm_params
+    )
+    metrics, fitted = trained.metrics, trained.fitted
     metrics["data"]["state_partitions"] = partitions
-    metrics["quality"] = _quality(metrics, thresholds[chosen])
-    metrics["costs"] = asdict(costs)
+    evaluation = trained.evaluation(x, h, split.test, costs)
+    if refit:
+        fitted = refit_models(fitted, x, h.label, names)
+        metrics["refit"] = refit_summary(h, fitted)
     metrics["train_seconds"] = round(time.monotonic() - started, 3)
+    params = {"mode": mode, "seed": seed, "costs": asdict(costs), "test_fraction": test_fraction}
+    if refit:  # a new parameter only where used: earlier bundles keep their version hashes
+        params["refit"] = True
+    bundle = _bundle(h, mode, names, trained.thresholds, metrics, fitted, params, gap_ms)
+    bundle.evaluation = evaluation
+    return bundle
+
+
+def _bundle(
+    h: TxBatch,
+    mode: str,
+    names: tuple[str, ...],
+    thresholds: dict[str, Thresholds],
+    metrics: dict[str, Any],
+    fitted: _Fitted,
+    params: dict[str, Any],
+    gap_ms: int,
+) -> Bundle:
+    """The bundle of ``fitted``, scoring with the model chosen on validation."""
+    chosen = metrics["selection"]["chosen"]
     fingerprint = data_fingerprint(h)
     created = dt.datetime.now(dt.UTC)
-    params = {"mode": mode, "seed": seed, "costs": asdict(costs), "test_fraction": test_fraction}
     version = _version(created, fingerprint, params)
     log.info("trained bundle %s in %.1f s", version, metrics["train_seconds"])
-    bundle = Bundle(
+    return Bundle(
         version=version,
         mode=mode,
         feature_names=names,
@@ -154,15 +172,86 @@ def train_bundle(
             "training": {**params, "gap_ms": gap_ms, "lightgbm_params": fitted.params},
         },
     )
-    test = split.test
-    bundle.evaluation = {
-        "label": h.label[test],
-        "amount": h.amount[test],
-        "scores": {name: score(x[test]) for name, score in fitted.scorers().items()},
-        "thresholds": thresholds,
-        "costs": costs,
+
+
+@dataclass(frozen=True)
+class Trained:
+    """Both models fitted on a split, their thresholds (from calibration) and metrics."""
+
+    fitted: _Fitted
+    thresholds: dict[str, Thresholds]
+    #: per model its test metrics; ``selection`` (validation), ``data``, ``quality``, ``costs``
+    metrics: dict[str, Any]
+
+    def evaluation(self, x: F32, h: TxBatch, test: Mask, costs: Costs) -> dict[str, Any]:
+        """The test part's arrays the report plots (``Bundle.evaluation``)."""
+        return {
+            "label": h.label[test],
+            "amount": h.amount[test],
+            "scores": {name: score(x[test]) for name, score in self.fitted.scorers().items()},
+            "thresholds": self.thresholds,
+            "costs": costs,
+        }
+
+
+def fit_and_evaluate(
+    x: F32,
+    h: TxBatch,
+    split: Split,
+    names: tuple[str, ...],
+    *,
+    seed: int,
+    costs: Costs,
+    gap_ms: int,
+    lightgbm_params: dict[str, Any] | None = None,
+) -> Trained:
+    """Fit both models on ``split.fit``, calibrate and set thresholds on ``split.calibration``,
+    choose the scoring model on ``split.validation``, measure both on ``split.test``.
+
+    ``x`` are the features of the time-sorted ``h``; ``gap_ms`` is recorded with the split.
+    """
+    fitted = _fit_models(x, h.label == 1, split, names, seed, lightgbm_params or {})
+    thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
+    metrics["data"] = data_summary(h, split, gap_ms)
+    metrics["quality"] = _quality(metrics, thresholds[metrics["selection"]["chosen"]])
+    metrics["costs"] = asdict(costs)
+    return Trained(fitted, thresholds, metrics)
+
+
+def refit_models(
+    fitted: _Fitted, x: F32, label: npt.NDArray[np.int8], names: tuple[str, ...]
+) -> _Fitted:
+    """Both models fitted again on every labelled row, after validation.
+
+    The validated configuration is kept as it is: LightGBM's parameters (its class weight
+    included) and number of rounds, the baseline's pipeline. So are the Platt calibrators and
+    with them the thresholds: they were fitted on the calibration part, which the validated
+    models had not seen, so they map a margin on unseen rows to a probability. The refit models
+    have seen every row, so no row is left to calibrate them honestly; keeping the calibration
+    assumes their margins on new rows are distributed like the validated models' (the same
+    configuration on more data). ``docs/results.md`` measures the refit against the default.
+    """
+    rows = label >= 0
+    y = label[rows] == 1
+    data = lgb.Dataset(x[rows], label=y.astype(np.float64), feature_name=list(names))
+    booster = lgb.train(fitted.params, data, num_boost_round=_ROUNDS)
+    baseline = _fit_baseline(x[rows], y)
+    linear = LinearScorer.from_pipeline(baseline)
+    return _Fitted(booster, fitted.params, baseline, linear, fitted.calibrators)
+
+
+def refit_summary(h: TxBatch, fitted: _Fitted) -> dict[str, Any]:
+    """What the shipped models were refit on (``metrics["refit"]``)."""
+    rows = h.label >= 0
+    t = h.event_time_ms[rows]
+    return {
+        "rows": int(np.count_nonzero(rows)),
+        "frauds": int(np.count_nonzero(h.label == 1)),
+        "start_ms": int(t[0]),
+        "end_ms": int(t[-1]),
+        "rounds": _ROUNDS,
+        "calibration": "kept from the validated models (fitted on the calibration part)",
     }
-    return bundle
 
 
 @dataclass(frozen=True)
@@ -190,7 +279,7 @@ def _calibrated(margin: Callable[[F32], F64], calibrator: Platt) -> Callable[[F3
 
 
 def _fit_models(
-    x: F32, y: Mask, split: _Split, names: tuple[str, ...], seed: int, overrides: dict[str, Any]
+    x: F32, y: Mask, split: Split, names: tuple[str, ...], seed: int, overrides: dict[str, Any]
 ) -> _Fitted:
     """LightGBM and the baseline on the fit part; Platt scaling of each on the calibration part."""
     fit, cal = split.fit, split.calibration
@@ -208,7 +297,7 @@ def _fit_models(
 
 
 def _evaluate_models(
-    fitted: _Fitted, x: F32, h: TxBatch, split: _Split, costs: Costs
+    fitted: _Fitted, x: F32, h: TxBatch, split: Split, costs: Costs
 ) -> tuple[dict[str, Thresholds], dict[str, Any]]:
     """Per model: thresholds on calibration, metrics on validation (selection) and on test."""
     chosen: dict[str, Thresholds] = {}
@@ -329,83 +418,6 @@ def bundle_feature_names(mode: str) -> tuple[str, ...]:
     return CARD_FEATURES if mode == "card" else feature_names(mode)  # type: ignore[arg-type]
 
 
-def _split(h: TxBatch, test_fraction: float, gap_ms: int) -> _Split:
-    """Fit | calibration | validation (the training period, in time), gap, test (the last rows)."""
-    t = h.event_time_ms
-    labelled = h.label >= 0
-    test_start = int(t[min(len(t) - 1, int(len(t) * (1.0 - test_fraction)))])
-    train = labelled & (t < test_start - gap_ms)
-    test = labelled & (t >= test_start)
-    train_idx = np.flatnonzero(train)
-    if len(train_idx) < MIN_ROWS // 2:
-        raise ModelError(
-            f"only {len(train_idx):,} of {len(t):,} rows precede the test part minus the "
-            f"{gap_ms / 1000:g} s gap (the history spans {(t[-1] - t[0]) / 1000:,.0f} s); "
-            "supply a longer history or a smaller gap / test fraction"
-        )
-
-    def at(share: float) -> int:
-        return int(t[train_idx[int(len(train_idx) * share)]])
-
-    cal_start = at(1.0 - CALIBRATION_FRACTION - VALIDATION_FRACTION)
-    val_start = at(1.0 - VALIDATION_FRACTION)
-    return _Split(
-        fit=train & (t < cal_start),
-        calibration=train & (t >= cal_start) & (t < val_start),
-        validation=train & (t >= val_start),
-        test=test,
-        times_ms={
-            "train_start_ms": int(t[train_idx[0]]),
-            "calibration_start_ms": cal_start,
-            "validation_start_ms": val_start,
-            "train_end_ms": int(t[train_idx[-1]]),
-            "test_start_ms": test_start,
-            "test_end_ms": int(t[-1]),
-        },
-    )
-
-
-def _check_frauds(h: TxBatch, split: _Split, refuse_few_frauds: bool) -> None:
-    """Every training part needs both classes; the test part, if asked, enough frauds."""
-    y = h.label == 1
-    frauds, rows = int(np.count_nonzero(y)), int(np.count_nonzero(h.label >= 0))
-    test_frauds, test_rows = _count(split.test & y), _count(split.test)
-    if refuse_few_frauds and test_frauds < MIN_TEST_FRAUDS:
-        need = _rows_needed(rows, frauds, split.test, y, MIN_TEST_FRAUDS)
-        raise ModelError(
-            f"the test part has {test_frauds} frauds in {test_rows:,} rows (history: {frauds} "
-            f"in {rows:,}); meaningful metrics need at least {MIN_TEST_FRAUDS}, which takes "
-            f"about {need:,} rows of this history: supply more, or pass --allow-few-frauds "
-            "to train a bundle marked as such"
-        )
-    for part in ("fit", "calibration"):
-        mask: Mask = getattr(split, part)
-        if not np.any(mask & y) or not np.any(mask & ~y):
-            need = _rows_needed(rows, frauds, mask, y, 1)
-            raise ModelError(
-                f"the {part} part of the time-ordered split has {_count(mask & y)} frauds in "
-                f"{_count(mask):,} rows (history: {frauds} in {rows:,}) and needs both fraud "
-                f"and good rows: supply more history (about {need:,} rows)"
-            )
-
-
-def _count(mask: Mask) -> int:
-    return int(np.count_nonzero(mask))
-
-
-def _rows_needed(rows: int, frauds: int, part: Mask, y: Mask, target: int) -> int:
-    """Rows of history for ``target`` frauds in ``part`` at its fraud rate (else the history's).
-
-    An estimate: ``part`` keeps its share of the history, and its fraud rate stays.
-    """
-    part_rows, part_frauds = _count(part), _count(part & y)
-    rate = part_frauds / part_rows if part_frauds and part_rows else max(frauds, 1) / rows
-    share = max(part_rows, 1) / rows
-    need = target / rate / share
-    digits = 10 ** max(int(math.log10(need)) - 1, 0)
-    return int(math.ceil(need / digits) * digits)
-
-
 def _lgb_params(n_pos: int, n_neg: int, seed: int) -> dict[str, Any]:
     return {
         "objective": "binary",
@@ -456,31 +468,6 @@ def _fit_baseline(x: F32, y: Mask) -> Pipeline:
         ]
     )
     return pipe.fit(x, y)
-
-
-def _data_summary(h: TxBatch, split: _Split, gap_ms: int) -> dict[str, Any]:
-    y = h.label == 1
-    train = split.fit | split.calibration | split.validation
-
-    def rows(m: Mask) -> int:
-        return int(np.count_nonzero(m))
-
-    return {
-        "rows": len(h),
-        "labelled_rows": rows(h.label >= 0),
-        "train_rows": rows(train),
-        "train_frauds": rows(train & y),
-        "fit_rows": rows(split.fit),
-        "fit_frauds": rows(split.fit & y),
-        "calibration_rows": rows(split.calibration),
-        "calibration_frauds": rows(split.calibration & y),
-        "validation_rows": rows(split.validation),
-        "validation_frauds": rows(split.validation & y),
-        "test_rows": rows(split.test),
-        "test_frauds": rows(split.test & y),
-        "gap_ms": gap_ms,
-        **split.times_ms,
-    }
 
 
 def data_fingerprint(h: TxBatch) -> str:
