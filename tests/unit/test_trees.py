@@ -1,4 +1,5 @@
-"""The compiled tree scorer gives LightGBM's raw scores bit for bit, or refuses the model."""
+"""The compiled tree scorer gives LightGBM's raw scores bit for bit, or refuses the model; the
+compiled TreeSHAP gives LightGBM's ``pred_contrib`` to rounding, or refuses trees too deep."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from fraudstream.model._shap import CompiledShap
 from fraudstream.model._trees import CompiledTrees
 
 
@@ -69,6 +71,53 @@ def test_compiled_scores_equal_lightgbm_bit_for_bit(
     for rows in (test, test[:1], test[:37]):
         expected = booster.predict(rows, raw_score=True)
         assert np.array_equal(trees.raw_score(rows), expected)
+
+
+@pytest.mark.parametrize(
+    ("params", "nan_share", "zero_share"),
+    [
+        ({"num_leaves": 15, "max_depth": 5}, 0.0, 0.0),  # the detector's shape
+        ({"num_leaves": 15}, 0.15, 0.1),  # deeper paths, a feature split twice on one path
+        ({"num_leaves": 15, "use_missing": False}, 0.15, 0.1),
+        ({"num_leaves": 15, "zero_as_missing": True}, 0.15, 0.2),
+        ({"num_leaves": 40, "max_depth": 8, "bagging_fraction": 0.7, "bagging_freq": 1}, 0.1, 0.1),
+    ],
+)
+def test_compiled_shap_equals_lightgbm_pred_contrib(
+    params: dict[str, object], nan_share: float, zero_share: float
+) -> None:
+    rng = np.random.default_rng(11)
+    x = _data(rng, 4000, nan_share, zero_share)
+    booster = _booster(x, rng, **params)
+    model = booster.dump_model()
+    shap = CompiledShap.from_model(model, CompiledTrees.from_model(model))
+    repeated = [
+        n["split_feature"]
+        for t in model["tree_info"]
+        for n in _nodes(t["tree_structure"])
+        if n["split_feature"] in {c.get("split_feature") for c in _nodes(n["left_child"])}
+    ]
+    if params.get("max_depth") != 5:  # the paths of these models do split a feature twice
+        assert repeated
+    test = _with_edges(booster, _data(rng, 2000, nan_share, zero_share))
+    for rows in (test, test[:1], test[:37]):
+        expected = booster.predict(rows, pred_contrib=True)
+        got = shap.contributions(rows)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_shap_refuses_paths_too_deep_to_tabulate() -> None:
+    """A parity of 24 signs grows 63-leaf trees whose paths test ~15 distinct features: a
+    table of Σ 2^k·k values over 8 M, so LightGBM explains that model itself."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6000, 30)).astype(np.float32)
+    y = (np.prod(np.sign(x[:, :24]), axis=1) > 0).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 63, "min_data_in_leaf": 2}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=10)
+    model = booster.dump_model()
+    with pytest.raises(ValueError, match="too deep"):
+        CompiledShap.from_model(model, CompiledTrees.from_model(model))
 
 
 def _nodes(node: dict) -> list[dict]:

@@ -25,6 +25,7 @@ from fraudstream.features import CARD_FEATURES
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
 from fraudstream.model._linear import LinearScorer
+from fraudstream.model._shap import CompiledShap
 from fraudstream.model._trees import CompiledTrees
 
 __all__ = ["BUNDLE_FILE", "SCORING_MODELS", "Bundle", "Platt"]
@@ -101,12 +102,21 @@ class Bundle:
         #: The booster's trees for the compiled scorer (same raw scores, ~5x faster), or ``None``
         #: for a model it cannot compile, which ``booster.predict`` then scores.
         self.trees: CompiledTrees | None = None
+        #: Its SHAP values per leaf and path (reason codes ~10x faster than LightGBM's), or
+        #: ``None`` for trees too deep to tabulate, which ``pred_contrib`` then explains.
+        self.shap: CompiledShap | None = None
         if scoring_model != "lightgbm":
             return
+        dump = booster.dump_model()
         try:
-            self.trees = CompiledTrees.from_model(booster.dump_model())
+            self.trees = CompiledTrees.from_model(dump)
         except ValueError as exc:  # the refusal's reason
             log.info("bundle %s is scored by LightGBM itself: %s", version, exc)
+            return
+        try:
+            self.shap = CompiledShap.from_model(dump, self.trees)
+        except ValueError as exc:
+            log.info("bundle %s is explained by LightGBM itself: %s", version, exc)
 
     def __repr__(self) -> str:
         return (
@@ -166,8 +176,12 @@ class Bundle:
         self._check(X)
         if len(X) == 0:
             return []
-        contrib = np.asarray(
-            self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64
+        contrib = (
+            self.shap.contributions(X)
+            if self.shap is not None
+            else np.asarray(
+                self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64
+            )
         )
         return _top_reasons(self.feature_names, X, contrib[:, : len(self.feature_names)], top)
 

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CompiledTrees"]
+__all__ = ["CompiledTrees", "lightgbm_values"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -112,6 +112,19 @@ def _floor_f32(threshold: float) -> np.float32:
     if float(t32) > threshold:
         t32 = np.nextafter(t32, np.float32(-np.inf))
     return t32
+
+
+def lightgbm_values(X: F32, general: bool) -> F32:
+    """A C-ordered float32 copy of ``X`` with the values LightGBM compares.
+
+    LightGBM reads ``|x| ≤ 1e-35`` as 0.0 when it converts a dense row; unless ``general`` (some
+    split has the ``NaN`` or ``Zero`` missing rule) a missing value is compared as 0.0 too.
+    """
+    x = np.array(X, dtype=np.float32, order="C")
+    x[np.abs(x) <= _ZERO] = 0.0
+    if not general:
+        x[np.isnan(x)] = 0.0
+    return x
 
 
 @dataclass(frozen=True)
@@ -221,11 +234,7 @@ class CompiledTrees:
         """The raw margin of each row, equal to ``booster.predict(X, raw_score=True)``."""
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected features of shape (n, {self.n_features}), got {X.shape}")
-        xt = np.array(X.T, dtype=np.float32, order="C")  # a copy, changed below
-        # LightGBM reads |x| ≤ 1e-35 as 0.0 when it converts a dense row
-        xt[np.abs(xt) <= _ZERO] = 0.0
-        if not self.general:  # and with the ``None`` rule a missing value is compared as 0.0
-            xt[np.isnan(xt)] = 0.0
+        xt = lightgbm_values(X.T, self.general)  # features × rows
         out = np.empty(len(X), dtype=np.float64)
         _raw_scores(
             xt,
