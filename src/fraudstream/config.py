@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LabelsSettings",
     "NotifySettings",
     "ReplaySettings",
+    "SchemaSettings",
     "Settings",
     "SimulateSettings",
     "StoreSettings",
@@ -221,6 +222,23 @@ class ReplaySettings(_Frozen):
     )
 
 
+class SchemaSettings(_Frozen):
+    """The transaction files' schema declaration (docs/your-data.md): a TOML file, and fields
+    given inline on top of it (source field -> a role, or a table as in the file)."""
+
+    file: Path | None = Field(
+        default=None, description="schema declaration (TOML), e.g. FRAUDSTREAM_SCHEMA__FILE=s.toml"
+    )
+    format: Literal["paysim", "card"] | None = Field(
+        default=None, description="the files' format [default: the declaration's, or inferred]"
+    )
+    fields: dict[str, str | dict[str, str]] = Field(
+        default_factory=dict,
+        description="source field -> role, e.g. FRAUDSTREAM_SCHEMA__FIELDS__AMT=amount or "
+        "FRAUDSTREAM_SCHEMA__FIELDS__UNIX_TIME__ROLE=event_time with …__UNIX_TIME__UNIT=s",
+    )
+
+
 class LabelsSettings(_Frozen):
     """Label files (``labels import``): their column names mapped onto the label's fields
     (``tx_id``, ``label``, ``labelled_at``, ``account``, ``source``, ``reason``; any case)."""
@@ -289,6 +307,11 @@ class Settings(BaseSettings):
     detect: DetectSettings = DetectSettings()
     simulate: SimulateSettings = SimulateSettings()
     replay: ReplaySettings = ReplaySettings()
+    #: ``FRAUDSTREAM_SCHEMA__…`` (``schema`` itself is a name pydantic's BaseModel keeps).
+    data_schema: SchemaSettings = Field(
+        default=SchemaSettings(),
+        validation_alias=AliasChoices("fraudstream_schema", "data_schema"),
+    )
     labels: LabelsSettings = LabelsSettings()
     notify: NotifySettings = NotifySettings()
     dashboard: DashboardSettings = DashboardSettings()
