@@ -17,8 +17,8 @@ from fraudstream.model import MIN_TEST_FRAUDS, Bundle, Costs, promote, train_bun
 from fraudstream.model._data import read_history
 from fraudstream.model._registry import bundle_dirs
 from fraudstream.model._report import write_report
+from fraudstream.model._score import complete_from
 from fraudstream.schema import LabelMessage, TxBatch, read_labels
-from fraudstream.schema._label_files import complete_labels
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.simulate._labels import batch_labels
 from fraudstream.simulate._write import labels_path
@@ -362,10 +362,6 @@ def _file_labels(
             for i in frauds
         ]
     read = read_labels(where, columns=dict(settings.labels.columns) or None)
-    facts = {
-        tx: (history.account[i], history.counterparty[i], int(history.event_time_ms[i]))
-        for i, tx in enumerate(history.tx_id)
-    }
-    done, _ = complete_labels(read.labels, facts)
+    done = complete_from(history, read.labels)
     console.print(f"{len(done):,} labels read from {where}", highlight=False)
     return done

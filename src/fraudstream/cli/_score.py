@@ -1,0 +1,152 @@
+"""``fraudstream score FILE --out FILE``: every row of a transaction file scored by a bundle.
+
+The rows are read as ``replay`` reads them (same columns, mapping and order) and scored as the
+detector scores them once replayed (``model._score``): same feature engine, same labels (the
+labels file ``replay`` would send), same bundle, thresholds and reason codes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from fraudstream.cli._app import app, console, err_console, fail, load_settings
+from fraudstream.cli._model import serving_bundle
+from fraudstream.cli._replay import _parse_columns
+from fraudstream.config import Settings
+from fraudstream.model._bundle import Bundle
+from fraudstream.model._score import (
+    Scored,
+    check_format,
+    complete_from,
+    file_batch,
+    score_history,
+)
+from fraudstream.schema import DECISIONS, LabelMessage, TxBatch, read_labels
+from fraudstream.schema._files import read_transactions
+from fraudstream.simulate import labels_path
+from fraudstream.sinks._rows import reasons_json
+
+__all__ = ["score", "scored_frame"]
+
+_WRITERS = (".csv", ".parquet")
+
+
+def scored_frame(history: TxBatch, scored: Scored, version: str) -> pl.DataFrame:
+    """One row per transaction: id, event time, score, decision, reasons (the store's JSON),
+    model version, and the file's fraud column as ``label`` where it has one (-1: none)."""
+    frame = pl.DataFrame(
+        {
+            "tx_id": history.tx_id,
+            "event_time_ms": history.event_time_ms,
+            "score": scored.score,
+            "decision": pl.Series(scored.decision).replace_strict(
+                list(range(len(DECISIONS))), list(DECISIONS), return_dtype=pl.String
+            ),
+            "reasons": [reasons_json(r) for r in scored.reasons],
+            "model_version": pl.repeat(version, len(history), eager=True, dtype=pl.String),
+        }
+    )
+    if (history.label >= 0).any():
+        frame = frame.with_columns(pl.Series("label", history.label))
+    return frame
+
+
+def _labels(
+    settings: Settings, data: Path, given: Path | None, skip: bool, history: TxBatch
+) -> list[LabelMessage]:
+    """The labels ``replay`` would send with ``data``: ``given``, else the file beside it, else
+    none; completed from the file's rows like replay's. Never the file's fraud column."""
+    where = given if given is not None else labels_path(data)
+    if skip or not where.is_file():
+        if given is not None and not skip:
+            raise fail(f"labels file {given} not found")
+        console.print("no labels: every label feature is 0, as in a detector that read none")
+        return []
+    columns = dict(settings.labels.columns) if given is not None else None
+    done = complete_from(history, read_labels(where, columns=columns).labels)
+    console.print(f"{len(done):,} labels read from {where}", highlight=False)
+    return done
+
+
+def _write(frame: pl.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".parquet":
+        frame.write_parquet(tmp)
+    else:
+        frame.write_csv(tmp)
+    tmp.replace(out)
+
+
+def _replay_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@app.command()
+def score(
+    file: Path = typer.Argument(..., help="Transactions (CSV or Parquet, PaySim or card)."),
+    out: Path = typer.Option(..., help="Where to write the scores: .csv or .parquet."),
+    model: Path | None = typer.Option(
+        None, help="The bundle directory [default: the promoted bundle]."
+    ),
+    data_format: str | None = typer.Option(
+        None, "--format", help="paysim or card [default: told by the columns]."
+    ),
+    column: list[str] = typer.Option(
+        [], help="FIELD=COLUMN mapping (repeatable), on top of FRAUDSTREAM_REPLAY__COLUMNS__*."
+    ),
+    labels: Path | None = typer.Option(
+        None,
+        help="Labels for the label features (columns as `labels import` reads) [default: "
+        "FILE.labels.parquet / .csv beside FILE, as replay sends it, if there is one].",
+    ),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Use no labels."),
+) -> None:
+    """Score every row of FILE as the detector would once it is replayed: score, decision
+    (allow/review/block), reason codes and model version per transaction. The file's own fraud
+    column is copied as `label` for evaluation; it never reaches a feature."""
+    if out.suffix.lower() not in _WRITERS:
+        raise typer.BadParameter("the output must end in .csv or .parquet", param_hint="--out")
+    if data_format not in (None, "paysim", "card"):
+        raise typer.BadParameter("format must be paysim or card", param_hint="--format")
+    settings = load_settings()
+    columns: dict[str, Any] = {**settings.replay.columns, **_parse_columns(column)}
+    started = time.monotonic()
+    bundle = Bundle.load(model or serving_bundle(settings.models_dir))
+    with console.status(f"reading and ordering {file.name}…"):
+        read = read_transactions(file, data_format, columns=columns)  # type: ignore[arg-type]
+    check_format(bundle, read.format)
+    history = file_batch(read)
+    found = _labels(settings, file, labels, no_labels, history)
+    with _replay_bar() as bar:
+        task = bar.add_task(f"features ({bundle.mode}) and scores", total=len(history))
+        scored = score_history(
+            bundle,
+            history,
+            labels=found,
+            partitions=settings.kafka.partitions,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    _write(scored_frame(history, scored, bundle.version), out)
+    counts = [int((scored.decision == i).sum()) for i in range(len(DECISIONS))]
+    skipped = f"; {read.skipped:,} bad rows skipped" if read.skipped else ""
+    console.print(
+        f"scored {len(history):,} transactions of {file} with {bundle.version} in "
+        f"{time.monotonic() - started:.1f} s: "
+        + ", ".join(f"{n:,} {d}" for d, n in zip(DECISIONS, counts, strict=True))
+        + f"{skipped}; written to {out}",
+        highlight=False,
+    )
