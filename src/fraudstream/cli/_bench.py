@@ -341,7 +341,7 @@ def _print_runs(r: dict[str, Any]) -> None:
         _print_rules(r["rules"])
     table = Table(title="event-to-decision latency (ms), live")
     columns = ("rate tx/s", "labels", "scored", "p50", "p95", "p99", "max", "p99 after 5 s")
-    for col in (*columns, "mean batch"):
+    for col in (*columns, "p99 to poll", "p99 in detector", "mean batch"):
         table.add_column(col, justify="right")
     with_labels = r.get("labels", {}).get("latency_ms", {})
     every = r.get("labels", {}).get("every", 0)
@@ -351,7 +351,8 @@ def _print_runs(r: dict[str, Any]) -> None:
         for labelled, one in runs:
             if one is None:
                 continue
-            cells = [f"{one[k]:.1f}" for k in ("p50", "p95", "p99", "max", "p99_after_5s")]
+            keys = ("p50", "p95", "p99", "max", "p99_after_5s", "to_poll_p99", "in_detector_p99")
+            cells = [f"{one.get(k, float('nan')):.1f}" for k in keys]
             scored = f"{one['transactions']:,.0f}"
             table.add_row(rate, labelled, scored, *cells, f"{one['mean_batch']:.0f}")
     console.print(table)
