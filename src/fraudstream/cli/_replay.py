@@ -20,16 +20,11 @@ from rich.progress import (
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._labels import LabelFeed
+from fraudstream.cli._schema_opts import SchemaOption, parse_pairs, resolve_schema
 from fraudstream.schema import LabelMessage, read_labels
-from fraudstream.schema._files import Start, start_before
-from fraudstream.simulate import (
-    PendingLabels,
-    RateLimiter,
-    ReplayFile,
-    SpeedupPacer,
-    labels_path,
-    load_replay,
-)
+from fraudstream.schema._declare import SchemaDeclaration
+from fraudstream.schema._files import Start, read_transactions, start_before
+from fraudstream.simulate import PendingLabels, RateLimiter, ReplayFile, SpeedupPacer, labels_path
 from fraudstream.stream import Message, ensure_topics, make_producer, produce_messages
 
 __all__ = ["parse_start", "progress_bar", "replay"]
@@ -92,13 +87,20 @@ def _rows(n: int) -> str:
 
 
 def _parse_columns(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        target, sep, source = pair.partition("=")
-        if not sep or not target or not source:
-            raise typer.BadParameter(f"expected FIELD=COLUMN, got {pair!r}", param_hint="--column")
-        out[target] = source
-    return out
+    """``--column FIELD=COLUMN`` values as a mapping (``evaluate`` and ``score`` use it)."""
+    return parse_pairs(pairs, "--column")
+
+
+def _read(path: Path, schema: SchemaDeclaration, start: Start) -> ReplayFile:
+    """``path`` read with ``schema``, its relative times (if any) from ``start``, which
+    :attr:`ReplayFile.offset_ms` then records (as ``simulate.load_replay`` does)."""
+    used: list[int] = []
+
+    def start_of(span_ms: int) -> int:  # called only when some times are relative
+        used.append(start if isinstance(start, int) else start(span_ms))
+        return used[-1]
+
+    return ReplayFile(read_transactions(path, schema=schema, start_ms=start_of), sum(used[-1:]))
 
 
 def _labels_of(
@@ -125,9 +127,7 @@ def replay(
         None, help="Event time runs this many times faster than real time (e.g. 3600)."
     ),
     count: int | None = typer.Option(None, help="Stop after this many transactions."),
-    column: list[str] = typer.Option(
-        [], help="FIELD=COLUMN mapping (repeatable), on top of FRAUDSTREAM_REPLAY__COLUMNS__*."
-    ),
+    schema: SchemaOption = None,
     start: str = typer.Option(
         "auto",
         help="Event time of PaySim's step 0 (TX_TIME_SECONDS 0) for a file without timestamps: "
@@ -148,6 +148,9 @@ def replay(
 ) -> None:
     """Stream a file into Kafka in event-time order (key = account), at --rate or --speedup.
 
+    Columns are read as the schema declaration says (--schema, FRAUDSTREAM_SCHEMA__FILE;
+    docs/your-data.md), others by their names; each record carries the canonical fields.
+
     With a labels file (FILE.labels.parquet beside FILE, or --labels), each label goes to the
     labels topic (key = account, Kafka timestamp = label time) just before the first transaction
     at or after its label time, shifted like the transactions: a file whose times are relative
@@ -157,9 +160,9 @@ def replay(
     if rate is not None and speedup is not None:
         raise fail("give --rate or --speedup, not both")
     settings = load_settings(topics={"transactions": topic, "labels": labels_topic})
-    columns: dict[str, Any] = {**settings.replay.columns, **_parse_columns(column)}
+    declaration = resolve_schema(schema, settings)
     with console.status(f"reading and ordering {file.name}…"):
-        source = load_replay(file, columns, start_ms=parse_start(start, int(time.time() * 1000)))
+        source = _read(file, declaration, parse_start(start, int(time.time() * 1000)))
         found, labels_file = _labels_of(source, labels, no_labels, dict(settings.labels.columns))
     total = len(source) if count is None else min(count, len(source))
     client = kafka_client(settings)

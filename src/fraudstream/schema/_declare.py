@@ -229,7 +229,7 @@ class SchemaDeclaration(BaseModel):
         """The extra fields, by source field."""
         return {name: spec for name, spec in self.fields.items() if spec.kind is not None}
 
-    def with_fields(self, fields: Mapping[str, FieldSpec | str], origin: str) -> SchemaDeclaration:
+    def with_fields(self, fields: Mapping[str, FieldSpec | Any], origin: str) -> SchemaDeclaration:
         """This declaration with ``fields`` on top: a new field replaces the one of the same
         source field and any other holding its role (``--column`` overrides a file)."""
         given = {name: _spec(spec, name, origin) for name, spec in fields.items()}
@@ -257,7 +257,7 @@ def mapping_fields(mapping: Mapping[str, str], origin: str) -> dict[str, FieldSp
     return out
 
 
-def _spec(spec: FieldSpec | str, name: str, origin: str) -> FieldSpec:
+def _spec(spec: FieldSpec | Any, name: str, origin: str) -> FieldSpec:
     if isinstance(spec, FieldSpec):
         return spec
     try:

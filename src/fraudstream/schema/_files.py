@@ -200,7 +200,7 @@ def _validate(raw: pl.DataFrame, plan: ColumnPlan, where: str) -> tuple[pl.DataF
     flag_names = [f"__bad_{n}" for n in plan.cells]
     counts = checked.select(pl.col(flag_names).sum()).row(0)
     problems = [
-        _problem(raw, checked, name, plan.sources[name], plan.cells[name], int(n), where)
+        _problem(raw, checked, name, _label(plan, name), plan.cells[name], int(n), where)
         for name, n in zip(plan.cells, counts, strict=True)
         if n
     ]
@@ -208,11 +208,19 @@ def _validate(raw: pl.DataFrame, plan: ColumnPlan, where: str) -> tuple[pl.DataF
     return usable.drop(flag_names), problems
 
 
+def _label(plan: ColumnPlan, name: str) -> str:
+    """How messages name a frame column: by the declared field, else by its (file) name."""
+    source = plan.sources[name]
+    if name in plan.declared or name in plan.extras:
+        return f"field {source!r} ({plan.roles[name]})"
+    return name if source == name else f"{name} (column {source!r})"
+
+
 def _problem(
     raw: pl.DataFrame,
     checked: pl.DataFrame,
     name: str,
-    source: str,
+    label: str,
     cells: Cells,
     count: int,
     where: str,
@@ -224,10 +232,9 @@ def _problem(
         f"{where} {r + 1 if where == 'line' else r} {(cell or '')!r}"
         for r, cell in zip(rows, values, strict=True)
     )
-    column = name if source == name else f"{name} (column {source!r})"
     more = ", ..." if count > len(rows) else ""
     plural = "row" if count == 1 else "rows"
-    return f"{column}: {count:,} {plural} ({shown}{more}); expected {EXPECTED[cells]}"
+    return f"{label}: {count:,} {plural} ({shown}{more}); expected {EXPECTED[cells]}"
 
 
 def _with_event_time(

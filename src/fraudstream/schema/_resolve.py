@@ -82,7 +82,8 @@ class ColumnPlan:
     """How a file is read: the frame's column -> the file's column and how its cells parse.
 
     ``extras`` are the declared extra fields (the frame keeps the file's name for them);
-    ``declared`` is the frame's columns the declaration named, with what it said.
+    ``roles`` says what each frame column is (``account``, ``event_time (s)``, ``extra numeric``);
+    ``declared`` are the frame columns the declaration named (the others matched by name).
     """
 
     format: FileFormat
@@ -90,7 +91,8 @@ class ColumnPlan:
     cells: dict[str, Cells]
     required: frozenset[str]
     extras: dict[str, ExtraKind]
-    declared: dict[str, str]
+    roles: dict[str, str]
+    declared: frozenset[str]
 
 
 def _by_key(file_columns: Sequence[str]) -> dict[str, str]:
@@ -139,7 +141,7 @@ def plan_columns(
             _check_extras(plan, origin)
             return plan
     closest = min(plans, key=lambda f: len(missing[f]))
-    raise SchemaError(_missing_message(name, file_columns, closest, missing[closest], fixed, plans))
+    raise SchemaError(_missing_message(name, file_columns, closest, missing[closest], fixed))
 
 
 def _fixed_format(
@@ -160,7 +162,7 @@ def _plan(
 ) -> ColumnPlan:
     sources: dict[str, str] = {}
     cells: dict[str, Cells] = {}
-    declared: dict[str, str] = {}
+    roles: dict[str, str] = {}
     for field, spec in schema.fields.items():
         alias = spec.alias
         column = None if alias is None else column_for(fmt, alias.role, spec.time_unit)
@@ -169,7 +171,8 @@ def _plan(
         sources[column] = by_key[key(field)]
         unit = spec.time_unit
         cells[column] = UNIT_CELLS[unit] if unit is not None else _CELLS[fmt][column]
-        declared[column] = spec.describe()
+        roles[column] = spec.describe()
+    declared = frozenset(roles)
     extras = {by_key[key(f)]: s.kind for f, s in schema.extras().items() if s.kind is not None}
     used = set(sources.values()) | set(extras)
     names = sorted(file_names().items(), key=lambda item: item[1].format is None)  # own first
@@ -179,14 +182,17 @@ def _plan(
         if col is None or col in used or column is None or column in sources:
             continue
         if fmt in role_formats(alias):
-            sources[column], cells[column] = col, _CELLS[fmt][column]
+            sources[column] = col
+            cells[column] = UNIT_CELLS[alias.unit] if alias.unit else _CELLS[fmt][column]
+            roles[column] = alias.role + (f" ({alias.unit})" if alias.unit else "")
             used.add(col)
-    for col, kind in extras.items():
-        sources[col], cells[col] = col, EXTRA_CELLS[kind]
+    for field, spec in schema.extras().items():
+        col = by_key[key(field)]
+        sources[col], cells[col], roles[col] = col, EXTRA_CELLS[extras[col]], spec.describe()
     required = {g[0] if g[0] in sources else g[-1] for g in _REQUIRED[fmt] if set(g) & set(sources)}
     if require_label:
         required.add(LABEL[fmt])
-    return ColumnPlan(fmt, sources, cells, frozenset(required), extras, declared)
+    return ColumnPlan(fmt, sources, cells, frozenset(required), extras, roles, declared)
 
 
 def _check_extras(plan: ColumnPlan, origin: str) -> None:
@@ -209,7 +215,6 @@ def _missing_message(
     fmt: FileFormat,
     missing: list[str],
     fixed: FileFormat | None,
-    plans: Mapping[FileFormat, ColumnPlan],
 ) -> str:
     needed = ", ".join(" or ".join(g) for g in _REQUIRED[fmt])
     roles = ", ".join(_REQUIRED_ROLES[fmt])
@@ -221,9 +226,11 @@ def _missing_message(
         if not _missing(other, plan.sources, False):
             hint = f" It looks like the {other} format (train --format {other})."
     first = missing[0].split(" or ")[0].upper()
-    time = _TIME_HINT if " or ".join(_REQUIRED[fmt][0]) in missing else ""
+    time_group = " or ".join(_REQUIRED[fmt][0])
+    time = _TIME_HINT if time_group in missing else ""
+    named = [f"the event time ({m})" if m == time_group else m for m in missing]
     return (
-        f"{name} has no column for {', '.join(missing)}: the {fmt} format needs {needed}{label} "
+        f"{name} has no column for {', '.join(named)}: the {fmt} format needs {needed}{label} "
         f"(roles {roles}{', label' if label else ''}); the file's columns are "
         f"{', '.join(file_columns)}. Name them so (any case), declare them in a schema file "
         f"(`fraudstream schema infer {name}` proposes one) or map yours, e.g. "
