@@ -1,67 +1,273 @@
-"""``fraudstream evaluate``: the Fraud Detection Handbook's protocols on its card data."""
+"""``fraudstream evaluate``: a time split of the user's choosing on any transaction file, or the
+Fraud Detection Handbook's protocols on its card data (presets)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
 import typer
+from rich.table import Table
 
-from fraudstream.cli._app import app, console, err_console, fail
+from fraudstream.cli._app import app, console, err_console, fail, load_settings
+from fraudstream.cli._backtest import parse_time
+from fraudstream.cli._lists import parse_ttl_ms
+from fraudstream.cli._replay import _parse_columns
+from fraudstream.cli._train import _costs, _file_labels, _threshold
 from fraudstream.model._fdh import fdh_features, fdh_labels, load_fdh, run_ch3, run_ch5
 from fraudstream.schema import LabelMessage, read_labels
 from fraudstream.simulate._labels import label_table
 
-__all__ = ["evaluate"]
+__all__ = ["SplitOptions", "evaluate", "time_split_result"]
+
+#: ``--model`` names -> the bundle's model names.
+_MODELS = {"lgbm": "lightgbm", "logreg": "logreg"}
+_SHOWN = (
+    ("average_precision", "average precision"),
+    ("roc_auc", "ROC AUC"),
+    ("recall_at_1pct_fpr", "recall at 1% FPR"),
+    ("precision_at_100", "precision@100"),
+    ("alerts", "alerts (review+block)"),
+    ("expected_cost", "expected cost"),
+    ("expected_cost_allow_all", "expected cost, allowing all"),
+)
 
 
 @app.command()
 def evaluate(
-    data: Path = typer.Argument(..., help="The handbook's transactions (parquet)."),
-    protocol: str = typer.Option("fdh-ch3", help="fdh-ch3 (baseline) or fdh-ch5 (prequential)."),
-    model: str = typer.Option("logreg", help="logreg or lgbm."),
+    data: Path = typer.Argument(
+        ...,
+        help="Transactions with a fraud column (CSV or Parquet); for --protocol the "
+        "handbook's parquet.",
+    ),
+    train_until: str | None = typer.Option(
+        None,
+        help="Time split: train on the rows whose label is known by then (event time + "
+        "--label-delay); a date, date-time (UTC unless it says otherwise) or ms.",
+    ),
+    test_from: str | None = typer.Option(
+        None, help="Time split: test on the rows from then [default: --train-until]."
+    ),
+    test_until: str | None = typer.Option(
+        None, help="Time split: test on the rows before then [default: to the end]."
+    ),
+    label_delay: str = typer.Option(
+        "7d", help="Time split: how long after a transaction its label is known (30m, 12h, 7d)."
+    ),
+    data_format: str = typer.Option("paysim", "--format", help="Time split: paysim or card."),
+    mode: str = typer.Option("pre_auth", help="Time split, PaySim: pre_auth or post_tx."),
+    column: list[str] = typer.Option(
+        [], help="Time split: FIELD=COLUMN mapping (repeatable), as replay and score take."
+    ),
+    seed: int = typer.Option(1, help="Time split: seed of the models."),
+    protocol: str | None = typer.Option(
+        None,
+        help="fdh-ch3 (baseline) or fdh-ch5 (prequential): the handbook's protocols on its "
+        "data [default: fdh-ch3 when no time split is given].",
+    ),
+    model: str | None = typer.Option(
+        None,
+        help="logreg or lgbm [default: logreg for a protocol; for a time split the model "
+        "train would choose on validation].",
+    ),
     features: str = typer.Option(
-        "", help="fdh (the handbook's 15) or rich (ours too); default fdh for ch3, rich for ch5."
+        "",
+        help="Protocols: fdh (the handbook's 15) or rich (ours too); default fdh for ch3, "
+        "rich for ch5.",
     ),
     labels: Path | None = typer.Option(
         None,
-        help="Labels file (CSV or Parquet, as `labels import` reads). Features and ground truth "
-        "come from it, never from TX_FRAUD. If FILE does not exist it is written from DATA's "
-        "TX_FRAUD, each fraud known 7 days after the transaction (the handbook's delay); "
-        "without --labels those labels are used in memory.",
+        help="Labels file (CSV or Parquet, as `labels import` reads); the ground truth stays "
+        "DATA's fraud column. Time split: the label features' labels [default: DATA.labels.* "
+        "beside DATA, else DATA's frauds known --label-delay later]. Protocols: features and "
+        "ground truth come from it, never from TX_FRAUD; if FILE does not exist it is written "
+        "from TX_FRAUD, each fraud known 7 days later; without --labels those are used in memory.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Reproduce a handbook protocol and print AUC ROC, average precision and CP@100."""
+    """Train on a period and test on a later one of any transaction file (--train-until,
+    --test-from), or reproduce a handbook protocol (--protocol); print the test metrics."""
+    if model not in (None, *_MODELS):
+        raise typer.BadParameter("model must be logreg or lgbm", param_hint="--model")
+    started = time.monotonic()
+    if train_until is None and test_from is None:
+        if test_until is not None:
+            raise fail("--test-until needs --train-until")
+        result = _protocol(data, protocol or "fdh-ch3", model or "logreg", features, labels)
+    else:
+        if protocol is not None or features:
+            raise fail("--protocol and --features are the handbook's; a time split takes neither")
+        options = _split_options(data_format, mode, column, labels, seed)
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = time_split_result(
+                data, options, train_until, test_from, test_until, label_delay, model
+            )
+    result["seconds"] = round(time.monotonic() - started, 1)
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif result.get("protocol") == "time-split":
+        _print_split(result)
+    else:
+        for key, value in result.items():
+            console.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a time split reads DATA (format, PaySim mode, column mapping, labels) and its seed."""
+
+    fmt: str
+    mode: str
+    columns: dict[str, str]
+    labels: Path | None
+    seed: int
+
+
+def _split_options(
+    fmt: str, mode: str, column: list[str], labels: Path | None, seed: int
+) -> SplitOptions:
+    if fmt not in ("paysim", "card"):
+        raise typer.BadParameter("format must be paysim or card", param_hint="--format")
+    if mode not in ("pre_auth", "post_tx"):
+        raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
+    return SplitOptions(fmt, mode, _parse_columns(column), labels, seed)
+
+
+def time_split_result(
+    data: Path,
+    options: SplitOptions,
+    train_until: str | None,
+    test_from: str | None,
+    test_until: str | None,
+    label_delay: str,
+    model: str | None,
+) -> dict[str, Any]:
+    """The metrics of a time split of ``data`` for ``model`` (``None``: the validation's
+    choice), flat as the protocols' results, with the split and the data counts."""
+    from fraudstream.model._data import read_history
+    from fraudstream.model._evaluate_split import evaluate_time_split
+
+    if train_until is None:
+        raise fail("a time split needs --train-until")
+    if not data.is_file():
+        raise fail(f"no such file: {data}")
+    until_ms = parse_time(train_until, "--train-until")
+    from_ms = until_ms if test_from is None else parse_time(test_from, "--test-from")
+    end_ms = None if test_until is None else parse_time(test_until, "--test-until")
+    delay_ms = _delay_ms(label_delay)
+    settings = load_settings()
+    with console.status(f"reading {data}…"):
+        columns = {**settings.replay.columns, **options.columns}
+        history = read_history(data, options.fmt, columns=columns)  # type: ignore[arg-type]
+    console.print(f"{len(history):,} transactions read from {data}", highlight=False)
+    found = _file_labels(history, data, options.labels, delay_ms, settings)
+    with console.status("feature replay, then training both models…"):
+        metrics = evaluate_time_split(
+            history,
+            mode="card" if options.fmt == "card" else options.mode,
+            train_until_ms=until_ms,
+            test_from_ms=from_ms,
+            test_until_ms=end_ms,
+            label_delay_ms=delay_ms,
+            labels=found,
+            costs=_costs(settings),
+            seed=options.seed,
+            partitions=settings.kafka.partitions,
+        )
+    chosen = metrics["selection"]["chosen"]
+    name = chosen if model is None else _MODELS[model]
+    return {
+        "protocol": "time-split",
+        "model": name,
+        "chosen_on_validation": chosen,
+        "train_until_ms": until_ms,
+        "test_from_ms": from_ms,
+        "test_until_ms": end_ms,
+        "label_delay_ms": delay_ms,
+        **metrics[name],
+        "data": metrics["data"],
+        "warnings": metrics["quality"]["warnings"],
+    }
+
+
+def _delay_ms(text: str) -> int:
+    if text.strip() in ("0", "0s", "0m", "0h", "0d"):
+        return 0
+    try:
+        return parse_ttl_ms(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r}: write a number and a unit s, m, h, d or w, e.g. 7d",
+            param_hint="--label-delay",
+        ) from None
+
+
+def _print_split(result: dict[str, Any]) -> None:
+    d = result["data"]
+    how = "chosen on validation" if result["model"] == result["chosen_on_validation"] else "asked"
+    table = Table(title=f"test rows {_when(d['test_start_ms'])} to {_when(d['test_end_ms'])}")
+    table.add_column("metric")
+    table.add_column(f"{result['model']} ({how})", justify="right")
+    for key, label in _SHOWN:
+        table.add_row(label, _fmt(result.get(key)))
+    for step in ("review", "block"):
+        at = result[step]
+        table.add_row(f"{step} threshold", _threshold(at["threshold"]))
+        for what in ("precision", "recall"):
+            table.add_row(f"{what} at the {step} threshold", _fmt(at.get(what)))
+    console.print(table)
+    console.print(
+        f"trained on {d['train_rows']:,} rows ({d['train_frauds']:,} frauds) from "
+        f"{_when(d['train_start_ms'])} to {_when(d['train_end_ms'])}, labels known "
+        f"{result['label_delay_ms'] / 86_400_000:g} days after each transaction by "
+        f"{_when(result['train_until_ms'])}; tested on {d['test_rows']:,} rows "
+        f"({d['test_frauds']:,} frauds)",
+        highlight=False,
+    )
+    for warning in result["warnings"]:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+def _when(ms: int) -> str:
+    from fraudstream.cli._rulestore import when
+
+    return when(ms)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+    return "n/a" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _protocol(
+    data: Path, protocol: str, model: str, features: str, labels: Path | None
+) -> dict[str, Any]:
+    """A handbook protocol's AUC ROC, average precision and CP@100 (unchanged presets)."""
     if protocol not in ("fdh-ch3", "fdh-ch5"):
         raise typer.BadParameter("protocol must be fdh-ch3 or fdh-ch5", param_hint="--protocol")
-    if model not in ("logreg", "lgbm"):
-        raise typer.BadParameter("model must be logreg or lgbm", param_hint="--model")
     if features not in ("", "fdh", "rich"):
         raise typer.BadParameter("features must be fdh or rich", param_hint="--features")
     if not data.is_file():
         raise fail(f"no such file: {data}")
     rich = features == "rich" if features else protocol == "fdh-ch5"
-    started = time.monotonic()
     df = load_fdh(data)
     label_records = _labels(df, labels)
     with console.status("replaying the history through the card feature engine…"):
         d = fdh_features(df, label_records)
     with console.status(f"{protocol}: training and scoring {model}…"):
-        result = (
+        return (
             run_ch3(d, model, rich)  # type: ignore[arg-type]
             if protocol == "fdh-ch3"
             else run_ch5(d, model, rich)  # type: ignore[arg-type]
         )
-    result["seconds"] = round(time.monotonic() - started, 1)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    for key, value in result.items():
-        console.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
 def _labels(df: pl.DataFrame, path: Path | None) -> list[LabelMessage]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import typer
@@ -37,6 +39,7 @@ def train_from_simulation(
     seed: int,
     gap_ms: int | None = None,
     allow_few_frauds: bool = False,
+    refit: bool = False,
 ) -> Bundle:
     """Simulate ``rows`` of history with the live stream's parameters and train on it.
 
@@ -62,6 +65,7 @@ def train_from_simulation(
         gap_ms=gap_ms,
         allow_few_frauds=allow_few_frauds,
         labels=labels,
+        refit=refit,
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)
@@ -77,6 +81,7 @@ def _train(
     gap_ms: int,
     allow_few_frauds: bool = False,
     labels: list[LabelMessage] | None = None,
+    refit: bool = False,
 ) -> Bundle:
     """:func:`train_bundle` with a progress bar over the feature replay."""
     with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
@@ -91,6 +96,7 @@ def _train(
             partitions=settings.kafka.partitions,
             refuse_few_frauds=not allow_few_frauds,
             labels=labels or (),
+            refit=refit,
         )
 
 
@@ -162,6 +168,7 @@ def _print_metrics(bundle: Bundle) -> None:
         f"gap {data.get('gap_ms', 0) / 1000:.0f} s, "
         f"test {data.get('test_rows', 0):,} ({data.get('test_frauds', '?')} frauds)"
     )
+    _print_refit(m.get("refit"))
     _print_selection(bundle)
     t = bundle.thresholds
     console.print(
@@ -195,6 +202,21 @@ def _print_selection(bundle: Bundle) -> None:
     table.add_row("alerts (review+block)", *(_fmt(val[m].get("alerts")) for m in _MODELS))
     console.print(table)
     console.print(f"scoring model: [bold]{selection['chosen']}[/] — {selection['reason']}")
+
+
+def _print_refit(refit: dict[str, Any] | None) -> None:
+    """What the shipped models were refit on (``train --refit``)."""
+    if refit:
+        console.print(
+            f"[bold]refit:[/] the shipped models were fitted again on all {refit['rows']:,} "
+            f"labelled rows ({refit['frauds']:,} frauds) from {_utc(refit['start_ms'])} to "
+            f"{_utc(refit['end_ms'])}, with the validated parameters, calibration and "
+            "thresholds; the figures above are the validated models'"
+        )
+
+
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _threshold(value: float) -> str:
@@ -249,6 +271,11 @@ def train(
     label_delay_days: float = typer.Option(
         7.0, help="Without a labels file: days after a fraud until it is known (handbook: 7)."
     ),
+    refit: bool = typer.Option(
+        False,
+        help="After validation and test, fit both models again on all the history (same "
+        "parameters, calibration and thresholds); the report keeps the validated figures.",
+    ),
 ) -> None:
     """Train LightGBM and a logistic baseline; the better on validation scores. A new bundle
     is a candidate until `fraudstream model promote VERSION` (or --promote)."""
@@ -266,6 +293,7 @@ def train(
             seed=seed,
             gap_ms=gap_ms,
             allow_few_frauds=allow_few_frauds,
+            refit=refit,
         )
     else:
         bundle = _train_from_file(
@@ -278,6 +306,7 @@ def train(
             allow_few_frauds=allow_few_frauds,
             labels=labels,
             label_delay_ms=int(label_delay_days * 86_400_000),
+            refit=refit,
         )
     console.print(f"trained in {time.monotonic() - started:.1f} s")
     if promote_it:
@@ -306,6 +335,7 @@ def _train_from_file(
     allow_few_frauds: bool = False,
     labels: Path | None = None,
     label_delay_ms: int = 7 * 86_400_000,
+    refit: bool = False,
 ) -> Bundle:
     if not data.is_file():
         raise fail(f"no such file: {data}")
@@ -326,6 +356,7 @@ def _train_from_file(
         gap_ms=gap,
         allow_few_frauds=allow_few_frauds,
         labels=_file_labels(history, data, labels, label_delay_ms, settings),
+        refit=refit,
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)

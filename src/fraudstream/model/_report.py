@@ -173,6 +173,7 @@ def _markdown(bundle: Bundle, pngs: list[str], counts: dict[str, Any]) -> str:
     models = list(counts)
     lines = [f"# Training report — {_md(bundle.version)}", ""]
     lines += _summary(bundle)
+    lines += _refit(m.get("refit"))
     warnings = m.get("quality", {}).get("warnings", [])
     if warnings:
         lines += ["## Warnings", ""] + [f"- {_md(w)}" for w in warnings] + [""]
@@ -210,6 +211,20 @@ def _summary(bundle: Bundle) -> list[str]:
         "",
         "A bundle scores only once promoted: "
         f"{_code(f'fraudstream model promote {bundle.version}')} (or {_code('train --promote')}).",
+        "",
+    ]
+
+
+def _refit(refit: dict[str, Any] | None) -> list[str]:
+    """``train --refit``: the figures below are the validated models', not the shipped ones'."""
+    if not refit:
+        return []
+    return [
+        f"**Refit:** the shipped models were fitted again, after validation, on all "
+        f"{_fmt(refit.get('rows'))} labelled rows ({_fmt(refit.get('frauds'))} frauds) from "
+        f"{_datum('start_ms', refit.get('start_ms'))} to {_datum('end_ms', refit.get('end_ms'))}, "
+        "with the validated parameters and rounds; calibration and thresholds are the validated "
+        "models' (fitted on the calibration part). Every figure below is the validated models'.",
         "",
     ]
 
