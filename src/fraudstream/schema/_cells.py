@@ -139,5 +139,5 @@ def parse(name: str, cells: Cells, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr
     if cells == "name":
         return pl.when(text.str.len_chars() <= MAX_NAME).then(text), text.is_not_null()
     if cells == "when":
-        return text.str.to_datetime(strict=False), text.is_not_null()
+        return text.str.to_datetime(strict=False, time_zone="UTC"), text.is_not_null()
     return text, text.is_not_null()

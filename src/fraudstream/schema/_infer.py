@@ -32,6 +32,7 @@ _NAMES: Final[dict[Role, tuple[str, ...]]] = {
         "event_time_ms",
         "unix_time",
         "timestamp",
+        "ts",
         "event_time",
         "tx_datetime",
         "trans_date_trans_time",
@@ -166,6 +167,8 @@ def _roles_by_name(
                 continue
             spec, why = _as_role(sample, col, role)
             if spec is None:
+                if role == "event_time":  # named a time, read as none: say why
+                    unplaced[col] = why
                 continue
             if role in found:
                 first = next(c for c, s in fields.items() if s.alias and s.alias.role == role)
