@@ -24,6 +24,7 @@ from fraudstream.errors import ModelError
 from fraudstream.features import CARD_FEATURES
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
+from fraudstream.model._drift import DriftReference
 from fraudstream.model._linear import LinearScorer
 from fraudstream.model._shap import CompiledShap
 from fraudstream.model._trees import CompiledTrees
@@ -79,6 +80,7 @@ class Bundle:
         info: dict[str, Any] | None = None,
         path: Path | None = None,
         scoring_model: str = "lightgbm",
+        drift: DriftReference | None = None,
     ) -> None:
         if scoring_model not in SCORING_MODELS:
             raise ModelError(f"unknown scoring model {scoring_model!r}; expected {SCORING_MODELS}")
@@ -95,6 +97,8 @@ class Bundle:
         self.info: dict[str, Any] = info or {}
         self.path = path
         self.scoring_model = scoring_model
+        #: Histograms of the training rows for drift monitoring (``None``: not monitored).
+        self.drift = drift
         #: The baseline as one weight vector (batched scoring), ``None`` without a baseline.
         self.linear = None if baseline is None else LinearScorer.from_pipeline(baseline)
         #: Test-set arrays of a freshly trained bundle, for :func:`write_report` (never saved).
@@ -220,6 +224,8 @@ class Bundle:
             )
             if self.baseline is not None:
                 joblib.dump(self.baseline, tmp / _BASELINE_FILE)
+            if self.drift is not None:
+                self.drift.save(tmp)
             (tmp / BUNDLE_FILE).write_text(json.dumps(self._manifest(), indent=2, default=str))
             tmp.rename(final)
         except BaseException:
@@ -255,6 +261,7 @@ class Bundle:
         except (OSError, KeyError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ModelError(f"bundle {path} is incomplete or corrupt: {exc}") from exc
         names = tuple(manifest["feature_names"])
+        drift = _drift_reference(path)
         _check_feature_spec(path, manifest["mode"], names, booster)
         known = {"format", "version", "mode", "feature_names", "thresholds", "metrics"}
         known.add("scoring_model")
@@ -270,7 +277,17 @@ class Bundle:
             info={k: v for k, v in manifest.items() if k not in known},
             path=path,
             scoring_model=manifest.get("scoring_model", "lightgbm"),
+            drift=drift,
         )
+
+
+def _drift_reference(path: Path) -> DriftReference | None:
+    """The bundle's drift reference; ``None`` (with a warning) if its file is unreadable."""
+    try:
+        return DriftReference.load(path)
+    except ModelError as exc:
+        log.warning("%s; this bundle is served without drift monitoring", exc)
+        return None
 
 
 def _top_reasons(
