@@ -40,6 +40,7 @@ from fraudstream.features import (
 )
 from fraudstream.model._bundle import Bundle, Platt
 from fraudstream.model._costs import NEVER, Costs, Thresholds, choose_thresholds
+from fraudstream.model._drift import build_reference
 from fraudstream.model._linear import LinearScorer
 from fraudstream.model._metrics import evaluate
 from fraudstream.model._select import select_model
@@ -135,6 +136,8 @@ def train_bundle(
     if refit:  # a new parameter only where used: earlier bundles keep their version hashes
         params["refit"] = True
     bundle = _bundle(h, mode, names, trained.thresholds, metrics, fitted, params, gap_ms)
+    held_out = x[split.test]  # drift reference: the test part, the latest rows
+    bundle.drift = build_reference(held_out, bundle.score(held_out), names)
     bundle.evaluation = evaluation
     return bundle
 
