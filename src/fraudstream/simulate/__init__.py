@@ -16,7 +16,7 @@ from fraudstream.simulate._labels import (
 from fraudstream.simulate._ratelimit import RateLimiter
 from fraudstream.simulate._replay import ReplayFile, SpeedupPacer, load_replay
 from fraudstream.simulate._robots import ROBOTS
-from fraudstream.simulate._simulator import PaySimSimulator
+from fraudstream.simulate._simulator import MixShift, PaySimSimulator
 from fraudstream.simulate._write import (
     PAYSIM_COLUMNS,
     HistoryWriter,
@@ -39,6 +39,7 @@ __all__ = [
     "HistoryWriter",
     "LabelMix",
     "LiveLabels",
+    "MixShift",
     "PaySimSimulator",
     "PendingLabels",
     "RateLimiter",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 
 import numpy as np
@@ -114,6 +114,10 @@ class Chunk:
     frac: list[float]
     robot: list[int]
 
+    def head(self, n: int) -> Chunk:
+        """The first ``n`` slots."""
+        return Chunk(*(getattr(self, f.name)[:n] for f in fields(self)))
+
 
 def arrival_times(
     rng: np.random.Generator, size: int, start_ms: float, rate_per_s: float
@@ -137,6 +141,13 @@ def _amounts(
     return out
 
 
+def _scaled(amount: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.float64]:
+    if scale == 1.0:
+        return amount
+    out: npt.NDArray[np.float64] = np.maximum(np.round(amount * scale, 2), 0.01)
+    return out
+
+
 def draw_chunk(
     rng: np.random.Generator,
     pop: Population,
@@ -145,8 +156,10 @@ def draw_chunk(
     rate_per_s: float,
     kind_cum: npt.NDArray[np.float64],
     robot_cum: npt.NDArray[np.float64],
+    amount_scale: float = 1.0,
 ) -> Chunk:
-    """The next ``size`` genuine slots after ``start_ms`` (``*_cum``: cumulative probabilities)."""
+    """The next ``size`` genuine slots after ``start_ms`` (``*_cum``: cumulative probabilities);
+    drawn amounts are multiplied by ``amount_scale``."""
     times = arrival_times(rng, size, start_ms, rate_per_s)
     kind = np.minimum(np.searchsorted(kind_cum, rng.random(size), side="right"), len(KINDS) - 1)
     orig = pop.sample_customers(rng.random(size))
@@ -166,7 +179,7 @@ def draw_chunk(
         kind=kind.tolist(),
         orig=orig.tolist(),
         dest=dest.tolist(),
-        amount=_amounts(rng, kind, v).tolist(),
+        amount=_scaled(_amounts(rng, kind, v), amount_scale).tolist(),
         u=u.tolist(),
         v=v.tolist(),
         frac=rng.beta(1.3, 2.5, size).tolist(),

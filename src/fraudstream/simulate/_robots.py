@@ -235,6 +235,16 @@ class Robots:
         )
         self.attack_probs = [per_robot / _PLANNERS[n][1] for n in self.names]
 
+    @property
+    def rnd(self) -> random.Random:
+        """The robots' random stream."""
+        return self._ctx.rnd
+
+    def adopt(self, other: Robots) -> None:
+        """Take over ``other``'s open compromise windows (a change of mix mid-stream)."""
+        self._ctx.merchants = other._ctx.merchants
+        self._ctx.customers = other._ctx.customers
+
     def plan(self, robot: int, t: float) -> Planned:
         """The steps of an attack by robot ``robot`` (1-based) starting at event time ``t``."""
         return _PLANNERS[self.names[robot - 1]][0](self._ctx, t)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -30,7 +32,7 @@ from fraudstream.simulate._draws import (
 from fraudstream.simulate._population import build_population
 from fraudstream.simulate._robots import ROBOTS, Robots, Step
 
-__all__ = ["PaySimSimulator"]
+__all__ = ["MixShift", "PaySimSimulator"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,20 @@ _LOG_FOLLOW_UP_MS: Final = (math.log(10_000.0), math.log(3_600_000.0))
 _EMPTY_CHUNK: Final = Chunk([], [], [], [], [], [], [], [], [])
 
 
+@dataclass(frozen=True)
+class MixShift:
+    """A change of the simulated population from event time ``at_ms`` on (drift tests).
+
+    ``robots`` and ``fraud_rate`` replace the robot mix (``None``: unchanged); genuine amounts
+    are drawn ``amount_scale`` times larger. Attacks planned before go on as planned.
+    """
+
+    at_ms: int
+    robots: Sequence[str] | None = None
+    fraud_rate: float | None = None
+    amount_scale: float = 1.0
+
+
 class PaySimSimulator:
     """A bank's transaction stream in PaySim's format, with fraud robots labelling their own.
 
@@ -52,7 +68,7 @@ class PaySimSimulator:
     traffic follows PaySim's type shares and heavy-tailed amounts; robots (see ``ROBOTS``) inject
     about ``fraud_rate`` of all records, shared equally, and their later steps (a mule's cash-out…)
     are interleaved with genuine traffic in event-time order. Same parameters, same stream, however
-    it is cut into batches.
+    it is cut into batches. ``shift`` changes the robot mix and the amounts from an event time on.
 
     Balances: customers' balances are tracked; merchants' are not (``oldbalanceDest`` =
     ``newbalanceDest`` = 0, as in PaySim). TRANSFER and CASH_OUT move ``amount`` from the origin to
@@ -72,6 +88,7 @@ class PaySimSimulator:
         start_ms: int = 0,
         robots: Sequence[str] = ROBOTS,
         fraud_rate: float = 0.003,
+        shift: MixShift | None = None,
     ) -> None:
         merchants = max(20, accounts // 10) if merchants is None else merchants
         _validate(accounts, merchants, rate_per_s, start_ms, fraud_rate)
@@ -91,6 +108,12 @@ class PaySimSimulator:
         self.robots = self._robots.names
         self._kind_cum = np.cumsum(kind_shares())
         self._robot_cum = np.cumsum(np.asarray(self._robots.attack_probs, dtype=np.float64))
+        self._shift = shift
+        self._amount_scale = 1.0
+        if shift is not None:
+            _validate(accounts, merchants, rate_per_s, start_ms, shift.fraud_rate or 0.0)
+            if not (math.isfinite(shift.amount_scale) and shift.amount_scale > 0):
+                raise ConfigError(f"amount scale must be > 0, got {shift.amount_scale}")
         self._heap: list[tuple[float, int, Step]] = []
         self._pushed = 0
         self._emitted = 0
@@ -131,7 +154,21 @@ class PaySimSimulator:
         return paysim_to_batch(records, tx_ids)
 
     def _refill(self) -> None:
-        self._chunk = draw_chunk(
+        chunk = self._draw()
+        shift = self._shift
+        if shift is not None and chunk.time_ms[-1] >= shift.at_ms:
+            cut = bisect.bisect_left(chunk.time_ms, shift.at_ms)
+            if cut:  # the slots before the shift; the next refill draws with the new mix
+                chunk = chunk.head(cut)
+            else:
+                self._apply(shift)
+                chunk = self._draw()
+        self._chunk = chunk
+        self._clock_ms = chunk.time_ms[-1]
+        self._pos = 0
+
+    def _draw(self) -> Chunk:
+        return draw_chunk(
             self._rng,
             self._pop,
             _CHUNK,
@@ -139,9 +176,26 @@ class PaySimSimulator:
             self.rate_per_s,
             self._kind_cum,
             self._robot_cum,
+            self._amount_scale,
         )
-        self._clock_ms = self._chunk.time_ms[-1]
-        self._pos = 0
+
+    def _apply(self, shift: MixShift) -> None:
+        """Draw from ``shift``'s mix from now on (open compromise windows stay open)."""
+        self._shift = None
+        self._amount_scale = shift.amount_scale
+        names = tuple(shift.robots) if shift.robots is not None else self._robots.names
+        rate = shift.fraud_rate if shift.fraud_rate is not None else self.fraud_rate
+        robots = Robots(names, rate, follow_ups_per_slot(), self._pop, self._robots.rnd)
+        robots.adopt(self._robots)
+        self._robots, self.robots, self.fraud_rate = robots, robots.names, rate
+        self._robot_cum = np.cumsum(np.asarray(robots.attack_probs, dtype=np.float64))
+        log.info(
+            "simulator: from %d ms robots %s at fraud rate %g, amounts x%g",
+            shift.at_ms,
+            ",".join(robots.names),
+            rate,
+            shift.amount_scale,
+        )
 
     def _push(self, at: float, step: Step) -> None:
         self._pushed += 1
