@@ -16,6 +16,7 @@ __all__ = [
     "CostSettings",
     "DashboardSettings",
     "DetectSettings",
+    "DriftSettings",
     "KafkaSettings",
     "LabelsSettings",
     "NotifySettings",
@@ -132,6 +133,21 @@ class DetectSettings(_Frozen):
     snapshot_interval_s: float = Field(default=60.0, gt=0)
     #: Where snapshots live (unset: ``<data_dir>/state``); local to the machine.
     snapshot_dir: Path | None = None
+
+
+class DriftSettings(_Frozen):
+    """Drift of the scored stream against the bundle's training reference (docs/drift.md)."""
+
+    enabled: bool = True
+    #: Tumbling event-time windows; each closed window gets a PSI per feature and the score.
+    window_ms: int = Field(default=180_000, ge=1_000)
+    #: A window with fewer scored rows is not evaluated.
+    min_rows: int = Field(default=1_000, ge=1)
+    #: PSI over this (0.1: watch, 0.25: act) for ``alarm_windows`` windows in a row: the alarm.
+    threshold: float = Field(default=0.25, gt=0)
+    alarm_windows: int = Field(default=2, ge=1)
+    #: Whether volume features (counts per hour, which follow the daily cycle) raise the alarm.
+    alarm_volume: bool = False
 
 
 class NotifySettings(_Frozen):
@@ -305,6 +321,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     costs: CostSettings = CostSettings()
     detect: DetectSettings = DetectSettings()
+    drift: DriftSettings = DriftSettings()
     simulate: SimulateSettings = SimulateSettings()
     replay: ReplaySettings = ReplaySettings()
     #: ``FRAUDSTREAM_SCHEMA__…`` (``schema`` itself is a name pydantic's BaseModel keeps).
