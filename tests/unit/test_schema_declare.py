@@ -127,7 +127,9 @@ def test_step_hours_and_seconds_from_the_start_are_relative(tmp_path: Path) -> N
 
 def test_unknown_role() -> None:
     message = _error('[fields]\namt = "amout"')
-    assert message.startswith("schema.toml: field 'amt': unknown role 'amout'; choose a role")
+    assert message.startswith(
+        "schema.toml: field 'amt': unknown role 'amout' (did you mean amount?); choose a role"
+    )
     assert "card only: customerId" in message and "PaySim only: step" in message
 
 
@@ -288,7 +290,9 @@ def test_settings_and_options_layer_in_order(
         "category": "counterparty",  # the legacy mapping replaced merchant
         "online": "tx_id",
     }
-    assert "--schema" in schema.origin and "FRAUDSTREAM_REPLAY__COLUMNS" in schema.origin
+    assert schema.origin == (
+        "schema.toml with FRAUDSTREAM_SCHEMA__FIELDS with FRAUDSTREAM_REPLAY__COLUMNS with --column"
+    )
     read = read_transactions(_file(tmp_path), schema=schema)
     assert read.frame["TX_AMOUNT"].to_list() == [40.1, 40.1, 41.0]
     assert read.frame["TRANSACTION_ID"].to_list() == ["yes", "yes", "no"]

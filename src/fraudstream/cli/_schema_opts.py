@@ -84,7 +84,7 @@ def resolve_schema(values: Sequence[str] | None, settings: Settings) -> SchemaDe
             "FRAUDSTREAM_REPLAY__COLUMNS",
             mapping_fields(settings.replay.columns, "FRAUDSTREAM_REPLAY__COLUMNS"),
         ),
-        ("--schema", mapping_fields(pairs, "--schema")),
+        ("--column", mapping_fields(pairs, "--column")),
     )
     for origin, fields in layers:
         if fields:

@@ -20,6 +20,7 @@ Validated by pydantic; :func:`load_schema` and :func:`declare` turn every proble
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,6 +68,15 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def _guess(name: str) -> str:
+    """`` (did you mean amount?)`` for a name close to a role's or a field's, else nothing."""
+    names = [*ROLES, *file_names()]
+    close = difflib.get_close_matches(name, names, n=1) or difflib.get_close_matches(
+        name.lower(), [n.lower() for n in names], n=1
+    )
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def known_roles(fmt: FileFormat | None = None) -> str:
     """The names a role may be given by, for error messages (only ``fmt``'s if given)."""
     names = file_names()
@@ -105,7 +115,10 @@ class FieldSpec(BaseModel):
     def _known_role(cls, role: str | None) -> str | None:
         if role is not None and alias_of(role) is None:
             known = known_roles()
-            raise _error(f"unknown role {role!r}; choose a role or a field name ({known})", "role")
+            raise _error(
+                f"unknown role {role!r}{_guess(role)}; choose a role or a field name ({known})",
+                "role",
+            )
         return role
 
     @model_validator(mode="after")
@@ -250,8 +263,8 @@ def mapping_fields(mapping: Mapping[str, str], origin: str) -> dict[str, FieldSp
     for target, source in mapping.items():
         if alias_of(target) is None:
             raise ConfigError(
-                f"{origin}: unknown target field {target!r} (for column {source!r}); choose a "
-                f"role or a field name ({known_roles()})"
+                f"{origin}: unknown target field {target!r} (for column {source!r})"
+                f"{_guess(target)}; choose a role or a field name ({known_roles()})"
             )
         out[source] = _spec(target, source, origin)
     return out
