@@ -25,6 +25,7 @@ the day by construction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "bin_edges",
     "bin_index",
     "build_reference",
+    "is_volume_feature",
     "psi",
     "psi_by_histogram",
 ]
@@ -61,6 +63,18 @@ SCORE_TAIL: Final = (0.95, 0.99, 0.999)
 #: Features that follow the clock, not the population: never monitored.
 CALENDAR_FEATURES: Final = frozenset({"hour_of_day", "TX_DURING_WEEKEND", "TX_DURING_NIGHT"})
 _FORMAT: Final = 1
+#: Features that count events per unit of time: they follow the traffic's daily cycle.
+_VOLUME: Final = re.compile(r"^(tx_count|amount_sum|distinct_senders|high_amount_count)_|_NB_TX_")
+
+
+def is_volume_feature(name: str) -> bool:
+    """Whether ``name`` counts events per unit of time (``tx_count_by_account_1h``…).
+
+    Such a feature's distribution follows the traffic's volume, which has a daily cycle (the
+    simulator's counterparty counts per hour double from night to afternoon): its PSI against a
+    reference from another time of day measures load, not a change of population.
+    """
+    return _VOLUME.search(name) is not None
 
 
 def bin_edges(values: npt.NDArray[Any], bins: int = 10, tail: Sequence[float] = ()) -> F64:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fraudstream.sinks._alerts import AlertTopicSink, alert_payloads, decision_payloads
+from fraudstream.sinks._drift import DriftWindow
 from fraudstream.sinks._feedback import Feedback, feedback_line, feedback_lines, label_feedback
 from fraudstream.sinks._history import history_span, load_history
 from fraudstream.sinks._lists_store import ListChange, ListEntry, ListInfo, ListsSnapshot
@@ -28,6 +29,7 @@ __all__ = [
     "AlertTopicSink",
     "ChangeToken",
     "Dispatcher",
+    "DriftWindow",
     "EmailChannel",
     "Feedback",
     "ListChange",

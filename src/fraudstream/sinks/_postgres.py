@@ -27,6 +27,7 @@ from psycopg_pool import ConnectionPool
 from fraudstream._redact import redact
 from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
+from fraudstream.sinks._drift import DriftWindow, drift_rows
 from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, for_driver, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
@@ -86,6 +87,12 @@ ON CONFLICT (window_end_ms) DO UPDATE SET
     alerts = excluded.alerts,
     amount = excluded.amount,
     fraud_amount = excluded.fraud_amount"""
+_UPSERT_DRIFT: Final = """
+INSERT INTO model_drift (model_version, window_end_ms, feature, window_ms, row_count, psi, alarm)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (model_version, window_end_ms, feature) DO UPDATE SET
+    window_ms = excluded.window_ms, row_count = excluded.row_count, psi = excluded.psi,
+    alarm = excluded.alarm"""
 _UPSERT_MODEL: Final = """
 INSERT INTO model_versions (version, metrics, first_seen_ms) VALUES (%s, %s::jsonb, %s)
 ON CONFLICT (version) DO UPDATE SET metrics = excluded.metrics"""
@@ -152,6 +159,7 @@ class PostgresStore:
         self._alerts: list[list[tuple[Any, ...]]] = []  # per batch of ``_batches``
         self._rejected: list[RejectedRow] = []
         self._windows: dict[int, tuple[Any, ...]] = {}
+        self._drift: list[DriftWindow] = []
         self._models: list[tuple[Any, ...]] = []
         self._last_retention = 0.0
 
@@ -249,12 +257,16 @@ class PostgresStore:
                 s.fraud_amount,
             )
 
+    def write_drift(self, windows: Sequence[DriftWindow]) -> None:
+        """Buffer the PSI rows of these drift windows."""
+        self._drift += windows
+
     def record_model_version(self, version: str, metrics_json: str) -> None:
         """Buffer a model version and its metrics (JSON); the first sighting time is kept."""
         self._models.append((version, metrics_json, _now_ms()))
 
     def _pending(self) -> bool:
-        return bool(self._batches or self._alerts or self._windows or self._models)
+        return bool(self._batches or self._alerts or self._windows or self._models or self._drift)
 
     def take_rejected(self) -> list[RejectedRow]:
         """Rows not stored as given by the flushes since the last call (conflicting ids)."""
@@ -284,6 +296,7 @@ class PostgresStore:
             self._learnt = {}
             self._batches, self._alerts, self._models = [], [], []
             self._windows = {}
+            self._drift = []
 
     def _send(self, conn: Any) -> list[RejectedRow]:
         """Everything buffered, on ``conn``'s open transaction; the conflicting rows."""
@@ -317,6 +330,8 @@ class PostgresStore:
                 cur.executemany(_INSERT_SHADOW, shadow)
             if self._windows:
                 cur.executemany(_UPSERT_WINDOW, list(self._windows.values()))
+            if self._drift:
+                cur.executemany(_UPSERT_DRIFT, drift_rows(self._drift))
             if self._models:
                 cur.executemany(_UPSERT_MODEL, self._models)
         return [rejected_row(self._batches[k], i, why) for (k, i), why in conflicts.items()]

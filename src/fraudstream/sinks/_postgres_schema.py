@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
+from fraudstream.sinks._drift import drift_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -219,6 +220,10 @@ _V9: Final = rule_columns("integer", if_not_exists=True)
 #: The decision API's keys: SQLite's version 12.
 _V10: Final = api_keys_table("bigint")
 
+#: The detector's drift windows (issue 22, ``sinks._drift``): PSI per window, model and
+#: feature (or ``score``), and whether the drift alarm held. SQLite's version 13.
+_V11: Final = drift_table("bigint", "double precision")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -231,4 +236,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V8,
     _V9,
     _V10,
+    _V11,
 )

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
+from fraudstream.sinks._drift import DriftWindow, drift_rows
 from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._rejects import (
@@ -103,6 +104,13 @@ ON CONFLICT (window_end_ms) DO UPDATE SET
     alerts = excluded.alerts,
     amount = excluded.amount,
     fraud_amount = excluded.fraud_amount"""
+
+_UPSERT_DRIFT: Final = """
+INSERT INTO model_drift (model_version, window_end_ms, feature, window_ms, row_count, psi, alarm)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (model_version, window_end_ms, feature) DO UPDATE SET
+    window_ms = excluded.window_ms, row_count = excluded.row_count, psi = excluded.psi,
+    alarm = excluded.alarm"""
 
 _UPSERT_MODEL: Final = """
 INSERT INTO model_versions (version, metrics, first_seen_ms) VALUES (?, ?, ?)
@@ -399,6 +407,12 @@ class SQLiteStore:
         ]
         with self._guard("upsert into table window_stats"):
             self._begin().executemany(_UPSERT_WINDOW, rows)
+
+    def write_drift(self, windows: Sequence[DriftWindow]) -> None:
+        """Insert or replace the PSI rows of these drift windows."""
+        if windows:
+            with self._guard("upsert into table model_drift"):
+                self._begin().executemany(_UPSERT_DRIFT, drift_rows(windows))
 
     def record_model_version(self, version: str, metrics_json: str) -> None:
         """Remember a model version and its metrics (JSON); the first sighting time is kept."""

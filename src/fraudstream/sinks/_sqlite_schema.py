@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
+from fraudstream.sinks._drift import drift_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -238,6 +239,10 @@ _V11: Final = rule_columns("INTEGER")
 #: revocation time. PostgreSQL's version 10.
 _V12: Final = api_keys_table("INTEGER")
 
+#: The detector's drift windows (issue 22, ``sinks._drift``): PSI per window, model and
+#: feature (or ``score``), and whether the drift alarm held. PostgreSQL's version 11.
+_V13: Final = drift_table("INTEGER", "REAL")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -252,4 +257,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V10,
     _V11,
     _V12,
+    _V13,
 )

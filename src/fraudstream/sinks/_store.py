@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 from fraudstream._redact import redact
 from fraudstream.errors import ConfigError
 from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
+from fraudstream.sinks._drift import DriftWindow
 from fraudstream.sinks._postgres import PostgresStore
 from fraudstream.sinks._rejects import RejectedRow
 from fraudstream.sinks._sqlite import SQLiteStore
@@ -40,6 +41,9 @@ class Store(Protocol):
 
     def write_window_stats(self, stats: Sequence[WindowStats]) -> None:
         """Insert or replace window statistics, keyed by ``window_end_ms``."""
+
+    def write_drift(self, windows: Sequence[DriftWindow]) -> None:
+        """Insert or replace the PSI rows of these drift windows (``model_drift``)."""
 
     def record_model_version(self, version: str, metrics_json: str) -> None:
         """Remember a model version and its metrics (JSON text)."""

@@ -22,6 +22,7 @@ from fraudstream.model import Bundle
 from fraudstream.sinks import Store
 from fraudstream.stream._checkpoint import Checkpointer
 from fraudstream.stream._detector import Detector, DetectorTopics, OnWindow, format_of
+from fraudstream.stream._drift import drift_monitor_for
 from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import (
     ensure_topics,
@@ -64,7 +65,8 @@ def build_detector(
     From ``settings``: the topics (``settings.topics``: transactions, alerts, dead letters and,
     when ``settings.detect.labels``, labels; created with ``settings.kafka.partitions`` if
     missing) and everything in ``settings.detect`` (group, batch size, fetch wait, prefetch,
-    session timeout, stall threshold, windows, event-time guard). Labels are completed with
+    session timeout, stall threshold, windows, event-time guard) and ``settings.drift`` (the
+    drift monitor of each bundle in service). Labels are completed with
     ``lookup`` (e.g. a second store connection's ``lookup_transactions``; ``None``: only from
     the stream).
     ``models`` hot-reloads promoted bundles (``None``: ``bundle`` for good). ``rules``: apply
@@ -137,6 +139,7 @@ def build_detector(
         guard=_guard(d, engine, format_of(bundle.mode).name),
         rules=_live_rules(store, bundle) if rules else None,
         decisions_topic=settings.api.decisions_topic,  # answers to `fraudstream serve`
+        drift=lambda b: drift_monitor_for(b, settings.drift),
         **options,
     )
 

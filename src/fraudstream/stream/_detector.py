@@ -30,8 +30,9 @@ from fraudstream.schema import (
     decode_paysim,
     paysim_to_batch,
 )
-from fraudstream.sinks import AlertTopicSink, Store
+from fraudstream.sinks import AlertTopicSink, DriftWindow, Store
 from fraudstream.stream._checkpoint import Checkpointer
+from fraudstream.stream._drift import DriftMonitor
 from fraudstream.stream._guard import EventTimeGuard, guard_for
 from fraudstream.stream._kafka import DEFAULT_FETCH_WAIT_MS
 from fraudstream.stream._labels import LabelReader
@@ -57,6 +58,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OnWindow = Callable[[WindowStats, DetectorStats], None]
+#: The drift monitor of a bundle (``None``: not monitored), called again after a hot reload.
+DriftFor = Callable[[Bundle], DriftMonitor | None]
 #: A new consumer whose broker may hold a fetch up to the given ms (same group and settings).
 Reconnect = Callable[[int], Consumer]
 #: The longest fetch wait a rejoin asks for (see ``Detector._rejoin``).
@@ -305,6 +308,7 @@ class Detector:
         rules: LiveRules | None = None,
         checkpointer: Checkpointer | None = None,
         decisions_topic: str | None = None,
+        drift: DriftFor | None = None,
     ) -> None:
         self.consumer = consumer
         self.record_format = format_of(bundle.mode)  # a card bundle reads card records
@@ -339,6 +343,9 @@ class Detector:
         self.rules = rules
         #: records with the API's reply header are answered there (``None``: never)
         self.decisions_topic = decisions_topic
+        #: drift of the scored rows against the bundle's reference (``stream._drift``)
+        self._drift_for = drift
+        self.drift = drift(bundle) if drift is not None else None
         if challenger is not None and challenger.feature_names != engine.feature_names:
             raise ModelError(
                 f"challenger {challenger.version} uses other features (mode {challenger.mode}) "
@@ -387,6 +394,7 @@ class Detector:
         )
         if self.metrics is not None:
             self.metrics.follow(self._sinks, self.watchdog)  # outage, retries, lag: when scraped
+            self.metrics.follow_drift(lambda: self.drift)
         self._subscribe()
         started = last_data = time.monotonic()
         try:
@@ -522,6 +530,7 @@ class Detector:
                 self._labels_read += labels.poll()
         scored: ScoredBatch | None = None
         closed: list[WindowStats] = []
+        drift: list[DriftWindow] = []
         replies = None
         if read.tx is not None:
             if self.decisions_topic:  # rows whose decision ``fraudstream serve`` awaits
@@ -533,6 +542,9 @@ class Detector:
             with clock("windows"):
                 self.stats.count(scored.decision, scored.tx.label)
                 closed = self._windows(scored)
+            if self.drift is not None:
+                with clock("drift"):
+                    drift = self.drift.add(scored.tx.event_time_ms, scored.features, scored.score)
         job = Job(
             scored=scored,
             windows=closed,
@@ -541,6 +553,7 @@ class Detector:
             produced_ms=np.array(polled.timestamp_ms, dtype=np.int64),
             labels=tuple(self._labels_read),
             replies=replies,
+            drift=drift,
         )
         self._labels_read = []
         if labels is not None:
@@ -592,6 +605,8 @@ class Detector:
             return
         log.info("hot reload: model %s replaces %s", bundle.version, self.bundle.version)
         self.bundle = bundle
+        if self._drift_for is not None:  # against the new bundle's reference from now on
+            self.drift = self._drift_for(bundle)
 
     def _record_model(self, bundle: Bundle) -> None:
         self.store.record_model_version(bundle.version, json.dumps(bundle.metrics, default=str))

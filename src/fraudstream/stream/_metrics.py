@@ -32,6 +32,7 @@ from fraudstream.errors import StoreError
 from fraudstream.stream._stats import DetectorStats
 
 if TYPE_CHECKING:
+    from fraudstream.stream._drift import DriftMonitor
     from fraudstream.stream._pipeline import SinkWorker
     from fraudstream.stream._watchdog import LagWatchdog
 
@@ -94,6 +95,7 @@ class DetectorMetrics:
         self._batches = ArrayHistogram(BATCH_BUCKETS)
         self._latency = ArrayHistogram(LATENCY_BUCKETS_S)
         self._sinks: SinkWorker | None = None
+        self._drift: Callable[[], DriftMonitor | None] = lambda: None
         self._watchdog: LagWatchdog | None = None
         r.register(ScrapeTime(self._live))
         self._clock = clock
@@ -110,6 +112,10 @@ class DetectorMetrics:
         self._sinks, self._watchdog = sinks, watchdog
         if watchdog is not None:
             self._lag.set_function(lambda: -1 if watchdog.lag is None else watchdog.lag)
+
+    def follow_drift(self, monitor: Callable[[], DriftMonitor | None]) -> None:
+        """Read the drift gauges from ``monitor()`` (the monitor in service) at each scrape."""
+        self._drift = monitor
 
     def observe_job(self, produced_ms: npt.NDArray[np.int64], durable_ms: float) -> None:
         """A batch whose outputs became durable at ``durable_ms`` (epoch ms): its size, and the
@@ -172,6 +178,7 @@ class DetectorMetrics:
                 "Records behind the high watermark, per assigned partition.",
                 self._watchdog.partitions,
             )
+        yield from _drift_families(self._drift())
         sinks = self._sinks
         if sinks is None:
             return
@@ -196,3 +203,30 @@ class DetectorMetrics:
             "Rows the store refused or skipped as conflicting, sent to the dead-letter topic.",
             value=sinks.rejected,
         )
+
+
+def _drift_families(monitor: DriftMonitor | None) -> Iterable[Metric]:
+    """The drift gauges of ``monitor`` (none without one, or before its first window)."""
+    if monitor is None:
+        return
+    yield GaugeMetricFamily(
+        "fraudstream_drift_alarm",
+        "1 while the drift alarm holds (PSI over the threshold for the configured windows).",
+        value=int(monitor.alarm),
+    )
+    yield CounterMetricFamily(
+        "fraudstream_drift_windows",
+        "Drift windows evaluated (closed with enough rows).",
+        value=monitor.evaluated,
+    )
+    last = monitor.last
+    if last is None:
+        return
+    psi = GaugeMetricFamily(
+        "fraudstream_drift_psi",
+        "PSI of the latest evaluated window against the bundle's training reference.",
+        labels=["feature"],
+    )
+    for name, value in zip(last.names, last.psi, strict=True):
+        psi.add_metric([name], value)
+    yield psi

@@ -35,7 +35,7 @@ from confluent_kafka import Producer, TopicPartition
 from fraudstream.errors import KafkaError, SinkBackpressure, StoreDataError, StoreError
 from fraudstream.model import Bundle
 from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
-from fraudstream.sinks import AlertTopicSink, RejectedRow, Store, rejected_row
+from fraudstream.sinks import AlertTopicSink, DriftWindow, RejectedRow, Store, rejected_row
 from fraudstream.stream._replies import DecisionReplies
 from fraudstream.stream._stats import StageClock
 
@@ -61,6 +61,8 @@ class Job:
     labels: tuple[LabelMessage, ...] = ()
     #: rows of ``scored`` whose decision the API awaits (``stream._replies``; ``None``: none)
     replies: npt.NDArray[np.intp] | None = None
+    #: drift windows closed by this batch (``stream._drift``), stored with it
+    drift: list[DriftWindow] = field(default_factory=list)
 
 
 class DeadLetterSink:
@@ -338,6 +340,9 @@ class SinkWorker:
                 windows += job.windows
             if windows:
                 self.store.write_window_stats(windows)
+            drift = [w for job in group for w in job.drift]
+            if drift:
+                self.store.write_drift(drift)
             labels = [lab for job in group for lab in job.labels]
             if labels:
                 self.store.record_labels(labels)  # idempotent on label_id
@@ -365,12 +370,19 @@ class SinkWorker:
             if job.scored is not None and len(job.scored):
                 refused += self._store_rows(job.scored)
         windows = [w for job in group for w in job.windows]
-        if windows:
+        drift = [w for job in group for w in job.drift]
+        if windows or drift:
             try:
                 self.store.write_window_stats(windows)
+                self.store.write_drift(drift)
                 self.store.flush()
             except StoreDataError as exc:
-                log.error("window statistics of %d window(s) not stored: %s", len(windows), exc)
+                log.error(
+                    "%d window(s) of statistics and %d of drift not stored: %s",
+                    len(windows),
+                    len(drift),
+                    exc,
+                )
         return refused
 
     def _store_rows(self, batch: ScoredBatch) -> list[RejectedRow]:

@@ -1,0 +1,197 @@
+"""Drift monitoring in the detector: histograms per event-time window, PSI at each close.
+
+On the consuming thread, per scored batch, every monitored feature column and the score are
+binned with the bundle's reference edges (one ``np.searchsorted`` per column) and counted into
+the open window's array (one ``np.bincount``). Windows are tumbling, ``window_ms`` of event
+time; a window closes when a row of a later window arrives, and rows that arrive for a window
+already closed are counted in :attr:`DriftMonitor.late` and left out. A closed window with at
+least ``min_rows`` rows gets a PSI per histogram (``model._drift``); the alarm holds while some
+histogram that counts has been over ``threshold`` for ``alarm_windows`` consecutive evaluated
+windows (volume features only count with ``alarm_volume``, see docs/drift.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from fraudstream.config import DriftSettings
+from fraudstream.model import Bundle
+from fraudstream.model._drift import (
+    SCORE,
+    DriftReference,
+    is_volume_feature,
+    psi_by_histogram,
+    search_table,
+)
+from fraudstream.sinks import DriftWindow
+
+__all__ = ["DriftMonitor", "drift_monitor_for"]
+
+log = logging.getLogger(__name__)
+
+#: Histograms named in the alarm's log line.
+_SHOWN: Final = 5
+
+
+class DriftMonitor:
+    """Incremental PSI of one bundle's features and score against its training reference."""
+
+    def __init__(
+        self,
+        reference: DriftReference,
+        *,
+        model_version: str,
+        window_ms: int = 300_000,
+        min_rows: int = 1_000,
+        threshold: float = 0.25,
+        alarm_windows: int = 1,
+        alarm_volume: bool = False,
+    ) -> None:
+        self.reference = reference
+        self.model_version = model_version
+        self.window_ms = window_ms
+        self.min_rows = min_rows
+        self.threshold = threshold
+        self.alarm_windows = alarm_windows
+        features = [h for h, c in enumerate(reference.columns) if c >= 0]
+        self._columns = [reference.columns[h] for h in features]
+        self._tables = [search_table(reference.edges[h], np.float32) for h in features]
+        self._score = reference.names.index(SCORE) if SCORE in reference.names else -1
+        self._score_table = search_table(reference.edges[self._score]) if self._score >= 0 else None
+        order = features + ([self._score] if self._score >= 0 else [])
+        self.names = tuple(reference.names[h] for h in order)
+        sizes = [len(reference.shares[h]) for h in order]
+        self._starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+        self._expected = np.concatenate([reference.shares[h] for h in order])
+        self._counts_alarm = np.array(
+            [alarm_volume or not is_volume_feature(n) for n in self.names], dtype=bool
+        )
+        self._open: dict[int, npt.NDArray[np.int64]] = {}
+        self._closed_until = -(2**62)
+        self.late = 0  # rows of windows already closed, left out
+        self.streak = 0  # consecutive evaluated windows over the threshold
+        self.alarm = False
+        self.evaluated = 0  # windows evaluated
+        self.last: DriftWindow | None = None  # the latest evaluated window (metrics)
+
+    def add(
+        self,
+        event_time_ms: npt.NDArray[np.int64],
+        features: npt.NDArray[np.float32],
+        score: npt.NDArray[np.float64],
+    ) -> list[DriftWindow]:
+        """Count a scored batch; the windows it closed, evaluated (oldest first)."""
+        if not len(event_time_ms):
+            return []
+        w = event_time_ms // self.window_ms
+        lo, hi = int(w.min()), int(w.max())
+        if lo == hi:
+            self._count(lo, features, score)
+        else:
+            for k in np.unique(w).tolist():
+                rows = w == k
+                self._count(k, features[rows], score[rows])
+        return self._close_before(hi)
+
+    def _count(
+        self, k: int, features: npt.NDArray[np.float32], score: npt.NDArray[np.float64]
+    ) -> None:
+        if k <= self._closed_until:
+            self.late += len(score)
+            return
+        bins = [
+            np.searchsorted(table, features[:, c]) + start
+            for c, table, start in zip(
+                self._columns, self._tables, self._starts.tolist(), strict=False
+            )
+        ]
+        if self._score_table is not None:
+            bins.append(np.searchsorted(self._score_table, score) + self._starts[-1])
+        counts = np.bincount(np.concatenate(bins), minlength=len(self._expected))
+        held = self._open.get(k)
+        if held is None:
+            self._open[k] = counts
+        else:
+            held += counts
+
+    def _close_before(self, k: int) -> list[DriftWindow]:
+        out = []
+        for done in sorted(w for w in self._open if w < k):
+            counts = self._open.pop(done)
+            self._closed_until = max(self._closed_until, done)
+            rows = (
+                int(counts[: self._starts[1]].sum()) if len(self._starts) > 1 else int(counts.sum())
+            )
+            if rows < self.min_rows:
+                log.debug(
+                    "drift: window ending %d has %d rows (< %d): not evaluated",
+                    (done + 1) * self.window_ms,
+                    rows,
+                    self.min_rows,
+                )
+                continue
+            out.append(self._evaluate(done, counts, rows))
+        return out
+
+    def _evaluate(self, k: int, counts: npt.NDArray[np.int64], rows: int) -> DriftWindow:
+        psi = psi_by_histogram(self._expected, counts, self._starts)
+        over_mask = (psi > self.threshold) & self._counts_alarm
+        over = tuple(n for n, o in zip(self.names, over_mask.tolist(), strict=True) if o)
+        self.streak = self.streak + 1 if over else 0
+        alarm = self.streak >= self.alarm_windows
+        end_ms = (k + 1) * self.window_ms
+        if alarm and not self.alarm:
+            top = np.argsort(-np.where(over_mask, psi, -1.0))[: min(_SHOWN, len(over))]
+            log.warning(
+                "drift alarm: model %s, %d window(s) of %d ms up to %d with PSI over %.2f: %s",
+                self.model_version,
+                self.streak,
+                self.window_ms,
+                end_ms,
+                self.threshold,
+                ", ".join(f"{self.names[i]}={psi[i]:.2f}" for i in top.tolist()),
+            )
+        elif self.alarm and not alarm:
+            log.info("drift alarm over: model %s, window ending %d", self.model_version, end_ms)
+        self.alarm = alarm
+        window = DriftWindow(
+            window_end_ms=end_ms,
+            window_ms=self.window_ms,
+            model_version=self.model_version,
+            rows=rows,
+            names=self.names,
+            psi=tuple(psi.tolist()),
+            alarm=alarm,
+            over=over,
+        )
+        self.last = window
+        self.evaluated += 1
+        return window
+
+
+def drift_monitor_for(bundle: Bundle, settings: DriftSettings) -> DriftMonitor | None:
+    """The monitor of ``bundle`` under ``settings``; ``None`` (said once in the log) when off or
+    when the bundle has no drift reference."""
+    if not settings.enabled:
+        return None
+    if bundle.drift is None:
+        log.info(
+            "bundle %s has no drift reference (%s): no drift monitoring; a bundle trained by "
+            "this version has one",
+            bundle.version,
+            bundle.path,
+        )
+        return None
+    return DriftMonitor(
+        bundle.drift,
+        model_version=bundle.version,
+        window_ms=settings.window_ms,
+        min_rows=settings.min_rows,
+        threshold=settings.threshold,
+        alarm_windows=settings.alarm_windows,
+        alarm_volume=settings.alarm_volume,
+    )
