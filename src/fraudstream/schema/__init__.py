@@ -17,6 +17,10 @@ from fraudstream.schema._card import (
     decode_card,
     encode_card,
 )
+from fraudstream.schema._cc_layout import CREDIT_CARD_COLUMNS, credit_card_layout
+from fraudstream.schema._declare import FieldSpec, SchemaDeclaration, declare, load_schema
+from fraudstream.schema._files import TransactionFile, read_transactions
+from fraudstream.schema._infer import Proposal, infer_schema
 from fraudstream.schema._label_files import LABEL_FIELDS, LabelFile, read_labels
 from fraudstream.schema._labels import (
     LABEL_SOURCES,
@@ -41,8 +45,10 @@ from fraudstream.schema._paysim import (
 
 __all__ = [
     "CARD_COLUMNS",
+    "CREDIT_CARD_COLUMNS",
     "CardRecord",
     "DECISIONS",
+    "FieldSpec",
     "KINDS",
     "LABEL_FIELDS",
     "LABEL_SOURCES",
@@ -53,12 +59,17 @@ __all__ = [
     "SOURCE_PRECEDENCE",
     "Invalid",
     "PaySimRecord",
+    "Proposal",
+    "SchemaDeclaration",
     "ScoredBatch",
     "ShadowScores",
+    "TransactionFile",
     "TxBatch",
     "VERDICTS",
     "WindowStats",
     "card_to_batch",
+    "credit_card_layout",
+    "declare",
     "decode_card",
     "encode_card",
     "decode_label",
@@ -66,8 +77,11 @@ __all__ = [
     "decode_paysim",
     "encode_label",
     "encode_paysim",
+    "infer_schema",
     "label_from_status",
     "label_id_of",
+    "load_schema",
     "paysim_to_batch",
     "read_labels",
+    "read_transactions",
 ]
