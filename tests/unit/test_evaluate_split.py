@@ -8,17 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
 from fraudstream.cli._app import app
 from fraudstream.cli._evaluate import evaluate as _registered  # noqa: F401  (registers it)
+from fraudstream.cli._score import score as _scores  # noqa: F401  (registers it)
 from fraudstream.errors import ModelError
+from fraudstream.model import train_bundle
 from fraudstream.model._evaluate_split import evaluate_time_split
 from fraudstream.model._split import time_split
 from fraudstream.schema import LabelMessage, TxBatch
-from fraudstream.simulate import PaySimSimulator, paysim_table
+from fraudstream.simulate import PaySimSimulator, labels_path, paysim_table
+from fraudstream.simulate._labels import batch_labels, label_table
 
 HOUR_MS = 3_600_000
 UNTIL_MS = 10 * HOUR_MS
@@ -157,3 +162,34 @@ def _frauds_known_later(h: TxBatch, delay_ms: int) -> list[LabelMessage]:
         )
         for i in np.flatnonzero(h.label == 1).tolist()
     ]
+
+
+def test_a_trained_bundle_is_measured_on_the_rows_from_test_from(
+    history: TxBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "history.parquet"
+    pq.write_table(paysim_table(history), path)
+    pq.write_table(label_table(batch_labels(history, seed=3)), labels_path(path))
+    early = history.take(np.flatnonzero(history.event_time_ms < UNTIL_MS))
+    bundle = train_bundle(early, gap_ms=60_000, partitions=2)
+    bundle.save(tmp_path / "models")
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA__PARTITIONS", "2")
+    runner = CliRunner()
+    common = ["--model", str(bundle.path), "--out", str(tmp_path / "s.parquet")]
+    assert runner.invoke(app, ["score", str(path), *common]).exit_code == 0
+    scores = pl.read_parquet(tmp_path / "s.parquet").filter(pl.col("event_time_ms") >= UNTIL_MS)
+    args = ["evaluate", str(path), "--bundle", str(bundle.path), "--test-from", str(UNTIL_MS)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["protocol"] == "bundle" and got["bundle"] == bundle.version
+    assert got["data"]["test_rows"] == scores.height
+    y, s = scores["label"].to_numpy(), scores["score"].to_numpy()
+    assert got["average_precision"] == pytest.approx(average_precision_score(y, s), rel=1e-12)
+    alerts = scores["decision"] != "allow"
+    assert got["alerts"] == int(alerts.sum())
+    assert got["review"]["recall"] == pytest.approx(
+        int((alerts & (scores["label"] == 1)).sum()) / int(y.sum())
+    )
+    wrong = runner.invoke(app, [*args, "--train-until", str(UNTIL_MS)])
+    assert wrong.exit_code == 1 and "not --train-until" in wrong.output

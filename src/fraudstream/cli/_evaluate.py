@@ -21,11 +21,13 @@ from fraudstream.cli._backtest import parse_time
 from fraudstream.cli._lists import parse_ttl_ms
 from fraudstream.cli._replay import _parse_columns
 from fraudstream.cli._train import _costs, _file_labels, _threshold
+from fraudstream.config import Settings
+from fraudstream.model._bundle import Bundle
 from fraudstream.model._fdh import fdh_features, fdh_labels, load_fdh, run_ch3, run_ch5
-from fraudstream.schema import LabelMessage, read_labels
+from fraudstream.schema import LabelMessage, TxBatch, read_labels
 from fraudstream.simulate._labels import label_table
 
-__all__ = ["SplitOptions", "evaluate", "time_split_result"]
+__all__ = ["Period", "SplitOptions", "evaluate", "time_split_result"]
 
 #: ``--model`` names -> the bundle's model names.
 _MODELS = {"lgbm": "lightgbm", "logreg": "logreg"}
@@ -67,6 +69,12 @@ def evaluate(
         [], help="Time split: FIELD=COLUMN mapping (repeatable), as replay and score take."
     ),
     seed: int = typer.Option(1, help="Time split: seed of the models."),
+    bundle: Path | None = typer.Option(
+        None,
+        help="Time split: measure this trained bundle (a directory under models/) from "
+        "--test-from at its own thresholds instead of training; every earlier row is replayed "
+        "through its features first.",
+    ),
     protocol: str | None = typer.Option(
         None,
         help="fdh-ch3 (baseline) or fdh-ch5 (prequential): the handbook's protocols on its "
@@ -93,26 +101,28 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Train on a period and test on a later one of any transaction file (--train-until,
-    --test-from), or reproduce a handbook protocol (--protocol); print the test metrics."""
+    --test-from), measure a trained bundle from a date (--bundle, --test-from), or reproduce a
+    handbook protocol (--protocol); print the test metrics."""
     if model not in (None, *_MODELS):
         raise typer.BadParameter("model must be logreg or lgbm", param_hint="--model")
     started = time.monotonic()
-    if train_until is None and test_from is None:
+    if train_until is None and test_from is None and bundle is None:
         if test_until is not None:
             raise fail("--test-until needs --train-until")
         result = _protocol(data, protocol or "fdh-ch3", model or "logreg", features, labels)
     else:
         if protocol is not None or features:
             raise fail("--protocol and --features are the handbook's; a time split takes neither")
-        options = _split_options(data_format, mode, column, labels, seed)
+        options = _split_options(
+            data_format, mode, column, labels, seed, model, bundle, label_delay
+        )
+        period = _period(train_until, test_from, test_until, bundle)
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            result = time_split_result(
-                data, options, train_until, test_from, test_until, label_delay, model
-            )
+            result = time_split_result(data, options, period)
     result["seconds"] = round(time.monotonic() - started, 1)
     if as_json:
         typer.echo(json.dumps(result))
-    elif result.get("protocol") == "time-split":
+    elif result.get("protocol") in ("time-split", "bundle"):
         _print_split(result)
     else:
         for key, value in result.items():
@@ -121,79 +131,139 @@ def evaluate(
 
 @dataclass(frozen=True)
 class SplitOptions:
-    """How a time split reads DATA (format, PaySim mode, column mapping, labels) and its seed."""
+    """How a time split reads DATA (format, PaySim mode, column mapping, labels, label delay)
+    and what it measures (a model trained here with ``seed``, or a trained ``bundle``)."""
 
     fmt: str
     mode: str
     columns: dict[str, str]
     labels: Path | None
     seed: int
+    model: str | None
+    bundle: Path | None
+    label_delay_ms: int
+
+
+@dataclass(frozen=True)
+class Period:
+    """A time split's times in ms: training until (``None`` with a bundle), test from, until."""
+
+    train_until_ms: int | None
+    test_from_ms: int
+    test_until_ms: int | None
 
 
 def _split_options(
-    fmt: str, mode: str, column: list[str], labels: Path | None, seed: int
+    fmt: str,
+    mode: str,
+    column: list[str],
+    labels: Path | None,
+    seed: int,
+    model: str | None,
+    bundle: Path | None,
+    label_delay: str,
 ) -> SplitOptions:
     if fmt not in ("paysim", "card"):
         raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
-    return SplitOptions(fmt, mode, _parse_columns(column), labels, seed)
+    if bundle is not None and model is not None:
+        raise fail("--model chooses a model to train; a --bundle scores with its own")
+    columns = _parse_columns(column)
+    return SplitOptions(fmt, mode, columns, labels, seed, model, bundle, _delay_ms(label_delay))
 
 
-def time_split_result(
-    data: Path,
-    options: SplitOptions,
-    train_until: str | None,
-    test_from: str | None,
-    test_until: str | None,
-    label_delay: str,
-    model: str | None,
-) -> dict[str, Any]:
-    """The metrics of a time split of ``data`` for ``model`` (``None``: the validation's
-    choice), flat as the protocols' results, with the split and the data counts."""
-    from fraudstream.model._data import read_history
-    from fraudstream.model._evaluate_split import evaluate_time_split
-
+def _period(
+    train_until: str | None, test_from: str | None, test_until: str | None, bundle: Path | None
+) -> Period:
+    end_ms = None if test_until is None else parse_time(test_until, "--test-until")
+    if bundle is not None:
+        if train_until is not None:
+            raise fail("a --bundle is trained already: give --test-from, not --train-until")
+        if test_from is None:
+            raise fail("a --bundle is measured from --test-from; give it")
+        return Period(None, parse_time(test_from, "--test-from"), end_ms)
     if train_until is None:
         raise fail("a time split needs --train-until")
-    if not data.is_file():
-        raise fail(f"no such file: {data}")
     until_ms = parse_time(train_until, "--train-until")
     from_ms = until_ms if test_from is None else parse_time(test_from, "--test-from")
-    end_ms = None if test_until is None else parse_time(test_until, "--test-until")
-    delay_ms = _delay_ms(label_delay)
+    return Period(until_ms, from_ms, end_ms)
+
+
+def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict[str, Any]:
+    """The test metrics of a time split of ``data``, flat as the protocols' results, with the
+    split and the data counts: of ``options.model`` trained before ``period.train_until_ms``
+    (``None``: the model train would choose on validation), or of ``options.bundle``."""
+    from fraudstream.model._data import read_history
+
+    if not data.is_file():
+        raise fail(f"no such file: {data}")
     settings = load_settings()
     with console.status(f"reading {data}…"):
         columns = {**settings.replay.columns, **options.columns}
         history = read_history(data, options.fmt, columns=columns)  # type: ignore[arg-type]
     console.print(f"{len(history):,} transactions read from {data}", highlight=False)
-    found = _file_labels(history, data, options.labels, delay_ms, settings)
+    found = _file_labels(history, data, options.labels, options.label_delay_ms, settings)
+    times = {
+        "train_until_ms": period.train_until_ms,
+        "test_from_ms": period.test_from_ms,
+        "test_until_ms": period.test_until_ms,
+        "label_delay_ms": options.label_delay_ms,
+    }
+    if options.bundle is not None:
+        return {**times, **_bundle_metrics(options.bundle, history, found, period, settings)}
+    assert period.train_until_ms is not None  # _period: given without a bundle
+    from fraudstream.model._evaluate_split import evaluate_time_split
+
     with console.status("feature replay, then training both models…"):
         metrics = evaluate_time_split(
             history,
             mode="card" if options.fmt == "card" else options.mode,
-            train_until_ms=until_ms,
-            test_from_ms=from_ms,
-            test_until_ms=end_ms,
-            label_delay_ms=delay_ms,
+            train_until_ms=period.train_until_ms,
+            test_from_ms=period.test_from_ms,
+            test_until_ms=period.test_until_ms,
+            label_delay_ms=options.label_delay_ms,
             labels=found,
             costs=_costs(settings),
             seed=options.seed,
             partitions=settings.kafka.partitions,
         )
     chosen = metrics["selection"]["chosen"]
-    name = chosen if model is None else _MODELS[model]
+    name = chosen if options.model is None else _MODELS[options.model]
     return {
         "protocol": "time-split",
         "model": name,
         "chosen_on_validation": chosen,
-        "train_until_ms": until_ms,
-        "test_from_ms": from_ms,
-        "test_until_ms": end_ms,
-        "label_delay_ms": delay_ms,
+        **times,
         **metrics[name],
         "data": metrics["data"],
         "warnings": metrics["quality"]["warnings"],
+    }
+
+
+def _bundle_metrics(
+    path: Path, history: TxBatch, labels: list[LabelMessage], period: Period, settings: Settings
+) -> dict[str, Any]:
+    """A trained bundle's test metrics at its own thresholds (``evaluate_bundle``)."""
+    from fraudstream.model._evaluate_split import evaluate_bundle
+
+    bundle = Bundle.load(path)
+    with console.status(f"feature replay and scores ({bundle.mode})…"):
+        metrics = evaluate_bundle(
+            bundle,
+            history,
+            test_from_ms=period.test_from_ms,
+            test_until_ms=period.test_until_ms,
+            labels=labels,
+            costs=_costs(settings),
+            partitions=settings.kafka.partitions,
+        )
+    return {
+        "protocol": "bundle",
+        "model": bundle.scoring_model,
+        "bundle": bundle.version,
+        **metrics,
+        "warnings": [],
     }
 
 
@@ -211,7 +281,12 @@ def _delay_ms(text: str) -> int:
 
 def _print_split(result: dict[str, Any]) -> None:
     d = result["data"]
-    how = "chosen on validation" if result["model"] == result["chosen_on_validation"] else "asked"
+    if "bundle" in result:
+        how = f"bundle {result['bundle']}"
+    elif result["model"] == result["chosen_on_validation"]:
+        how = "chosen on validation"
+    else:
+        how = "asked"
     table = Table(title=f"test rows {_when(d['test_start_ms'])} to {_when(d['test_end_ms'])}")
     table.add_column("metric")
     table.add_column(f"{result['model']} ({how})", justify="right")
@@ -223,6 +298,9 @@ def _print_split(result: dict[str, Any]) -> None:
         for what in ("precision", "recall"):
             table.add_row(f"{what} at the {step} threshold", _fmt(at.get(what)))
     console.print(table)
+    if "train_rows" not in d:
+        console.print(f"{d['test_rows']:,} test rows ({d['test_frauds']:,} frauds)")
+        return
     console.print(
         f"trained on {d['train_rows']:,} rows ({d['train_frauds']:,} frauds) from "
         f"{_when(d['train_start_ms'])} to {_when(d['train_end_ms'])}, labels known "

@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 
 from fraudstream.errors import ModelError
+from fraudstream.model._bundle import Bundle
 from fraudstream.model._costs import Costs
+from fraudstream.model._metrics import evaluate
+from fraudstream.model._score import score_history
 from fraudstream.model._split import check_frauds, time_split
 from fraudstream.model._train import (
     MODES,
@@ -27,7 +30,7 @@ from fraudstream.model._train import (
 )
 from fraudstream.schema import LabelMessage, TxBatch
 
-__all__ = ["evaluate_time_split"]
+__all__ = ["evaluate_bundle", "evaluate_time_split"]
 
 
 def evaluate_time_split(
@@ -71,4 +74,38 @@ def evaluate_time_split(
     trained = fit_and_evaluate(x, h, split, names, seed=seed, costs=costs, gap_ms=label_delay_ms)
     metrics = trained.metrics
     metrics["data"]["state_partitions"] = partitions
+    return metrics
+
+
+def evaluate_bundle(
+    bundle: Bundle,
+    history: TxBatch,
+    *,
+    test_from_ms: int,
+    test_until_ms: int | None = None,
+    labels: Sequence[LabelMessage] = (),
+    costs: Costs = Costs(),  # noqa: B008 - frozen dataclass, immutable default
+    partitions: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """A trained ``bundle`` measured on the rows from ``test_from_ms`` (before ``test_until_ms``)
+    at its own thresholds; every earlier row is replayed too, so the test rows' features are
+    those the detector computes after the whole history (:func:`score_history`)."""
+    h = history.take(np.argsort(history.event_time_ms, kind="stable"))
+    if test_until_ms is not None:
+        h = h.take(np.flatnonzero(h.event_time_ms < test_until_ms))
+    t = h.event_time_ms
+    test = (h.label >= 0) & (t >= test_from_ms)
+    if not test.any():
+        raise ModelError(f"no labelled row at or after --test-from ({test_from_ms} ms)")
+    scored = score_history(bundle, h, labels=labels, partitions=partitions, progress=progress)
+    metrics = evaluate(scored.score[test], h.label[test], h.amount[test], bundle.thresholds, costs)
+    idx = np.flatnonzero(test)
+    metrics["data"] = {
+        "test_rows": len(idx),
+        "test_frauds": int(np.count_nonzero(h.label[test] == 1)),
+        "test_start_ms": int(t[idx[0]]),
+        "test_end_ms": int(t[idx[-1]]),
+        "state_partitions": partitions,
+    }
     return metrics
