@@ -158,30 +158,21 @@ def read_transactions(
 
 
 def read_header(path: Path, rows: int) -> pl.DataFrame:
-    """The first ``rows`` rows of a CSV (as text) or Parquet file, for inspection."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no such file: {path}")
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pl.scan_parquet(path).head(rows).collect()
-        if path.suffix.lower() in (".csv", ".gz"):
-            return pl.read_csv(path, infer_schema=False, n_rows=rows)
-    except pl.exceptions.PolarsError as exc:
-        raise SchemaError(f"cannot read {path.name}: {exc}") from exc
-    raise ConfigError(f"cannot read {path.name}: expected a .csv or .parquet file")
+    """The first ``rows`` rows of a CSV (cells as text) or Parquet file, for inspection."""
+    return _read_raw(Path(path), rows)[0]
 
 
-def _read_raw(path: Path) -> tuple[pl.DataFrame, str]:
-    """The file's cells (CSV: all as text) and what its rows are called in messages."""
+def _read_raw(path: Path, rows: int | None = None) -> tuple[pl.DataFrame, str]:
+    """The file's cells (CSV: all as text; the first ``rows`` if given) and what its rows are
+    called in messages."""
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path), "row"
+            return pl.read_parquet(path, n_rows=rows), "row"
         if suffix in (".csv", ".gz"):
-            return pl.read_csv(path, infer_schema=False), "line"
+            return pl.read_csv(path, infer_schema=False, n_rows=rows), "line"
     except pl.exceptions.PolarsError as exc:
         kind = "Parquet" if suffix == ".parquet" else "CSV (UTF-8, comma-separated)"
         raise SchemaError(f"cannot read {path.name} as {kind}: {exc}") from exc

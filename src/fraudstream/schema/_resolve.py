@@ -132,9 +132,8 @@ def plan_columns(
             + f"; its columns are {', '.join(file_columns)}"
         )
     fixed = _fixed_format(schema, fmt, name, origin)
-    plans = {f: _plan(f, schema, by_key, require_label) for f in (fixed,) if f} or {
-        f: _plan(f, schema, by_key, require_label) for f in FORMATS
-    }
+    candidates = FORMATS if fixed is None else (fixed,)
+    plans = {f: _plan(f, schema, by_key, require_label) for f in candidates}
     missing = {f: _missing(f, plan.sources, require_label) for f, plan in plans.items()}
     for f, plan in plans.items():
         if not missing[f]:
