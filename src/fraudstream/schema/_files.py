@@ -19,8 +19,9 @@ or the card format (the Fraud Detection Handbook's).
   does not parse (a word in ``amount``, an unknown ``type``, ``isFraud`` other than 0/1), is left
   out; a warning gives the count and, per column, examples with their line (CSV, the header is
   line 1) or row (Parquet, from 1) and what was expected. A file with no usable row is an error.
-- **Time**: a file's own timestamps (``eventTimeMs``, ``TX_DATETIME``) are kept. PaySim's
-  ``step`` (hours since the start) and ``TX_TIME_SECONDS`` are relative: event time is
+- **Time**: a file's own timestamps (``eventTimeMs``, ``TX_DATETIME``, or a column declared
+  in unit ``ms``, ``s`` or ``iso``) are kept. PaySim's ``step`` (hours since the start,
+  ``step_hours``) and ``TX_TIME_SECONDS`` (``s_from_start``) are relative: event time is
   ``start_ms`` + the step's hour, the step's rows spread evenly over that hour in file order (a
   step's rows are not one burst), or ``start_ms`` + the seconds.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "FileFormat",
     "Start",
     "TransactionFile",
+    "read_header",
     "read_transactions",
     "start_before",
 ]
