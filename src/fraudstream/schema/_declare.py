@@ -77,18 +77,17 @@ def _guess(name: str) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def known_roles(fmt: FileFormat | None = None) -> str:
-    """The names a role may be given by, for error messages (only ``fmt``'s if given)."""
+def known_roles() -> str:
+    """The names a role may be given by, grouped by format, for error messages."""
     names = file_names()
     groups: list[tuple[str, list[str]]] = [
-        ("roles", [r for r in ROLES if fmt is None or fmt in role_formats(Alias(r))])
+        ("roles", list(ROLES)),
+        ("fields of both formats", [n for n, a in names.items() if len(role_formats(a)) > 1]),
     ]
-    for f in FORMATS if fmt is None else (fmt,):
-        fields = [n for n, a in names.items() if role_formats(a) == (f,)]
-        groups.append((f"{'PaySim' if f == 'paysim' else 'card'} only", fields))
-    shared = [n for n, a in names.items() if len(role_formats(a)) > 1]
-    groups.insert(1, ("fields of both formats", shared))
-    return "; ".join(f"{label}: {', '.join(items)}" for label, items in groups if items)
+    for f in FORMATS:
+        only = [n for n, a in names.items() if role_formats(a) == (f,)]
+        groups.append((f"{'PaySim' if f == 'paysim' else 'card'} only", only))
+    return "; ".join(f"{label}: {', '.join(items)}" for label, items in groups)
 
 
 class FieldSpec(BaseModel):
