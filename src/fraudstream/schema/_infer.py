@@ -115,7 +115,7 @@ class Proposal:
             lines.append(f"{_key(name)} = {_value(spec)}" + (f"  # {note}" if note else ""))
         if self.unplaced:
             lines += ["", "# not placed (declare them if they matter):"]
-            lines += [f"# {name}: {why}" for name, why in self.unplaced.items()]
+            lines += [f"# {_key(name)}: {why}" for name, why in self.unplaced.items()]
         return "\n".join(lines) + "\n"
 
 
