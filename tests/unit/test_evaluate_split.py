@@ -191,5 +191,9 @@ def test_a_trained_bundle_is_measured_on_the_rows_from_test_from(
     assert got["review"]["recall"] == pytest.approx(
         int((alerts & (scores["label"] == 1)).sum()) / int(y.sum())
     )
+    twice = runner.invoke(app, [*args, "--bundle", str(bundle.path), "--json"])
+    assert twice.exit_code == 0, twice.output
+    results = json.loads(twice.stdout.strip().splitlines()[-1])["results"]
+    assert [r["average_precision"] for r in results] == [got["average_precision"]] * 2
     wrong = runner.invoke(app, [*args, "--train-until", str(UNTIL_MS)])
     assert wrong.exit_code == 1 and "not --train-until" in wrong.output

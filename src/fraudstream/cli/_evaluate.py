@@ -69,11 +69,11 @@ def evaluate(
         [], help="Time split: FIELD=COLUMN mapping (repeatable), as replay and score take."
     ),
     seed: int = typer.Option(1, help="Time split: seed of the models."),
-    bundle: Path | None = typer.Option(
-        None,
-        help="Time split: measure this trained bundle (a directory under models/) from "
-        "--test-from at its own thresholds instead of training; every earlier row is replayed "
-        "through its features first.",
+    bundle: list[Path] = typer.Option(
+        [],
+        help="Measure this trained bundle (a directory under models/; repeatable, to compare "
+        "bundles on the same rows) from --test-from at its own thresholds instead of training; "
+        "every earlier row is replayed through the features first.",
     ),
     protocol: str | None = typer.Option(
         None,
@@ -106,7 +106,7 @@ def evaluate(
     if model not in (None, *_MODELS):
         raise typer.BadParameter("model must be logreg or lgbm", param_hint="--model")
     started = time.monotonic()
-    if train_until is None and test_from is None and bundle is None:
+    if train_until is None and test_from is None and not bundle:
         if test_until is not None:
             raise fail("--test-until needs --train-until")
         result = _protocol(data, protocol or "fdh-ch3", model or "logreg", features, labels)
@@ -114,16 +114,16 @@ def evaluate(
         if protocol is not None or features:
             raise fail("--protocol and --features are the handbook's; a time split takes neither")
         options = _split_options(
-            data_format, mode, column, labels, seed, model, bundle, label_delay
+            data_format, mode, column, labels, seed, model, tuple(bundle), label_delay
         )
-        period = _period(train_until, test_from, test_until, bundle)
+        period = _period(train_until, test_from, test_until, bool(bundle))
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             result = time_split_result(data, options, period)
     result["seconds"] = round(time.monotonic() - started, 1)
     if as_json:
         typer.echo(json.dumps(result))
     elif result.get("protocol") in ("time-split", "bundle"):
-        _print_split(result)
+        _print_split(result.get("results", [result]))
     else:
         for key, value in result.items():
             console.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
@@ -132,7 +132,7 @@ def evaluate(
 @dataclass(frozen=True)
 class SplitOptions:
     """How a time split reads DATA (format, PaySim mode, column mapping, labels, label delay)
-    and what it measures (a model trained here with ``seed``, or a trained ``bundle``)."""
+    and what it measures (a model trained here with ``seed``, or trained ``bundles``)."""
 
     fmt: str
     mode: str
@@ -140,7 +140,7 @@ class SplitOptions:
     labels: Path | None
     seed: int
     model: str | None
-    bundle: Path | None
+    bundles: tuple[Path, ...]
     label_delay_ms: int
 
 
@@ -160,24 +160,24 @@ def _split_options(
     labels: Path | None,
     seed: int,
     model: str | None,
-    bundle: Path | None,
+    bundles: tuple[Path, ...],
     label_delay: str,
 ) -> SplitOptions:
     if fmt not in ("paysim", "card"):
         raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
-    if bundle is not None and model is not None:
+    if bundles and model is not None:
         raise fail("--model chooses a model to train; a --bundle scores with its own")
     columns = _parse_columns(column)
-    return SplitOptions(fmt, mode, columns, labels, seed, model, bundle, _delay_ms(label_delay))
+    return SplitOptions(fmt, mode, columns, labels, seed, model, bundles, _delay_ms(label_delay))
 
 
 def _period(
-    train_until: str | None, test_from: str | None, test_until: str | None, bundle: Path | None
+    train_until: str | None, test_from: str | None, test_until: str | None, bundles: bool
 ) -> Period:
     end_ms = None if test_until is None else parse_time(test_until, "--test-until")
-    if bundle is not None:
+    if bundles:
         if train_until is not None:
             raise fail("a --bundle is trained already: give --test-from, not --train-until")
         if test_from is None:
@@ -193,7 +193,8 @@ def _period(
 def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict[str, Any]:
     """The test metrics of a time split of ``data``, flat as the protocols' results, with the
     split and the data counts: of ``options.model`` trained before ``period.train_until_ms``
-    (``None``: the model train would choose on validation), or of ``options.bundle``."""
+    (``None``: the model train would choose on validation), or of ``options.bundles`` (one:
+    flat; several: ``results``, one per bundle)."""
     from fraudstream.model._data import read_history
 
     if not data.is_file():
@@ -210,8 +211,12 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
         "test_until_ms": period.test_until_ms,
         "label_delay_ms": options.label_delay_ms,
     }
-    if options.bundle is not None:
-        return {**times, **_bundle_metrics(options.bundle, history, found, period, settings)}
+    if options.bundles:
+        results = [
+            {**times, **r}
+            for r in _bundle_metrics(options.bundles, history, found, period, settings)
+        ]
+        return results[0] if len(results) == 1 else {"protocol": "bundle", "results": results}
     assert period.train_until_ms is not None  # _period: given without a bundle
     from fraudstream.model._evaluate_split import evaluate_time_split
 
@@ -242,15 +247,19 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
 
 
 def _bundle_metrics(
-    path: Path, history: TxBatch, labels: list[LabelMessage], period: Period, settings: Settings
-) -> dict[str, Any]:
-    """A trained bundle's test metrics at its own thresholds (``evaluate_bundle``)."""
-    from fraudstream.model._evaluate_split import evaluate_bundle
+    paths: tuple[Path, ...],
+    history: TxBatch,
+    labels: list[LabelMessage],
+    period: Period,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """Trained bundles' test metrics, each at its own thresholds (``evaluate_bundles``)."""
+    from fraudstream.model._evaluate_split import evaluate_bundles
 
-    bundle = Bundle.load(path)
-    with console.status(f"feature replay and scores ({bundle.mode})…"):
-        metrics = evaluate_bundle(
-            bundle,
+    bundles = [Bundle.load(p) for p in paths]
+    with console.status(f"feature replay and scores ({bundles[0].mode})…"):
+        metrics = evaluate_bundles(
+            bundles,
             history,
             test_from_ms=period.test_from_ms,
             test_until_ms=period.test_until_ms,
@@ -258,13 +267,10 @@ def _bundle_metrics(
             costs=_costs(settings),
             partitions=settings.kafka.partitions,
         )
-    return {
-        "protocol": "bundle",
-        "model": bundle.scoring_model,
-        "bundle": bundle.version,
-        **metrics,
-        "warnings": [],
-    }
+    return [
+        {"protocol": "bundle", "model": b.scoring_model, "bundle": b.version, **m, "warnings": []}
+        for b, m in zip(bundles, metrics, strict=True)
+    ]
 
 
 def _delay_ms(text: str) -> int:
@@ -279,24 +285,21 @@ def _delay_ms(text: str) -> int:
         ) from None
 
 
-def _print_split(result: dict[str, Any]) -> None:
-    d = result["data"]
-    if "bundle" in result:
-        how = f"bundle {result['bundle']}"
-    elif result["model"] == result["chosen_on_validation"]:
-        how = "chosen on validation"
-    else:
-        how = "asked"
+def _print_split(results: list[dict[str, Any]]) -> None:
+    """One column per result (a trained model, or each bundle), then the split's counts."""
+    first = results[0]
+    d = first["data"]
     table = Table(title=f"test rows {_when(d['test_start_ms'])} to {_when(d['test_end_ms'])}")
     table.add_column("metric")
-    table.add_column(f"{result['model']} ({how})", justify="right")
+    for result in results:
+        table.add_column(_heading(result), justify="right")
     for key, label in _SHOWN:
-        table.add_row(label, _fmt(result.get(key)))
+        table.add_row(label, *(_fmt(r.get(key)) for r in results))
     for step in ("review", "block"):
-        at = result[step]
-        table.add_row(f"{step} threshold", _threshold(at["threshold"]))
+        table.add_row(f"{step} threshold", *(_threshold(r[step]["threshold"]) for r in results))
         for what in ("precision", "recall"):
-            table.add_row(f"{what} at the {step} threshold", _fmt(at.get(what)))
+            cells = (_fmt(r[step].get(what)) for r in results)
+            table.add_row(f"{what} at the {step} threshold", *cells)
     console.print(table)
     if "train_rows" not in d:
         console.print(f"{d['test_rows']:,} test rows ({d['test_frauds']:,} frauds)")
@@ -304,13 +307,20 @@ def _print_split(result: dict[str, Any]) -> None:
     console.print(
         f"trained on {d['train_rows']:,} rows ({d['train_frauds']:,} frauds) from "
         f"{_when(d['train_start_ms'])} to {_when(d['train_end_ms'])}, labels known "
-        f"{result['label_delay_ms'] / 86_400_000:g} days after each transaction by "
-        f"{_when(result['train_until_ms'])}; tested on {d['test_rows']:,} rows "
+        f"{first['label_delay_ms'] / 86_400_000:g} days after each transaction by "
+        f"{_when(first['train_until_ms'])}; tested on {d['test_rows']:,} rows "
         f"({d['test_frauds']:,} frauds)",
         highlight=False,
     )
-    for warning in result["warnings"]:
+    for warning in first["warnings"]:
         console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+def _heading(result: dict[str, Any]) -> str:
+    if "bundle" in result:
+        return f"{result['bundle']} ({result['model']})"
+    chosen = result["model"] == result["chosen_on_validation"]
+    return f"{result['model']} ({'chosen on validation' if chosen else 'asked'})"
 
 
 def _when(ms: int) -> str:

@@ -18,7 +18,6 @@ from fraudstream.errors import ModelError
 from fraudstream.model._bundle import Bundle
 from fraudstream.model._costs import Costs
 from fraudstream.model._metrics import evaluate
-from fraudstream.model._score import score_history
 from fraudstream.model._split import check_frauds, time_split
 from fraudstream.model._train import (
     MODES,
@@ -30,7 +29,7 @@ from fraudstream.model._train import (
 )
 from fraudstream.schema import LabelMessage, TxBatch
 
-__all__ = ["evaluate_bundle", "evaluate_time_split"]
+__all__ = ["evaluate_bundles", "evaluate_time_split"]
 
 
 def evaluate_time_split(
@@ -77,8 +76,8 @@ def evaluate_time_split(
     return metrics
 
 
-def evaluate_bundle(
-    bundle: Bundle,
+def evaluate_bundles(
+    bundles: Sequence[Bundle],
     history: TxBatch,
     *,
     test_from_ms: int,
@@ -87,10 +86,16 @@ def evaluate_bundle(
     costs: Costs = Costs(),  # noqa: B008 - frozen dataclass, immutable default
     partitions: int = 1,
     progress: Progress | None = None,
-) -> dict[str, Any]:
-    """A trained ``bundle`` measured on the rows from ``test_from_ms`` (before ``test_until_ms``)
-    at its own thresholds; every earlier row is replayed too, so the test rows' features are
-    those the detector computes after the whole history (:func:`score_history`)."""
+) -> list[dict[str, Any]]:
+    """Trained ``bundles`` (of one mode) measured on the rows from ``test_from_ms`` (before
+    ``test_until_ms``), each at its own thresholds: per bundle, its test metrics and ``data``.
+
+    Every earlier row is replayed too, once for all bundles, so the test rows' features are
+    those the detector computes after the whole history (as :func:`score_history`).
+    """
+    modes = {b.mode for b in bundles}
+    if len(modes) != 1:
+        raise ModelError(f"bundles of one feature mode can be compared, got {sorted(modes)}")
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
     if test_until_ms is not None:
         h = h.take(np.flatnonzero(h.event_time_ms < test_until_ms))
@@ -98,14 +103,16 @@ def evaluate_bundle(
     test = (h.label >= 0) & (t >= test_from_ms)
     if not test.any():
         raise ModelError(f"no labelled row at or after --test-from ({test_from_ms} ms)")
-    scored = score_history(bundle, h, labels=labels, partitions=partitions, progress=progress)
-    metrics = evaluate(scored.score[test], h.label[test], h.amount[test], bundle.thresholds, costs)
+    x = replay(h, modes.pop(), progress, partitions=partitions, labels=label_book(labels))[test]
     idx = np.flatnonzero(test)
-    metrics["data"] = {
+    data = {
         "test_rows": len(idx),
         "test_frauds": int(np.count_nonzero(h.label[test] == 1)),
         "test_start_ms": int(t[idx[0]]),
         "test_end_ms": int(t[idx[-1]]),
         "state_partitions": partitions,
     }
-    return metrics
+    label, amount = h.label[test], h.amount[test]
+    return [
+        {**evaluate(b.score(x), label, amount, b.thresholds, costs), "data": data} for b in bundles
+    ]
