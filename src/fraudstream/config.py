@@ -146,8 +146,14 @@ class DriftSettings(_Frozen):
     #: PSI over this (0.1: watch, 0.25: act) for ``alarm_windows`` windows in a row: the alarm.
     threshold: float = Field(default=0.25, gt=0)
     alarm_windows: int = Field(default=2, ge=1)
-    #: Whether volume features (counts per hour, which follow the daily cycle) raise the alarm.
-    alarm_volume: bool = False
+    #: Which histograms can raise the alarm (``model._drift.feature_group``): volume features
+    #: follow the daily traffic cycle and label features the label feed, so both only show.
+    alarm_groups: tuple[Literal["population", "volume", "labels", "score"], ...] = (
+        "population",
+        "score",
+    )
+    #: Features shown but never alarming (e.g. one a team has seen drift harmlessly).
+    ignore: tuple[str, ...] = ()
 
 
 class NotifySettings(_Frozen):
