@@ -40,13 +40,14 @@ __all__ = [
     "CALENDAR_FEATURES",
     "DRIFT_FILE",
     "EPS",
+    "GROUPS",
     "SCORE",
     "SCORE_TAIL",
     "DriftReference",
     "bin_edges",
     "bin_index",
     "build_reference",
-    "is_volume_feature",
+    "feature_group",
     "psi",
     "psi_by_histogram",
 ]
@@ -65,16 +66,26 @@ CALENDAR_FEATURES: Final = frozenset({"hour_of_day", "TX_DURING_WEEKEND", "TX_DU
 _FORMAT: Final = 1
 #: Features that count events per unit of time: they follow the traffic's daily cycle.
 _VOLUME: Final = re.compile(r"^(tx_count|amount_sum|distinct_senders|high_amount_count)_|_NB_TX_")
+#: Features read from the label feed (confirmed frauds, fraud shares, terminal risk).
+_LABELS: Final = re.compile(r"fraud|_RISK_|_delayed$")
+#: The groups of :func:`feature_group`.
+GROUPS: Final = ("population", "volume", "labels", "score")
 
 
-def is_volume_feature(name: str) -> bool:
-    """Whether ``name`` counts events per unit of time (``tx_count_by_account_1h``…).
+def feature_group(name: str) -> str:
+    """The drift group of a histogram: ``score``, ``volume``, ``labels`` or ``population``.
 
-    Such a feature's distribution follows the traffic's volume, which has a daily cycle (the
-    simulator's counterparty counts per hour double from night to afternoon): its PSI against a
-    reference from another time of day measures load, not a change of population.
+    ``volume``: counts of events per unit of time (``tx_count_by_account_1h``…); they follow
+    the traffic, which has a daily cycle (the simulator's counterparty counts per hour double
+    from night to afternoon). ``labels``: features of the label feed (confirmed frauds…); they
+    follow the labels' delays and keep growing until the feed covers their longest window plus
+    the chargeback delay (weeks). Neither says the population of transactions changed.
     """
-    return _VOLUME.search(name) is not None
+    if name == SCORE:
+        return "score"
+    if _LABELS.search(name):
+        return "labels"
+    return "volume" if _VOLUME.search(name) else "population"
 
 
 def bin_edges(values: npt.NDArray[Any], bins: int = 10, tail: Sequence[float] = ()) -> F64:
