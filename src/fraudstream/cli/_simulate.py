@@ -11,6 +11,7 @@ import typer
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._labels import LabelFeed
+from fraudstream.cli._lists import parse_ttl_ms
 from fraudstream.cli._replay import progress_bar
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError
@@ -21,6 +22,7 @@ from fraudstream.simulate import (
     ROBOTS,
     CardSimulator,
     LiveLabels,
+    MixShift,
     PaySimSimulator,
     RateLimiter,
     batch_labels,
@@ -89,6 +91,20 @@ def simulate(
         "timestamp = label time), each just before the first transaction at or after its label "
         "time, and every record gets a txId.",
     ),
+    shift_after: str | None = typer.Option(
+        None,
+        help="Change the mix this long into event time (90s, 30m, 2h): the --shift-* options "
+        "apply from then on (PaySim format; drift tests, docs/drift.md).",
+    ),
+    shift_robots: str | None = typer.Option(
+        None, help="Robots from --shift-after on (unchanged if not given)."
+    ),
+    shift_fraud_rate: float | None = typer.Option(
+        None, help="Fraud rate from --shift-after on (unchanged if not given)."
+    ),
+    shift_amount_scale: float = typer.Option(
+        1.0, help="Genuine amounts drawn this many times larger from --shift-after on."
+    ),
 ) -> None:
     """Produce transactions with fraud robots labelling their own, to Kafka or to a file."""
     if fmt not in ("paysim", "card"):
@@ -99,6 +115,9 @@ def simulate(
     chosen = _robots(robots, fmt)
     if start_ms is None and fmt == "paysim":
         start_ms = 0 if out is not None else int(time.time() * 1000)
+    shift = _shift(fmt, start_ms or 0, shift_after, shift_robots, shift_fraud_rate)
+    if shift is not None:
+        shift = MixShift(shift.at_ms, shift.robots, shift.fraud_rate, shift_amount_scale)
     try:
         if out is not None:
             rows = 1_000_000 if count is None else count
@@ -112,6 +131,7 @@ def simulate(
                 rows,
                 accounts is not None,
                 labels,
+                shift,
             )
         else:
             sent = _to_kafka(
@@ -124,6 +144,7 @@ def simulate(
                 duration,
                 accounts is not None,
                 labels,
+                shift,
             )
             if report is not None:
                 report.write_text(json.dumps({"produced": sent}))
@@ -131,8 +152,37 @@ def simulate(
         raise fail(str(exc)) from exc
 
 
+def _shift(
+    fmt: str,
+    start_ms: int,
+    after: str | None,
+    robots: str | None,
+    fraud_rate: float | None,
+) -> MixShift | None:
+    """The mix change the --shift-* options ask for (``None``: none)."""
+    if after is None:
+        return None
+    if fmt != "paysim":
+        raise typer.BadParameter(
+            "only the paysim format can change its mix", param_hint="--shift-after"
+        )
+    try:
+        offset_ms = parse_ttl_ms(after)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{after!r}: write a positive number and a unit s, m, h or d",
+            param_hint="--shift-after",
+        ) from None
+    names = None if robots is None else _robots(robots, fmt)
+    return MixShift(start_ms + offset_ms, names, fraud_rate)
+
+
 def _paysim(
-    settings: Settings, robots: tuple[str, ...], fraud_rate: float, start_ms: int
+    settings: Settings,
+    robots: tuple[str, ...],
+    fraud_rate: float,
+    start_ms: int,
+    shift: MixShift | None = None,
 ) -> PaySimSimulator:
     sim = settings.simulate
     return PaySimSimulator(
@@ -142,6 +192,7 @@ def _paysim(
         start_ms=start_ms,
         robots=robots,
         fraud_rate=fraud_rate,
+        shift=shift,
     )
 
 
@@ -167,11 +218,12 @@ def _to_file(
     rows: int,
     customers_given: bool,
     with_labels: bool,
+    shift: MixShift | None = None,
 ) -> None:
     seed = settings.simulate.seed
     found: list[LabelMessage] = []
     if fmt == "paysim":
-        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
+        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0, shift)
 
         def next_table(n: int) -> pa.Table:
             first = paysim.emitted
@@ -228,6 +280,7 @@ def _to_kafka(
     duration: float | None,
     customers_given: bool,
     with_labels: bool,
+    shift: MixShift | None = None,
 ) -> int:
     sim = settings.simulate
     client = kafka_client(settings)
@@ -248,7 +301,7 @@ def _to_kafka(
     producer = make_producer(client, **{"linger.ms": sim.linger_ms})
     feed = LabelFeed(producer, settings.topics.labels, live.pending) if live else None
     if fmt == "paysim":
-        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0)
+        paysim = _paysim(settings, robots, fraud_rate, start_ms or 0, shift)
 
         def next_messages(n: int) -> list[Message]:
             records = paysim.next_batch(n)
