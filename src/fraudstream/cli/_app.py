@@ -120,6 +120,7 @@ _COMMAND_MODULES = (
     "notify",
     "replay",
     "rules",
+    "schema",
     "score",
     "serve",
     "simulate",
