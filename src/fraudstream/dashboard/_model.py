@@ -12,6 +12,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from fraudstream.dashboard import _queries as q
+from fraudstream.dashboard._charts import time_tooltip, time_x
 from fraudstream.dashboard._context import cached, fmt_ms, fmt_pct, settings
 from fraudstream.dashboard._text import md, safe_text
 from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
@@ -30,6 +31,7 @@ def render() -> None:
     manifest = _bundle_manifest()
     _bundle_section(manifest)
     _live_quality()
+    _drift()
     _feedback_from_labels()
     _explorer(manifest)
 
@@ -129,6 +131,68 @@ def _live_quality() -> None:
         f"frauds raised an alert; analysts confirmed {fmt_pct(quality['analyst_precision'], 1)} "
         f"of {quality['reviewed']:,} reviewed alerts."
     )
+
+
+#: Features drawn besides the score: the ones that drifted most over the windows shown.
+_DRIFT_SHOWN = 6
+
+
+def _drift() -> None:
+    st.subheader("Drift against the training reference")
+    version, frame = cached(q.drift_series)
+    d = settings().drift
+    if version is None:
+        st.info(
+            "No drift windows yet: the detector writes one per "
+            f"{d.window_ms / 60_000:g} min of event time with at least {d.min_rows:,} scored "
+            "transactions, for a bundle that has a drift reference (docs/drift.md)."
+        )
+        return
+    latest = frame[frame.window_end_ms == frame.window_end_ms.max()]
+    alarm = bool(latest.alarm.max())
+    c = st.columns([3, 1, 1])
+    c[0].metric("Model version", md(version))
+    c[1].metric(
+        "Score PSI, latest window", f"{float(latest[latest.feature == 'score'].psi.sum()):.3f}"
+    )
+    c[2].metric("Drift alarm", "ON" if alarm else "off")
+    st.altair_chart(drift_chart(frame, d.threshold), width="stretch")
+    st.caption(
+        f"PSI per {d.window_ms / 60_000:g}-minute window of event time against the bundle's "
+        f"training histograms: the score and the {_DRIFT_SHOWN} features that drifted most. "
+        f"Below 0.1 stable, 0.1-0.25 watch, above {d.threshold:g} act; the alarm needs "
+        f"{d.alarm_windows} window(s) in a row over it (volume and label features only show)."
+    )
+    top = latest.sort_values("psi", ascending=False).head(10)
+    st.dataframe(
+        pd.DataFrame({"feature": [safe_text(f) for f in top.feature], "PSI": top.psi.round(3)}),
+        hide_index=True,
+    )
+
+
+def drift_chart(frame: pd.DataFrame, threshold: float) -> alt.LayerChart:
+    """PSI over time (log scale) of the score and the most drifting features, with the threshold."""
+    worst = (
+        frame[frame.feature != "score"].groupby("feature").psi.max().nlargest(_DRIFT_SHOWN).index
+    )
+    shown = frame[frame.feature.isin([*worst, "score"])].copy()
+    shown["time"] = pd.to_datetime(shown.window_end_ms, unit="ms", utc=True)
+    shown["psi"] = shown.psi.clip(lower=1e-4)
+    shown["feature"] = shown.feature.map(safe_text)
+    lines = (
+        alt.Chart(shown)
+        .mark_line(point=True)
+        .encode(
+            x=time_x(title="window end, event time (UTC)"),
+            y=alt.Y("psi:Q", title="PSI", scale=alt.Scale(type="log")),
+            color=alt.Color("feature:N", title=None),
+            strokeWidth=alt.condition("datum.feature == 'score'", alt.value(3), alt.value(1.2)),
+            tooltip=["feature:N", alt.Tooltip("psi:Q", format=".3f"), time_tooltip()],
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"psi": [threshold]})).mark_rule(color="red", strokeDash=[4, 4])
+    chart: alt.LayerChart = (lines + rule.encode(y="psi:Q")).properties(height=300)
+    return chart
 
 
 def feedback_table(buckets: list[Feedback]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ __all__ = [
     "alerts_since",
     "count_alerts",
     "decisions_by_kind",
+    "drift_series",
     "feedback_by_age",
     "get_alert",
     "labelled_sample",
@@ -150,6 +151,29 @@ def model_versions(db: Database) -> list[tuple[str, int, dict[str, Any]]]:
         parsed = metrics if isinstance(metrics, dict) else json.loads(metrics or "{}")
         out.append((str(version), int(seen), parsed))
     return out
+
+
+_DRIFT_COLUMNS: Final = ("window_end_ms", "feature", "psi", "alarm")
+
+
+def drift_series(db: Database, windows: int = 480) -> tuple[str | None, pd.DataFrame]:
+    """The newest monitored model version and its last ``windows`` drift windows:
+    ``window_end_ms, feature, psi, alarm`` (event time), oldest first; ``(None, empty)`` without
+    any."""
+    newest = db.one(
+        "SELECT model_version FROM model_drift ORDER BY window_end_ms DESC, model_version LIMIT 1"
+    )
+    if newest is None:
+        return None, _frame([], _DRIFT_COLUMNS)
+    version = str(newest[0])
+    rows = db.rows(
+        "SELECT window_end_ms, feature, psi, alarm FROM model_drift WHERE model_version = ? "
+        "AND window_end_ms >= (SELECT min(window_end_ms) FROM (SELECT DISTINCT window_end_ms "
+        "FROM model_drift WHERE model_version = ? ORDER BY window_end_ms DESC LIMIT ?) AS last) "
+        "ORDER BY window_end_ms, feature",
+        (version, version, int(windows)),
+    )
+    return version, _frame(rows, _DRIFT_COLUMNS)
 
 
 # --- alerts ---------------------------------------------------------------------------------
