@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -617,3 +618,69 @@ def test_json_features_of_version_5_become_float32_blobs(db_path: Path) -> None:
     a = decode_features(rows[0][2], ["x", "y"])
     assert a["x"] == 1.5 and np.isnan(a["y"])
     assert decode_features(rows[1][2], ["x", "y"]) == {"x": -2.0, "y": 0.25}
+
+
+def _wal_frames(path: Path) -> tuple[int, int]:
+    """(frames in the write-ahead log, frames of them already in the database file)."""
+    conn = sqlite3.connect(path)
+    try:
+        _busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        conn.close()
+    return int(log_frames), int(done)
+
+
+def test_maintain_checkpoints_the_log_between_batches_and_the_log_restarts(
+    store: SQLiteStore, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits leave their pages in the log (the writer no longer checkpoints every 1,000
+    pages); ``maintain`` copies them all, so the next commit writes the log from its start."""
+    import fraudstream.sinks._sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_IDLE_CHECKPOINT_S", 3_600.0)
+    for b in range(40):  # well past SQLite's default autocheckpoint of 1,000 pages
+        store.write(make_scored([f"t{b}-{i}" for i in range(500)]))
+        store.flush()
+    assert store._conn is not None
+    frames = int(store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    assert frames > 1_000
+    store._checkpointed_at = -1e9  # long ago
+    store.maintain()  # due: copies every frame
+    store.write(make_scored(["after-0"]))
+    store.flush()
+    log_frames, done = _wal_frames(db_path)
+    assert log_frames < 20  # the commit after the checkpoint restarted the log
+    store.write(make_scored(["after-1"]))
+    store.flush()
+    store.maintain()  # not due again within _IDLE_CHECKPOINT_S: nothing copied
+    assert store._uncheckpointed
+
+
+def test_the_sink_thread_checkpoints_when_it_has_nothing_to_write(db_path: Path) -> None:
+    """The detector's output thread calls ``maintain`` once its queue is empty."""
+    from types import SimpleNamespace
+
+    from confluent_kafka import Producer
+
+    from fraudstream.sinks import AlertTopicSink
+    from fraudstream.stream import SinkWorker
+    from fraudstream.stream._pipeline import Job
+
+    store = SQLiteStore(db_path)
+    store.open()
+    store._checkpointed_at = -1e9  # due at the first idle moment
+    worker = SinkWorker(AlertTopicSink(Producer({"bootstrap.servers": "127.0.0.1:9"}), "a"), store)
+    try:
+        model = SimpleNamespace(version="m1", metrics={})
+        job = Job(scored=make_scored(["x1", "x2"]), windows=[], offsets=[], bundle=model,  # type: ignore[arg-type]
+                  produced_ms=np.zeros(2, np.int64))  # fmt: skip
+        worker.submit(job, keep_alive=lambda: None)
+        assert worker.wait_idle(timeout_s=10)
+        deadline = time.monotonic() + 5
+        while store._uncheckpointed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not store._uncheckpointed
+        assert query(db_path, "SELECT count(*) FROM transactions_enriched") == [(2,)]
+    finally:
+        worker.stop()
+        store.close()

@@ -234,6 +234,20 @@ class SinkWorker:
                 if not finished:
                     self._todo.clear()  # stopped during an outage: nothing more is durable
                     return
+                idle = not self._todo
+            if idle:
+                self._maintain()
+
+    def _maintain(self) -> None:
+        """Nothing to write: the store's housekeeping (SQLite's checkpoint), off any batch's path.
+        A failure here is the next write's to report."""
+        maintain = getattr(self.store, "maintain", None)
+        if maintain is None:
+            return
+        try:
+            maintain()
+        except StoreError as exc:
+            log.warning("store housekeeping failed: %s", exc)
 
     def _run(self, group: list[Job]) -> bool:
         """Make ``group`` durable: alerts produced, one store commit, then one producer flush."""
