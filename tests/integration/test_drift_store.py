@@ -42,6 +42,9 @@ def _check(url: str, schema: str | None = None) -> None:
             {"amount": 0.5, "kind_transfer": 0.02, "score": 0.6}
         )
         assert last.alarm.tolist() == [1, 1, 1]
+        raised = store.drift_alarms(0)  # raised at the 3rd window; the 4th only holds it
+        assert {(r[0], r[1]) for r in raised} == {("v2", 180_000)} and len(raised) == 3
+        assert store.drift_alarms(180_000) == []
         spec = drift_chart(frame, 0.25).to_dict()
         assert spec["layer"][1]["mark"]["type"] == "rule"
     finally:

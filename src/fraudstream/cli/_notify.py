@@ -9,22 +9,25 @@ from typing import Any
 import typer
 
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
-from fraudstream.config import NotifySettings, Settings
+from fraudstream.config import DriftSettings, NotifySettings, Settings
 from fraudstream.errors import FraudstreamError
+from fraudstream.model._drift import feature_group
 from fraudstream.sinks import (
     Dispatcher,
     EmailChannel,
     RateLimiter,
+    Store,
     WebhookChannel,
     open_store,
     run_notifier,
 )
+from fraudstream.sinks._drift import drift_alerts
 from fraudstream.sinks._notify import Channel, NotificationLog
 from fraudstream.sinks._notify_metrics import NotifyMetrics
 from fraudstream.stream import ensure_topics, make_consumer
 from fraudstream.stream._watchdog import lag_from_statistics
 
-__all__ = ["build_channels", "run_notify"]
+__all__ = ["build_channels", "drift_notices", "run_notify"]
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +97,39 @@ def run_notify(
     consumer = make_consumer(client, n.group_id, **stats)
     try:
         run_notifier(
-            consumer, settings.topics.alerts, dispatcher, should_stop, idle_exit_s=idle_exit_s
+            consumer,
+            settings.topics.alerts,
+            dispatcher,
+            should_stop,
+            idle_exit_s=idle_exit_s,
+            side=drift_notices(store, dispatcher, settings.drift),
         )
     finally:
         consumer.close()
         store.close()
     return dispatcher
+
+
+def drift_notices(
+    store: Store, dispatcher: Dispatcher, d: DriftSettings
+) -> Callable[[Callable[[float], None]], int]:
+    """The drift alarms the detectors raised (table ``model_drift``), each notified once on
+    every channel (``alert_id`` ``drift:<version>:<window end>``), naming the histograms that
+    count for the alarm under ``d``."""
+    after_ms = 0
+
+    def counts(name: str) -> bool:
+        return feature_group(name) in d.alarm_groups and name not in d.ignore
+
+    def poll(wait: Callable[[float], None]) -> int:
+        nonlocal after_ms
+        alerts = drift_alerts(store.drift_alarms(after_ms), counts)
+        handled = sum(dispatcher.handle(a, wait=wait) for a in alerts)
+        if alerts:
+            after_ms = max(a.event_time_ms for a in alerts)
+        return handled
+
+    return poll
 
 
 def _served(metrics: NotifyMetrics, port: int, topic: str) -> dict[str, Any]:
@@ -121,6 +151,9 @@ def notify(
     idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),
 ) -> None:
     """Send alerts (default: blocks) to the configured webhook and e-mail channels.
+
+    Drift alarms the detectors store (docs/drift.md) are sent too, once each,
+    whatever DECISIONS: decision "drift", the drifting features as reasons.
 
     Settings, FRAUDSTREAM_NOTIFY__…: CHANNELS ('["webhook","email"]'),
     DECISIONS ('["block"]'), WEBHOOK_URL, WEBHOOK_SECRET (HMAC-SHA256 in

@@ -7,10 +7,37 @@ alarm holds at the window's close (docs/drift.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["DriftWindow", "drift_rows", "drift_table"]
+from fraudstream.sinks._rows import Alert, Reason
+
+__all__ = [
+    "DRIFT_DECISION",
+    "RAISED_SQL",
+    "DriftWindow",
+    "drift_alerts",
+    "drift_rows",
+    "drift_table",
+]
+
+#: The ``decision`` of a drift alarm's notification (always notified, whatever the decisions).
+DRIFT_DECISION: Final = "drift"
+#: Features named in a drift alarm's notification.
+_NAMED: Final = 5
+#: The rows of every window where a drift alarm was raised (it held there and not at the
+#: window before) and ended after ``?``, most drifting first; ``?`` placeholders.
+RAISED_SQL: Final = """
+SELECT d.model_version, d.window_end_ms, d.window_ms, d.row_count, d.feature, d.psi
+FROM model_drift d
+WHERE d.alarm = 1 AND d.window_end_ms > ?
+  AND NOT EXISTS (
+    SELECT 1 FROM model_drift p
+    WHERE p.model_version = d.model_version AND p.feature = d.feature AND p.alarm = 1
+      AND p.window_end_ms = d.window_end_ms - d.window_ms)
+ORDER BY d.window_end_ms, d.model_version, d.psi DESC"""
 
 
 @dataclass(frozen=True)
@@ -53,3 +80,38 @@ def drift_rows(windows: Sequence[DriftWindow]) -> list[tuple[str, int, str, int,
         for w in windows
         for name, psi in zip(w.names, w.psi, strict=True)
     ]
+
+
+def drift_alerts(
+    rows: Sequence[Sequence[Any]], counts: Callable[[str], bool] = lambda _: True
+) -> list[Alert]:
+    """One notification per raised alarm from :data:`RAISED_SQL`'s rows: ``alert_id``
+    ``drift:<version>:<window end>``, ``decision`` :data:`DRIFT_DECISION`, ``score`` the
+    highest PSI, ``reasons`` the most drifting histograms that ``counts`` for the alarm (value
+    and contribution: the PSI)."""
+    grouped: dict[tuple[str, int], list[Sequence[Any]]] = {}
+    for row in rows:
+        if counts(str(row[4])):
+            grouped.setdefault((str(row[0]), int(row[1])), []).append(row)
+    now_ms = int(time.time() * 1000)
+    out = []
+    for (version, end_ms), found in grouped.items():
+        top = sorted(found, key=lambda r: -float(r[5]))[:_NAMED]
+        out.append(
+            Alert(
+                alert_id=f"drift:{version}:{end_ms}",
+                tx_id="",
+                decision=DRIFT_DECISION,
+                score=float(top[0][5]),
+                reasons=[Reason(str(r[4]), float(r[5]), float(r[5])) for r in top],
+                model_version=version,
+                event_time_ms=end_ms,
+                created_at_ms=now_ms,
+                account="",
+                counterparty="",
+                kind=f"{int(top[0][3])} transactions in {int(top[0][2]) // 1000} s",
+                amount=0.0,
+                label=None,
+            )
+        )
+    return out

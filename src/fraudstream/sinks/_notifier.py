@@ -24,6 +24,8 @@ __all__ = ["run_notifier"]
 log = logging.getLogger(__name__)
 
 _decode_alert = msgspec.json.Decoder(Alert).decode
+#: Notifications from elsewhere than the alerts topic: ``side(wait)`` → how many were handled.
+Side = Callable[[Callable[[float], None]], int]
 _encode = msgspec.json.Encoder().encode
 
 
@@ -78,18 +80,28 @@ def run_notifier(
     *,
     batch_max: int = 500,
     idle_exit_s: float | None = None,
+    side: Side | None = None,
+    side_every_s: float = 10.0,
 ) -> int:
     """Feed ``topic``'s alerts to ``dispatcher`` through ``consumer`` (a confluent-kafka
     ``Consumer`` with manual commits); commit each batch once handled. The alerts handled.
 
     Stopping while a channel is down returns without committing that batch: the restarted
-    notifier gets it again and skips what was already delivered.
+    notifier gets it again and skips what was already delivered. ``side(wait)``, called every
+    ``side_every_s`` between batches, notifies what does not come from the topic (drift alarms
+    read from the store) and returns how many it handled; a store failure there is retried
+    at the next call.
     """
     consumer.subscribe([topic])
     handled = 0
     last_data = time.monotonic()
     hold = _Hold(consumer, topic, should_stop)
+    next_side = 0.0
     while not should_stop():
+        if side is not None and time.monotonic() >= next_side:
+            next_side = time.monotonic() + side_every_s
+            if not _run_side(side, hold, should_stop):
+                break
         msgs = consumer.consume(batch_max, timeout=0.2)
         if not msgs:
             if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
@@ -111,6 +123,21 @@ def run_notifier(
             hold.release()
         _commit(consumer, msgs)
     return handled
+
+
+def _run_side(side: Side, hold: _Hold, should_stop: Callable[[], bool]) -> bool:
+    """Run ``side`` with the consumer held while a channel is down; ``False`` if stopped."""
+    try:
+        side(hold)
+    except StoreError as exc:
+        log.warning("notifier: drift alarms not read from the store (retried): %s", exc)
+    except NotifyError:
+        if should_stop():
+            return False
+        raise
+    finally:
+        hold.release()
+    return True
 
 
 def _commit(consumer: Any, msgs: Sequence[Any]) -> None:

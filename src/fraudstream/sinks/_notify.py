@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from fraudstream._redact import redact
 from fraudstream.errors import FraudstreamError, StoreError
 from fraudstream.sinks._deadline import Deadline, deadline_opener
+from fraudstream.sinks._drift import DRIFT_DECISION
 from fraudstream.sinks._notify_metrics import NotifyMetrics
 from fraudstream.sinks._rows import Alert
 
@@ -220,6 +221,9 @@ class EmailChannel:
         msg["Subject"] = (
             f"[fraudstream] {alert.decision.upper()} {alert.kind} {alert.amount:,.2f} "
             f"from {alert.account}"
+            if alert.decision != DRIFT_DECISION
+            else f"[fraudstream] DRIFT alarm, model {alert.model_version}: "
+            + ", ".join(f"{r.feature} PSI {r.value:.2f}" for r in alert.reasons[:3])
         )
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.recipients)
@@ -303,6 +307,7 @@ class Dispatcher:
     ``notifications_sent``) before the next one starts; an alert already
     delivered or recorded on a channel (looked up there, the last ``dedupe_size`` kept in memory)
     is never sent on it again, across restarts too. A failing store holds like a down channel.
+    A drift alarm (decision ``drift``, ``sinks._drift``) is sent whatever ``decisions``.
     ``metrics`` counts alerts, deliveries, failures, retries and holds for Prometheus.
     """
 
@@ -342,7 +347,7 @@ class Dispatcher:
         ``wait`` (default: ``sleep``) is how a back-off is spent, e.g. polling a paused consumer.
         """
         self.metrics.alert(alert.decision)
-        if alert.decision not in self.decisions:
+        if alert.decision not in self.decisions and alert.decision != DRIFT_DECISION:
             return False
         if alert.alert_id in self._seen:
             self.skipped += 1

@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool
 from fraudstream._redact import redact
 from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
-from fraudstream.sinks._drift import DriftWindow, drift_rows
+from fraudstream.sinks._drift import RAISED_SQL, DriftWindow, drift_rows
 from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, for_driver, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._pgcopy import ENRICHED_COPY_COLUMNS, binary_copy, enriched_copy
@@ -478,6 +478,13 @@ class PostgresStore:
         """Record (and commit) that ``alert_id`` was delivered on ``channel``."""
         with self._guard("insert into table notifications_sent"), self._connection() as conn:
             conn.execute(_INSERT_SENT, (alert_id, channel, _now_ms()))
+
+    def drift_alarms(self, after_ms: int) -> list[tuple[Any, ...]]:
+        """The rows of the drift alarms raised at windows ending after ``after_ms``
+        (``sinks._drift.RAISED_SQL``)."""
+        with self._guard("read table model_drift"), self._connection() as conn:
+            rows = conn.execute(RAISED_SQL.replace("?", "%s"), (after_ms,)).fetchall()
+        return [tuple(r) for r in rows]
 
     def notified_channels(self, alert_id: str) -> set[str]:
         """Channels on which ``alert_id`` was delivered or recorded as failed for good."""

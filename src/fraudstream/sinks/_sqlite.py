@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from fraudstream.errors import StoreDataError, StoreError
 from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, WindowStats
-from fraudstream.sinks._drift import DriftWindow, drift_rows
+from fraudstream.sinks._drift import RAISED_SQL, DriftWindow, drift_rows
 from fraudstream.sinks._labelrows import INSERT_LABEL, chunks, label_rows, lookup_sql
 from fraudstream.sinks._migrate import apply_migrations
 from fraudstream.sinks._rejects import (
@@ -530,6 +530,13 @@ class SQLiteStore:
         with self._guard("insert into table notifications_sent"):
             self._begin().execute(_INSERT_SENT, (alert_id, channel, _now_ms()))
         self.flush()
+
+    def drift_alarms(self, after_ms: int) -> list[tuple[Any, ...]]:
+        """The rows of the drift alarms raised at windows ending after ``after_ms``
+        (``sinks._drift.RAISED_SQL``)."""
+        with self._guard("read table model_drift"):
+            rows = self._connection().execute(RAISED_SQL, (after_ms,)).fetchall()
+        return [tuple(r) for r in rows]
 
     def notified_channels(self, alert_id: str) -> set[str]:
         """Channels on which ``alert_id`` was delivered or recorded as failed for good."""

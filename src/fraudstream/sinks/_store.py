@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from fraudstream._redact import redact
 from fraudstream.errors import ConfigError
@@ -44,6 +44,10 @@ class Store(Protocol):
 
     def write_drift(self, windows: Sequence[DriftWindow]) -> None:
         """Insert or replace the PSI rows of these drift windows (``model_drift``)."""
+
+    def drift_alarms(self, after_ms: int) -> list[tuple[Any, ...]]:
+        """Rows of the drift alarms raised at windows ending after ``after_ms``
+        (``sinks._drift.RAISED_SQL``: version, window end, window, rows, feature, PSI)."""
 
     def record_model_version(self, version: str, metrics_json: str) -> None:
         """Remember a model version and its metrics (JSON text)."""
