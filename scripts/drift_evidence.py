@@ -133,38 +133,71 @@ def summary(
     return out
 
 
+Run = tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]  # names, ends, psi, alarm
+
+
+def as_run(windows: list[DriftWindow]) -> Run:
+    return (
+        windows[0].names,
+        np.array([w.window_end_ms for w in windows]),
+        np.array([w.psi for w in windows]),
+        np.array([w.alarm for w in windows]),
+    )
+
+
 def plot(
-    runs: dict[str, list[DriftWindow]], start_ms: int, shift_ms: int, threshold: float, path: Path
+    runs: dict[str, Run],
+    start_ms: int,
+    shift_ms: int,
+    settings: DriftSettings,
+    path: Path,
 ) -> None:
+    """PSI over event time per run: the score, the features that can raise the alarm (top 4),
+    the others that only show (top 3, grey), the threshold and the alarm's windows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
-    for ax, (title, windows) in zip(axes, runs.items(), strict=True):
-        hours = np.array([(w.window_end_ms - start_ms) / HOUR_MS for w in windows])
-        psi = np.array([w.psi for w in windows])
-        names = windows[0].names
-        order = np.argsort(-psi.max(axis=0))
-        shown = [i for i in order.tolist() if names[i] != "score"][:5]
-        for i in shown:
-            ax.plot(hours, np.maximum(psi[:, i], 1e-4), lw=1, label=names[i])
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.8), sharey=True)
+    for ax, (title, (names, ends, psi, alarm)) in zip(axes, runs.items(), strict=True):
+        hours = (ends - start_ms) / HOUR_MS
+        order = np.argsort(-psi.max(axis=0)).tolist()
+        counts = [
+            feature_group(n) in settings.alarm_groups and n not in settings.ignore for n in names
+        ]
+        for i in [i for i in order if counts[i] and names[i] != "score"][:4]:
+            ax.plot(hours, np.maximum(psi[:, i], 1e-4), lw=1.2, label=names[i])
+        for k, i in enumerate([i for i in order if not counts[i]][:3]):
+            style = ("--", ":", "-.")[k]
+            shown = f"{names[i]} (shown only)"
+            ax.plot(hours, np.maximum(psi[:, i], 1e-4), lw=0.9, ls=style, color="grey", label=shown)
         s = names.index("score")
-        ax.plot(hours, np.maximum(psi[:, s], 1e-4), lw=2.2, color="black", label="score")
-        ax.axhline(threshold, color="red", ls="--", lw=1, label=f"threshold {threshold}")
-        alarm = [h for h, w in zip(hours.tolist(), windows, strict=True) if w.alarm]
-        if alarm:
-            ax.scatter(alarm, [threshold] * len(alarm), marker="v", color="red", s=14, zorder=3)
-        if "shift" in title:
+        ax.plot(hours, np.maximum(psi[:, s], 1e-4), lw=2.4, color="black", label="score")
+        ax.axhline(settings.threshold, color="red", ls="--", lw=1, label="threshold")
+        if alarm.any():
+            ax.scatter(
+                hours[alarm],
+                np.full(int(alarm.sum()), settings.threshold * 1.15),
+                marker="v",
+                color="red",
+                s=12,
+                zorder=3,
+                label="alarm holds",
+            )
+        if title != "stable":
             ax.axvline(
-                (shift_ms - start_ms) / HOUR_MS, color="grey", ls=":", lw=1.2, label="mix change"
+                (shift_ms - start_ms) / HOUR_MS,
+                color="tab:blue",
+                ls=":",
+                lw=1.5,
+                label="mix change",
             )
         ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("event time since the stream started (h)")
-        ax.legend(fontsize=7, loc="upper left")
-    axes[0].set_ylabel("PSI against the training reference (log)")
+        ax.legend(fontsize=6.5, loc="lower right")
+    axes[0].set_ylabel("PSI against the training reference (log scale)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -191,11 +224,25 @@ def main() -> None:
     p.add_argument("--plot", type=Path)
     p.add_argument("--json", type=Path)
     p.add_argument("--windows", type=Path, help="every window's PSI (.npz)")
+    p.add_argument("--replot", type=Path, help="draw --plot from a --windows file, run nothing")
     a = p.parse_args()
     settings = DriftSettings(ignore=tuple(n for n in a.ignore.split(",") if n))
     start_ms = int(a.history_hours * HOUR_MS)
     end_ms = int((a.history_hours + a.hours) * HOUR_MS)
     shift_ms = start_ms + int(a.shift_hours * HOUR_MS)
+    if a.replot:
+        saved = np.load(a.replot)
+        runs_saved = {
+            str(saved[f"title_{i}"]): (
+                tuple(str(n) for n in saved[f"names_{i}"]),
+                saved[f"end_ms_{i}"],
+                saved[f"psi_{i}"],
+                saved[f"alarm_{i}"],
+            )
+            for i in range(2)
+        }
+        plot(runs_saved, start_ms, shift_ms, settings, a.plot)
+        return
     common = {"accounts": a.accounts, "seed": a.seed, "rate_per_s": a.rate}
     robots = a.shift_robots.split(",")
     stable = simulate(PaySimSimulator(**common), end_ms)
@@ -232,14 +279,15 @@ def main() -> None:
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
     if a.plot:
-        shown = dict(list(runs.items())[:2])
-        plot(shown, start_ms, shift_ms, settings.threshold, a.plot)
+        plot(
+            {k: as_run(v) for k, v in list(runs.items())[:2]}, start_ms, shift_ms, settings, a.plot
+        )
     if a.windows:
-        arrays = {}
-        for i, windows in enumerate(runs.values()):
-            arrays[f"end_ms_{i}"] = np.array([w.window_end_ms for w in windows])
-            arrays[f"psi_{i}"] = np.array([w.psi for w in windows])
-            arrays[f"names_{i}"] = np.array(windows[0].names)
+        arrays: dict[str, np.ndarray] = {}
+        for i, (name, windows) in enumerate(runs.items()):
+            names, ends, psi, alarm = as_run(windows)
+            arrays |= {f"names_{i}": np.array(names), f"end_ms_{i}": ends, f"psi_{i}": psi}
+            arrays |= {f"alarm_{i}": alarm, f"title_{i}": np.array(name)}
         np.savez(a.windows, **arrays)
 
 
