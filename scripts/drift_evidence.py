@@ -64,9 +64,8 @@ def bundle_for(history: TxBatch, models: Path, seed: int, with_labels: bool) -> 
     )
     path = bundle.save(models)
     marker.write_text(path.name)
-    print(
-        f"trained {bundle.version} on {len(history.tx_id):,} rows in {time.monotonic() - started:.0f} s"
-    )
+    took_s = time.monotonic() - started
+    print(f"trained {bundle.version} on {len(history.tx_id):,} rows in {took_s:.0f} s")
     return bundle
 
 
@@ -220,7 +219,7 @@ def main() -> None:
     p.add_argument("--labels", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--ignore", default="", help="FRAUDSTREAM_DRIFT__IGNORE, comma-separated")
     p.add_argument("--batch", type=int, default=500, help="rows per scored batch")
-    p.add_argument("--models", type=Path, default=Path("/tmp/fraudstream-drift-models"))
+    p.add_argument("--models", type=Path, default=Path("data/drift-evidence-models"))
     p.add_argument("--plot", type=Path)
     p.add_argument("--json", type=Path)
     p.add_argument("--windows", type=Path, help="every window's PSI (.npz)")
