@@ -160,6 +160,7 @@ def test_save_load_round_trip(bundle: Bundle, features: np.ndarray, tmp_path: Pa
         "logreg.joblib",
         "calibrator.json",
         "bundle.json",
+        "drift.json",  # the drift reference (docs/drift.md)
     }
     manifest = json.loads((path / "bundle.json").read_text())
     assert {
