@@ -185,3 +185,22 @@ def test_a_bundle_without_or_with_a_broken_reference_is_served_unmonitored(
     (path / DRIFT_FILE).write_text("{not json")
     assert Bundle.load(path).drift is None
     assert "without drift monitoring" in caplog.text
+
+
+def test_the_metrics_follow_the_monitor_in_service() -> None:
+    from fraudstream.stream import DetectorMetrics
+
+    ref, _, _ = _reference()
+    monitor = DriftMonitor(ref, model_version="v", window_ms=60_000, min_rows=100, alarm_windows=1)
+    metrics = DetectorMetrics()
+    served: list[DriftMonitor | None] = [None]
+    metrics.follow_drift(lambda: served[0])
+    assert metrics.registry.get_sample_value("fraudstream_drift_alarm") is None  # unmonitored
+    served[0] = monitor
+    assert metrics.registry.get_sample_value("fraudstream_drift_alarm") == 0.0
+    monitor.add(*_stream(1_000, 0, 60_000, 4.0))
+    (window,) = monitor.add(*_stream(10, 60_000, 1_000))
+    sample = metrics.registry.get_sample_value
+    assert sample("fraudstream_drift_alarm") == 1.0
+    assert sample("fraudstream_drift_windows_total") == 1.0
+    assert sample("fraudstream_drift_psi", {"feature": "amount"}) == window.psi[0] > 0.25
