@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,16 @@ def bench(
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        # the runs' state snapshots are the run's, never the user's data directory
+        detect = settings.detect.model_copy(update={"snapshot_dir": tmp / "state"})
+        settings = settings.model_copy(update={"detect": detect})
         bootstrap = settings.kafka.bootstrap_servers
         if not bootstrap:
             broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
             bootstrap = stack.enter_context(broker).bootstrap_servers
-        bundle = card_bundle(settings) if fmt == "card" else Bundle.load(ensure_model(settings))
+        with redirect_stdout(sys.stderr) if as_json else nullcontext():
+            # a first model's training report: not on the JSON's stdout
+            bundle = card_bundle(settings) if fmt == "card" else Bundle.load(ensure_model(settings))
         results["format"] = fmt
         run = BenchRun(
             client=settings.kafka.client_config(bootstrap),
