@@ -513,7 +513,10 @@ def test_containerfile_runs_fraudstream_as_a_non_root_user() -> None:
     steps = containerfile()
     user = [rest for word, rest in steps if word == "USER"][-1]
     uid, _, gid = user.partition(":")
-    assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0)
+    assert uid.isdigit() and int(uid) > 0 and gid.isdigit() and int(gid) > 0
+    made = [c for c in containerfile_runs() if c[:1] in (["groupadd"], ["useradd"])]
+    assert [c[c.index("--gid") + 1] for c in made] == [gid, gid], "the user's group is USER's"
+    assert made[1][made[1].index("--uid") + 1] == uid
     env = containerfile_env()
     venv = next(c[3] for c in containerfile_runs() if c[1:3] == ["-m", "venv"])
     assert env["PATH"].startswith(f"{venv}/bin:"), "fraudstream is on the PATH"
