@@ -15,8 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from fraudstream.features import LABEL_FEATURES
-from fraudstream.model import Bundle
-from fraudstream.simulate import PaySimSimulator, labels_path, paysim_table
+from fraudstream.model import Bundle, train_bundle
+from fraudstream.model._fdh import fdh_batch, fdh_labels
+from fraudstream.simulate import (
+    CardSimulator,
+    PaySimSimulator,
+    card_table,
+    labels_path,
+    paysim_table,
+)
 from fraudstream.simulate._labels import batch_labels, label_table
 from fraudstream.sinks import open_store
 from fraudstream.stream import DetectorTopics
@@ -98,3 +105,52 @@ def test_score_equals_the_stored_decisions_of_a_replayed_file(
     label_cols = [bundle.feature_names.index(n) for n in LABEL_FEATURES]
     lit = int(np.count_nonzero(x[:, label_cols].any(axis=1)))
     assert lit > 0, "label features must be non-zero on some rows for this to cover labels"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="stream._build builds the detector's engine with engine_for(mode) and no partition "
+    "count; the card engine's label features read it (a confirmed fraud counts in its own "
+    "partition), so on more than one partition detect's card label features differ from "
+    "training's replay and from score",
+)
+def test_score_equals_the_stored_scores_of_a_replayed_card_file(
+    bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
+) -> None:
+    sim = CardSimulator(customers=500, seed=4)
+    frame = pl.from_arrow(card_table(sim.next_columns(60_000), sim.start_ms))
+    assert isinstance(frame, pl.DataFrame)
+    labels = fdh_labels(frame)  # each fraud known 7 days later, as in the handbook
+    early = frame.filter(pl.col("TX_DATETIME") < frame["TX_DATETIME"][45_000])
+    bundle = train_bundle(
+        fdh_batch(early), mode="card", labels=labels, gap_ms=86_400_000, partitions=PARTITIONS
+    )
+    bundle.save(tmp_path / "models")
+    path = tmp_path / "cards.parquet"
+    frame.write_parquet(path)
+    pq.write_table(label_table(labels), labels_path(path))
+    topics = DetectorTopics(f"tx-{unique}", f"alerts-{unique}", f"dlq-{unique}")
+    labels_topic = f"labels-{unique}"
+    sent = _cli(
+        "replay", str(path), "--topic", topics.source, "--labels-topic", labels_topic,
+        bootstrap=bootstrap,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    store.open()
+    detector = build_detector(
+        client, topics, f"g-{unique}", store, bundle, batch_max=400, labels=labels_topic
+    )
+    detector.run(lambda: False, idle_exit_s=4.0)
+    assert detector.stats.valid == frame.height
+    out = tmp_path / "scores.parquet"
+    scored = _cli("score", str(path), "--model", str(bundle.path), "--out", str(out), bootstrap="")
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT tx_id, score FROM transactions_enriched").fetchall())
+    mine = pl.read_parquet(out)
+    assert len(stored) == mine.height
+    np.testing.assert_allclose(
+        mine["score"].to_numpy(), [stored[t] for t in mine["tx_id"]], rtol=0, atol=1e-9
+    )
