@@ -55,10 +55,10 @@ def evaluate(
         "--label-delay); a date, date-time (UTC unless it says otherwise) or ms.",
     ),
     test_from: str | None = typer.Option(
-        None, help="Time split: test on the rows from then [default: --train-until]."
+        None, help="Time split: test on the rows from then (default: --train-until)."
     ),
     test_until: str | None = typer.Option(
-        None, help="Time split: test on the rows before then [default: to the end]."
+        None, help="Time split: test on the rows before then (default: to the end)."
     ),
     label_delay: str = typer.Option(
         "7d", help="Time split: how long after a transaction its label is known (30m, 12h, 7d)."
@@ -78,12 +78,12 @@ def evaluate(
     protocol: str | None = typer.Option(
         None,
         help="fdh-ch3 (baseline) or fdh-ch5 (prequential): the handbook's protocols on its "
-        "data [default: fdh-ch3 when no time split is given].",
+        "data (default: fdh-ch3 when no time split is given).",
     ),
     model: str | None = typer.Option(
         None,
-        help="logreg or lgbm [default: logreg for a protocol; for a time split the model "
-        "train would choose on validation].",
+        help="logreg or lgbm (default: logreg for a protocol; for a time split the model "
+        "train would choose on validation).",
     ),
     features: str = typer.Option(
         "",
@@ -93,8 +93,8 @@ def evaluate(
     labels: Path | None = typer.Option(
         None,
         help="Labels file (CSV or Parquet, as `labels import` reads); the ground truth stays "
-        "DATA's fraud column. Time split: the label features' labels [default: DATA.labels.* "
-        "beside DATA, else DATA's frauds known --label-delay later]. Protocols: features and "
+        "DATA's fraud column. Time split: the label features' labels (default: DATA.labels.* "
+        "beside DATA, else DATA's frauds known --label-delay later). Protocols: features and "
         "ground truth come from it, never from TX_FRAUD; if FILE does not exist it is written "
         "from TX_FRAUD, each fraud known 7 days later; without --labels those are used in memory.",
     ),

@@ -100,18 +100,18 @@ def score(
     file: Path = typer.Argument(..., help="Transactions (CSV or Parquet, PaySim or card)."),
     out: Path = typer.Option(..., help="Where to write the scores: .csv or .parquet."),
     model: Path | None = typer.Option(
-        None, help="The bundle directory [default: the promoted bundle]."
+        None, help="The bundle directory (default: the promoted bundle)."
     ),
     data_format: str | None = typer.Option(
-        None, "--format", help="paysim or card [default: told by the columns]."
+        None, "--format", help="paysim or card (default: told by the columns)."
     ),
     column: list[str] = typer.Option(
         [], help="FIELD=COLUMN mapping (repeatable), on top of FRAUDSTREAM_REPLAY__COLUMNS__*."
     ),
     labels: Path | None = typer.Option(
         None,
-        help="Labels for the label features (columns as `labels import` reads) [default: "
-        "FILE.labels.parquet / .csv beside FILE, as replay sends it, if there is one].",
+        help="Labels for the label features (columns as `labels import` reads) (default: "
+        "FILE.labels.parquet / .csv beside FILE, as replay sends it, if there is one).",
     ),
     no_labels: bool = typer.Option(False, "--no-labels", help="Use no labels."),
 ) -> None:
