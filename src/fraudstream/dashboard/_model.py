@@ -18,6 +18,7 @@ from fraudstream.dashboard._text import md, safe_text
 from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
 from fraudstream.model import latest_bundle
 from fraudstream.model._costs import Costs, Thresholds
+from fraudstream.model._drift import feature_group
 from fraudstream.sinks import Feedback
 
 __all__ = ["feedback_table", "render"]
@@ -156,16 +157,27 @@ def _drift() -> None:
         "Score PSI, latest window", f"{float(latest[latest.feature == 'score'].psi.sum()):.3f}"
     )
     c[2].metric("Drift alarm", "ON" if alarm else "off")
-    st.altair_chart(drift_chart(frame, d.threshold), width="stretch")
+    counts = [feature_group(f) in d.alarm_groups and f not in d.ignore for f in frame.feature]
+    st.altair_chart(drift_chart(frame[counts], d.threshold), width="stretch")
     st.caption(
         f"PSI per {d.window_ms / 60_000:g}-minute window of event time against the bundle's "
-        f"training histograms: the score and the {_DRIFT_SHOWN} features that drifted most. "
-        f"Below 0.1 stable, 0.1-0.25 watch, above {d.threshold:g} act; the alarm needs "
-        f"{d.alarm_windows} window(s) in a row over it (volume and label features only show)."
+        f"training histograms: the score and the {_DRIFT_SHOWN} features that can raise the "
+        f"alarm and drifted most. Below 0.1 stable, 0.1-0.25 watch, above {d.threshold:g} "
+        f"act; the alarm needs {d.alarm_windows} window(s) in a row over it. Volume and label "
+        "features, and those ignored, are in the table only (docs/drift.md)."
     )
-    top = latest.sort_values("psi", ascending=False).head(10)
+    top = latest.sort_values("psi", ascending=False).head(12)
     st.dataframe(
-        pd.DataFrame({"feature": [safe_text(f) for f in top.feature], "PSI": top.psi.round(3)}),
+        pd.DataFrame(
+            {
+                "feature": [safe_text(f) for f in top.feature],
+                "PSI": top.psi.round(3),
+                "can raise the alarm": [
+                    "yes" if feature_group(f) in d.alarm_groups and f not in d.ignore else "no"
+                    for f in top.feature
+                ],
+            }
+        ),
         hide_index=True,
     )
 
