@@ -204,3 +204,12 @@ def test_the_metrics_follow_the_monitor_in_service() -> None:
     assert sample("fraudstream_drift_alarm") == 1.0
     assert sample("fraudstream_drift_windows_total") == 1.0
     assert sample("fraudstream_drift_psi", {"feature": "amount"}) == window.psi[0] > 0.25
+
+
+def test_warm_up_counts_nothing() -> None:
+    ref, _, _ = _reference()
+    monitor = DriftMonitor(ref, model_version="v", window_ms=60_000, min_rows=1)
+    monitor.warm_up()
+    monitor.add(*_stream(100, 0, 60_000))
+    (window,) = monitor.add(*_stream(1, 60_000, 1))
+    assert window.rows == 100

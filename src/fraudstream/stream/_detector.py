@@ -373,6 +373,8 @@ class Detector:
         self._should_stop = should_stop
         self.engine.warm_up()  # compiled kernels loaded before the first batch, not during it
         self.bundle.warm_up()
+        if self.drift is not None:
+            self.drift.warm_up()
         if self.challenger is not None:
             self.challenger.warm_up()
         if self.rules is not None:  # before any write of this detector holds SQLite's lock

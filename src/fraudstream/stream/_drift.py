@@ -86,6 +86,23 @@ class DriftMonitor:
         self.evaluated = 0  # windows evaluated
         self.last: DriftWindow | None = None  # the latest evaluated window (metrics)
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the counting kernel before the first batch."""
+        scratch = np.zeros(len(self._expected), dtype=np.int64)
+        x = np.zeros((1, int(self._columns.max(initial=0)) + 1), dtype=np.float32)
+        has_score = len(self._starts) > len(self._columns)
+        _count_bins(
+            x,
+            self._columns,
+            self._tables,
+            self._lengths,
+            self._starts,
+            np.zeros(1),
+            self._score_table,
+            has_score,
+            scratch,
+        )
+
     def add(
         self,
         event_time_ms: npt.NDArray[np.int64],
