@@ -18,6 +18,7 @@ from fraudstream.errors import ModelError
 from fraudstream.features import LABEL_FEATURES, engine_for, partition_of
 from fraudstream.model import Bundle, train_bundle
 from fraudstream.model._fdh import fdh_batch, fdh_labels
+from fraudstream.rules import Rule
 from fraudstream.schema import DECISIONS, LabelMessage, TxBatch, read_labels
 from fraudstream.schema._label_files import complete_labels
 from fraudstream.simulate import (
@@ -28,6 +29,7 @@ from fraudstream.simulate import (
     paysim_table,
 )
 from fraudstream.simulate._labels import batch_labels, label_table
+from fraudstream.sinks import RuleStore
 
 PARTITIONS = 3
 runner = CliRunner()
@@ -178,3 +180,26 @@ def test_card_files_score_as_the_card_detector(
     np.testing.assert_allclose(got["score"].to_numpy(), scores, rtol=0, atol=1e-12)
     assert got["decision"].to_list() == [DECISIONS[d] for d in decisions]
     assert np.count_nonzero(decisions) > 0
+
+
+def test_the_stores_live_rules_decide_after_the_model_with_rules(
+    world: tuple[Bundle, Path, TxBatch], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bundle, root, later = world
+    db = f"sqlite:///{tmp_path / 'rules.db'}"
+    with RuleStore(db) as store:
+        rule = Rule("huge", "amount > 200000", "block", status="live")
+        store.add("pre_auth", rule, author="test")
+    monkeypatch.setenv("FRAUDSTREAM_STORE__URL", db)
+    plain = run_score(monkeypatch, bundle, str(root / "next.parquet"))
+    ruled = run_score(monkeypatch, bundle, str(root / "next.parquet"), "--rules")
+    assert isinstance(plain, pl.DataFrame) and isinstance(ruled, pl.DataFrame)
+    huge = later.amount > 200_000
+    assert 0 < huge.sum() < len(later) and "rules_fired" not in plain.columns
+    assert (plain.filter(pl.Series(huge))["decision"] != "block").any()  # the rule changes some
+    assert (ruled["score"] == plain["score"]).all()
+    decision = np.where(huge, "block", plain["decision"].to_numpy())
+    assert ruled["decision"].to_list() == decision.tolist()
+    assert ruled["rules_fired"].to_list() == ["huge" if h else "" for h in huge]
+    reasons = ruled.filter(pl.Series(huge))["reasons"].to_list()
+    assert all(json.loads(r) for r in reasons)  # rule-blocked rows are explained too

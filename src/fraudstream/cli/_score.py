@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,6 +21,7 @@ from fraudstream.cli._app import app, console, err_console, fail, load_settings
 from fraudstream.cli._model import serving_bundle
 from fraudstream.cli._replay import _parse_columns
 from fraudstream.config import Settings
+from fraudstream.features import partition_of
 from fraudstream.model._bundle import Bundle
 from fraudstream.model._score import (
     Scored,
@@ -27,7 +30,7 @@ from fraudstream.model._score import (
     file_batch,
     score_history,
 )
-from fraudstream.schema import DECISIONS, LabelMessage, TxBatch, read_labels
+from fraudstream.schema import DECISIONS, LabelMessage, ScoredBatch, TxBatch, read_labels
 from fraudstream.schema._files import read_transactions
 from fraudstream.simulate import labels_path
 from fraudstream.sinks._rows import reasons_json
@@ -74,6 +77,47 @@ def _labels(
     return done
 
 
+def _with_rules(
+    settings: Settings, bundle: Bundle, history: TxBatch, scored: Scored
+) -> tuple[Scored, list[tuple[str, ...]]]:
+    """``scored`` with the decisions after the live rules and lists of the store (as ``detect``
+    applies them after the model's thresholds), the final decisions explained, and the live
+    rules fired per row."""
+    from fraudstream.sinks import RuleStore
+    from fraudstream.stream._rules import LiveRules
+
+    store = RuleStore(settings.store_url(), schema=settings.store.pg_schema)
+    live = LiveRules(store, bundle).start()
+    try:
+        batch = ScoredBatch(
+            tx=history,
+            feature_names=bundle.feature_names,
+            features=scored.features,
+            score=scored.score,
+            decision=scored.decision,
+            reasons=[],
+            model_version=bundle.version,
+            partition=partition_of(history.account, settings.kafka.partitions),
+            offset=np.arange(len(history), dtype=np.int64),
+            processed_at_ms=time.time_ns() // 1_000_000,
+        )
+        decided = live.decide(batch)
+        version = live.version
+    finally:
+        live.close()
+    console.print(f"{bundle.mode} rule set version {version} applied" if version else "no rules")
+    if decided is None:  # no live or shadow rule
+        return _explained(bundle, scored, scored.decision), [() for _ in range(len(history))]
+    return _explained(bundle, scored, decided.decision), decided.fired
+
+
+def _explained(bundle: Bundle, scored: Scored, decision: npt.NDArray[np.int8]) -> Scored:
+    """``scored`` with its final ``decision`` and their reasons, as the detector explains them."""
+    return Scored(
+        scored.features, scored.score, decision, bundle.explain_alerts(scored.features, decision)
+    )
+
+
 def _write(frame: pl.DataFrame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -114,6 +158,12 @@ def score(
         "FILE.labels.parquet / .csv beside FILE, as replay sends it, if there is one).",
     ),
     no_labels: bool = typer.Option(False, "--no-labels", help="Use no labels."),
+    rules: bool = typer.Option(
+        False,
+        "--rules",
+        help="Apply the live rules and lists of the store (FRAUDSTREAM_STORE__URL) after the "
+        "model's thresholds, as detect does; adds the rules fired as rules_fired.",
+    ),
 ) -> None:
     """Score every row of FILE as the detector would once it is replayed: score, decision
     (allow/review/block), reason codes and model version per transaction. The file's own fraud
@@ -139,8 +189,15 @@ def score(
             labels=found,
             partitions=settings.kafka.partitions,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            explain=not rules,
         )
-    _write(scored_frame(history, scored, bundle.version), out)
+    fired: list[tuple[str, ...]] | None = None
+    if rules:
+        scored, fired = _with_rules(settings, bundle, history, scored)
+    frame = scored_frame(history, scored, bundle.version)
+    if fired is not None:
+        frame = frame.with_columns(pl.Series("rules_fired", [",".join(f) for f in fired]))
+    _write(frame, out)
     counts = [int((scored.decision == i).sum()) for i in range(len(DECISIONS))]
     skipped = f"; {read.skipped:,} bad rows skipped" if read.skipped else ""
     console.print(
