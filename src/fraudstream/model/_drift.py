@@ -50,6 +50,7 @@ __all__ = [
     "feature_group",
     "psi",
     "psi_by_histogram",
+    "search_table",
 ]
 
 F64 = npt.NDArray[np.float64]
