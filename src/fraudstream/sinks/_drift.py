@@ -20,6 +20,7 @@ __all__ = [
     "DriftWindow",
     "drift_alerts",
     "drift_rows",
+    "drift_alarm_index",
     "drift_table",
 ]
 
@@ -70,6 +71,14 @@ def drift_table(big: str, real: str) -> tuple[str, ...]:
         PRIMARY KEY (model_version, window_end_ms, feature)
     )""",
         "CREATE INDEX IF NOT EXISTS ix_model_drift_end ON model_drift (window_end_ms)",
+    )
+
+
+def drift_alarm_index() -> tuple[str, ...]:
+    """An index over the windows where the alarm held (the notifier's :data:`RAISED_SQL` reads
+    only those): SQLite's migration 14, PostgreSQL's 12."""
+    return (
+        "CREATE INDEX IF NOT EXISTS ix_model_drift_alarm ON model_drift (alarm, window_end_ms)",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
-from fraudstream.sinks._drift import drift_table
+from fraudstream.sinks._drift import drift_alarm_index, drift_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -224,6 +224,9 @@ _V10: Final = api_keys_table("bigint")
 #: feature (or ``score``), and whether the drift alarm held. SQLite's version 13.
 _V11: Final = drift_table("bigint", "double precision")
 
+#: The windows where the drift alarm held, indexed for the notifier. SQLite's version 14.
+_V12: Final = drift_alarm_index()
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -237,4 +240,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V9,
     _V10,
     _V11,
+    _V12,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
-from fraudstream.sinks._drift import drift_table
+from fraudstream.sinks._drift import drift_alarm_index, drift_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -243,6 +243,9 @@ _V12: Final = api_keys_table("INTEGER")
 #: feature (or ``score``), and whether the drift alarm held. PostgreSQL's version 11.
 _V13: Final = drift_table("INTEGER", "REAL")
 
+#: The windows where the drift alarm held, indexed for the notifier. PostgreSQL's version 12.
+_V14: Final = drift_alarm_index()
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -258,4 +261,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V11,
     _V12,
     _V13,
+    _V14,
 )
