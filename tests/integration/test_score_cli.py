@@ -107,13 +107,6 @@ def test_score_equals_the_stored_decisions_of_a_replayed_file(
     assert lit > 0, "label features must be non-zero on some rows for this to cover labels"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream._build builds the detector's engine with engine_for(mode) and no partition "
-    "count; the card engine's label features read it (a confirmed fraud counts in its own "
-    "partition), so on more than one partition detect's card label features differ from "
-    "training's replay and from score",
-)
 def test_score_equals_the_stored_scores_of_a_replayed_card_file(
     bootstrap: str, client: dict[str, str], unique: str, tmp_path: Path
 ) -> None:

@@ -82,9 +82,11 @@ def build_detector(
         [topics.source, topics.alerts, topics.dlq, *([names.labels] if d.labels else [])],
         partitions=settings.kafka.partitions,
     )
-    _check_state_partitions(bundle, topics.source, topic_partitions(client, topics.source))
+    source_partitions = topic_partitions(client, topics.source)
+    _check_state_partitions(bundle, topics.source, source_partitions)
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
-    engine = engine_for(bundle.mode)
+    # the card engine counts a confirmed fraud in its own partition: it needs the topic's count
+    engine = engine_for(bundle.mode, partitions=max(source_partitions, 1))
     watchdog = LagWatchdog(topics.source, stall_after_s=d.stall_after_s)
     snapshots = (
         SnapshotStore(d.snapshot_dir or settings.data_dir / "state") if d.snapshots else None
