@@ -141,6 +141,12 @@ def test_the_files_fraud_column_is_copied_never_scored_and_columns_map(
     assert got["tx_id"].to_list() == base["tx_id"].to_list()
     np.testing.assert_allclose(got["score"].to_numpy(), base["score"].to_numpy(), atol=1e-12)
     assert got["label"].to_list() == (1 - later.label).tolist()
+    declared = tmp_path / "flipped.toml"  # the same renaming as a schema declaration
+    declared.write_text('format = "paysim"\n[fields]\namt = "amount"\ncustomer = "account"\n')
+    by_schema = run_score(monkeypatch, bundle, str(flipped), "--schema", str(declared))
+    assert isinstance(by_schema, pl.DataFrame)
+    assert by_schema["tx_id"].to_list() == base["tx_id"].to_list()
+    np.testing.assert_allclose(by_schema["score"].to_numpy(), got["score"].to_numpy(), atol=0)
     refused = run_score(monkeypatch, bundle, str(flipped), "--column", "a=amt")
     assert isinstance(refused, BaseException)
     assert "unknown target field 'a'" in str(refused)

@@ -19,7 +19,7 @@ from rich.table import Table
 from fraudstream.cli._app import app, console, err_console, fail, load_settings
 from fraudstream.cli._backtest import parse_time
 from fraudstream.cli._lists import parse_ttl_ms
-from fraudstream.cli._replay import _parse_columns
+from fraudstream.cli._schema_opts import SchemaOption, resolve_schema
 from fraudstream.cli._train import _costs, _file_labels, _threshold
 from fraudstream.config import Settings
 from fraudstream.model._bundle import Bundle
@@ -63,11 +63,14 @@ def evaluate(
     label_delay: str = typer.Option(
         "7d", help="Time split: how long after a transaction its label is known (30m, 12h, 7d)."
     ),
-    data_format: str = typer.Option("paysim", "--format", help="Time split: paysim or card."),
-    mode: str = typer.Option("pre_auth", help="Time split, PaySim: pre_auth or post_tx."),
-    column: list[str] = typer.Option(
-        [], help="Time split: FIELD=COLUMN mapping (repeatable), as replay and score take."
+    data_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="Time split: paysim or card (default: the format --schema declares, else the one "
+        "DATA's columns tell).",
     ),
+    mode: str = typer.Option("pre_auth", help="Time split, PaySim: pre_auth or post_tx."),
+    schema: SchemaOption = None,
     seed: int = typer.Option(1, help="Time split: seed of the models."),
     bundle: list[Path] = typer.Option(
         [],
@@ -114,7 +117,7 @@ def evaluate(
         if protocol is not None or features:
             raise fail("--protocol and --features are the handbook's; a time split takes neither")
         options = _split_options(
-            data_format, mode, column, labels, seed, model, tuple(bundle), label_delay
+            data_format, mode, schema, labels, seed, model, tuple(bundle), label_delay
         )
         period = _period(train_until, test_from, test_until, bool(bundle))
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
@@ -134,9 +137,9 @@ class SplitOptions:
     """How a time split reads DATA (format, PaySim mode, column mapping, labels, label delay)
     and what it measures (a model trained here with ``seed``, or trained ``bundles``)."""
 
-    fmt: str
+    fmt: str | None
     mode: str
-    columns: dict[str, str]
+    schema: list[str] | None  # --schema values (resolved with the settings when read)
     labels: Path | None
     seed: int
     model: str | None
@@ -154,23 +157,22 @@ class Period:
 
 
 def _split_options(
-    fmt: str,
+    fmt: str | None,
     mode: str,
-    column: list[str],
+    schema: list[str] | None,
     labels: Path | None,
     seed: int,
     model: str | None,
     bundles: tuple[Path, ...],
     label_delay: str,
 ) -> SplitOptions:
-    if fmt not in ("paysim", "card"):
+    if fmt not in (None, "paysim", "card"):
         raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
     if bundles and model is not None:
         raise fail("--model chooses a model to train; a --bundle scores with its own")
-    columns = _parse_columns(column)
-    return SplitOptions(fmt, mode, columns, labels, seed, model, bundles, _delay_ms(label_delay))
+    return SplitOptions(fmt, mode, schema, labels, seed, model, bundles, _delay_ms(label_delay))
 
 
 def _period(
@@ -195,14 +197,14 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
     split and the data counts: of ``options.model`` trained before ``period.train_until_ms``
     (``None``: the model train would choose on validation), or of ``options.bundles`` (one:
     flat; several: ``results``, one per bundle)."""
-    from fraudstream.model._data import read_history
+    from fraudstream.model._data import read_labelled
 
     if not data.is_file():
         raise fail(f"no such file: {data}")
     settings = load_settings()
     with console.status(f"reading {data}…"):
-        columns = {**settings.replay.columns, **options.columns}
-        history = read_history(data, options.fmt, columns=columns)  # type: ignore[arg-type]
+        schema = resolve_schema(options.schema, settings)  # as replay, train and score read
+        history, fmt = read_labelled(data, options.fmt, schema=schema)  # type: ignore[arg-type]
     console.print(f"{len(history):,} transactions read from {data}", highlight=False)
     found = _file_labels(history, data, options.labels, options.label_delay_ms, settings)
     times = {
@@ -223,7 +225,7 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
     with console.status("feature replay, then training both models…"):
         metrics = evaluate_time_split(
             history,
-            mode="card" if options.fmt == "card" else options.mode,
+            mode="card" if fmt == "card" else options.mode,
             train_until_ms=period.train_until_ms,
             test_from_ms=period.test_from_ms,
             test_until_ms=period.test_until_ms,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fraudstream.cli._app import app, console, err_console, fail, load_settings
 from fraudstream.cli._model import serving_bundle
-from fraudstream.cli._replay import _parse_columns
+from fraudstream.cli._schema_opts import SchemaOption, resolve_schema
 from fraudstream.config import Settings
 from fraudstream.features import partition_of
 from fraudstream.model._bundle import Bundle
@@ -149,9 +148,7 @@ def score(
     data_format: str | None = typer.Option(
         None, "--format", help="paysim or card (default: told by the columns)."
     ),
-    column: list[str] = typer.Option(
-        [], help="FIELD=COLUMN mapping (repeatable), on top of FRAUDSTREAM_REPLAY__COLUMNS__*."
-    ),
+    schema: SchemaOption = None,
     labels: Path | None = typer.Option(
         None,
         help="Labels for the label features (columns as `labels import` reads) (default: "
@@ -173,11 +170,11 @@ def score(
     if data_format not in (None, "paysim", "card"):
         raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     settings = load_settings()
-    columns: dict[str, Any] = {**settings.replay.columns, **_parse_columns(column)}
+    declaration = resolve_schema(schema, settings)
     started = time.monotonic()
     bundle = Bundle.load(model or serving_bundle(settings.models_dir))
     with console.status(f"reading and ordering {file.name}…"):
-        read = read_transactions(file, data_format, columns=columns)  # type: ignore[arg-type]
+        read = read_transactions(file, data_format, schema=declaration)  # type: ignore[arg-type]
     check_format(bundle, read.format)
     history = file_batch(read)
     found = _labels(settings, file, labels, no_labels, history)

@@ -14,13 +14,15 @@ from rich.table import Table
 
 from fraudstream.cli._app import app, console, fail, load_settings
 from fraudstream.cli._model import serving_bundle
+from fraudstream.cli._schema_opts import SchemaOption, resolve_schema
 from fraudstream.config import Settings
 from fraudstream.model import MIN_TEST_FRAUDS, Bundle, Costs, promote, train_bundle
-from fraudstream.model._data import read_history
+from fraudstream.model._data import read_labelled
 from fraudstream.model._registry import bundle_dirs
 from fraudstream.model._report import write_report
 from fraudstream.model._score import complete_from
 from fraudstream.schema import LabelMessage, TxBatch, read_labels
+from fraudstream.schema._declare import SchemaDeclaration
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.simulate._labels import batch_labels
 from fraudstream.simulate._write import labels_path
@@ -238,9 +240,13 @@ def train(
     data: Path | None = typer.Argument(
         None, help="Labelled history (CSV or Parquet); simulated history if omitted."
     ),
-    data_format: str = typer.Option(
-        "paysim", "--format", help="paysim (Kaggle columns) or card (the handbook's layout)."
+    data_format: str | None = typer.Option(
+        None,
+        "--format",
+        help="paysim (Kaggle columns) or card (the handbook's layout) (default: the format "
+        "--schema declares, else the one DATA's columns tell).",
     ),
+    schema: SchemaOption = None,
     rows: int = typer.Option(500_000, help="Rows of simulated history to train on (no DATA)."),
     mode: str = typer.Option(
         "pre_auth", help="pre_auth (no post-transaction balances) or post_tx (PaySim only)."
@@ -281,7 +287,7 @@ def train(
     is a candidate until `fraudstream model promote VERSION` (or --promote)."""
     if mode not in ("pre_auth", "post_tx"):
         raise typer.BadParameter("mode must be pre_auth or post_tx", param_hint="--mode")
-    if data_format not in ("paysim", "card"):
+    if data_format not in (None, "paysim", "card"):
         raise typer.BadParameter("format must be paysim or card", param_hint="--format")
     settings = load_settings()
     started = time.monotonic()
@@ -300,6 +306,7 @@ def train(
             settings,
             data,
             data_format,
+            resolve_schema(schema, settings),
             mode,
             seed,
             gap_ms,
@@ -327,7 +334,8 @@ def train(
 def _train_from_file(
     settings: Settings,
     data: Path,
-    data_format: str,
+    data_format: str | None,
+    schema: SchemaDeclaration,
     mode: str,
     seed: int,
     gap_ms: int | None,
@@ -339,10 +347,9 @@ def _train_from_file(
 ) -> Bundle:
     if not data.is_file():
         raise fail(f"no such file: {data}")
-    with console.status(f"reading {data}…"):
-        columns = settings.replay.columns  # FRAUDSTREAM_REPLAY__COLUMNS__*: files read alike
-        history = read_history(data, data_format, columns=columns)  # type: ignore[arg-type]
-    if data_format == "card":
+    with console.status(f"reading {data}…"):  # the same schema as replay, score and evaluate
+        history, fmt = read_labelled(data, data_format, schema=schema)  # type: ignore[arg-type]
+    if fmt == "card":
         mode, default_gap = "card", 7 * 86_400_000
     else:
         default_gap = 3_600_000

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import polars as pl
 
 from fraudstream.schema import KINDS, TxBatch
+from fraudstream.schema._declare import SchemaDeclaration
 from fraudstream.schema._files import read_transactions
 
 __all__ = ["DataFormat", "read_history"]
@@ -24,25 +25,44 @@ DataFormat = Literal["paysim", "card"]
 
 
 def read_history(
-    path: Path, fmt: DataFormat, *, columns: Mapping[str, str] | None = None
+    path: Path,
+    fmt: DataFormat | None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    schema: SchemaDeclaration | None = None,
 ) -> TxBatch:
     """Read a labelled CSV or Parquet file into a time-sorted :class:`TxBatch`.
 
-    ``columns`` maps target fields to the file's columns (the replay settings' mapping). The
-    label column is required; rows with a missing or invalid required value are skipped (a
-    warning counts them). Time is the file's own axis: ``eventTimeMs``/``TX_DATETIME``, else
-    ``step`` hours (or ``TX_TIME_SECONDS``) from the epoch, a step's rows spread evenly over its
-    hour in file order, as ``replay`` spreads them (so ``hour_of_day`` is ``step % 24``).
+    ``fmt`` ``None``: the format ``schema`` declares, else the one the columns tell.
+    ``schema`` declares which column plays which role (``fraudstream schema``; the mapping
+    ``columns`` goes on top of it). The label column is required; rows with a missing or
+    invalid required value are skipped (a warning counts them). Time is the file's own axis:
+    ``eventTimeMs``/``TX_DATETIME``, else ``step`` hours (or ``TX_TIME_SECONDS``) from the
+    epoch, a step's rows spread evenly over its hour in file order, as ``replay`` spreads them
+    (so ``hour_of_day`` is ``step % 24``).
     """
-    file = read_transactions(Path(path), fmt, columns=columns, start_ms=0, require_label=True)
+    return read_labelled(path, fmt, columns=columns, schema=schema)[0]
+
+
+def read_labelled(
+    path: Path,
+    fmt: DataFormat | None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    schema: SchemaDeclaration | None = None,
+) -> tuple[TxBatch, DataFormat]:
+    """:func:`read_history`, and the file's format (given, declared or told by its columns)."""
+    file = read_transactions(
+        Path(path), fmt, columns=columns, schema=schema, start_ms=0, require_label=True
+    )
     df = file.frame
-    if fmt == "card":
+    if file.format == "card":
         from fraudstream.model._fdh import fdh_batch
 
         if "TRANSACTION_ID" not in df.columns:
             df = df.with_columns(pl.Series("TRANSACTION_ID", [f"row-{r - 1}" for r in file.rows]))
-        return fdh_batch(df.sort(["TX_DATETIME", "TRANSACTION_ID"]))
-    return _paysim(df, file.event_time_ms, file.rows)
+        return fdh_batch(df.sort(["TX_DATETIME", "TRANSACTION_ID"])), "card"
+    return _paysim(df, file.event_time_ms, file.rows), "paysim"
 
 
 def _paysim(
