@@ -154,6 +154,10 @@ class DriftSettings(_Frozen):
     )
     #: Features shown but never alarming (e.g. one a team has seen drift harmlessly).
     ignore: tuple[str, ...] = ()
+    #: Windows ending within this much event time of the first row a monitor sees are stored
+    #: but never alarm: a detector that starts with empty state (a new deployment, the demo)
+    #: computes its first hour of per-entity features unlike training's warm history.
+    cold_start_ms: int = Field(default=3_600_000, ge=0)
 
 
 class NotifySettings(_Frozen):

@@ -44,7 +44,7 @@ def test_a_shifted_stream_writes_drift_windows_and_raises_the_alarm(
         detect=DetectSettings(
             group_id=f"g-{unique}", batch_max=2_000, labels=False, snapshot_dir=tmp_path / "state"
         ),
-        drift=DriftSettings(window_ms=WINDOW_MS, min_rows=500, alarm_windows=2),
+        drift=DriftSettings(window_ms=WINDOW_MS, min_rows=500, alarm_windows=2, cold_start_ms=0),
     )
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url)

@@ -213,3 +213,21 @@ def test_warm_up_counts_nothing() -> None:
     monitor.add(*_stream(100, 0, 60_000))
     (window,) = monitor.add(*_stream(1, 60_000, 1))
     assert window.rows == 100
+
+
+def test_no_alarm_while_the_state_is_cold() -> None:
+    """Windows ending within ``cold_start_ms`` of the first row are evaluated, never alarmed on;
+    the same drift alarms once past it."""
+    ref, _, _ = _reference()
+    monitor = DriftMonitor(
+        ref, model_version="v", window_ms=60_000, min_rows=100, alarm_windows=1,
+        cold_start_ms=120_000,
+    )  # fmt: skip
+    closed = []
+    for minute in range(4):  # every window drifted (amounts x4)
+        closed += monitor.add(*_stream(500, minute * 60_000, 60_000, 4.0))
+    closed += monitor.add(*_stream(1, 4 * 60_000, 1))
+    assert [w.window_end_ms for w in closed] == [60_000, 120_000, 180_000, 240_000]
+    assert all(w.psi[0] > 0.25 for w in closed)
+    assert [w.alarm for w in closed] == [False, False, True, True]
+    assert closed[0].over == ()

@@ -10,7 +10,8 @@ arrives; rows that arrive for a window already closed are counted in
 :attr:`DriftMonitor.late` and left out. A closed window with at least ``min_rows`` rows gets a
 PSI per histogram (``model._drift``). The alarm holds while some histogram that counts has been
 over ``threshold`` for ``alarm_windows`` evaluated windows in a row; only histograms of
-``alarm_groups`` count, and not those in ``ignore``.
+``alarm_groups`` count, and not those in ``ignore``, and only in windows ending more than
+``cold_start_ms`` after the first row the monitor saw (features of a cold state are not drift).
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ class DriftMonitor:
         alarm_windows: int = 1,
         alarm_groups: Collection[str] = ("population", "score"),
         ignore: Collection[str] = (),
+        cold_start_ms: int = 0,
     ) -> None:
         self.reference = reference
+        self.cold_start_ms = cold_start_ms
+        self._first_ms: int | None = None  # event time of the first row counted
         self.model_version = model_version
         self.window_ms = window_ms
         self.min_rows = min_rows
@@ -112,6 +116,8 @@ class DriftMonitor:
         """Count a scored batch; the windows it closed, evaluated (oldest first)."""
         if not len(event_time_ms):
             return []
+        if self._first_ms is None:
+            self._first_ms = int(event_time_ms.min())
         w = event_time_ms // self.window_ms
         lo, hi = int(w.min()), int(w.max())
         if lo == hi:
@@ -167,11 +173,12 @@ class DriftMonitor:
 
     def _evaluate(self, k: int, counts: npt.NDArray[np.int64], rows: int) -> DriftWindow:
         psi = psi_by_histogram(self._expected, counts, self._starts)
-        over_mask = (psi > self.threshold) & self._counts_alarm
+        end_ms = (k + 1) * self.window_ms
+        warming = self._first_ms is not None and end_ms <= self._first_ms + self.cold_start_ms
+        over_mask = (psi > self.threshold) & self._counts_alarm & (not warming)
         over = tuple(n for n, o in zip(self.names, over_mask.tolist(), strict=True) if o)
         self.streak = self.streak + 1 if over else 0
         alarm = self.streak >= self.alarm_windows
-        end_ms = (k + 1) * self.window_ms
         if alarm and not self.alarm:
             top = np.argsort(-np.where(over_mask, psi, -1.0))[: min(_SHOWN, len(over))]
             log.warning(
@@ -223,6 +230,7 @@ def drift_monitor_for(bundle: Bundle, settings: DriftSettings) -> DriftMonitor |
         alarm_windows=settings.alarm_windows,
         alarm_groups=settings.alarm_groups,
         ignore=settings.ignore,
+        cold_start_ms=settings.cold_start_ms,
     )
 
 
