@@ -48,7 +48,7 @@ def bench(
     duration: float = typer.Option(20.0, help="Seconds of each live run."),
     accounts: int = typer.Option(20_000, help="Accounts in the simulated stream."),
     state_accounts: int = typer.Option(1_000_000, help="Accounts for the state-size run."),
-    store_url: str | None = typer.Option(None, help="Store to write [default: a temp SQLite]."),
+    store_url: str | None = typer.Option(None, help="Store to write (default: a temp SQLite)."),
     postgres_url: str | None = typer.Option(
         None,
         envvar="FRAUDSTREAM_BENCH_POSTGRES_URL",

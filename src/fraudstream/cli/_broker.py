@@ -10,7 +10,7 @@ from fraudstream.cli._app import app, console, load_settings, stop_event
 
 @app.command()
 def broker(
-    port: int | None = typer.Option(None, help="Port on 127.0.0.1 [default: 9092]."),
+    port: int | None = typer.Option(None, help="Port on 127.0.0.1 (default: 9092)."),
 ) -> None:
     """Run the embedded Kafka-protocol broker (Tansu) on 127.0.0.1 until Ctrl-C or SIGTERM."""
     settings = load_settings(kafka={"embedded_port": port})

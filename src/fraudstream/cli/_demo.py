@@ -103,7 +103,7 @@ def _read_report(path: Path) -> int | None:
 @app.command()
 def demo(
     seconds: float | None = typer.Option(
-        None, envvar="DEMO_SECONDS", help="Run this long, then summarise [default: until Ctrl-C]."
+        None, envvar="DEMO_SECONDS", help="Run this long, then summarise (default: until Ctrl-C)."
     ),
     rate: float | None = typer.Option(None, help="Simulated transactions per second [500]."),
     dashboard: bool = typer.Option(True, help="Start the dashboard too and print its URL."),

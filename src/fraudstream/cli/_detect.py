@@ -151,10 +151,10 @@ def _metrics(port: int) -> DetectorMetrics | None:
 @app.command()
 def detect(
     group_id: str | None = typer.Option(
-        None, help="Consumer group [default: fraudstream-detector]."
+        None, help="Consumer group (default: fraudstream-detector)."
     ),
     model: Path | None = typer.Option(
-        None, help="Bundle directory [default: the promoted one under models/, hot-reloaded]."
+        None, help="Bundle directory (default: the promoted one under models/, hot-reloaded)."
     ),
     challenger: Path | None = typer.Option(
         None, help="A second bundle scored in shadow: its decisions are stored, never acted on."

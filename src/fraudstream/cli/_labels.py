@@ -186,7 +186,7 @@ def import_labels(
     transactions: Path | None = typer.Option(
         None,
         help="Transactions file (any format replay reads) to take missing accounts, "
-        "counterparties and transaction times from [default: the store, if it has them].",
+        "counterparties and transaction times from (default: the store, if it has them).",
     ),
     store_url: str | None = typer.Option(
         None, help="Store to look transactions up in [FRAUDSTREAM_STORE__URL, data/fraudstream.db]."
@@ -198,7 +198,7 @@ def import_labels(
         "detector runs, a training file). Default: a label dated before now is published as "
         "known now, when the bank learns it.",
     ),
-    topic: str | None = typer.Option(None, help="Target topic [default: fraud-labels]."),
+    topic: str | None = typer.Option(None, help="Target topic (default: fraud-labels)."),
 ) -> None:
     """Produce a file's labels to the labels topic (key = account), idempotent on re-import.
 

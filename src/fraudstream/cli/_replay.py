@@ -135,15 +135,15 @@ def replay(
         "today, so the file ends before today and step s is at hour s % 24 of its day, as in "
         "train. A file's own timestamps (eventTimeMs, TX_DATETIME) are kept.",
     ),
-    topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
+    topic: str | None = typer.Option(None, help="Target topic (default: transactions)."),
     labels: Path | None = typer.Option(
         None,
         help="Labels file to replay with the transactions (columns as labels import reads) "
-        "[default: FILE.labels.parquet / .csv beside FILE, if there is one].",
+        "(default: FILE.labels.parquet / .csv beside FILE, if there is one).",
     ),
     no_labels: bool = typer.Option(False, "--no-labels", help="Replay no labels."),
     labels_topic: str | None = typer.Option(
-        None, help="Topic of the labels [default: fraud-labels]."
+        None, help="Topic of the labels (default: fraud-labels)."
     ),
 ) -> None:
     """Stream a file into Kafka in event-time order (key = account), at --rate or --speedup.

@@ -31,7 +31,7 @@ _PLAUSIBLE_YEARS = (1990, 2100)
 @schema_app.command("infer")
 def infer(
     file: Path = typer.Argument(..., help="CSV or Parquet transaction file."),
-    out: Path | None = typer.Option(None, "--out", help="Write the TOML here [default: stdout]."),
+    out: Path | None = typer.Option(None, "--out", help="Write the TOML here (default: stdout)."),
     rows: int = typer.Option(10_000, min=1, help="Rows sampled from the file's start."),
 ) -> None:
     """Propose a declaration from FILE's header and first rows (TOML; what fits nothing is

@@ -65,11 +65,11 @@ def simulate(
     ),
     seed: int | None = typer.Option(None, help="Random seed (same seed, same stream)."),
     accounts: int | None = typer.Option(
-        None, help="Customer accounts [default: 20,000; card format: 5,000 customers]."
+        None, help="Customer accounts (default: 20,000; card format: 5,000 customers)."
     ),
     fmt: str = typer.Option("paysim", "--format", help="paysim (the bank's) or card (handbook)."),
     robots: str | None = typer.Option(
-        None, help="Comma-separated robots to run [default: all of the format's]; '' for none."
+        None, help="Comma-separated robots to run (default: all of the format's); '' for none."
     ),
     fraud_rate: float = typer.Option(0.003, help="Share of PaySim records the robots inject."),
     out: Path | None = typer.Option(
@@ -79,7 +79,7 @@ def simulate(
         None,
         help="Event time origin, ms [paysim: now, with --out 0; card: 2018-04-01 as the handbook].",
     ),
-    topic: str | None = typer.Option(None, help="Target topic [default: transactions]."),
+    topic: str | None = typer.Option(None, help="Target topic (default: transactions)."),
     report: Path | None = typer.Option(
         None, help='At the end, write {"produced": N} (JSON) here: what reached the broker.'
     ),

@@ -271,8 +271,8 @@ def train(
     labels: Path | None = typer.Option(
         None,
         help="Labels of DATA (CSV or Parquet, as `labels import` reads): the label features "
-        "replay them by their times [default: DATA.labels.parquet / .csv beside DATA; "
-        "without one, DATA's fraud column, each fraud known --label-delay-days later].",
+        "replay them by their times (default: DATA.labels.parquet / .csv beside DATA; "
+        "without one, DATA's fraud column, each fraud known --label-delay-days later).",
     ),
     label_delay_days: float = typer.Option(
         7.0, help="Without a labels file: days after a fraud until it is known (handbook: 7)."
