@@ -127,9 +127,7 @@ def bench(
         if not bootstrap:
             broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
             bootstrap = stack.enter_context(broker).bootstrap_servers
-        with redirect_stdout(sys.stderr) if as_json else nullcontext():
-            # a first model's training report: not on the JSON's stdout
-            bundle = card_bundle(settings) if fmt == "card" else Bundle.load(ensure_model(settings))
+        bundle = _bench_bundle(settings, fmt, as_json)
         results["format"] = fmt
         run = BenchRun(
             client=settings.kafka.client_config(bootstrap),
@@ -181,6 +179,16 @@ def bench(
             results["bounded_state"] = bounded_state(hours=bounded_hours)
     results["peak_rss_mb"] = _peak_rss_mb()
     _report(results, as_json)
+
+
+def _bench_bundle(settings: Settings, fmt: str, as_json: bool) -> Bundle:
+    """The bundle the runs score with: a card one for ``--format card`` (its notices on
+    stderr), else the promoted one, a first one trained if there is none (its report on stderr
+    with ``--json``: stdout is the JSON alone)."""
+    if fmt == "card":
+        return card_bundle(settings)
+    with redirect_stdout(sys.stderr) if as_json else nullcontext():
+        return Bundle.load(ensure_model(settings))
 
 
 def _report(results: dict[str, Any], as_json: bool) -> None:
