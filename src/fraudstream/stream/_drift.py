@@ -92,20 +92,8 @@ class DriftMonitor:
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the counting kernel before the first batch."""
-        scratch = np.zeros(len(self._expected), dtype=np.int64)
         x = np.zeros((1, int(self._columns.max(initial=0)) + 1), dtype=np.float32)
-        has_score = len(self._starts) > len(self._columns)
-        _count_bins(
-            x,
-            self._columns,
-            self._tables,
-            self._lengths,
-            self._starts,
-            np.zeros(1),
-            self._score_table,
-            has_score,
-            scratch,
-        )
+        self._count_into(np.zeros(len(self._expected), dtype=np.int64), x, np.zeros(1))
 
     def add(
         self,
@@ -137,18 +125,24 @@ class DriftMonitor:
         counts = self._open.get(k)
         if counts is None:
             counts = self._open[k] = np.zeros(len(self._expected), dtype=np.int64)
-        x = np.ascontiguousarray(features, dtype=np.float32)
-        s = np.ascontiguousarray(score, dtype=np.float64)
-        has_score = len(self._starts) > len(self._columns)
+        self._count_into(counts, features, score)
+
+    def _count_into(
+        self,
+        counts: npt.NDArray[np.int64],
+        features: npt.NDArray[np.float32],
+        score: npt.NDArray[np.float64],
+    ) -> None:
+        """Add the rows' bins of every monitored feature and of the score into ``counts``."""
         _count_bins(
-            x,
+            np.ascontiguousarray(features, dtype=np.float32),
             self._columns,
             self._tables,
             self._lengths,
             self._starts,
-            s,
+            np.ascontiguousarray(score, dtype=np.float64),
             self._score_table,
-            has_score,
+            len(self._starts) > len(self._columns),  # the score is monitored
             counts,
         )
 
