@@ -119,6 +119,7 @@ _COMMAND_MODULES = (
     "model",
     "notify",
     "replay",
+    "retrain",
     "rules",
     "schema",
     "score",

@@ -15,6 +15,7 @@ from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, FraudstreamError
 from fraudstream.model import Bundle
+from fraudstream.model._registry import challenger_path
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import Store, feedback_lines, label_feedback, open_store
 from fraudstream.stream import (
@@ -93,6 +94,7 @@ def run_detector(
 ) -> DetectorStats:
     """Build the detector from settings and run it until ``should_stop``."""
     path = model or serving_bundle(settings.models_dir)  # the promoted bundle
+    challenger = challenger or (None if model else challenger_path(settings.models_dir))
     bundle = Bundle.load(path)
     store = open_store(
         settings.store_url(),
@@ -157,7 +159,9 @@ def detect(
         None, help="Bundle directory (default: the promoted one under models/, hot-reloaded)."
     ),
     challenger: Path | None = typer.Option(
-        None, help="A second bundle scored in shadow: its decisions are stored, never acted on."
+        None,
+        help="A second bundle scored in shadow: its decisions are stored, never acted on "
+        "(default: the registered challenger, `fraudstream retrain`, unless --model is given).",
     ),
     batch_max: int | None = typer.Option(None, help="Largest batch consumed at once."),
     idle_exit: float | None = typer.Option(None, help="Exit after this many seconds without data."),

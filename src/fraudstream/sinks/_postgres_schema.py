@@ -11,6 +11,7 @@ from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
 from fraudstream.sinks._drift import drift_alarm_index, drift_table
+from fraudstream.sinks._model_events import model_events_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -227,6 +228,9 @@ _V11: Final = drift_table("bigint", "double precision")
 #: The windows where the drift alarm held, indexed for the notifier. SQLite's version 14.
 _V12: Final = drift_alarm_index()
 
+#: Every step of a model version's life (``sinks._model_events``). SQLite's version 15.
+_V13: Final = model_events_table("bigint")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -241,4 +245,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V10,
     _V11,
     _V12,
+    _V13,
 )

@@ -10,6 +10,7 @@ from typing import Final
 
 from fraudstream.sinks._api_keys_schema import api_keys_table
 from fraudstream.sinks._drift import drift_alarm_index, drift_table
+from fraudstream.sinks._model_events import model_events_table
 from fraudstream.sinks._rule_hits_schema import rule_columns
 from fraudstream.sinks._rules_schema import rules_tables
 
@@ -246,6 +247,10 @@ _V13: Final = drift_table("INTEGER", "REAL")
 #: The windows where the drift alarm held, indexed for the notifier. PostgreSQL's version 12.
 _V14: Final = drift_alarm_index()
 
+#: Every step of a model version's life (issue 22, ``sinks._model_events``): trained,
+#: evaluated, shadow started, promoted, rejected, rolled back. PostgreSQL's version 13.
+_V15: Final = model_events_table("INTEGER")
+
 #: Every migration in order; the store's schema version is ``len(MIGRATIONS)``.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V1,
@@ -262,4 +267,5 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     _V12,
     _V13,
     _V14,
+    _V15,
 )
