@@ -197,7 +197,7 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
     split and the data counts: of ``options.model`` trained before ``period.train_until_ms``
     (``None``: the model train would choose on validation), or of ``options.bundles`` (one:
     flat; several: ``results``, one per bundle)."""
-    from fraudstream.model._data import read_labelled
+    from fraudstream.model._data import declared_extras, read_labelled
 
     if not data.is_file():
         raise fail(f"no such file: {data}")
@@ -234,6 +234,7 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
             costs=_costs(settings),
             seed=options.seed,
             partitions=settings.kafka.partitions,
+            extras=declared_extras(schema, history) if fmt == "card" else (),
         )
     chosen = metrics["selection"]["chosen"]
     name = chosen if options.model is None else _MODELS[options.model]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from fraudstream.cli._app import app, console, fail, load_settings
 from fraudstream.cli._model import serving_bundle
 from fraudstream.cli._schema_opts import SchemaOption, resolve_schema
 from fraudstream.config import Settings
+from fraudstream.features import ExtraField
 from fraudstream.model import MIN_TEST_FRAUDS, Bundle, Costs, promote, train_bundle
-from fraudstream.model._data import read_labelled
+from fraudstream.model._data import declared_extras, read_labelled
 from fraudstream.model._registry import bundle_dirs
 from fraudstream.model._report import write_report
 from fraudstream.model._score import complete_from
@@ -84,6 +86,7 @@ def _train(
     allow_few_frauds: bool = False,
     labels: list[LabelMessage] | None = None,
     refit: bool = False,
+    extras: Sequence[ExtraField] = (),
 ) -> Bundle:
     """:func:`train_bundle` with a progress bar over the feature replay."""
     with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
@@ -99,6 +102,7 @@ def _train(
             refuse_few_frauds=not allow_few_frauds,
             labels=labels or (),
             refit=refit,
+            extras=extras,
         )
 
 
@@ -364,6 +368,7 @@ def _train_from_file(
         allow_few_frauds=allow_few_frauds,
         labels=_file_labels(history, data, labels, label_delay_ms, settings),
         refit=refit,
+        extras=declared_extras(schema, history) if fmt == "card" else (),
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)

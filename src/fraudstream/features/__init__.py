@@ -7,6 +7,7 @@ live stream in the detector, so training and serving compute the very same featu
 from __future__ import annotations
 
 from fraudstream.features._card import CARD_FEATURES, FDH_FEATURES, CardFeatureEngine
+from fraudstream.features._card_extras import CardExtras, ExtraField
 from fraudstream.features._engine import (
     LABEL_FEATURES,
     NEVER_S,
@@ -26,17 +27,28 @@ from fraudstream.features._state import RECENT_COUNTERPARTIES, WINDOW_MS
 StateEngine = FeatureEngine | CardFeatureEngine
 
 
-def engine_for(mode: str, *, partitions: int = 1, labels: LabelBook | None = None) -> StateEngine:
+def engine_for(
+    mode: str,
+    *,
+    partitions: int = 1,
+    labels: LabelBook | None = None,
+    extras: CardExtras | None = None,
+) -> StateEngine:
     """A fresh feature state for a bundle trained in ``mode`` (``card`` or a PaySim mode),
-    reading label features from ``labels`` (an empty book when ``None``)."""
+    reading label features from ``labels`` (an empty book when ``None``) and, for the card
+    format, the extra fields ``extras``."""
     if mode == "card":
-        return CardFeatureEngine(partitions=partitions, labels=labels)
+        return CardFeatureEngine(partitions=partitions, labels=labels, extras=extras)
+    if extras:
+        raise ValueError(f"extra fields are model inputs of the card format only, not {mode}")
     return FeatureEngine(mode=mode, partitions=partitions, labels=labels)  # type: ignore[arg-type]
 
 
 __all__ = [
     "AddResult",
     "CARD_FEATURES",
+    "CardExtras",
+    "ExtraField",
     "LABEL_FEATURES",
     "LabelBook",
     "FEATURE_LABELS",

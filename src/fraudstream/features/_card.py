@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from fraudstream.features._card_extras import CardExtras
 from fraudstream.features._card_labels import gather_frauds
 from fraudstream.features._card_state import STATE_WIDTH, CardState
 from fraudstream.features._engine import _groups, partition_of
@@ -125,8 +126,6 @@ class CardFeatureEngine(SavesPartitions):
 
     mode: Final = "card"
 
-    _state_from_arrays = CardState.from_arrays
-
     def __init__(
         self,
         *,
@@ -134,6 +133,7 @@ class CardFeatureEngine(SavesPartitions):
         partitions: int = 1,
         labels: LabelBook | None = None,
         ttl_ms: int | None = None,
+        extras: CardExtras | None = None,
     ) -> None:
         if delay_ms < 0:
             raise ValueError(f"delay_ms must be >= 0, got {delay_ms}")
@@ -149,6 +149,8 @@ class CardFeatureEngine(SavesPartitions):
         self.ttl_ms = ttl
         #: the labels known so far (shared with whoever reads them: the detector, a replay)
         self.labels = labels if labels is not None else LabelBook()
+        #: the extra fields read as features (``TxBatch.extras``), after the card features
+        self.extras = extras if extras is not None else CardExtras()
         self._tables: dict[int, CardState] = {}
         self._watermark_ms: dict[int, int] = {}
         self._swept_ms: dict[int, int] = {}
@@ -156,7 +158,10 @@ class CardFeatureEngine(SavesPartitions):
     @property
     def feature_names(self) -> tuple[str, ...]:
         """Column names of :meth:`update_and_extract`'s output."""
-        return CARD_FEATURES
+        return (*CARD_FEATURES, *self.extras.feature_names)
+
+    def _state_from_arrays(self, arrays: dict[str, npt.NDArray[Any]]) -> CardState:
+        return CardState.from_arrays(arrays, len(self.extras.categoricals))
 
     def entity_count(self) -> tuple[int, int]:
         """Customers and terminals held, over all partitions."""
@@ -200,10 +205,12 @@ class CardFeatureEngine(SavesPartitions):
 
     def state_fingerprint(self) -> str:
         """What a saved partition state of this engine means (see :meth:`save_partition`)."""
+        extras = {"extras": self.extras.as_dicts()} if self.extras else {}
         return fingerprint(
             engine="card",
             layout=1,
-            features=CARD_FEATURES,
+            features=self.feature_names,
+            **extras,
             width=STATE_WIDTH,
             delay_ms=self.delay_ms,
             ttl_ms=self.ttl_ms,
@@ -220,19 +227,21 @@ class CardFeatureEngine(SavesPartitions):
         """
         n = len(batch)
         if n == 0:
-            return np.empty((0, len(CARD_FEATURES)), dtype=np.float32)
+            return np.empty((0, len(self.feature_names)), dtype=np.float32)
         t = batch.event_time_ms
         if partition is None:
             if np.any(np.diff(t) < 0):
                 raise ValueError("CardFeatureEngine needs rows sorted by event_time_ms")
             partition = partition_of(batch.account, self.partitions)
         order = np.argsort(t, kind="stable")  # the identity for sorted rows
-        s = np.empty((n, _STATE_WIDTH), dtype=np.float64)
+        extras = self.extras
+        cats = extras.category_keys(batch.extras, n)
+        s = np.empty((n, _STATE_WIDTH + 2 * cats.shape[1]), dtype=np.float64)
         cust, term, txk = keys_of(batch.account), keys_of(batch.counterparty), keys_of(batch.tx_id)
         for p, rows in _groups(partition[order]):
             state = self._tables.get(p)
             if state is None:
-                state = self._tables[p] = CardState()
+                state = self._tables[p] = CardState(cats.shape[1])
             idx = order[rows]
             times = np.ascontiguousarray(t[idx])
             groups, frauds = gather_frauds(
@@ -247,10 +256,14 @@ class CardFeatureEngine(SavesPartitions):
             s[idx] = state.update(
                 times, cust[idx], term[idx], txk[idx],
                 np.ascontiguousarray(batch.amount[idx], np.float64),
-                groups, frauds, p, self.delay_ms, self.ttl_ms,
+                groups, frauds, p, self.delay_ms, self.ttl_ms, cats[idx],
             )  # fmt: skip
             self._maybe_sweep(p, state, int(times[-1]))
-        return assemble(batch, s)
+        x = assemble(batch, s[:, :_STATE_WIDTH])
+        if not extras:
+            return x
+        row = extras.row_features(batch.extras, n)
+        return np.hstack([x, row, s[:, _STATE_WIDTH:]], dtype=np.float32)
 
     def _maybe_sweep(self, partition: int, state: CardState, batch_max_ms: int) -> None:
         """Free idle entities now and then (features already ignore them, this bounds memory)."""

@@ -37,7 +37,7 @@ from fraudstream.features._state import (
     state_arrays,
 )
 
-__all__ = ["STATE_WIDTH", "TRIM_ROWS", "CardState", "Frauds"]
+__all__ = ["MISSING", "STATE_WIDTH", "TRIM_ROWS", "CardState", "Frauds"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -49,6 +49,8 @@ STATE_WIDTH: Final = 27
 #: A terminal's rows are trimmed (reference rule) only when it keeps more than this many.
 TRIM_ROWS: Final = 512
 _NONE: Final = -(2**63)  # no last time
+#: The key of an absent categorical value (``_card_extras.category_keys`` never gives it else).
+MISSING: Final = 0
 _NEVER_S: Final = 30 * 86_400.0
 _NEVER_D: Final = 90.0
 _HIGH_RATIO: Final = 3.0
@@ -56,9 +58,10 @@ _HIGH_RATIO: Final = 3.0
 # customers: int64 [key, last, high count, block beg, head, end, cap]; float64 [sum, sum of squares]
 C_KEY, C_LAST, C_H, C_BEG, C_HEAD, C_END, C_CAP = 0, 1, 2, 3, 4, 5, 6
 C_S, C_Q = 0, 1
-# customer arena: int64 [time, terminal key, high count before]; float64 [amount, sum before,
-# squares before, the block's live amounts sorted]
-A_T, A_M, A_H = 0, 1, 2
+# customer arena: int64 [time, terminal key, high count before, then one key per categorical
+# extra field (:data:`MISSING` when absent)]; float64 [amount, sum before, squares before, the
+# block's live amounts sorted]
+A_T, A_M, A_H, A_CAT = 0, 1, 2, 3
 A_X, A_S, A_Q, A_SRT = 0, 1, 2, 3
 # terminals: int64 [key, last, block beg, head, end, cap]; arena int64 [time, tx key]
 T_KEY, T_LAST, T_BEG, T_HEAD, T_END, T_CAP = 0, 1, 2, 3, 4, 5
@@ -228,12 +231,14 @@ def _insert_sorted(ca_f8: F64, head: int, end: int, x: float) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def _customer(
-    r: int, t: int, m: int, x: float, c_i8: I64, c_f8: F64, ca_i8: I64, ca_f8: F64, o: F64
-) -> None:
+    r: int, t: int, m: int, x: float, cat: I64, c_i8: I64, c_f8: F64, ca_i8: I64, ca_f8: F64,
+    o: F64,
+) -> None:  # fmt: skip
     """The row's customer columns into ``o``; then the row is appended to the customer."""
     end = c_i8[r, C_END]
     head = _expire(ca_i8, ca_f8, c_i8[r, C_HEAD], end, t - 30 * DAY_MS)
     c_i8[r, C_HEAD] = head
+    _categories(ca_i8, head, end, _right(ca_i8, A_T, head, end, t - DAY_MS), cat, o)
     s, q, h = c_f8[r, C_S], c_f8[r, C_Q], c_i8[r, C_H]
     prof = _amount_profile(ca_f8[head:end, A_SRT], x, s, q, ca_f8[head, A_S], ca_f8[head, A_Q])
     n_prev = end - head
@@ -246,6 +251,7 @@ def _customer(
             seen = True
             break
     ca_i8[end, A_T], ca_i8[end, A_M], ca_i8[end, A_H] = t, m, h
+    ca_i8[end, A_CAT : A_CAT + len(cat)] = cat
     ca_f8[end, A_X], ca_f8[end, A_S], ca_f8[end, A_Q] = x, s, q
     _insert_sorted(ca_f8, head, end, x)
     s += x
@@ -263,6 +269,33 @@ def _customer(
     o[14] = end - _right(ca_i8, A_T, head, end, t - 3_600_000)
     o[15] = 0.0 if seen else 1.0
     o[20], o[21], o[22] = prof[1], prof[2], high_14d
+
+
+@numba.njit(cache=True, nogil=True)
+def _categories(ca_i8: I64, head: int, end: int, k1: int, cat: I64, o: F64) -> None:
+    """Per categorical extra ``j`` (key ``cat[j]``), into ``o[STATE_WIDTH + 2j]`` the share of the
+    customer's earlier rows of the last 30 days (``[head, end)``) with this row's value (NaN:
+    no earlier row, or the value is missing), and into ``o[STATE_WIDTH + 2j + 1]`` the distinct
+    values of the last day's rows (``[k1, end)``) and this row (missing values not counted)."""
+    n = end - head
+    for j in range(len(cat)):
+        col, key = A_CAT + j, cat[j]
+        same = 0
+        for i in range(head, end):
+            same += ca_i8[i, col] == key
+        o[STATE_WIDTH + 2 * j] = same / n if n > 0 and key != MISSING else np.nan
+        distinct = 1 if key != MISSING else 0
+        for i in range(k1, end):
+            v = ca_i8[i, col]
+            if v == MISSING or v == key:  # noqa: SIM109 (compiled)
+                continue
+            first = True
+            for i2 in range(k1, i):
+                if ca_i8[i2, col] == v:
+                    first = False
+                    break
+            distinct += first
+        o[STATE_WIDTH + 2 * j + 1] = distinct
 
 
 @numba.njit(cache=True, nogil=True)
@@ -320,7 +353,8 @@ def _entity(slot_key: I64, slot_row: I32, ent: I64, meta: I64, which: int, key: 
 
 @numba.njit(cache=True, nogil=True)
 def _update(
-    start: int, times: I64, cust: I64, term: I64, txk: I64, amounts: F64, cg: I64, tg: I64,
+    start: int, times: I64, cust: I64, term: I64, txk: I64, amounts: F64, cats: I64, cg: I64,
+    tg: I64,
     fr: Frauds, part: int, delay: int, ttl: int, c_slot_key: I64, c_slot_row: I32, c_i8: I64,
     c_f8: F64, ca_i8: I64, ca_f8: F64, t_slot_key: I64, t_slot_row: I32, t_i8: I64,
     tb_i8: I64, meta: I64, out: F64,
@@ -344,7 +378,7 @@ def _update(
         if not _room(t_i8, m, T_BEG, (tb_i8, tb_f8), meta, M_TUSED):
             return i
         o = out[i]
-        _customer(c, t, term[i], amounts[i], c_i8, c_f8, ca_i8, ca_f8, o)
+        _customer(c, t, term[i], amounts[i], cats[i], c_i8, c_f8, ca_i8, ca_f8, o)
         _terminal(m, t, txk[i], delay, tg[i], fr, part, t_i8, tb_i8, o, wins, counts)
         o[19] = _customer_frauds(fr, cg[i], t, delay, part, counts)
     return len(times)
@@ -377,12 +411,12 @@ def _compact(ent: I64, n: int, b: int, ai: I64, af: F64, new_i: I64, new_f: F64)
 class CardState:
     """The card state of one partition (see the module docstring for the layout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, categoricals: int = 0) -> None:
         self.meta = np.zeros(4, dtype=np.int64)
         self.c_i8 = np.zeros((0, 7), np.int64)
         self.c_f8 = np.zeros((0, 2), np.float64)
         self.t_i8 = np.zeros((0, 6), np.int64)
-        self.ca_i8 = np.zeros((1024, 3), np.int64)
+        self.ca_i8 = np.zeros((1024, A_CAT + categoricals), np.int64)
         self.ca_f8 = np.zeros((1024, 4), np.float64)
         self.tb_i8 = np.zeros((1024, 2), np.int64)
         self.c_slot_key, self.c_slot_row = _empty_slots(16)
@@ -404,10 +438,15 @@ class CardState:
         """The whole state as named arrays (views, not copies): see :meth:`from_arrays`."""
         return state_arrays(self)
 
+    @property
+    def categoricals(self) -> int:
+        """Categorical extra fields whose values the customers' rows keep."""
+        return int(self.ca_i8.shape[1]) - A_CAT
+
     @classmethod
-    def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]]) -> CardState:
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[Any]], categoricals: int = 0) -> CardState:
         """The state saved by :meth:`to_arrays` (``ValueError`` if the arrays do not fit)."""
-        state = cls()
+        state = cls(categoricals)
         load_arrays(state, arrays)
         return state
 
@@ -428,16 +467,24 @@ class CardState:
         part: int,
         delay_ms: int,
         ttl_ms: int,
+        cats: I64 | None = None,
     ) -> F64:
         """Per row, in order: the state columns from earlier rows (and the frauds), then fold
-        the row in. ``groups``: per row its customer's and terminal's group in ``frauds``."""
+        the row in. ``groups``: per row its customer's and terminal's group in ``frauds``.
+        ``cats``: per row the key of each categorical extra (:attr:`categoricals` columns),
+        whose two aggregates follow the :data:`STATE_WIDTH` columns."""
         n = len(times)
-        out = np.empty((n, STATE_WIDTH), dtype=np.float64)
+        k = self.categoricals
+        if cats is None:
+            cats = np.zeros((n, k), np.int64)
+        if cats.shape != (n, k):
+            raise ValueError(f"cats must have shape {(n, k)}, got {cats.shape}")
+        out = np.empty((n, STATE_WIDTH + 2 * k), dtype=np.float64)
         self._reserve(n)
         done = 0
         while done < n:
             done = _update(
-                done, times, cust, term, txk, amounts, groups[0], groups[1], frauds, part,
+                done, times, cust, term, txk, amounts, cats, groups[0], groups[1], frauds, part,
                 delay_ms, ttl_ms, self.c_slot_key, self.c_slot_row, self.c_i8, self.c_f8,
                 self.ca_i8, self.ca_f8, self.t_slot_key, self.t_slot_row, self.t_i8,
                 self.tb_i8, self.meta, out,

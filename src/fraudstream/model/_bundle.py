@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudstream.errors import ModelError
-from fraudstream.features import CARD_FEATURES
+from fraudstream.features import CARD_FEATURES, CardExtras
 from fraudstream.features import feature_names as engine_feature_names
 from fraudstream.model._costs import Thresholds, decide
 from fraudstream.model._drift import DriftReference
@@ -81,6 +81,7 @@ class Bundle:
         path: Path | None = None,
         scoring_model: str = "lightgbm",
         drift: DriftReference | None = None,
+        extras: CardExtras | None = None,
     ) -> None:
         if scoring_model not in SCORING_MODELS:
             raise ModelError(f"unknown scoring model {scoring_model!r}; expected {SCORING_MODELS}")
@@ -99,6 +100,8 @@ class Bundle:
         self.scoring_model = scoring_model
         #: Histograms of the training rows for drift monitoring (``None``: not monitored).
         self.drift = drift
+        #: The extra fields the card features read (none: the card features alone).
+        self.extras = extras if extras is not None else CardExtras()
         #: The baseline as one weight vector (batched scoring), ``None`` without a baseline.
         self.linear = None if baseline is None else LinearScorer.from_pipeline(baseline)
         #: Test-set arrays of a freshly trained bundle, for :func:`write_report` (never saved).
@@ -244,6 +247,7 @@ class Bundle:
             "feature_names": list(self.feature_names),
             "thresholds": asdict(self.thresholds),
             "metrics": self.metrics,
+            **({"extras": self.extras.as_dicts()} if self.extras else {}),
             **self.info,
         }
 
@@ -262,8 +266,9 @@ class Bundle:
             raise ModelError(f"bundle {path} is incomplete or corrupt: {exc}") from exc
         names = tuple(manifest["feature_names"])
         drift = _drift_reference(path)
-        _check_feature_spec(path, manifest["mode"], names, booster)
-        known = {"format", "version", "mode", "feature_names", "thresholds", "metrics"}
+        extras = CardExtras.from_dicts(manifest.get("extras", []))
+        _check_feature_spec(path, manifest["mode"], names, booster, extras)
+        known = {"format", "version", "mode", "feature_names", "thresholds", "metrics", "extras"}
         known.add("scoring_model")
         return cls(
             version=manifest["version"],
@@ -278,6 +283,7 @@ class Bundle:
             path=path,
             scoring_model=manifest.get("scoring_model", "lightgbm"),
             drift=drift,
+            extras=extras,
         )
 
 
@@ -317,11 +323,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _check_feature_spec(
-    path: Path, mode: str, names: tuple[str, ...], booster: lgb.Booster
+    path: Path, mode: str, names: tuple[str, ...], booster: lgb.Booster, extras: CardExtras
 ) -> None:
     """The bundle must match the feature engine of this code version (no train/serve skew)."""
     try:
-        expected = CARD_FEATURES if mode == "card" else engine_feature_names(mode)  # type: ignore[arg-type]
+        expected = (
+            (*CARD_FEATURES, *extras.feature_names)
+            if mode == "card"
+            else engine_feature_names(mode)  # type: ignore[arg-type]
+        )
     except ValueError as exc:
         raise ModelError(f"bundle {path}: {exc}") from exc
     if names != expected or booster.num_feature() != len(names):

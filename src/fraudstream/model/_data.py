@@ -15,11 +15,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from fraudstream.features import ExtraField
 from fraudstream.schema import KINDS, TxBatch
 from fraudstream.schema._declare import SchemaDeclaration
 from fraudstream.schema._files import read_transactions
 
-__all__ = ["DataFormat", "read_history"]
+__all__ = ["DataFormat", "declared_extras", "read_history"]
 
 DataFormat = Literal["paysim", "card"]
 
@@ -61,8 +62,19 @@ def read_labelled(
 
         if "TRANSACTION_ID" not in df.columns:
             df = df.with_columns(pl.Series("TRANSACTION_ID", [f"row-{r - 1}" for r in file.rows]))
-        return fdh_batch(df.sort(["TX_DATETIME", "TRANSACTION_ID"])), "card"
+        return fdh_batch(df.sort(["TX_DATETIME", "TRANSACTION_ID"]), file.extras), "card"
     return _paysim(df, file.event_time_ms, file.rows), "paysim"
+
+
+def declared_extras(schema: SchemaDeclaration, history: TxBatch) -> tuple[ExtraField, ...]:
+    """The extra fields ``schema`` declares, named as ``history.extras`` holds them (the file's
+    spelling of the column), with their kinds and location pairs."""
+    read = {name.strip().lower(): name for name in history.extras}
+    return tuple(
+        ExtraField(read.get(name.strip().lower(), name), spec.kind, spec.pair)
+        for name, spec in schema.extras().items()
+        if spec.kind is not None
+    )
 
 
 def _paysim(

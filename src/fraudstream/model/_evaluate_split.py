@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fraudstream.errors import ModelError
+from fraudstream.features import ExtraField
 from fraudstream.model._bundle import Bundle
 from fraudstream.model._costs import Costs
 from fraudstream.model._metrics import evaluate
@@ -25,6 +26,7 @@ from fraudstream.model._train import (
     bundle_feature_names,
     fit_and_evaluate,
     label_book,
+    learn_extras,
     replay,
 )
 from fraudstream.schema import LabelMessage, TxBatch
@@ -45,6 +47,7 @@ def evaluate_time_split(
     seed: int = 0,
     partitions: int = 1,
     progress: Progress | None = None,
+    extras: Sequence[ExtraField] = (),
 ) -> dict[str, Any]:
     """Both models trained on the rows known by ``train_until_ms``, measured from
     ``test_from_ms``: per model its test metrics (as ``train``'s bundle metrics), with
@@ -52,7 +55,8 @@ def evaluate_time_split(
 
     ``history.label`` is the ground truth; ``labels`` feed the label features (each seen from
     its label time on). ``label_delay_ms`` decides which training rows are known (see
-    :func:`time_split`) and is recorded as the split's gap.
+    :func:`time_split`) and is recorded as the split's gap. ``extras``: the declared extra
+    fields used as inputs (card mode; vocabularies learned on the fit part, as ``train``).
     """
     if mode not in MODES:
         raise ModelError(f"unknown mode {mode!r}; expected one of {MODES}")
@@ -68,9 +72,20 @@ def evaluate_time_split(
         test_until_ms=test_until_ms,
     )
     check_frauds(h, split, refuse_few_frauds=False)
-    x = replay(h, mode, progress, partitions=partitions, labels=label_book(labels))
-    names = bundle_feature_names(mode)
-    trained = fit_and_evaluate(x, h, split, names, seed=seed, costs=costs, gap_ms=label_delay_ms)
+    spec = learn_extras(extras, h, split.fit)
+    book = label_book(labels)
+    x = replay(h, mode, progress, partitions=partitions, labels=book, extras=spec)
+    names = (*bundle_feature_names(mode), *spec.feature_names)
+    trained = fit_and_evaluate(
+        x,
+        h,
+        split,
+        names,
+        seed=seed,
+        costs=costs,
+        gap_ms=label_delay_ms,
+        categorical=spec.categorical_features,
+    )
     metrics = trained.metrics
     metrics["data"]["state_partitions"] = partitions
     return metrics
@@ -96,6 +111,8 @@ def evaluate_bundles(
     modes = {b.mode for b in bundles}
     if len(modes) != 1:
         raise ModelError(f"bundles of one feature mode can be compared, got {sorted(modes)}")
+    if any(b.extras != bundles[0].extras for b in bundles):
+        raise ModelError("bundles reading other extra fields (or vocabularies) cannot be compared")
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
     if test_until_ms is not None:
         h = h.take(np.flatnonzero(h.event_time_ms < test_until_ms))
@@ -103,7 +120,9 @@ def evaluate_bundles(
     test = (h.label >= 0) & (t >= test_from_ms)
     if not test.any():
         raise ModelError(f"no labelled row at or after --test-from ({test_from_ms} ms)")
-    x = replay(h, modes.pop(), progress, partitions=partitions, labels=label_book(labels))[test]
+    book = label_book(labels)
+    mode, extras = modes.pop(), bundles[0].extras
+    x = replay(h, mode, progress, partitions=partitions, labels=book, extras=extras)[test]
     idx = np.flatnonzero(test)
     data = {
         "test_rows": len(idx),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -70,8 +70,9 @@ def load_fdh(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path).sort(["TX_DATETIME", "TRANSACTION_ID"])
 
 
-def fdh_batch(df: pl.DataFrame) -> TxBatch:
-    """Canonical batch: account = customer, counterparty = terminal; balances absent."""
+def fdh_batch(df: pl.DataFrame, extras: Collection[str] = ()) -> TxBatch:
+    """Canonical batch: account = customer, counterparty = terminal; balances absent; the
+    columns ``extras`` (declared extra fields) as the batch's extras."""
     n = df.height
     t = df["TX_DATETIME"].dt.epoch("ms").to_numpy().astype(np.int64)
     nan = np.full(n, np.nan)
@@ -93,6 +94,7 @@ def fdh_batch(df: pl.DataFrame) -> TxBatch:
         ),
         step=np.zeros(n, dtype=np.int64),
         flagged=np.zeros(n, dtype=np.int8),
+        extras={name: df[name].to_list() for name in extras},
     )
 
 

@@ -55,7 +55,7 @@ def file_batch(file: TransactionFile) -> TxBatch:
         if "TRANSACTION_ID" not in df.columns:
             ids = pl.Series("TRANSACTION_ID", [f"row-{r - 1}" for r in file.rows.tolist()])
             df = df.with_columns(ids)
-        return fdh_batch(df)
+        return fdh_batch(df, file.extras)
     if "isFraud" not in df.columns:
         df = df.with_columns(pl.lit(-1, pl.Int8).alias("isFraud"))
     return _paysim(df.with_columns(pl.col("isFraud").fill_null(-1)), file.event_time_ms, file.rows)
@@ -89,7 +89,10 @@ def score_history(
     """
     if np.any(np.diff(history.event_time_ms) < 0):
         raise ModelError("score_history needs the history in event-time order")
-    x = replay(history, bundle.mode, progress, partitions=partitions, labels=label_book(labels))
+    book = label_book(labels)
+    x = replay(
+        history, bundle.mode, progress, partitions=partitions, labels=book, extras=bundle.extras
+    )
     score = bundle.score(x)
     decision = bundle.decide(score)
     reasons = bundle.explain_alerts(x, decision) if explain else [[] for _ in range(len(x))]

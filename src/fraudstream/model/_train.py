@@ -26,6 +26,7 @@ from typing import Any, Final
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -33,6 +34,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from fraudstream.errors import ModelError
 from fraudstream.features import (
     CARD_FEATURES,
+    CardExtras,
+    ExtraField,
     LabelBook,
     Mode,
     engine_for,
@@ -63,6 +66,7 @@ __all__ = [
     "data_fingerprint",
     "fit_and_evaluate",
     "label_book",
+    "learn_extras",
     "refit_models",
     "refit_summary",
     "signed_log1p",
@@ -99,6 +103,7 @@ def train_bundle(
     lightgbm_params: dict[str, Any] | None = None,
     labels: Sequence[LabelMessage] = (),
     refit: bool = False,
+    extras: Sequence[ExtraField] = (),
 ) -> Bundle:
     """Train LightGBM and logistic regression on ``history``; the better one scores.
 
@@ -115,27 +120,43 @@ def train_bundle(
     ``lightgbm_params`` override LightGBM's defaults. ``refit``: once validated and tested, both
     models are fitted again on every labelled row (:func:`refit_models`); the metrics stay those
     of the validated models, ``metrics["refit"]`` says on what the shipped models were fitted.
+    ``extras``: the declared extra fields of ``history.extras`` to use as inputs (card mode;
+    a categorical's vocabulary is learned on the fit part, see :func:`learn_extras`).
     """
     started = time.monotonic()
     names = _check_args(history, mode, test_fraction)
     h = history.take(np.argsort(history.event_time_ms, kind="stable"))
     split = share_split(h, test_fraction, gap_ms)
     check_frauds(h, split, refuse_few_frauds)
-    x = replay(h, mode, progress, partitions=partitions, labels=label_book(labels))
+    spec = learn_extras(extras, h, split.fit)
+    names = (*names, *spec.feature_names)
+    book = label_book(labels)
+    x = replay(h, mode, progress, partitions=partitions, labels=book, extras=spec)
     trained = fit_and_evaluate(
-        x, h, split, names, seed=seed, costs=costs, gap_ms=gap_ms, lightgbm_params=lightgbm_params
+        x,
+        h,
+        split,
+        names,
+        seed=seed,
+        costs=costs,
+        gap_ms=gap_ms,
+        lightgbm_params=lightgbm_params,
+        categorical=spec.categorical_features,
     )
     metrics, fitted = trained.metrics, trained.fitted
     metrics["data"]["state_partitions"] = partitions
     evaluation = trained.evaluation(x, h, split.test, costs)
     if refit:
-        fitted = refit_models(fitted, x, h.label, names)
+        fitted = refit_models(fitted, x, h.label, names, spec.categorical_features)
         metrics["refit"] = refit_summary(h, fitted)
     metrics["train_seconds"] = round(time.monotonic() - started, 3)
     params = {"mode": mode, "seed": seed, "costs": asdict(costs), "test_fraction": test_fraction}
     if refit:  # a new parameter only where used: earlier bundles keep their version hashes
         params["refit"] = True
+    if spec:  # a new parameter only where used, as refit
+        params["extras"] = spec.as_dicts()
     bundle = _bundle(h, mode, names, trained.thresholds, metrics, fitted, params, gap_ms)
+    bundle.extras = spec
     held_out = x[split.test]  # drift reference: the test part, the latest rows
     bundle.drift = build_reference(held_out, bundle.score(held_out), names)
     bundle.evaluation = evaluation
@@ -207,13 +228,16 @@ def fit_and_evaluate(
     costs: Costs,
     gap_ms: int,
     lightgbm_params: dict[str, Any] | None = None,
+    categorical: Sequence[str] = (),
 ) -> Trained:
     """Fit both models on ``split.fit``, calibrate and set thresholds on ``split.calibration``,
     choose the scoring model on ``split.validation``, measure both on ``split.test``.
 
     ``x`` are the features of the time-sorted ``h``; ``gap_ms`` is recorded with the split.
+    ``categorical``: the features LightGBM reads as categories (codes; NaN missing).
     """
-    fitted = _fit_models(x, h.label == 1, split, names, seed, lightgbm_params or {})
+    params = lightgbm_params or {}
+    fitted = _fit_models(x, h.label == 1, split, names, seed, params, categorical)
     thresholds, metrics = _evaluate_models(fitted, x, h, split, costs)
     metrics["data"] = data_summary(h, split, gap_ms)
     metrics["quality"] = _quality(metrics, thresholds[metrics["selection"]["chosen"]])
@@ -222,7 +246,11 @@ def fit_and_evaluate(
 
 
 def refit_models(
-    fitted: _Fitted, x: F32, label: npt.NDArray[np.int8], names: tuple[str, ...]
+    fitted: _Fitted,
+    x: F32,
+    label: npt.NDArray[np.int8],
+    names: tuple[str, ...],
+    categorical: Sequence[str] = (),
 ) -> _Fitted:
     """Both models fitted again on every labelled row, after validation.
 
@@ -236,7 +264,7 @@ def refit_models(
     """
     rows = label >= 0
     y = label[rows] == 1
-    data = lgb.Dataset(x[rows], label=y.astype(np.float64), feature_name=list(names))
+    data = _dataset(x[rows], y, names, categorical)
     booster = lgb.train(fitted.params, data, num_boost_round=_ROUNDS)
     baseline = _fit_baseline(x[rows], y)
     linear = LinearScorer.from_pipeline(baseline)
@@ -281,14 +309,29 @@ def _calibrated(margin: Callable[[F32], F64], calibrator: Platt) -> Callable[[F3
     return lambda x: calibrator(margin(x))
 
 
+def _dataset(x: F32, y: Mask, names: tuple[str, ...], categorical: Sequence[str]) -> lgb.Dataset:
+    """LightGBM's data; ``categorical`` features (if any) as categories."""
+    label = y.astype(np.float64)
+    if not categorical:
+        return lgb.Dataset(x, label=label, feature_name=list(names))
+    cats = list(categorical)
+    return lgb.Dataset(x, label=label, feature_name=list(names), categorical_feature=cats)
+
+
 def _fit_models(
-    x: F32, y: Mask, split: Split, names: tuple[str, ...], seed: int, overrides: dict[str, Any]
+    x: F32,
+    y: Mask,
+    split: Split,
+    names: tuple[str, ...],
+    seed: int,
+    overrides: dict[str, Any],
+    categorical: Sequence[str] = (),
 ) -> _Fitted:
     """LightGBM and the baseline on the fit part; Platt scaling of each on the calibration part."""
     fit, cal = split.fit, split.calibration
     n_pos = int(np.count_nonzero(y[fit]))
     params = {**_lgb_params(n_pos, int(np.count_nonzero(fit)) - n_pos, seed), **overrides}
-    data = lgb.Dataset(x[fit], label=y[fit].astype(np.float64), feature_name=list(names))
+    data = _dataset(x[fit], y[fit], names, categorical)
     booster = lgb.train(params, data, num_boost_round=_ROUNDS)
     baseline = _fit_baseline(x[fit], y[fit])
     linear = LinearScorer.from_pipeline(baseline)
@@ -359,13 +402,15 @@ def replay(
     *,
     partitions: int = 1,
     labels: LabelBook | None = None,
+    extras: CardExtras | None = None,
 ) -> F32:
     """Features of every row of a time-sorted ``history``, through a fresh engine.
 
-    ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty).
+    ``mode="card"`` uses :class:`CardFeatureEngine` (customer = account, terminal = counterparty)
+    reading the extra fields ``extras`` of ``history.extras``.
     ``labels``: every label, loaded up front (features only see those known at each row's time).
     """
-    engine = engine_for(mode, partitions=partitions, labels=labels)
+    engine = engine_for(mode, partitions=partitions, labels=labels, extras=extras)
     n = len(history)
     parts = []
     for i in range(0, n, _REPLAY_CHUNK):
@@ -375,6 +420,19 @@ def replay(
             progress(hi, n)
     log.info("replayed %d rows in %s mode", n, mode)
     return np.concatenate(parts) if parts else np.empty((0, len(engine.feature_names)), np.float32)
+
+
+def learn_extras(declared: Sequence[ExtraField], h: TxBatch, fit: Mask) -> CardExtras:
+    """The extra fields ``declared`` as a bundle's inputs, categoricals with the vocabulary of
+    the rows ``fit`` (a value first seen later is unseen, as it will be when serving)."""
+    if not declared:
+        return CardExtras()
+    missing = [f.name for f in declared if f.name not in h.extras]
+    if missing:
+        raise ModelError(f"extra field(s) {', '.join(missing)} declared but not read from the data")
+    rows = np.flatnonzero(fit).tolist()
+    values = {f.name: [h.extras[f.name][i] for i in rows] for f in declared}
+    return CardExtras.learn(declared, values)
 
 
 def label_book(labels: Sequence[LabelMessage]) -> LabelBook:
@@ -462,11 +520,17 @@ def signed_log1p(x: F32) -> F32:
 
 
 def _fit_baseline(x: F32, y: Mask) -> Pipeline:
-    """StandardScaler + LogisticRegression (balanced classes) on signed-log features."""
+    """StandardScaler + LogisticRegression (balanced classes) on signed-log features; a NaN
+    feature is the mean."""
     pipe = Pipeline(
         [
             ("log", FunctionTransformer(signed_log1p)),
-            ("scale", StandardScaler()),
+            ("scale", StandardScaler()),  # ignores NaN when fitting, keeps it
+            # NaN (a missing extra field) counts as the mean, as LinearScorer scores it
+            (
+                "impute",
+                SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+            ),
             ("logreg", LogisticRegression(max_iter=2000, class_weight="balanced")),
         ]
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,8 @@ class TxBatch:
 
     Absent balances are ``NaN``; an unknown label is ``-1``. ``label`` is ground truth from the
     simulator's robots (or a chargeback feed): it is for evaluation, never a model input.
+    ``extras``: the declared extra fields read, by name, each value as the file or the message
+    holds it (``None`` when absent); the features turn them into inputs.
     """
 
     tx_id: list[str]
@@ -42,6 +44,7 @@ class TxBatch:
     step: I64
     flagged: I8
     scenario: list[str | None] = field(default_factory=list)
+    extras: dict[str, list[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.tx_id)
@@ -65,6 +68,7 @@ class TxBatch:
             step=self.step[index],
             flagged=self.flagged[index],
             scenario=scen,
+            extras={k: [v[i] for i in idx] for k, v in self.extras.items()},
         )
 
     @classmethod
@@ -92,6 +96,10 @@ class TxBatch:
             step=arrays("step"),
             flagged=arrays("flagged"),
             scenario=[s for b in batches for s in (b.scenario or [None] * len(b))],
+            extras={
+                k: [v for b in batches for v in b.extras.get(k, [None] * len(b))]
+                for k in dict.fromkeys(k for b in batches for k in b.extras)
+            },
         )
 
 

@@ -6,8 +6,9 @@ a JSON object; in files it uses the handbook's column names (see :data:`CARD_COL
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Final
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final
 
 import msgspec
 import numpy as np
@@ -16,7 +17,14 @@ from fraudstream.schema._bounds import MAX_AMOUNT, MAX_ID_CHARS
 from fraudstream.schema._canonical import KINDS, TxBatch
 from fraudstream.schema._paysim import EventTimeMs, Invalid, decode_checked
 
-__all__ = ["CARD_COLUMNS", "CardRecord", "card_to_batch", "decode_card", "encode_card"]
+__all__ = [
+    "CARD_COLUMNS",
+    "CardRecord",
+    "card_decoder",
+    "card_to_batch",
+    "decode_card",
+    "encode_card",
+]
 
 _Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
@@ -62,11 +70,17 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode_card(
-    values: Sequence[bytes | None], broker_ts_ms: Sequence[int] | None = None
+    values: Sequence[bytes | None],
+    broker_ts_ms: Sequence[int] | None = None,
+    extras: tuple[str, ...] = (),
 ) -> tuple[list[CardRecord], list[int], list[Invalid]]:
-    """Decode and validate raw message values (see :func:`~fraudstream.schema.decode_paysim`)."""
+    """Decode and validate raw message values (see :func:`~fraudstream.schema.decode_paysim`).
+
+    ``extras``: extra fields to read too, each as whatever JSON value it holds (absent: None);
+    they are not validated here (a wrong type or range is a missing value to the features).
+    """
     return decode_checked(
-        _decoder,
+        card_decoder(extras),
         values,
         "card",
         text_fields=_CARD_TEXT,
@@ -75,16 +89,38 @@ def decode_card(
     )
 
 
-def encode_card(record: CardRecord) -> bytes:
-    """The record as JSON."""
-    return _encoder.encode(record)
+@functools.cache
+def card_decoder(extras: tuple[str, ...] = ()) -> msgspec.json.Decoder[CardRecord]:
+    """The decoder of card records that also reads the fields ``extras`` (any JSON value)."""
+    if not extras:
+        return _decoder
+    taken = set(CardRecord.__struct_fields__) & set(extras)
+    if taken:
+        raise ValueError(f"extra field(s) {sorted(taken)} are card record fields")
+    fields = [(name, Any, None) for name in extras]
+    struct = msgspec.defstruct(
+        "CardRecordWithExtras", fields, bases=(CardRecord,), omit_defaults=True, gc=False
+    )
+    return msgspec.json.Decoder(struct)
 
 
-def card_to_batch(records: Sequence[CardRecord], tx_ids: Sequence[str]) -> TxBatch:
+def encode_card(record: CardRecord, extras: Mapping[str, object] | None = None) -> bytes:
+    """The record as JSON, with the ``extras`` fields that are not ``None``."""
+    if not extras:
+        return _encoder.encode(record)
+    fields = msgspec.to_builtins(record)
+    fields.update((k, v) for k, v in extras.items() if v is not None)
+    return _encoder.encode(fields)
+
+
+def card_to_batch(
+    records: Sequence[CardRecord], tx_ids: Sequence[str], extras: Sequence[str] = ()
+) -> TxBatch:
     """Map card records onto the canonical batch: account = customer, counterparty = terminal.
 
     Every card transaction is a PAYMENT; balances are absent (``NaN``); ``tx_ids`` are used where a
-    record has no ``txId``; ``step`` is the hour since the epoch.
+    record has no ``txId``; ``step`` is the hour since the epoch. ``extras``: the extra fields
+    read (:func:`card_decoder`), into the batch's extras.
     """
     n = len(records)
     times = np.fromiter((r.eventTimeMs for r in records), dtype=np.int64, count=n)
@@ -106,4 +142,5 @@ def card_to_batch(records: Sequence[CardRecord], tx_ids: Sequence[str]) -> TxBat
         step=times // _HOUR_MS,
         flagged=np.zeros(n, dtype=np.int8),
         scenario=[r.fraudScenario for r in records],
+        extras={name: [getattr(r, name, None) for r in records] for name in extras},
     )

@@ -2,8 +2,11 @@
 payment), made from our card simulator's output so examples and tests need no downloaded data.
 
 Only the layout is the public dataset's: values come from the handbook's simulation (customers
-and terminals on a 100 x 100 square, mapped to latitude/longitude), categories and city
-populations are a fixed function of the terminal and the customer (no fraud signal).
+and terminals on a 100 x 100 square, mapped to latitude/longitude). The category is the
+simulator's ``TX_CATEGORY`` (customers' habits, frauds skewed to some categories: a real but
+partial signal, see ``simulate._card_extras``); city populations are a fixed function of the
+customer. The simulator's ``TX_CHANNEL`` is left out: the public dataset has no channel column.
+A handbook file without ``TX_CATEGORY`` gets a category fixed by the terminal (no signal).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-__all__ = ["CREDIT_CARD_COLUMNS", "credit_card_layout"]
+__all__ = ["CATEGORIES", "CREDIT_CARD_COLUMNS", "credit_card_layout"]
 
 #: The public dataset's columns we emit, in its order (its personal columns left out).
 CREDIT_CARD_COLUMNS: Final = (
@@ -73,7 +76,7 @@ def credit_card_layout(
             "trans_date_trans_time": when.dt.strftime("%Y-%m-%d %H:%M:%S"),
             "cc_num": _FIRST_CARD + customer.astype(np.int64) * 7_919,
             "merchant": [f"merchant_{t}" for t in terminal.tolist()],
-            "category": [CATEGORIES[t % len(CATEGORIES)] for t in terminal.tolist()],
+            "category": _categories(handbook, terminal),
             "amt": handbook["TX_AMOUNT"].round(2),
             "lat": cust_lat,
             "long": cust_long,
@@ -85,6 +88,12 @@ def credit_card_layout(
             "is_fraud": handbook["TX_FRAUD"].cast(pl.Int64),
         }
     )
+
+
+def _categories(handbook: pl.DataFrame, terminal: npt.NDArray[np.int64]) -> list[str]:
+    if "TX_CATEGORY" in handbook.columns:
+        return handbook["TX_CATEGORY"].cast(pl.Utf8).to_list()
+    return [CATEGORIES[t % len(CATEGORIES)] for t in terminal.tolist()]
 
 
 def _degrees(

@@ -20,6 +20,10 @@ and one of our robots where it applies to cards:
 
 Ids are plain integers as in the handbook (nothing marks a robot). Event time is virtual (the
 handbook's days from ``start_ms``), independent of how fast records are asked for.
+
+Each transaction also has a merchant **category** (the public dataset's, ``CATEGORIES``) and a
+**channel** (:data:`CHANNELS`), drawn by :mod:`~fraudstream.simulate._card_extras` from a
+random stream of their own, so every other column is what it was without them.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
 from fraudstream.errors import ConfigError
 from fraudstream.schema import CardRecord, TxBatch, card_to_batch
+from fraudstream.simulate._card_extras import CHANNELS, Habits
 
-__all__ = ["CARD_ROBOTS", "CARD_START_MS", "CardColumns", "CardSimulator"]
+__all__ = ["CARD_ROBOTS", "CARD_START_MS", "CHANNELS", "CardColumns", "CardSimulator"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ class CardColumns:
     terminal: I64
     amount: F64
     scenario: npt.NDArray[np.int8]  # 0 = genuine, else 1-based index into CARD_ROBOTS
+    category: npt.NDArray[np.int8]  # index into the public dataset's CATEGORIES
+    channel: npt.NDArray[np.int8]  # index into CHANNELS
 
     def __len__(self) -> int:
         return len(self.tx_id)
@@ -79,6 +86,8 @@ class CardColumns:
             self.terminal[lo:hi],
             self.amount[lo:hi],
             self.scenario[lo:hi],
+            self.category[lo:hi],
+            self.channel[lo:hi],
         )
 
     @staticmethod
@@ -128,9 +137,11 @@ class CardSimulator:
         self._terminals_per_day = terminals_per_day if "compromised_terminal" in names else 0
         self._customers_per_day = customers_per_day if "compromised_customer" in names else 0
         self._tests_per_day = card_tests_per_day if "card_testing" in names else 0.0
-        streams = np.random.SeedSequence(seed).spawn(2)
+        streams = np.random.SeedSequence(seed).spawn(3)  # children 0 and 1 as with spawn(2)
         self._rng = np.random.default_rng(streams[1])
         self._build_world(np.random.default_rng(streams[0]), radius)
+        #: categories and channels: their own stream, so the other columns do not change
+        self.habits = Habits(customers, np.random.default_rng(streams[2]))
         self._day = 0
         self._next_id = 0
         self._buffer: CardColumns | None = None
@@ -212,8 +223,8 @@ class CardSimulator:
         return card_to_batch(records, [r.txId or "" for r in records])
 
     def _empty(self) -> CardColumns:
-        e = np.empty(0, dtype=np.int64)
-        return CardColumns(e, e, e, e, np.empty(0), np.empty(0, dtype=np.int8))
+        e, e8 = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int8)
+        return CardColumns(e, e, e, e, np.empty(0), e8, e8, e8)
 
     def _generate_block(self, days: int) -> CardColumns:
         """``days`` whole days: genuine traffic, then the robots, sorted by time."""
@@ -230,18 +241,23 @@ class CardSimulator:
         terminal = self._terminal_for(cust)
         time_s = (first + day_of) * _DAY_S + t_in_day
         amount, scenario = self._handbook_frauds(first, days, day_of, cust, terminal, amount)
-        parts = [CardColumns(time_s, time_s, cust, terminal, amount, scenario)]
+        none = np.zeros(len(cust), dtype=np.int8)  # drawn once the block is in order
+        parts = [CardColumns(time_s, time_s, cust, terminal, amount, scenario, none, none)]
         if self._tests_per_day > 0:
             parts.append(self._card_tests(first, days))
         block = CardColumns.concat(parts)
         order = np.lexsort((block.customer, block.time_s))
+        customer, scenario = block.customer[order], block.scenario[order]
+        category, channel = self.habits.draw(customer, scenario)
         block = CardColumns(
             np.arange(self._next_id, self._next_id + len(order), dtype=np.int64),
             block.time_s[order],
-            block.customer[order],
+            customer,
             block.terminal[order],
             block.amount[order],
-            block.scenario[order],
+            scenario,
+            category,
+            channel,
         )
         self._next_id += len(order)
         self._day += days
@@ -310,4 +326,5 @@ class CardSimulator:
         terminal = rng.integers(0, self.terminals, len(who))
         terminal[last] = self._terminal_for(victim)
         scenario = np.full(len(who), 4, dtype=np.int8)
-        return CardColumns(time_s, time_s, who, terminal, amount, scenario)
+        none = np.zeros(len(who), dtype=np.int8)
+        return CardColumns(time_s, time_s, who, terminal, amount, scenario, none, none)

@@ -70,7 +70,8 @@ class ReplayFile:
         times = self.event_time_ms[lo:hi].tolist()
         if self.format == "paysim":
             return [_paysim_message(r, t) for r, t in zip(rows, times, strict=True)]
-        return [_card_message(r, t) for r, t in zip(rows, times, strict=True)]
+        extras = tuple(self.file.extras)  # declared extra fields travel as message fields
+        return [_card_message(r, t, extras) for r, t in zip(rows, times, strict=True)]
 
     def lookup(self, tx_ids: Collection[str]) -> dict[str, TxFacts]:
         """``(account, counterparty, event_time_ms)`` of the rows with an id in ``tx_ids``: the
@@ -122,7 +123,9 @@ def _paysim_message(row: dict[str, Any], event_ms: int) -> tuple[bytes, bytes]:
     return rec.nameOrig.encode(), encode_paysim(rec)
 
 
-def _card_message(row: dict[str, Any], event_ms: int) -> tuple[bytes, bytes]:
+def _card_message(
+    row: dict[str, Any], event_ms: int, extras: tuple[str, ...] = ()
+) -> tuple[bytes, bytes]:
     label = row.get("TX_FRAUD")
     tx_id = row.get("TRANSACTION_ID")
     rec = CardRecord(
@@ -134,7 +137,7 @@ def _card_message(row: dict[str, Any], event_ms: int) -> tuple[bytes, bytes]:
         isFraud=None if label is None else int(label),
         fraudScenario=_card_scenario(row.get("TX_FRAUD_SCENARIO")),
     )
-    return rec.customerId.encode(), encode_card(rec)
+    return rec.customerId.encode(), encode_card(rec, {k: row[k] for k in extras})
 
 
 def _card_scenario(value: object) -> str | None:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from fraudstream.errors import ConfigError
 from fraudstream.schema import KINDS, TxBatch
 from fraudstream.simulate._card import CardColumns
+from fraudstream.simulate._card_extras import CATEGORIES, CHANNELS
 
 __all__ = [
     "PAYSIM_COLUMNS",
@@ -77,7 +78,8 @@ def card_table(cols: CardColumns, start_ms: int) -> pa.Table:
     """A card block as a table with the handbook's column names and types.
 
     ``TX_FRAUD_SCENARIO`` is 0 (genuine) or the 1-based index into ``CARD_ROBOTS`` (1-3 are the
-    handbook's scenarios, 4 is card testing).
+    handbook's scenarios, 4 is card testing). ``TX_CATEGORY`` (the merchant category) and
+    ``TX_CHANNEL`` (pos, contactless, online) are ours, after the handbook's columns.
     """
     event_ns = (cols.time_s * 1000 + start_ms) * 1_000_000
     return pa.table(
@@ -91,6 +93,8 @@ def card_table(cols: CardColumns, start_ms: int) -> pa.Table:
             "TX_TIME_DAYS": pa.array(cols.time_s // 86_400, pa.int64()),
             "TX_FRAUD": pa.array((cols.scenario > 0).astype(np.int64)),
             "TX_FRAUD_SCENARIO": pa.array(cols.scenario.astype(np.int64)),
+            "TX_CATEGORY": pa.array(np.asarray(CATEGORIES)[cols.category], pa.string()),
+            "TX_CHANNEL": pa.array(np.asarray(CHANNELS)[cols.channel], pa.string()),
         }
     )
 

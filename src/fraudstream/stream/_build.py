@@ -86,7 +86,8 @@ def build_detector(
     _check_state_partitions(bundle, topics.source, source_partitions)
     prefetch = {"queued.max.messages.kbytes": d.prefetch_mib * 1024}  # detector and restore
     # the card engine counts a confirmed fraud in its own partition: it needs the topic's count
-    engine = engine_for(bundle.mode, partitions=max(source_partitions, 1))
+    engine = engine_for(bundle.mode, partitions=max(source_partitions, 1), extras=bundle.extras)
+    record_format = format_of(bundle.mode, bundle.extras.names_read)
     watchdog = LagWatchdog(topics.source, stall_after_s=d.stall_after_s)
     snapshots = (
         SnapshotStore(d.snapshot_dir or settings.data_dir / "state") if d.snapshots else None
@@ -120,7 +121,7 @@ def build_detector(
         restorer=StateRestorer(
             {**client, **prefetch},
             topics.source,
-            format_of(bundle.mode).decode_messages,
+            record_format.decode_messages,
             snapshots=snapshots,
         ),
         checkpointer=Checkpointer(
@@ -138,7 +139,7 @@ def build_detector(
         reconnect=consumer,  # a stalled consumer is replaced, with a longer fetch wait
         fetch_wait_ms=d.fetch_wait_ms,
         labels=label_reader if d.labels else None,
-        guard=_guard(d, engine, format_of(bundle.mode).name),
+        guard=_guard(d, engine, record_format.name),
         rules=_live_rules(store, bundle) if rules else None,
         decisions_topic=settings.api.decisions_topic,  # answers to `fraudstream serve`
         drift=lambda b: drift_monitor_for(b, settings.drift),

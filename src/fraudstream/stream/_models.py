@@ -37,6 +37,7 @@ class ModelWatcher:
         self.check_every_s = check_every_s
         self.clock = clock
         self._feature_names = running.feature_names
+        self._extras = running.extras  # categorical codes come from the running vocabulary
         # bundle directory names, as the pointer names them (normally the bundle's version)
         self._running = running.path.name if running.path is not None else running.version
         self._pointer = self._running  # the promoted name last acted on
@@ -72,9 +73,10 @@ class ModelWatcher:
                 "promoted bundle %s cannot be loaded, keeping the running model: %s", path, exc
             )
             return None
-        if bundle.feature_names != self._feature_names:
+        if bundle.feature_names != self._feature_names or bundle.extras != self._extras:
             log.error(
-                "promoted bundle %s uses other features (mode %s) than the running engine; "
+                "promoted bundle %s uses other features (mode %s, or extra fields' vocabularies) "
+                "than the running engine; "
                 "restart the detector to switch to it",
                 bundle.version,
                 bundle.mode,
