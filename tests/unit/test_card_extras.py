@@ -4,17 +4,23 @@ unseen values, the decoder, and the simulator's category and channel."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import msgspec
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fraudstream.errors import ModelError
 from fraudstream.features import CARD_FEATURES, CardExtras, CardFeatureEngine, ExtraField
 from fraudstream.features._card_extras import distance_km
+from fraudstream.model import Bundle, train_bundle
+from fraudstream.model._fdh import fdh_batch
+from fraudstream.model._score import score_history
 from fraudstream.schema import TxBatch, card_to_batch, decode_card
-from fraudstream.simulate import CardSimulator
+from fraudstream.simulate import CardSimulator, card_table
 from fraudstream.simulate._card_extras import Habits
 
 from .test_card_columnar import _batch as _rows_batch
@@ -188,3 +194,22 @@ def test_simulated_frauds_skew_to_online_but_genuine_customers_shop_online_too()
     fraud = c.scenario > 0
     assert online[fraud].mean() > 1.5 * online[~fraud].mean()
     assert online[~fraud].mean() > 0.1
+
+
+def test_a_bundle_with_extras_round_trips_and_scores_only_files_that_have_them(
+    tmp_path: Path,
+) -> None:
+    sim = CardSimulator(customers=200, seed=6)
+    frame = pl.from_arrow(card_table(sim.next_columns(20_000), sim.start_ms))
+    assert isinstance(frame, pl.DataFrame)
+    history = fdh_batch(frame, ("TX_CATEGORY", "TX_CHANNEL"))
+    declared = [ExtraField("TX_CATEGORY", "categorical"), ExtraField("TX_CHANNEL", "categorical")]
+    bundle = train_bundle(history, mode="card", gap_ms=DAY_MS, extras=declared, refit=True)
+    assert set(bundle.extras.categoricals[1].vocabulary) == {"pos", "contactless", "online"}
+    assert bundle.feature_names[-1] == "TX_CHANNEL_distinct_by_customer_1d"
+    loaded = Bundle.load(bundle.save(tmp_path))
+    assert loaded.extras == bundle.extras and loaded.feature_names == bundle.feature_names
+    want = score_history(bundle, history).score
+    np.testing.assert_array_equal(score_history(loaded, history).score, want)
+    with pytest.raises(ModelError, match="TX_CATEGORY, TX_CHANNEL.*--schema"):
+        score_history(loaded, fdh_batch(frame))

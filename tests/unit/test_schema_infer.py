@@ -138,6 +138,8 @@ def test_infer_on_the_handbooks_layout(tmp_path: Path) -> None:
         "TX_AMOUNT": "amount",
         "TX_FRAUD": "label",
         "TX_FRAUD_SCENARIO": "scenario",
+        "TX_CATEGORY": "extra categorical",  # the simulator's own two columns
+        "TX_CHANNEL": "extra categorical",
     }
     assert set(proposal.unplaced) == {"TX_TIME_SECONDS", "TX_TIME_DAYS"}
     _round_trip(proposal, tmp_path)

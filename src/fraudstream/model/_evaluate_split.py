@@ -19,6 +19,7 @@ from fraudstream.features import ExtraField
 from fraudstream.model._bundle import Bundle
 from fraudstream.model._costs import Costs
 from fraudstream.model._metrics import evaluate
+from fraudstream.model._score import check_extras
 from fraudstream.model._split import check_frauds, time_split
 from fraudstream.model._train import (
     MODES,
@@ -120,6 +121,7 @@ def evaluate_bundles(
     test = (h.label >= 0) & (t >= test_from_ms)
     if not test.any():
         raise ModelError(f"no labelled row at or after --test-from ({test_from_ms} ms)")
+    check_extras(bundles[0], h)
     book = label_book(labels)
     mode, extras = modes.pop(), bundles[0].extras
     x = replay(h, mode, progress, partitions=partitions, labels=book, extras=extras)[test]

@@ -24,7 +24,14 @@ from fraudstream.schema import LabelMessage, TxBatch
 from fraudstream.schema._files import TransactionFile
 from fraudstream.schema._label_files import complete_labels
 
-__all__ = ["Scored", "check_format", "complete_from", "file_batch", "score_history"]
+__all__ = [
+    "Scored",
+    "check_extras",
+    "check_format",
+    "complete_from",
+    "file_batch",
+    "score_history",
+]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -89,6 +96,7 @@ def score_history(
     """
     if np.any(np.diff(history.event_time_ms) < 0):
         raise ModelError("score_history needs the history in event-time order")
+    check_extras(bundle, history)
     book = label_book(labels)
     x = replay(
         history, bundle.mode, progress, partitions=partitions, labels=book, extras=bundle.extras
@@ -97,6 +105,17 @@ def score_history(
     decision = bundle.decide(score)
     reasons = bundle.explain_alerts(x, decision) if explain else [[] for _ in range(len(x))]
     return Scored(x, score, decision, reasons)
+
+
+def check_extras(bundle: Bundle, history: TxBatch) -> None:
+    """Raise :class:`ModelError` unless ``history`` holds every extra field ``bundle`` reads
+    (a file read without them would score them all as missing)."""
+    absent = [n for n in bundle.extras.names_read if n not in history.extras]
+    if absent:
+        raise ModelError(
+            f"bundle {bundle.version} reads the extra field(s) {', '.join(absent)}, which were "
+            "not read from the file: declare them as at training (--schema)"
+        )
 
 
 def check_format(bundle: Bundle, fmt: str) -> None:

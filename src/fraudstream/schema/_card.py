@@ -32,7 +32,8 @@ _Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
 _PAYMENT: Final = KINDS.index("PAYMENT")
 _HOUR_MS: Final = 3_600_000
 
-#: The handbook's file columns, as ``fraudstream simulate --format card --out`` writes them.
+#: The columns ``fraudstream simulate --format card --out`` writes: the handbook's, then our
+#: merchant category and channel (extra fields: declare them to use them as model inputs).
 CARD_COLUMNS: Final = (
     "TRANSACTION_ID",
     "TX_DATETIME",
@@ -43,6 +44,8 @@ CARD_COLUMNS: Final = (
     "TX_TIME_DAYS",
     "TX_FRAUD",
     "TX_FRAUD_SCENARIO",
+    "TX_CATEGORY",
+    "TX_CHANNEL",
 )
 
 
