@@ -235,7 +235,7 @@ class CardFeatureEngine(SavesPartitions):
             partition = partition_of(batch.account, self.partitions)
         order = np.argsort(t, kind="stable")  # the identity for sorted rows
         extras = self.extras
-        cats = extras.category_keys(batch.extras, n)
+        cats, row = extras.encode(batch.extras, n)
         s = np.empty((n, _STATE_WIDTH + 2 * cats.shape[1]), dtype=np.float64)
         cust, term, txk = keys_of(batch.account), keys_of(batch.counterparty), keys_of(batch.tx_id)
         for p, rows in _groups(partition[order]):
@@ -262,7 +262,6 @@ class CardFeatureEngine(SavesPartitions):
         x = assemble(batch, s[:, :_STATE_WIDTH])
         if not extras:
             return x
-        row = extras.row_features(batch.extras, n)
         return np.hstack([x, row, s[:, _STATE_WIDTH:]], dtype=np.float32)
 
     def _maybe_sweep(self, partition: int, state: CardState, batch_max_ms: int) -> None:

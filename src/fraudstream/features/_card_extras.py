@@ -125,10 +125,13 @@ class CardExtras:
 
     fields: tuple[ExtraField, ...] = ()
     _by_kind: dict[str, tuple[ExtraField, ...]] = field(init=False, repr=False, compare=False)
+    _codes: list[dict[str, float]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_kind = {k: tuple(f for f in self.fields if f.kind == k) for k in EXTRA_KINDS}
         object.__setattr__(self, "_by_kind", by_kind)
+        codes = [{v: float(i) for i, v in enumerate(f.vocabulary)} for f in by_kind["categorical"]]
+        object.__setattr__(self, "_codes", codes)
 
     @classmethod
     def learn(
@@ -208,28 +211,20 @@ class CardExtras:
         """The feature columns LightGBM reads as categories."""
         return tuple(f.name for f in self.categoricals)
 
-    def category_keys(self, values: Mapping[str, Sequence[object]], n: int) -> I64:
-        """Per row, the key of each categorical's value (:data:`MISSING` when absent)."""
-        out = np.full((n, len(self.categoricals)), MISSING, dtype=np.int64)
+    def encode(self, values: Mapping[str, Sequence[object]], n: int) -> tuple[I64, F64]:
+        """For ``n`` rows of raw ``values``: the key of each categorical's value
+        (:data:`MISSING` when absent), which the card state keeps; and the stateless columns
+        (codes, numeric values, distances: ``feature_names`` up to the aggregates)."""
+        keys = np.full((n, len(self.categoricals)), MISSING, dtype=np.int64)
+        cols: list[F64] = []
         for j, f in enumerate(self.categoricals):
             text = [as_text(v) for v in values.get(f.name, [None] * n)]
-            keys = keys_of(["" if t is None else t for t in text])
-            keys[keys == MISSING] = 1  # MISSING is reserved for absent values
+            hashed = keys_of(["" if t is None else t for t in text])
+            hashed[hashed == MISSING] = 1  # MISSING is reserved for absent values
             present = np.fromiter((t is not None for t in text), dtype=np.bool_, count=n)
-            out[:, j] = np.where(present, keys, MISSING)
-        return out
-
-    def row_features(self, values: Mapping[str, Sequence[object]], n: int) -> F64:
-        """The stateless columns: codes, numeric values, distances (``feature_names`` up to the
-        aggregates)."""
-        cols: list[F64] = []
-        for f in self.categoricals:
-            index = {v: i for i, v in enumerate(f.vocabulary)}
-            unseen = float(len(f.vocabulary))
-            codes = [
-                math.nan if (t := as_text(v)) is None else float(index.get(t, unseen))
-                for v in values.get(f.name, [None] * n)
-            ]
+            keys[:, j] = np.where(present, hashed, MISSING)
+            index, unseen = self._codes[j], float(len(f.vocabulary))
+            codes = [math.nan if t is None else index.get(t, unseen) for t in text]
             cols.append(np.array(codes, dtype=np.float64))
         for f in self.values:
             cols.append(self._floats(values, f, n))
@@ -240,7 +235,8 @@ class CardExtras:
         }
         for a, b in combinations(points, 2):
             cols.append(distance_km(*points[a], *points[b]))
-        return np.column_stack(cols) if cols else np.empty((n, 0), dtype=np.float64)
+        row = np.column_stack(cols) if cols else np.empty((n, 0), dtype=np.float64)
+        return keys, row
 
     @staticmethod
     def _floats(values: Mapping[str, Sequence[object]], f: ExtraField, n: int) -> F64:

@@ -49,7 +49,7 @@ STATE_WIDTH: Final = 27
 #: A terminal's rows are trimmed (reference rule) only when it keeps more than this many.
 TRIM_ROWS: Final = 512
 _NONE: Final = -(2**63)  # no last time
-#: The key of an absent categorical value (``_card_extras.category_keys`` never gives it else).
+#: The key of an absent categorical value (``CardExtras.encode`` never gives it another).
 MISSING: Final = 0
 _NEVER_S: Final = 30 * 86_400.0
 _NEVER_D: Final = 90.0
@@ -238,7 +238,8 @@ def _customer(
     end = c_i8[r, C_END]
     head = _expire(ca_i8, ca_f8, c_i8[r, C_HEAD], end, t - 30 * DAY_MS)
     c_i8[r, C_HEAD] = head
-    _categories(ca_i8, head, end, _right(ca_i8, A_T, head, end, t - DAY_MS), cat, o)
+    if len(cat):
+        _categories(ca_i8, head, end, _right(ca_i8, A_T, head, end, t - DAY_MS), cat, o)
     s, q, h = c_f8[r, C_S], c_f8[r, C_Q], c_i8[r, C_H]
     prof = _amount_profile(ca_f8[head:end, A_SRT], x, s, q, ca_f8[head, A_S], ca_f8[head, A_Q])
     n_prev = end - head
