@@ -374,6 +374,10 @@ class Detector:
                 f"than the champion's engine (mode {engine.mode}); shadow scoring needs the same"
             )
         self._assigned: set[int] = set()
+        #: assigned partitions, paused until their state is restored (outside the callback)
+        self._to_restore: set[int] = set()
+        self._restoring: set[int] = set()  # being restored now
+        self._revoked_restoring: set[int] = set()  # revoked while being restored
         self._alerts = AlertTopicSink(producer, topics.alerts)
         self._dlq = _DlqWriter(producer, topics.dlq)
         #: the label channel (every partition of the labels topic) into ``engine.labels``
@@ -423,6 +427,9 @@ class Detector:
         started = last_data = time.monotonic()
         try:
             while not should_stop():
+                if self._to_restore:
+                    self._restore_assigned()
+                    last_data = time.monotonic()  # a restore is not idleness
                 msgs = self._next_batch()
                 self._commit_durable()
                 self._maybe_checkpoint()
@@ -636,7 +643,9 @@ class Detector:
         self.store.record_model_version(bundle.version, json.dumps(bundle.metrics, default=str))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Rebuild the state of newly assigned partitions up to their committed offsets."""
+        """Take newly assigned partitions paused: their state is restored up to the committed
+        offsets by :meth:`_restore_assigned`, outside this callback (a restore may outlast
+        ``max.poll.interval.ms``, and librdkafka counts time spent in the callback against it)."""
         if not partitions:
             return
         log.info("assigned %s", sorted(tp.partition for tp in partitions))
@@ -645,15 +654,69 @@ class Detector:
             self.engine.drop_partitions(tp.partition for tp in partitions)
             self.guard.drop_partitions(tp.partition for tp in partitions)
             return
-        committed = consumer.committed(partitions, timeout=30)
-        restored = self.restorer.restore(self.engine, committed, self.guard)
-        if self.checkpointer is not None:
-            self.checkpointer.restored(restored.last, restored.snapshots)
-            # a replay from the start is long: save its result (at the committed offsets)
-            replayed = set(restored.last) - set(restored.snapshots)
-            self.checkpointer.save(self.engine, self.guard, replayed)
-        if self.watchdog is not None:
-            self.watchdog.reset()  # a long restore is not a stall
+        consumer.incremental_assign(partitions)
+        consumer.pause(partitions)
+        self._to_restore |= {tp.partition for tp in partitions}
+
+    def _restore_assigned(self) -> None:
+        """Rebuild the state of the partitions assigned paused, then resume them.
+
+        Between replayed batches the group consumer is polled (:meth:`_keep_member`), so the
+        member stays in the group however long the replay takes; a partition revoked meanwhile
+        is dropped from the restore, one assigned meanwhile is restored next.
+        """
+        assert self.restorer is not None
+        while self._to_restore:
+            parts = sorted(self._to_restore)
+            self._to_restore.clear()
+            self._restoring = set(parts)
+            tps = [TopicPartition(self.topics.source, p) for p in parts]
+            committed = self.consumer.committed(tps, timeout=30)
+            restored = self.restorer.restore(
+                self.engine, committed, self.guard, keep_alive=self._keep_member
+            )
+            done = self._restoring - self._revoked_restoring - self._to_restore
+            self._restoring, self._revoked_restoring = set(), set()
+            if self.checkpointer is not None:
+                self.checkpointer.restored(
+                    {p: m for p, m in restored.last.items() if p in done},
+                    {p: o for p, o in restored.snapshots.items() if p in done},
+                )
+                # a replay from the start is long: save its result (at the committed offsets)
+                replayed = (set(restored.last) - set(restored.snapshots)) & done
+                self.checkpointer.save(self.engine, self.guard, replayed)
+            self._resume(done)
+            if self.watchdog is not None:
+                self.watchdog.reset()  # a long restore is not a stall
+
+    def _keep_member(self) -> set[int]:
+        """Serve the group consumer during a restore (heartbeats are librdkafka's own; this
+        resets its poll interval and runs rebalance callbacks); returns the partitions being
+        restored that were revoked since the last call."""
+        self._hold(self.consumer.poll(0))
+        self.producer.poll(0)
+        gone, self._revoked_restoring = self._revoked_restoring & self._restoring, set()
+        self._restoring -= gone
+        return gone
+
+    def _hold(self, msg: Message | None) -> None:
+        """Keep a record polled while holding back for the next batch, and pause its partition
+        (fetched before the pause); :meth:`_resume` resumes it."""
+        if msg is None:
+            return
+        self._stash.append(msg)
+        topic, partition = msg.topic(), msg.partition()
+        if topic is not None and partition is not None:
+            self.consumer.pause([TopicPartition(topic, partition)])
+
+    def _resume(self, partitions: set[int]) -> None:
+        """Resume ``partitions`` (those still assigned and restored) and any partition paused by
+        :meth:`_hold` whose state is whole."""
+        held = {m.partition() for m in self._stash}
+        ready = (partitions | {p for p in held if p is not None}) & self._assigned
+        ready -= self._to_restore | self._restoring
+        if ready:
+            self.consumer.resume([TopicPartition(self.topics.source, p) for p in sorted(ready)])
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget revoked partitions: their state and stashed records (the rest is committed)."""
@@ -661,10 +724,14 @@ class Detector:
             return
         gone = {tp.partition for tp in partitions}
         log.info("revoked %s", sorted(gone))
+        # a partition not restored yet holds no state to hand over: the restore drops it
+        self._revoked_restoring |= gone & self._restoring
+        self._to_restore -= gone
+        whole = gone - self._restoring
         idle = self._sinks is not None and self._sinks.wait_idle(timeout_s=30)
         # hand the partitions over with nothing in flight, and their state as a snapshot
         if idle and self._commit_durable_quietly() and self.checkpointer is not None:
-            self.checkpointer.save(self.engine, self.guard, gone)
+            self.checkpointer.save(self.engine, self.guard, whole)
         if self.checkpointer is not None:
             self.checkpointer.forget(gone)
         self._assigned -= gone
@@ -755,7 +822,12 @@ class Detector:
                     f"stopped while an output was unavailable ({outage}); the batch was not "
                     "committed and will be replayed on restart"
                 ) from outage
-        assigned = list(self.consumer.assignment())  # may have changed by a rebalance
+        # the assignment may have changed by a rebalance: partitions still to restore stay paused
+        assigned = [
+            tp
+            for tp in self.consumer.assignment()
+            if tp.partition not in self._to_restore | self._restoring
+        ]
         if assigned:
             self.consumer.resume(assigned)
         log.info("resumed %d partition(s) of %s", len(assigned), self.topics.source)
@@ -766,12 +838,8 @@ class Detector:
         """Wait ``delay_s`` while serving the consumer (group heartbeats, rebalances)."""
         deadline = time.monotonic() + delay_s
         while (left := deadline - time.monotonic()) > 0 and not self._should_stop():
-            msg = self.consumer.poll(min(left, 0.5))
-            if msg is not None:  # fetched before the pause (or newly assigned): keep, pause
-                self._stash.append(msg)
-                topic, partition = msg.topic(), msg.partition()
-                if topic is not None and partition is not None:
-                    self.consumer.pause([TopicPartition(topic, partition)])
+            # a record fetched before the pause (or newly assigned): kept, its partition paused
+            self._hold(self.consumer.poll(min(left, 0.5)))
             self.producer.poll(0)
 
     def _commit(self, offsets: list[TopicPartition]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,13 +74,19 @@ class StateRestorer:
         self.snapshots = snapshots
 
     def restore(
-        self, engine: StateEngine, ends: Sequence[TopicPartition], guard: EventTimeGuard
+        self,
+        engine: StateEngine,
+        ends: Sequence[TopicPartition],
+        guard: EventTimeGuard,
+        *,
+        keep_alive: Callable[[], Collection[int]] | None = None,
     ) -> Restored:
         """Restore each partition of ``ends`` into ``engine`` and ``guard`` up to ``tp.offset``
         (the committed offset): its newest usable snapshot, then the records from there through
         ``guard``. Partitions with no committed offset (negative) start empty: the detector
-        reads them from the start. Raises :class:`KafkaError` if the replay stops making
-        progress.
+        reads them from the start. ``keep_alive`` is called after every replayed batch and
+        returns partitions to give up (revoked meanwhile): they are left empty and out of the
+        result. Raises :class:`KafkaError` if the replay stops making progress.
         """
         todo = {tp.partition: tp.offset for tp in ends if tp.offset > 0}
         engine.drop_partitions(tp.partition for tp in ends)
@@ -101,26 +107,7 @@ class StateRestorer:
                     for p in todo
                 ]
             )  # fmt: skip
-            last_progress = time.monotonic()
-            while todo:
-                msgs = [m for m in consumer.consume(self.batch_max, timeout=0.5) if not m.error()]
-                keep = self._tail(consumer, msgs, todo, expect, engine, guard, done)
-                for m in keep:
-                    first.setdefault(m.partition() or 0, m.offset() or 0)
-                if keep:
-                    done.replayed += self._feed(engine, guard, keep)
-                if msgs:
-                    last_progress = time.monotonic()
-                for p in list(todo):
-                    position = consumer.position([TopicPartition(self.topic, p)])[0].offset
-                    if position >= todo[p]:
-                        del todo[p]
-                        consumer.incremental_unassign([TopicPartition(self.topic, p)])
-                if todo and time.monotonic() - last_progress > self.stall_timeout_s:
-                    raise KafkaError(
-                        f"state restore of {self.topic} partitions {sorted(todo)} made no progress "
-                        f"for {self.stall_timeout_s:.0f} s (records deleted by retention?)"
-                    )
+            self._replay(consumer, todo, expect, engine, guard, done, first, keep_alive)
         finally:
             consumer.close()
         for p, snap in expect.items():
@@ -144,6 +131,64 @@ class StateRestorer:
             time.monotonic() - started,
         )
         return done
+
+    def _replay(
+        self,
+        consumer: Consumer,
+        todo: dict[int, int],
+        expect: dict[int, Snapshot],
+        engine: StateEngine,
+        guard: EventTimeGuard,
+        done: Restored,
+        first: dict[int, int],
+        keep_alive: Callable[[], Collection[int]] | None,
+    ) -> None:
+        """Replay ``consumer``'s records into ``engine`` until every partition of ``todo`` is at
+        its end offset (or given up by ``keep_alive``); ``first``: each one's first offset."""
+        ends = set(todo)
+        last_progress = time.monotonic()
+        while todo:
+            msgs = [m for m in consumer.consume(self.batch_max, timeout=0.5) if not m.error()]
+            keep = self._tail(consumer, msgs, todo, expect, engine, guard, done)
+            for m in keep:
+                first.setdefault(m.partition() or 0, m.offset() or 0)
+            if keep:
+                done.replayed += self._feed(engine, guard, keep)
+            if msgs:
+                last_progress = time.monotonic()
+            for p in list(todo):
+                position = consumer.position([TopicPartition(self.topic, p)])[0].offset
+                if position >= todo[p]:
+                    del todo[p]
+                    consumer.incremental_unassign([TopicPartition(self.topic, p)])
+            if keep_alive is not None:
+                for p in set(keep_alive()) & ends:
+                    self._give_up(consumer, p, todo, expect, engine, guard, done)
+                    first.pop(p, None)
+            if todo and time.monotonic() - last_progress > self.stall_timeout_s:
+                raise KafkaError(
+                    f"state restore of {self.topic} partitions {sorted(todo)} made no progress "
+                    f"for {self.stall_timeout_s:.0f} s (records deleted by retention?)"
+                )
+
+    def _give_up(
+        self,
+        consumer: Consumer,
+        partition: int,
+        todo: dict[int, int],
+        expect: dict[int, Snapshot],
+        engine: StateEngine,
+        guard: EventTimeGuard,
+        done: Restored,
+    ) -> None:
+        """Stop restoring ``partition`` (revoked) and leave it out of ``engine`` and ``done``."""
+        if todo.pop(partition, None) is not None:
+            consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+        expect.pop(partition, None)
+        done.snapshots.pop(partition, None)
+        done.last.pop(partition, None)
+        engine.drop_partitions([partition])
+        guard.drop_partitions([partition])
 
     def _consumer(self) -> Consumer:
         return Consumer(
