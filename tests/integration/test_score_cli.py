@@ -31,6 +31,7 @@ from fraudstream.sinks import open_store
 from fraudstream.stream import DetectorTopics
 
 from ._kafka_util import build_detector
+from .test_replay_schema import SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -110,22 +111,7 @@ def test_score_equals_the_stored_decisions_of_a_replayed_file(
 
 
 #: The public credit-card layout, its columns renamed onto roles, and extra fields of each kind.
-CC_SCHEMA = """
-format = "card"
-[fields]
-trans_num = "tx_id"
-unix_time = { role = "event_time", unit = "s" }
-cc_num = "customerId"
-merchant = "terminalId"
-amt = "amount"
-is_fraud = "label"
-category = "categorical"
-city_pop = "numeric"
-lat = { kind = "latitude", pair = "customer" }
-long = { kind = "longitude", pair = "customer" }
-merch_lat = { kind = "latitude", pair = "merchant" }
-merch_long = { kind = "longitude", pair = "merchant" }
-"""
+CC_SCHEMA = SCHEMA + 'city_pop = "numeric"\n'
 
 
 def _cc_labels(frame: pl.DataFrame) -> list[LabelMessage]:
