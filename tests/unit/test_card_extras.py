@@ -3,7 +3,9 @@ unseen values, the decoder, and the simulator's category and channel."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -16,12 +18,13 @@ from hypothesis import strategies as st
 from fraudstream.errors import ModelError
 from fraudstream.features import CARD_FEATURES, CardExtras, CardFeatureEngine, ExtraField
 from fraudstream.features._card_extras import distance_km
-from fraudstream.model import Bundle, train_bundle
+from fraudstream.model import Bundle, promote, train_bundle
 from fraudstream.model._fdh import fdh_batch
 from fraudstream.model._score import score_history
 from fraudstream.schema import TxBatch, card_to_batch, decode_card
 from fraudstream.simulate import CardSimulator, card_table
 from fraudstream.simulate._card_extras import Habits
+from fraudstream.stream import ModelWatcher
 
 from .test_card_columnar import _batch as _rows_batch
 
@@ -213,3 +216,12 @@ def test_a_bundle_with_extras_round_trips_and_scores_only_files_that_have_them(
     np.testing.assert_array_equal(score_history(loaded, history).score, want)
     with pytest.raises(ModelError, match="TX_CATEGORY, TX_CHANNEL.*--schema"):
         score_history(loaded, fdh_batch(frame))
+    # a promoted bundle with other vocabularies (the same feature names) is not hot-loaded
+    other = tmp_path / "99991231T000000Z-other"
+    shutil.copytree(loaded.path, other)
+    manifest = json.loads((other / "bundle.json").read_text())
+    manifest["extras"][1]["vocabulary"].reverse()
+    (other / "bundle.json").write_text(json.dumps(manifest))
+    assert Bundle.load(other).feature_names == loaded.feature_names
+    promote(tmp_path, other.name)
+    assert ModelWatcher(tmp_path, loaded, check_every_s=0.0).poll() is None
