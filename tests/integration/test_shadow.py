@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,45 @@ def test_challenger_with_other_features_is_refused(
     topics = DetectorTopics(f"tx-{unique}", f"alerts-{unique}", f"dlq-{unique}")
     with pytest.raises(ModelError, match="shadow scoring needs the same"):
         build_detector(client, topics, f"g-{unique}", store, bundle, challenger=other)
+
+
+def test_the_registered_challenger_is_followed_without_a_restart(
+    client: dict[str, str], unique: str, tmp_path: Path, bundle: Bundle, challenger: Bundle
+) -> None:
+    """``fraudstream retrain`` registers a challenger, the gate clears it: a running detector
+    that follows the registry starts and stops shadow scoring at the next batch."""
+    from fraudstream.model import promote
+    from fraudstream.model._registry import set_challenger
+    from fraudstream.stream import ModelWatcher
+
+    models = tmp_path / "models"
+    for b in (bundle, challenger):
+        assert b.path is not None
+        shutil.copytree(b.path, models / b.path.name)
+    promote(models, bundle.version)
+    topics = DetectorTopics(f"tx-{unique}", f"alerts-{unique}", f"dlq-{unique}")
+    ensure_topics(client, [topics.source, topics.alerts, topics.dlq], partitions=4)
+    records = PaySimSimulator(accounts=2_000, seed=9).next_batch(3 * N)
+    items = [(r.nameOrig.encode(), encode_paysim(r)) for r in records]
+    produce_raw(client, topics.source, items[:N])
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    store.open()
+    watcher = ModelWatcher(models, bundle, check_every_s=0.0, follow_challenger=True)
+    det = build_detector(client, topics, f"g-{unique}", store, bundle, models=watcher)
+    phase = [1]
+
+    def step() -> bool:  # between batches: register, then clear, the challenger
+        stored = store.count_transactions()
+        if stored >= phase[0] * N and phase[0] < 3:
+            set_challenger(models, challenger.version if phase[0] == 1 else None)
+            produce_raw(client, topics.source, items[phase[0] * N : (phase[0] + 1) * N])
+            phase[0] += 1
+        return stored >= 3 * N
+
+    try:
+        det.run(step, idle_exit_s=20)
+    finally:
+        store.close()
+    rows = shadow_table(url, None)
+    assert len(rows) == N and {r[1] for r in rows} == {challenger.version}

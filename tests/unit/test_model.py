@@ -513,3 +513,41 @@ def test_model_watcher_follows_the_promotion_pointer_only(
     assert again is not None and again.path == newer
     slow = ModelWatcher(tmp_path, bundle, check_every_s=3600.0)
     assert slow.poll() is None, "not checked before check_every_s"
+
+
+def test_model_watcher_follows_the_challenger_pointer(
+    bundle: Bundle, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fraudstream.model._registry import set_challenger
+    from fraudstream.stream import ModelWatcher
+
+    path = bundle.save(tmp_path)
+    promote(tmp_path, bundle.version)
+    other = tmp_path / "99991231T000000Z-challenger"
+    shutil.copytree(path, other)
+    fixed = ModelWatcher(tmp_path, Bundle.load(path), check_every_s=0.0)
+    watcher = ModelWatcher(tmp_path, Bundle.load(path), check_every_s=0.0, follow_challenger=True)
+    assert watcher.poll_challenger() == (False, None), "none registered"
+    set_challenger(tmp_path, other.name)
+    assert fixed.poll_challenger() == (False, None), "not followed unless asked"
+    changed, shadow = watcher.poll_challenger()
+    assert changed and shadow is not None and shadow.path == other
+    assert watcher.poll_challenger() == (False, None), "returned once"
+    assert watcher.poll() is None, "the champion is unchanged"
+    set_challenger(tmp_path, None)  # promoted or rejected
+    assert watcher.poll_challenger() == (True, None)
+    assert watcher.poll_challenger() == (False, None)
+    broken = tmp_path / "99991231T000001Z-broken"
+    shutil.copytree(path, broken)
+    (broken / "lgbm.txt").write_text("not a model")
+    set_challenger(tmp_path, broken.name)
+    assert watcher.poll_challenger() == (False, None)
+    assert watcher.poll_challenger() == (False, None)
+    assert (
+        sum("challenger" in r.message and "cannot be loaded" in r.message for r in caplog.records)
+        == 1
+    ), "logged once"
+    set_challenger(tmp_path, other.name)
+    slow = ModelWatcher(tmp_path, bundle, check_every_s=3600.0, follow_challenger=True)
+    assert slow.poll_challenger()[0], "the registered challenger is read at once"
+    assert slow.poll_challenger() == (False, None), "then not before check_every_s"

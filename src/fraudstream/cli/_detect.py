@@ -15,7 +15,6 @@ from fraudstream.cli._model import serving_bundle
 from fraudstream.config import Settings
 from fraudstream.errors import ConfigError, FraudstreamError
 from fraudstream.model import Bundle
-from fraudstream.model._registry import challenger_path
 from fraudstream.schema import WindowStats
 from fraudstream.sinks import Store, feedback_lines, label_feedback, open_store
 from fraudstream.stream import (
@@ -94,8 +93,10 @@ def run_detector(
 ) -> DetectorStats:
     """Build the detector from settings and run it until ``should_stop``."""
     path = model or serving_bundle(settings.models_dir)  # the promoted bundle
-    challenger = challenger or (None if model else challenger_path(settings.models_dir))
+    # without --model or --challenger, the registered challenger is followed (hot reloaded)
+    follow = model is None and challenger is None
     bundle = Bundle.load(path)
+    shadow = Bundle.load(challenger) if challenger else None
     store = open_store(
         settings.store_url(),
         schema=settings.store.pg_schema,
@@ -110,8 +111,10 @@ def run_detector(
             store,
             client=kafka_client(settings),
             lookup=None if lookups is None else lookups.lookup_transactions,
-            models=None if model else ModelWatcher(settings.models_dir, bundle),
-            challenger=Bundle.load(challenger) if challenger else None,
+            models=None
+            if model
+            else ModelWatcher(settings.models_dir, bundle, follow_challenger=follow),
+            challenger=shadow,
             on_window=on_window,
             metrics=_metrics(settings.detect.metrics_port),
         )

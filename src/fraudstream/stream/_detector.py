@@ -631,8 +631,16 @@ class Detector:
         """Called once per batch after its offsets are committed (benchmarks time it)."""
 
     def _maybe_reload(self) -> None:
-        """Switch to a newly published bundle between batches (hot reload)."""
-        if self.models is None or (bundle := self.models.poll()) is None:
+        """Switch to a newly promoted bundle, or challenger, between batches (hot reload)."""
+        if self.models is None:
+            return
+        changed, challenger = self.models.poll_challenger()
+        if changed:
+            was = self.challenger.version if self.challenger is not None else "none"
+            now = challenger.version if challenger is not None else "none"
+            log.info("shadow scoring: challenger %s replaces %s", now, was)
+            self.challenger = challenger
+        if (bundle := self.models.poll()) is None:
             return
         log.info("hot reload: model %s replaces %s", bundle.version, self.bundle.version)
         self.bundle = bundle

@@ -1,4 +1,5 @@
-"""Model hot reload: the running detector follows the promoted bundle, never a mere candidate."""
+"""Model hot reload: the running detector follows the promoted bundle, never a mere candidate,
+and the registered challenger it scores in shadow."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from fraudstream.errors import FraudstreamError
 from fraudstream.model import Bundle, promoted_version
+from fraudstream.model._registry import challenger_path
 
 __all__ = ["ModelWatcher"]
 
@@ -23,6 +25,10 @@ class ModelWatcher:
     The detector asks between batches, so a swap never splits a batch. A promoted bundle that
     cannot be loaded, or computes other features than the running engine, is logged once and
     skipped until the pointer changes again.
+
+    With ``follow_challenger``, the challenger pointer (``fraudstream retrain``) is read as
+    well: :meth:`poll_challenger` reports a newly registered challenger, or that it is gone
+    (promoted or rejected), so shadow scoring starts and stops without a restart.
     """
 
     def __init__(
@@ -32,6 +38,7 @@ class ModelWatcher:
         *,
         check_every_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        follow_challenger: bool = False,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.check_every_s = check_every_s
@@ -39,9 +46,12 @@ class ModelWatcher:
         self._feature_names = running.feature_names
         self._extras = running.extras  # categorical codes come from the running vocabulary
         # bundle directory names, as the pointer names them (normally the bundle's version)
-        self._running = running.path.name if running.path is not None else running.version
+        self._running = _name(running)
         self._pointer = self._running  # the promoted name last acted on
         self._next_check = clock() + check_every_s
+        self.follow_challenger = follow_challenger
+        self._challenger: str | None = None  # the challenger pointer last acted on
+        self._next_challenger_check = clock()  # the registered one is loaded at the first batch
 
     def poll(self) -> Bundle | None:
         """The newly promoted bundle to switch to, or ``None``."""
@@ -64,22 +74,47 @@ class ModelWatcher:
             self._running = version
         return bundle
 
-    def _load(self, path: Path) -> Bundle | None:
+    def poll_challenger(self) -> tuple[bool, Bundle | None]:
+        """``(changed, bundle)``: whether the registered challenger changed since it was last
+        acted on, and the bundle to score in shadow from now (``None``: none any more)."""
+        now = self.clock()
+        if not self.follow_challenger or now < self._next_challenger_check:
+            return False, None
+        self._next_challenger_check = now + self.check_every_s
+        try:
+            path = challenger_path(self.models_dir)
+        except FraudstreamError as exc:
+            log.error("keeping the challenger %s: %s", self._challenger, exc)
+            return False, None
+        name = None if path is None else path.name
+        if name == self._challenger:
+            return False, None
+        self._challenger = name
+        if path is None:
+            return True, None
+        bundle = self._load(path, "challenger")
+        return (True, bundle) if bundle is not None else (False, None)
+
+    def _load(self, path: Path, role: str = "promoted bundle") -> Bundle | None:
         try:
             bundle = Bundle.load(path)
             bundle.warm_up()  # its scoring kernel ready before it takes over a batch
         except (FraudstreamError, OSError, ValueError) as exc:
-            log.error(
-                "promoted bundle %s cannot be loaded, keeping the running model: %s", path, exc
-            )
+            log.error("%s %s cannot be loaded, keeping the running models: %s", role, path, exc)
             return None
         if bundle.feature_names != self._feature_names or bundle.extras != self._extras:
             log.error(
-                "promoted bundle %s uses other features (mode %s, or extra fields' vocabularies) "
+                "%s %s uses other features (mode %s, or extra fields' vocabularies) "
                 "than the running engine; "
                 "restart the detector to switch to it",
+                role,
                 bundle.version,
                 bundle.mode,
             )
             return None
         return bundle
+
+
+def _name(bundle: Bundle) -> str:
+    """A bundle's directory name, as the pointers name it (normally its version)."""
+    return bundle.path.name if bundle.path is not None else bundle.version
