@@ -234,7 +234,7 @@ def time_split_result(data: Path, options: SplitOptions, period: Period) -> dict
             costs=_costs(settings),
             seed=options.seed,
             partitions=settings.kafka.partitions,
-            extras=declared_extras(schema, history) if fmt == "card" else (),
+            extras=declared_extras(schema, history, fmt),
         )
     chosen = metrics["selection"]["chosen"]
     name = chosen if options.model is None else _MODELS[options.model]

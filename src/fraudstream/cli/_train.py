@@ -368,7 +368,7 @@ def _train_from_file(
         allow_few_frauds=allow_few_frauds,
         labels=_file_labels(history, data, labels, label_delay_ms, settings),
         refit=refit,
-        extras=declared_extras(schema, history) if fmt == "card" else (),
+        extras=declared_extras(schema, history, fmt),
     )
     _save_with_report(bundle, settings)
     _print_metrics(bundle)

@@ -7,6 +7,7 @@ turns its rows into a :class:`TxBatch`. It reads no file itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,8 @@ from fraudstream.schema._declare import SchemaDeclaration
 from fraudstream.schema._files import read_transactions
 
 __all__ = ["DataFormat", "declared_extras", "read_history"]
+
+log = logging.getLogger(__name__)
 
 DataFormat = Literal["paysim", "card"]
 
@@ -66,9 +69,16 @@ def read_labelled(
     return _paysim(df, file.event_time_ms, file.rows), "paysim"
 
 
-def declared_extras(schema: SchemaDeclaration, history: TxBatch) -> tuple[ExtraField, ...]:
+def declared_extras(
+    schema: SchemaDeclaration, history: TxBatch, fmt: DataFormat = "card"
+) -> tuple[ExtraField, ...]:
     """The extra fields ``schema`` declares, named as ``history.extras`` holds them (the file's
-    spelling of the column), with their kinds and location pairs."""
+    spelling of the column), with their kinds and location pairs; none for PaySim data (its
+    models read no extras: a warning says so)."""
+    if fmt != "card":
+        if schema.extras():
+            log.warning("extra fields are model inputs of card data only: PaySim ignores them")
+        return ()
     read = {name.strip().lower(): name for name in history.extras}
     return tuple(
         ExtraField(read.get(name.strip().lower(), name), spec.kind, spec.pair)
