@@ -10,7 +10,7 @@ from fraudstream.dashboard import Database, consumer_lag
 from fraudstream.sinks import open_store
 from fraudstream.stream import ensure_topics, make_consumer
 
-from ..unit.test_dashboard_queries import check_queries, seed_known
+from ..unit.test_dashboard_queries import check_queries, seed_events, seed_known
 from ._pg_util import PG_URL
 
 
@@ -19,6 +19,7 @@ def test_queries_on_postgres(pg_schema: str) -> None:
     store.open()
     seed_known(store)
     store.close()
+    seed_events(PG_URL, pg_schema)
     db = Database(PG_URL, schema=pg_schema)
     try:
         check_queries(db)

@@ -24,7 +24,7 @@ from fraudstream.features import feature_names
 from fraudstream.model import promote
 from fraudstream.sinks import open_store
 
-from .test_dashboard_queries import seed_known
+from .test_dashboard_queries import seed_events, seed_known
 
 _TIMEOUT_S = 60
 PASSWORD = "correct horse battery"
@@ -55,6 +55,7 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     seed_known(store)
     store.record_notification_failure("t1", "webhook", 5, "HTTP 503 from hook", "{}")  # type: ignore[attr-defined]
     store.close()
+    seed_events(url)
     bundle = tmp_path / "models" / "20240101T000000Z-test"
     bundle.mkdir(parents=True)
     manifest = {
@@ -253,3 +254,10 @@ def test_model_page_and_what_if(store_url: str) -> None:
     assert metrics["Recall"] == "33.3%"
     images = at.get("image")
     assert len(images) == 1 and images[0].proto.imgs[0].caption == "pr curve"
+    (events,) = [f.value for f in at.dataframe if "step" in f.value.columns]
+    assert events["step"].tolist() == ["promoted", "evaluated", "trained"]
+    assert events["why / figures"].tolist() == [
+        "AP ahead by +0.25",
+        "AP 0.5000 vs 0.2500 in service",
+        "",
+    ]

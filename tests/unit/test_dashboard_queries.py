@@ -20,6 +20,8 @@ from fraudstream.errors import StoreError
 from fraudstream.features import feature_names
 from fraudstream.schema import ScoredBatch, TxBatch, WindowStats
 from fraudstream.sinks import Store, _sqlite, open_store
+from fraudstream.sinks._model_events import record_model_event
+from fraudstream.sinks._sqlconn import SqlConnection
 
 T0 = 1_700_000_000_000
 NAMES = feature_names("pre_auth")
@@ -87,6 +89,20 @@ def seed_known(store: Store) -> None:
     store.flush()
 
 
+def seed_events(url: str, schema: str | None = None) -> None:
+    """Three retraining steps of a challenger ``v2`` against ``v1``, one second apart."""
+    db = SqlConnection(url, schema=schema)
+    db.open()
+    try:
+        ap = {"challenger": {"average_precision": 0.5}, "champion": {"average_precision": 0.25}}
+        for i, (event, detail) in enumerate(
+            [("trained", {}), ("evaluated", ap), ("promoted", {"reason": "AP ahead by +0.25"})]
+        ):
+            record_model_event(db, "v2", event, champion="v1", detail=detail, at_ms=T0 + i * 1000)
+    finally:
+        db.close()
+
+
 def seeded(tmp_path: Path) -> Iterator[Database]:
     """A SQLite store in ``tmp_path`` holding ``seed_known``'s content, closed at the end."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -94,6 +110,7 @@ def seeded(tmp_path: Path) -> Iterator[Database]:
     store.open()
     seed_known(store)
     store.close()
+    seed_events(url)
     database = Database(url)
     yield database
     database.close()
@@ -206,6 +223,13 @@ def check_queries(db: Database) -> None:
         ("verdict stored", "t7"),
         ("verdict stored", "t3"),
     ]
+    events = q.model_events(db)
+    assert [(at - T0, v, e, c) for at, v, e, c, _ in events] == [
+        (2000, "v2", "promoted", "v1"),
+        (1000, "v2", "evaluated", "v1"),
+        (0, "v2", "trained", "v1"),
+    ]
+    assert events[1][4]["challenger"] == {"average_precision": 0.5}
 
 
 def test_queries_on_sqlite(db: Database) -> None:

@@ -16,9 +16,11 @@ from fraudstream.dashboard._charts import time_tooltip, time_x
 from fraudstream.dashboard._context import cached, fmt_ms, fmt_pct, settings
 from fraudstream.dashboard._text import md, safe_text
 from fraudstream.dashboard._whatif import Labelled, WhatIf, sweep, what_if
+from fraudstream.errors import FraudstreamError
 from fraudstream.model import latest_bundle
 from fraudstream.model._costs import Costs, Thresholds
 from fraudstream.model._drift import feature_group
+from fraudstream.model._registry import challenger_version
 from fraudstream.sinks import Feedback
 
 __all__ = ["feedback_table", "render"]
@@ -33,6 +35,7 @@ def render() -> None:
     _bundle_section(manifest)
     _live_quality()
     _drift()
+    _retraining()
     _feedback_from_labels()
     _explorer(manifest)
 
@@ -180,6 +183,57 @@ def _drift() -> None:
         ),
         hide_index=True,
     )
+
+
+def _retraining() -> None:
+    st.subheader("Retraining")
+    try:
+        challenger = challenger_version(Path(settings().models_dir))
+    except FraudstreamError as exc:
+        st.warning(f"The challenger pointer cannot be read: {md(exc)}")
+        challenger = None
+    if challenger is not None:
+        st.markdown(
+            f"Challenger in shadow: **{md(challenger)}**: scored beside the model in service, "
+            "its decisions stored and never acted on, until `fraudstream retrain "
+            "--promote-check` promotes or rejects it."
+        )
+    events = cached(q.model_events)
+    if not events:
+        st.info(
+            "No retraining step recorded yet: `fraudstream retrain` trains a challenger from "
+            "the stored transactions and the verdicts that have arrived (docs/retrain.md)."
+        )
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when (UTC)": fmt_ms(at),
+                    "version": safe_text(version),
+                    "step": event.replace("_", " "),
+                    "model in service then": safe_text(champion),
+                    "why / figures": safe_text(_event_summary(detail)),
+                }
+                for at, version, event, champion, detail in events
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def _event_summary(detail: dict[str, Any]) -> str:
+    """A retraining step's reason, or its average precisions (challenger vs champion)."""
+    if reason := detail.get("reason"):
+        return str(reason)
+    challenger, champion = detail.get("challenger"), detail.get("champion")
+    if isinstance(challenger, dict) and isinstance(champion, dict):
+        return (
+            f"AP {challenger.get('average_precision', 0):.4f} vs "
+            f"{champion.get('average_precision', 0):.4f} in service"
+        )
+    return ""
 
 
 def drift_chart(frame: pd.DataFrame, threshold: float) -> alt.LayerChart:

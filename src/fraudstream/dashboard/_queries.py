@@ -153,6 +153,20 @@ def model_versions(db: Database) -> list[tuple[str, int, dict[str, Any]]]:
     return out
 
 
+def model_events(db: Database, limit: int = 20) -> list[tuple[int, str, str, str, dict[str, Any]]]:
+    """The latest ``limit`` retraining steps (``fraudstream retrain`` and ``model``), newest
+    first: ``(at_ms, version, event, champion then, detail)``."""
+    rows = db.rows(
+        "SELECT at_ms, version, event, champion, detail FROM model_events "
+        f"ORDER BY at_ms DESC LIMIT {int(limit)}"
+    )
+    out = []
+    for at, version, event, champion, detail in rows:
+        parsed = detail if isinstance(detail, dict) else json.loads(detail or "{}")
+        out.append((int(at), str(version), str(event), str(champion or ""), parsed))
+    return out
+
+
 _DRIFT_COLUMNS: Final = ("window_end_ms", "feature", "psi", "alarm")
 
 
