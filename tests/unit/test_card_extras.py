@@ -21,7 +21,7 @@ from fraudstream.features._card_extras import distance_km
 from fraudstream.model import Bundle, promote, train_bundle
 from fraudstream.model._fdh import fdh_batch
 from fraudstream.model._score import score_history
-from fraudstream.schema import TxBatch, card_to_batch, decode_card
+from fraudstream.schema import TxBatch, card_to_batch, decode_card, encode_card
 from fraudstream.simulate import CardSimulator, card_table
 from fraudstream.simulate._card_extras import Habits
 from fraudstream.stream import ModelWatcher
@@ -189,6 +189,25 @@ def test_simulator_columns_do_not_depend_on_the_category_draws(
     for f in fields:
         np.testing.assert_array_equal(getattr(real, f), getattr(plain, f))
     assert len(set(real.category.tolist())) > 5 and len(set(real.channel.tolist())) == 3
+
+
+def test_simulated_messages_carry_the_file_columns_extras() -> None:
+    """``simulate --format card`` to Kafka sends TX_CATEGORY and TX_CHANNEL, as the file has them,
+    so a bundle trained on the file reads them live; the record is next_batch's."""
+    sim = CardSimulator(customers=300, seed=4)
+    table = pl.from_arrow(card_table(sim.next_columns(2_000), sim.start_ms))
+    messages = CardSimulator(customers=300, seed=4).next_messages(2_000)
+    records = CardSimulator(customers=300, seed=4).next_batch(2_000)
+    assert [r for r, _ in messages] == records
+    assert [x["TX_CATEGORY"] for _, x in messages] == table["TX_CATEGORY"].to_list()
+    assert [x["TX_CHANNEL"] for _, x in messages] == table["TX_CHANNEL"].to_list()
+    record, extra = messages[0]
+    decoded, _, _ = decode_card([encode_card(record, extra)], None, ("TX_CATEGORY", "TX_CHANNEL"))
+    batch = card_to_batch(decoded, ["x"], ("TX_CATEGORY", "TX_CHANNEL"))
+    assert batch.extras == {
+        "TX_CATEGORY": [extra["TX_CATEGORY"]],
+        "TX_CHANNEL": [extra["TX_CHANNEL"]],
+    }
 
 
 def test_simulated_frauds_skew_to_online_but_genuine_customers_shop_online_too() -> None:

@@ -313,10 +313,10 @@ def _to_kafka(
         card = _card(settings, robots, start_ms, customers_given)
 
         def next_messages(n: int) -> list[Message]:
-            records = card.next_batch(n)
+            rows = card.next_messages(n)  # with the merchant category and channel
             if live is not None:
-                live.hold_card(records)
-            return [(r.customerId.encode(), encode_card(r), r.eventTimeMs) for r in records]
+                live.hold_card([r for r, _ in rows])
+            return [(r.customerId.encode(), encode_card(r, x), r.eventTimeMs) for r, x in rows]
 
     sent = produce_messages(
         producer,

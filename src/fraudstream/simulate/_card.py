@@ -39,7 +39,7 @@ from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 
 from fraudstream.errors import ConfigError
 from fraudstream.schema import CardRecord, TxBatch, card_to_batch
-from fraudstream.simulate._card_extras import CHANNELS, Habits
+from fraudstream.simulate._card_extras import CATEGORIES, CHANNELS, Habits
 
 __all__ = ["CARD_ROBOTS", "CARD_START_MS", "CHANNELS", "CardColumns", "CardSimulator"]
 
@@ -193,7 +193,20 @@ class CardSimulator:
         ``txId`` is ``card-{seed}-{n}``: the store keeps one row per id, so streams of two seeds
         must not share ids (as PaySim's ``sim-{seed}-{seq}``).
         """
+        return self._records(self.next_columns(n))
+
+    def next_messages(self, n: int) -> list[tuple[CardRecord, dict[str, str]]]:
+        """The next ``n`` transactions as card records with their extra fields, named as in the
+        simulator's files (``TX_CATEGORY``, ``TX_CHANNEL``): what ``simulate`` sends to Kafka."""
         c = self.next_columns(n)
+        category = np.asarray(CATEGORIES)[c.category].tolist()
+        channel = np.asarray(CHANNELS)[c.channel].tolist()
+        return [
+            (r, {"TX_CATEGORY": cat, "TX_CHANNEL": ch})
+            for r, cat, ch in zip(self._records(c), category, channel, strict=True)
+        ]
+
+    def _records(self, c: CardColumns) -> list[CardRecord]:
         event_ms = (c.time_s * 1000 + self.start_ms).tolist()
         names = (None, *CARD_ROBOTS)
         return [
