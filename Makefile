@@ -42,8 +42,10 @@ prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
 
+# Two workers: most integration tests wait on brokers, processes and the clock, not the CPU; each
+# worker starts its own embedded broker, and tests share nothing else (unique topics, schemas).
 test: lint typecheck $(STAMP) browser prometheus
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/fraudstream bench
