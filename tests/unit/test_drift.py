@@ -103,14 +103,17 @@ def _stream(n: int, start_ms: int, span_ms: int, scale: float = 1.0) -> tuple[np
 
 @settings(max_examples=25, deadline=None)
 @given(cuts=st.lists(st.integers(1, 2_999), max_size=8, unique=True))
-def test_monitor_counts_like_a_recomputation_however_the_stream_is_cut(cuts: list[int]) -> None:
+def test_monitor_counts_like_a_recomputation_however_the_stream_is_cut_and_mixed(
+    cuts: list[int],
+) -> None:
     ref, _, _ = _reference(5_000)
     t, x, s = _stream(3_000, 0, 5 * 60_000)
     monitor = DriftMonitor(ref, model_version="v", window_ms=60_000, min_rows=1)
     closed = []
     bounds = [0, *sorted(cuts), 3_000]
     for lo, hi in zip(bounds, bounds[1:], strict=False):
-        closed += monitor.add(t[lo:hi], x[lo:hi], s[lo:hi])
+        mixed = lo + RNG.permutation(hi - lo)  # partitions interleave a batch's event times
+        closed += monitor.add(t[mixed], x[mixed], s[mixed])
     assert [w.window_end_ms for w in closed] == [60_000, 120_000, 180_000, 240_000]
     for w in closed:
         rows = (t >= w.window_end_ms - 60_000) & (t < w.window_end_ms)
