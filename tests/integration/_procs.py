@@ -58,3 +58,20 @@ def wait_for_rows(proc: subprocess.Popen[bytes], db: Path, rows: int, timeout_s:
     while count_rows(db, "transactions_enriched") < rows and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         time.sleep(0.02)
+
+
+def wait_for_output(proc: subprocess.Popen[bytes], text: str, timeout_s: float) -> str:
+    """Read ``proc``'s output until a line holds ``text`` (e.g. a detector's "assigned": it has
+    joined its group, and a SIGTERM now finds it running, not still importing); the lines read.
+    Checked between lines: the detector logs as it starts, so a line is never long in coming."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if not line:
+            break  # it exited
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    raise AssertionError(f"no line with {text!r} in {timeout_s:.0f} s:\n" + "".join(lines))

@@ -35,7 +35,14 @@ from fraudstream.simulate import PaySimSimulator
 from fraudstream.stream import LabelReader, ensure_topics
 
 from ._kafka_util import produce_raw, read_topic
-from ._procs import count_rows, detector_env, start_detector, stored_features, wait_for_rows
+from ._procs import (
+    count_rows,
+    detector_env,
+    start_detector,
+    stored_features,
+    wait_for_output,
+    wait_for_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -141,6 +148,9 @@ def test_stored_features_equal_the_training_replay_across_rebalance_and_kill_9(
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=30)
     a = start_detector(env_a)
+    # the restarted member joins before the end: a SIGTERM must not find it still importing
+    # (it then dies by the signal, code -15, before its handler is installed)
+    head_a = wait_for_output(a, "assigned", timeout_s=120)
     produce_until(N + 1)  # everything, the labels due after the last transaction too
     assert not chunks and done == N
     deadline = time.monotonic() + 180
@@ -152,6 +162,7 @@ def test_stored_features_equal_the_training_replay_across_rebalance_and_kill_9(
     for proc in (a, b):
         proc.send_signal(signal.SIGTERM)
     out_a, out_b = (p.communicate(timeout=60)[0].decode() for p in (a, b))
+    out_a = head_a + out_a
     assert a.returncode == 0 and b.returncode == 0, out_a[-3000:] + out_b[-3000:]
 
     first, second = stored_features(db_a), stored_features(db_b)
