@@ -20,6 +20,7 @@ from fraudstream.dashboard._db import Database
 from fraudstream.errors import StoreError
 from fraudstream.schema import VERDICTS, WindowStats
 from fraudstream.sinks import Feedback, label_feedback
+from fraudstream.sinks._model_events import model_events as stored_model_events
 
 __all__ = [
     "ALERT_COLUMNS",
@@ -156,15 +157,8 @@ def model_versions(db: Database) -> list[tuple[str, int, dict[str, Any]]]:
 def model_events(db: Database, limit: int = 20) -> list[tuple[int, str, str, str, dict[str, Any]]]:
     """The latest ``limit`` retraining steps (``fraudstream retrain`` and ``model``), newest
     first: ``(at_ms, version, event, champion then, detail)``."""
-    rows = db.rows(
-        "SELECT at_ms, version, event, champion, detail FROM model_events "
-        f"ORDER BY at_ms DESC LIMIT {int(limit)}"
-    )
-    out = []
-    for at, version, event, champion, detail in rows:
-        parsed = detail if isinstance(detail, dict) else json.loads(detail or "{}")
-        out.append((int(at), str(version), str(event), str(champion or ""), parsed))
-    return out
+    found = stored_model_events(db, limit=limit)
+    return [(e.at_ms, e.version, e.event, e.champion or "", e.detail) for e in reversed(found)]
 
 
 _DRIFT_COLUMNS: Final = ("window_end_ms", "feature", "psi", "alarm")

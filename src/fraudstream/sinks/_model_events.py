@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:  # the schemas import this module, and the connection imports the schemas
     from fraudstream.sinks._sqlconn import SqlConnection
@@ -88,9 +89,14 @@ def record_model_event(
     return row
 
 
-def model_events(
-    db: SqlConnection, *, version: str | None = None, limit: int = 50
-) -> list[ModelEvent]:
+class _Reads(Protocol):
+    """A connection that answers one query (the store's ``SqlConnection``, the dashboard's
+    ``Database``): both take ``?`` placeholders."""
+
+    def rows(self, text: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+
+def model_events(db: _Reads, *, version: str | None = None, limit: int = 50) -> list[ModelEvent]:
     """The latest ``limit`` steps (of ``version`` if given), oldest first."""
     where, params = ("WHERE version = ?", (version,)) if version is not None else ("", ())
     rows = db.rows(
