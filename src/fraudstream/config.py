@@ -133,6 +133,14 @@ class DetectSettings(_Frozen):
     snapshot_interval_s: float = Field(default=60.0, gt=0)
     #: Where snapshots live (unset: ``<data_dir>/state``); local to the machine.
     snapshot_dir: Path | None = None
+    #: Also keep them in shared object storage, ``s3://bucket/prefix`` (unset: local only), so
+    #: that a member on another machine restores a partition from a snapshot plus the tail.
+    #: Credentials come from the AWS chain (``AWS_ACCESS_KEY_ID``, a role, ...).
+    snapshot_url: str | None = Field(default=None, pattern=r"^s3://[^/]+")
+    #: An S3-compatible endpoint for ``snapshot_url`` (MinIO, a bank's own; unset: AWS S3).
+    snapshot_s3_endpoint_url: str | None = None
+    #: The region of ``snapshot_url``'s bucket (unset: the AWS chain's, ``AWS_DEFAULT_REGION``).
+    snapshot_s3_region: str | None = None
 
 
 class DriftSettings(_Frozen):

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlparse
 
+from fraudstream._s3 import S3Location, is_missing, s3_client
 from fraudstream.errors import ConfigError, FraudstreamError
 
 __all__ = ["ExportError", "LocalTarget", "S3Target", "Target", "open_target"]
@@ -81,19 +81,12 @@ class S3Target:
     """
 
     def __init__(self, url: str, *, endpoint_url: str | None = None, client: Any = None) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"not an S3 URL: {url!r}; expected s3://bucket/prefix")
-        self.bucket = parsed.netloc
-        self.prefix = parsed.path.strip("/")
-        if client is None:
-            import boto3  # only when exporting to S3
-
-            client = boto3.client("s3", endpoint_url=endpoint_url)
-        self.client = client
+        self.location = S3Location.parse(url)
+        self.bucket = self.location.bucket
+        self.client = client if client is not None else s3_client(endpoint_url)
 
     def _key(self, relpath: str) -> str:
-        return f"{self.prefix}/{relpath}" if self.prefix else relpath
+        return self.location.key(relpath)
 
     def put_file(self, relpath: str, local: Path) -> None:
         try:
@@ -105,7 +98,7 @@ class S3Target:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"]
         except Exception as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 return None
             raise ExportError(f"cannot read {self.describe(relpath)}: {exc}") from exc
         return str(body.read().decode("utf-8"))
@@ -119,14 +112,7 @@ class S3Target:
             raise ExportError(f"cannot write {self.describe(relpath)}: {exc}") from exc
 
     def describe(self, relpath: str = "") -> str:
-        key = self._key(relpath) if relpath else self.prefix
-        return f"s3://{self.bucket}/{key}"
-
-
-def _is_missing(exc: Exception) -> bool:
-    response = getattr(exc, "response", None)
-    code = (response or {}).get("Error", {}).get("Code", "")
-    return code in ("NoSuchKey", "404", "NotFound")
+        return self.location.describe(relpath)
 
 
 def open_target(dest: str, *, s3_endpoint_url: str | None = None) -> Target:

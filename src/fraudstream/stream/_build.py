@@ -35,6 +35,7 @@ from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._rules import LiveRules, rule_store_for
+from fraudstream.stream._shared import open_shared
 from fraudstream.stream._snapshot import SnapshotStore
 from fraudstream.stream._watchdog import LagWatchdog
 from fraudstream.stream._window import SlidingWindow
@@ -89,9 +90,7 @@ def build_detector(
     engine = engine_for(bundle.mode, partitions=max(source_partitions, 1), extras=bundle.extras)
     record_format = format_of(bundle.mode, bundle.extras.names_read)
     watchdog = LagWatchdog(topics.source, stall_after_s=d.stall_after_s)
-    snapshots = (
-        SnapshotStore(d.snapshot_dir or settings.data_dir / "state") if d.snapshots else None
-    )
+    snapshots = _snapshot_store(settings) if d.snapshots else None
 
     def consumer(fetch_wait_ms: int) -> Consumer:
         conf = {
@@ -195,3 +194,16 @@ def _check_state_partitions(bundle: Bundle, topic: str, partitions: int) -> None
             partitions,
             partitions,
         )
+
+
+def _snapshot_store(settings: Settings) -> SnapshotStore:
+    """Local snapshots, also shared in object storage when ``snapshot_url`` is set."""
+    d = settings.detect
+    shared = (
+        open_shared(
+            d.snapshot_url, endpoint_url=d.snapshot_s3_endpoint_url, region=d.snapshot_s3_region
+        )
+        if d.snapshot_url
+        else None
+    )
+    return SnapshotStore(d.snapshot_dir or settings.data_dir / "state", shared)

@@ -116,3 +116,7 @@ class Checkpointer:
             written += 1
         self._saved_at = time.monotonic()
         return written
+
+    def close(self) -> None:
+        """Finish the store's shared uploads still waiting (after the last :meth:`save`)."""
+        self.store.close()

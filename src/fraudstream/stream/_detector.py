@@ -879,6 +879,8 @@ class Detector:
                 self.labels.close()
             if self.rules is not None:
                 self.rules.close()
+            if self.checkpointer is not None:  # the last snapshots' shared uploads, if any
+                self.checkpointer.close()
 
     def _maybe_checkpoint(self) -> None:
         """Snapshot the partitions' state when due, once every processed batch is committed

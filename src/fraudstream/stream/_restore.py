@@ -7,10 +7,11 @@ replay goes through the detector's event-time guard (rebuilding its watermarks t
 so the records the live detector dead-lettered as too early or too late are left out again.
 
 With a :class:`~fraudstream.stream._snapshot.SnapshotStore`, the replay starts from the newest
-valid snapshot at or below the committed offset (state, sweep bookkeeping and guard watermark
-loaded as saved) and reads only the tail; the record just below the snapshot's offset is read
-back first and must be the one the snapshot names, else (a re-created topic) the partition is
-replayed from its start. No usable snapshot: a warning when one was rejected, and a full replay.
+valid snapshot at or below the committed offset (local, or shared and downloaded first; state,
+sweep bookkeeping and guard watermark loaded as saved) and reads only the tail; the record just
+below the snapshot's offset is read back first and must be the one the snapshot names, else (a
+re-created topic) the partition is replayed from its start. No usable snapshot: a warning when
+one was rejected, and a full replay.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ class StateRestorer:
         """Restore each partition of ``ends`` into ``engine`` and ``guard`` up to ``tp.offset``
         (the committed offset): its newest usable snapshot, then the records from there through
         ``guard``. Partitions with no committed offset (negative) start empty: the detector
-        reads them from the start. ``keep_alive`` is called after every replayed batch and
-        returns partitions to give up (revoked meanwhile): they are left empty and out of the
-        result. Raises :class:`KafkaError` if the replay stops making progress.
+        reads them from the start. ``keep_alive`` is called after every replayed batch (and
+        while a shared snapshot downloads) and returns partitions to give up (revoked
+        meanwhile): they are left empty and out of the result. Raises :class:`KafkaError` if
+        the replay stops making progress.
         """
         todo = {tp.partition: tp.offset for tp in ends if tp.offset > 0}
         engine.drop_partitions(tp.partition for tp in ends)
@@ -95,7 +97,11 @@ class StateRestorer:
         if not todo:
             return done
         started = time.monotonic()
-        expect = {p: snap for p, end in todo.items() if (snap := self._load(engine, guard, p, end))}
+        revoked: set[int] = set()  # while loading snapshots (a download may take a while)
+        alive = None if keep_alive is None else lambda: revoked.update(keep_alive())
+        expect = {
+            p: snap for p, end in todo.items() if (snap := self._load(engine, guard, p, end, alive))
+        }
         done.snapshots = {p: snap.offset for p, snap in expect.items()}
         consumer = self._consumer()
         first: dict[int, int] = {}
@@ -107,6 +113,8 @@ class StateRestorer:
                     for p in todo
                 ]
             )  # fmt: skip
+            for p in revoked & set(todo):
+                self._give_up(consumer, p, todo, expect, engine, guard, done)
             self._replay(consumer, todo, expect, engine, guard, done, first, keep_alive)
         finally:
             consumer.close()
@@ -209,13 +217,21 @@ class StateRestorer:
         )
 
     def _load(
-        self, engine: StateEngine, guard: EventTimeGuard, partition: int, end: int
+        self,
+        engine: StateEngine,
+        guard: EventTimeGuard,
+        partition: int,
+        end: int,
+        keep_alive: Callable[[], object] | None,
     ) -> Snapshot | None:
         """Load the newest usable snapshot of ``partition`` at or below ``end`` into ``engine``
-        and ``guard``; ``None`` (a full replay) if there is none."""
+        and ``guard`` (``keep_alive`` called while a shared one downloads); ``None`` (a full
+        replay) if there is none."""
         if self.snapshots is None:
             return None
-        snap = self.snapshots.newest(self.topic, partition, engine.state_fingerprint(), end)
+        snap = self.snapshots.newest(
+            self.topic, partition, engine.state_fingerprint(), end, keep_alive=keep_alive
+        )
         if snap is None:
             log.info("no usable snapshot of %s[%d]: replaying it all", self.topic, partition)
             return None

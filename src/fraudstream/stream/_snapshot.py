@@ -16,7 +16,9 @@ offset (its broker timestamp and CRC-32 of its value: a restore reads it back to
 is the one the snapshot was taken from, not a re-created one) and each array's name, dtype and
 shape; the CRC covers everything before it. No pickle: a file is numbers and JSON only. Files
 live in ``<dir>/<topic>/<partition>/<fingerprint>-<offset>.snap``, written to a temporary file
-then renamed, the newest :data:`KEEP` per partition and fingerprint kept.
+then renamed, the newest :data:`KEEP` per partition and fingerprint kept. With shared
+snapshots (``_shared``), each new file is also uploaded to object storage, and a restore takes
+the newest usable one of the local and the shared files (a shared one is downloaded first).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,9 +40,23 @@ from confluent_kafka import Message
 
 from fraudstream.features._state import SavedPartition
 
-__all__ = ["FORMAT_VERSION", "KEEP", "RecordMark", "Snapshot", "SnapshotStore", "mark_of"]
+if TYPE_CHECKING:
+    from fraudstream.stream._shared import SharedSnapshots
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KEEP",
+    "RecordMark",
+    "Snapshot",
+    "SnapshotStore",
+    "mark_of",
+    "snapshot_name",
+    "snapshot_offsets",
+]
 
 log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=PurePath)
 
 MAGIC: Final = b"FSSNAP\0\0"
 #: Bumped whenever the file layout changes: files of another version are not loaded.
@@ -80,11 +96,17 @@ class Snapshot:
     guard_watermark_ms: int | None
 
 
-class SnapshotStore:
-    """Snapshots under ``root`` (see the module docstring)."""
+def snapshot_name(fingerprint: str, offset: int) -> str:
+    """The file name of a snapshot (its offset zero-padded: names sort by offset)."""
+    return f"{fingerprint}-{offset:020d}.snap"
 
-    def __init__(self, root: Path) -> None:
+
+class SnapshotStore:
+    """Snapshots under ``root`` (see the module docstring), also in ``shared`` if given."""
+
+    def __init__(self, root: Path, shared: SharedSnapshots | None = None) -> None:
         self.root = Path(root)
+        self.shared = shared
 
     def _dir(self, topic: str, partition: int) -> Path:
         return self.root / topic / str(partition)
@@ -94,7 +116,7 @@ class SnapshotStore:
         started = time.monotonic()
         folder = self._dir(snap.topic, snap.partition)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{snap.fingerprint}-{snap.offset:020d}.snap"
+        path = folder / snapshot_name(snap.fingerprint, snap.offset)
         tmp = path.with_suffix(".tmp")
         arrays = {k: np.ascontiguousarray(a) for k, a in snap.state.arrays.items()}
         header = json.dumps(
@@ -134,49 +156,117 @@ class SnapshotStore:
             size / 1e6,
             time.monotonic() - started,
         )
+        if self.shared is not None:
+            self.shared.publish(path, snap.topic, snap.partition)
         return path
+
+    def close(self) -> None:
+        """Finish the shared uploads still waiting (with a time limit)."""
+        if self.shared is not None:
+            self.shared.close()
 
     def _prune(self, folder: Path, fingerprint: str) -> None:
         for old in sorted(folder.glob(f"{fingerprint}-*.snap"))[:-KEEP]:
             old.unlink(missing_ok=True)
 
     def newest(
-        self, topic: str, partition: int, fingerprint: str, max_offset: int
+        self,
+        topic: str,
+        partition: int,
+        fingerprint: str,
+        max_offset: int,
+        *,
+        keep_alive: Callable[[], object] | None = None,
     ) -> Snapshot | None:
         """The newest valid snapshot of ``partition`` with an offset at most ``max_offset`` (the
-        committed offset) taken by an engine of ``fingerprint``; ``None`` if there is none. A
-        file that is corrupt, truncated, of another version or another fingerprint is skipped
-        with a warning."""
+        committed offset) taken by an engine of ``fingerprint``, local or shared (downloaded
+        first, ``keep_alive`` called meanwhile); ``None`` if there is none. A file that is
+        corrupt, truncated, of another version or another fingerprint is skipped with a
+        warning, as is a shared one that cannot be listed or downloaded."""
         folder = self._dir(topic, partition)
-        if not folder.is_dir():
-            return None
-        for offset, path in sorted(_offsets(folder.glob("*.snap")), reverse=True):
+        local = dict(snapshot_offsets(folder.glob("*.snap"))) if folder.is_dir() else {}
+        remote = self._shared_names(topic, partition, fingerprint, keep_alive)
+        for offset in sorted(local.keys() | remote.keys(), reverse=True):
             if offset > max_offset:
                 continue  # ahead of the committed offset: covers uncommitted records
-            try:
-                snap = read_snapshot(path)
-            except (OSError, ValueError) as exc:
-                log.warning("ignoring snapshot %s: %s", path, exc)
-                continue
-            if snap.fingerprint != fingerprint:
-                log.warning(
-                    "ignoring snapshot %s: taken by another feature engine or settings "
-                    "(fingerprint %s, this engine's %s)",
-                    path,
-                    snap.fingerprint,
-                    fingerprint,
-                )
-                continue
-            if (snap.topic, snap.partition, snap.offset) != (topic, partition, offset):
-                log.warning("ignoring snapshot %s: its header names another partition", path)
-                continue
-            return snap
+            where = (topic, partition, offset)
+            if offset in local and (snap := _checked(local[offset], where, fingerprint)):
+                return snap
+            if offset in remote and (
+                path := self._download(topic, partition, remote[offset], keep_alive)
+            ):
+                if snap := _checked(path, where, fingerprint):
+                    return snap
+                path.unlink(missing_ok=True)  # a bad download: not left to be tried again
         return None
 
+    def _shared_names(
+        self,
+        topic: str,
+        partition: int,
+        fingerprint: str,
+        keep_alive: Callable[[], object] | None,
+    ) -> dict[int, str]:
+        """Offsets and names of the partition's shared snapshots (none when it cannot list)."""
+        if self.shared is None:
+            return {}
+        try:
+            return dict(self.shared.listing(topic, partition, fingerprint, keep_alive))
+        except Exception as exc:  # botocore's errors share no useful base class
+            log.warning(
+                "cannot list the shared snapshots of %s[%d] in %s: %s; local ones only",
+                topic,
+                partition,
+                self.shared.location.describe(),
+                exc,
+            )
+            return {}
 
-def _offsets(paths: Iterable[Path]) -> list[tuple[int, Path]]:
+    def _download(
+        self, topic: str, partition: int, name: str, keep_alive: Callable[[], object] | None
+    ) -> Path | None:
+        assert self.shared is not None
+        try:
+            return self.shared.fetch(
+                topic, partition, name, self._dir(topic, partition), keep_alive
+            )
+        except Exception as exc:  # botocore's errors share no useful base class
+            log.warning(
+                "cannot download shared snapshot %s of %s[%d]: %s; trying an older one",
+                name,
+                topic,
+                partition,
+                exc,
+            )
+            return None
+
+
+def _checked(path: Path, where: tuple[str, int, int], fingerprint: str) -> Snapshot | None:
+    """The snapshot in ``path`` if it is valid, of ``fingerprint`` and the one its name and
+    place say (``where``: topic, partition, offset), else ``None`` with a warning."""
+    try:
+        snap = read_snapshot(path)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring snapshot %s: %s", path, exc)
+        return None
+    if snap.fingerprint != fingerprint:
+        log.warning(
+            "ignoring snapshot %s: taken by another feature engine or settings "
+            "(fingerprint %s, this engine's %s)",
+            path,
+            snap.fingerprint,
+            fingerprint,
+        )
+        return None
+    if (snap.topic, snap.partition, snap.offset) != where:
+        log.warning("ignoring snapshot %s: its header names another partition", path)
+        return None
+    return snap
+
+
+def snapshot_offsets(paths: Iterable[P]) -> list[tuple[int, P]]:
     """The offset each snapshot file is named after (other names are skipped)."""
-    out = []
+    out: list[tuple[int, P]] = []
     for path in paths:
         try:
             out.append((int(path.stem.rsplit("-", 1)[1]), path))
