@@ -18,7 +18,8 @@ equal those of the former per-object engine, kept as ``_card_reference`` for the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import numpy as np
@@ -246,8 +247,8 @@ class CardFeatureEngine(SavesPartitions):
             times = np.ascontiguousarray(t[idx])
             groups, frauds = gather_frauds(
                 self.labels,
-                [batch.account[i] for i in idx.tolist()],
-                [batch.counterparty[i] for i in idx.tolist()],
+                _pick(batch.account, idx),
+                _pick(batch.counterparty, idx),
                 int(times[0]),
                 int(times[-1]),
                 self.delay_ms,
@@ -275,6 +276,16 @@ class CardFeatureEngine(SavesPartitions):
         self._swept_ms[partition] = mark
         if removed:
             log.debug("partition %d: evicted %d idle customers and terminals", partition, removed)
+
+
+def _pick(values: list[str], idx: npt.NDArray[np.intp]) -> Sequence[str]:
+    """``values`` at ``idx`` (``values`` itself when ``idx`` is all of it, in order)."""
+    n = len(idx)
+    if n == len(values) and bool((idx == np.arange(n)).all()):
+        return values
+    if n == 1:
+        return [values[int(idx[0])]]
+    return itemgetter(*idx.tolist())(values)  # type: ignore[no-any-return]
 
 
 def _warm_batch(t: npt.NDArray[np.int64], ids: list[str]) -> TxBatch:

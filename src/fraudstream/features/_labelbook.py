@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -188,6 +188,13 @@ class LabelBook:
         """``(start, end, label)`` status intervals of ``tx_id`` (empty when unlabelled)."""
         tx = self._tx.get(tx_id)
         return tx.intervals if tx is not None else []
+
+    def fraud_entities(
+        self, role: Literal["account", "counterparty"]
+    ) -> Mapping[str, list[tuple[int, str]]]:
+        """Every entity in ``role`` with a transaction ever labelled fraud → its
+        :meth:`frauds_of` entries (a read-only view: do not change it)."""
+        return self._frauds_by[role]
 
     def frauds_of(
         self, role: Literal["account", "counterparty"], entity: str
