@@ -24,7 +24,7 @@ from fraudstream.config import ApiSettings, DetectSettings, Settings, TopicSetti
 from fraudstream.dashboard import Database
 from fraudstream.model import Bundle
 from fraudstream.sinks import open_store
-from fraudstream.stream import Detector
+from fraudstream.stream import Detector, ensure_topics
 
 from ._kafka_util import _STATE_DIR
 
@@ -197,6 +197,30 @@ def open_stack(
     finally:
         detector.stop()
         server.stop()
+
+
+def detect_topic(
+    client: dict[str, str], ref: str, items: list[tuple[bytes, bytes]], bundle: Bundle, db: Path
+) -> None:
+    """``items`` (key, value) produced to a fresh topic ``ref``, scored by a real detector into
+    the SQLite store ``db`` until idle: the stream's side of a comparison with the API's."""
+    ensure_topics(client, [ref, f"{ref}-alerts", f"{ref}-dlq"], partitions=4)
+    producer = stream.make_producer(client)  # as `replay` and `simulate` produce, in order
+    for key, value in items:
+        producer.produce(ref, key=key, value=value)
+    assert producer.flush(30) == 0
+    settings = Settings(
+        topics=TopicSettings(transactions=ref, alerts=f"{ref}-alerts", dlq=f"{ref}-dlq"),
+        detect=DetectSettings(group_id=f"g-{ref}", labels=False, snapshot_dir=_STATE_DIR),
+    )
+    store = open_store(f"sqlite:///{db}")
+    store.open()
+    try:
+        stream.build_detector(settings, bundle, store, client=client).run(
+            lambda: False, idle_exit_s=5.0
+        )
+    finally:
+        store.close()
 
 
 def record(tx_id: str, account: str = "C-api-1", amount: float = 120.0, **more: Any) -> dict:

@@ -14,13 +14,9 @@ import pytest
 
 from fraudstream.api._records import PAYSIM_FORMAT
 from fraudstream.broker import free_port
-from fraudstream.config import DetectSettings, Settings, TopicSettings
 from fraudstream.model import Bundle
-from fraudstream.sinks import open_store
-from fraudstream.stream import build_detector, ensure_topics, make_producer
 
-from ._api_stack import ApiServer, DetectorThread, api_env, make_keys
-from ._kafka_util import _STATE_DIR
+from ._api_stack import ApiServer, DetectorThread, api_env, detect_topic, make_keys
 
 pytestmark = pytest.mark.integration
 
@@ -82,22 +78,8 @@ def test_features_through_the_api_equal_detect_on_the_same_sequence(
 
     # the same records straight onto a topic, as `replay` or any producer would send them
     ref = f"ref-{unique}"
-    ensure_topics(client, [ref, f"{ref}-alerts", f"{ref}-dlq"], partitions=4)
-    producer = make_producer(client)
-    for r in records:
-        parsed = PAYSIM_FORMAT.parse(msgspec.json.encode(r))
-        producer.produce(ref, key=parsed.key.encode(), value=parsed.value)
-    assert producer.flush(30) == 0
-    settings = Settings(
-        topics=TopicSettings(transactions=ref, alerts=f"{ref}-alerts", dlq=f"{ref}-dlq"),
-        detect=DetectSettings(group_id=f"g-{ref}", labels=False, snapshot_dir=_STATE_DIR),
-    )
-    store = open_store(f"sqlite:///{ref_db}")
-    store.open()
-    try:
-        build_detector(settings, bundle, store, client=client).run(lambda: False, idle_exit_s=5.0)
-    finally:
-        store.close()
+    parsed = [PAYSIM_FORMAT.parse(msgspec.json.encode(r)) for r in records]
+    detect_topic(client, ref, [(p.key.encode(), p.value) for p in parsed], bundle, ref_db)
 
     api_rows, ref_rows = _rows(db, ids), _rows(ref_db, ids)
     assert len(ref_rows) == N

@@ -77,6 +77,7 @@ class Pending:
     future: asyncio.Future[Answer]
     facts: tuple[str, str, float]
     sent_at: float = field(default_factory=time.monotonic)
+    extras: tuple[object, ...] = ()
 
 
 class DecisionChannel:
@@ -179,7 +180,7 @@ class DecisionChannel:
             raise BrokerUnavailable(
                 f"cannot queue the record for {self.transactions}: {exc}"
             ) from exc
-        pending = Pending(future, record.facts)
+        pending = Pending(future, record.facts, extras=record.extras)
         self.pending[tx_id] = pending
         self._sweep()
         return pending

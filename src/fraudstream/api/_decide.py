@@ -5,12 +5,17 @@ awaits (a concurrent retry waits for the same decision), then in the store (a re
 transaction gets the stored decision and is not produced again); only a new id is produced. No
 decision within the budget, or a record the broker does not take, gives the configured fallback
 decision marked ``fallback``; the record stays in flight and is decided and stored all the same.
+
+A retry must repeat the account, counterparty and amount, and the extra fields of a card
+bundle: those of a record this process produced are kept (the latest :data:`_SENT`); a retry of
+one decided elsewhere, or before a restart, is compared on the three facts only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Final, Literal
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 Lookup = Callable[[str], dict[str, Any] | None]
 #: Log a store that cannot be read at most once per this many failures.
 _LOG_EVERY: Final = 1_000
+#: The extra fields of this many records produced are kept for their retries.
+_SENT: Final = 100_000
 
 
 class Conflict(FraudstreamError):
@@ -56,6 +63,7 @@ class Decider:
         self.fallback = fallback
         self._store_failures = 0
         self._counters: dict[tuple[str, str], Any] = {}  # labelled children, looked up once
+        self._sent: OrderedDict[str, tuple[object, ...]] = OrderedDict()  # tx_id -> extras
         metrics.pending.set_function(lambda: len(channel.pending))
 
     async def decide(self, record: ApiRecord) -> dict[str, Any]:
@@ -71,7 +79,8 @@ class Decider:
                 return known
             stored = await self._stored(tx_id, deadline)
             if stored is not None:
-                _check_same(record, (stored["account"], stored["counterparty"], stored["amount"]))
+                facts = (stored["account"], stored["counterparty"], stored["amount"])
+                _check_same(record, facts, self._sent.get(tx_id))
                 return self._count(_from_store(stored), "store")
             known = self._known(record)  # answered while we looked
             if known is not None:
@@ -83,8 +92,12 @@ class Decider:
             except BrokerUnavailable as exc:
                 log.warning("fallback for %s: %s", tx_id, exc)
                 return self._fallen_back(tx_id, "broker")
+            if record.extras:
+                self._sent[tx_id] = record.extras
+                if len(self._sent) > _SENT:
+                    self._sent.popitem(last=False)
         else:
-            _check_same(record, pending.facts)
+            _check_same(record, pending.facts, pending.extras)
         return await self._answer(tx_id, pending, deadline)
 
     def _known(self, record: ApiRecord) -> dict[str, Any] | None:
@@ -92,7 +105,8 @@ class Decider:
         answer = self.channel.recent.get(record.tx_id)
         if answer is None:
             return None
-        _check_same(record, (answer.account, answer.counterparty, answer.amount))
+        facts = (answer.account, answer.counterparty, answer.amount)
+        _check_same(record, facts, self._sent.get(record.tx_id))
         return self._count(_from_alert(answer), "store")
 
     async def _answer(self, tx_id: str, pending: Pending, deadline: float) -> dict[str, Any]:
@@ -150,12 +164,17 @@ class Decider:
         return self._count(out, "fallback")
 
 
-def _check_same(record: ApiRecord, facts: tuple[Any, Any, Any]) -> None:
+def _check_same(
+    record: ApiRecord, facts: tuple[Any, Any, Any], extras: tuple[object, ...] | None = None
+) -> None:
+    """``Conflict`` unless ``record`` repeats ``facts`` and ``extras`` (``None``: not known)."""
     account, counterparty, amount = facts
-    if (str(account), str(counterparty), float(amount)) != record.facts:
+    if (str(account), str(counterparty), float(amount)) != record.facts or (
+        extras is not None and extras != record.extras
+    ):
         raise Conflict(
             f"txId {record.tx_id!r} was already used for another transaction (account, "
-            "counterparty or amount differ); send a new id for a new transaction"
+            "counterparty, amount or extra fields differ); send a new id for a new transaction"
         )
 
 

@@ -4,6 +4,11 @@
 format when the promoted bundle is a card bundle), decoded and bounded by the same
 ``schema.decode_paysim`` / ``schema.decode_card`` as the detector, so a record the API accepts
 is one the detector scores. Its OpenAPI schema is msgspec's schema of the same struct.
+
+A card bundle's extra fields (:func:`card_format`) are typed by their kind
+(``schema.EXTRA_TYPES``): a value the detector would read as missing (a word as a number, a
+latitude of 95) is refused here, naming the field, where the stream can only count it missing;
+a valid one is produced as ``replay`` sends it, so the detector computes the same features.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from fraudstream.schema import (
     decode_paysim,
     encode_card,
     encode_paysim,
+    typed_card_decoder,
 )
+from fraudstream.schema._roles import ExtraKind
 
 __all__ = [
     "CARD_FORMAT",
@@ -34,11 +41,12 @@ __all__ = [
     "ApiRecord",
     "InvalidRecord",
     "RecordFormat",
+    "card_format",
     "field_of",
     "struct_schema",
 ]
 
-_AT_FIELD: Final = re.compile(r"at `\$\.(\w+)")
+_AT_FIELD: Final = re.compile(r"at `\$\.([^`]+)`")
 _LEADING_FIELD: Final = re.compile(r"(\w+) ")
 
 Decode = Callable[
@@ -64,6 +72,8 @@ class ApiRecord:
     value: bytes
     #: (account, counterparty, amount): a retry under the same id must repeat them
     facts: tuple[str, str, float]
+    #: the declared extra fields' values in order (None: absent), which a retry must repeat too
+    extras: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,14 @@ class RecordFormat:
     encode: Callable[[Any], bytes]
     account_field: str
     counterparty_field: str
+    #: the struct's attributes holding the declared extra fields
+    extra_fields: tuple[str, ...] = ()
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        """The declared extra fields as JSON names them."""
+        n = len(self.extra_fields)
+        return self.struct.__struct_encode_fields__[-n:] if n else ()
 
     def parse(self, body: bytes, now_ms: int | None = None) -> ApiRecord:
         """Validate ``body``; ``InvalidRecord`` names the field at fault.
@@ -91,6 +109,7 @@ class RecordFormat:
         record = records[0]
         if record.txId is None:
             record = msgspec.structs.replace(record, txId=f"api-{uuid.uuid4().hex}")
+        extras = tuple(getattr(record, f) for f in self.extra_fields) if self.extra_fields else ()
         account = str(getattr(record, self.account_field))
         counterparty = str(getattr(record, self.counterparty_field))
         return ApiRecord(
@@ -98,6 +117,7 @@ class RecordFormat:
             key=account,
             value=self.encode(record),
             facts=(account, counterparty, float(record.amount)),
+            extras=extras,
         )
 
 
@@ -112,7 +132,7 @@ def struct_schema(struct: type[msgspec.Struct]) -> tuple[dict[str, Any], dict[st
 def field_of(reason: str, struct: type[msgspec.Struct]) -> str | None:
     """The field of ``struct`` a decoder's ``reason`` names (``at `$.amount```, a bound's
     reason that starts with the field's name, a missing field), else ``None``."""
-    fields = set(struct.__struct_fields__)
+    fields = set(struct.__struct_encode_fields__)
     found = _AT_FIELD.search(reason)
     if found is None:
         text = reason.split(": ", 1)[-1]
@@ -130,3 +150,20 @@ PAYSIM_FORMAT: Final = RecordFormat(
 CARD_FORMAT: Final = RecordFormat(
     "card", CardRecord, decode_card, encode_card, "customerId", "terminalId"
 )
+
+
+def card_format(extras: Sequence[tuple[str, ExtraKind]]) -> RecordFormat:
+    """The card format with the extra fields ``extras`` (name, kind) a card bundle reads."""
+    if not extras:
+        return CARD_FORMAT
+    decoder = typed_card_decoder(tuple(extras))
+
+    def decode(
+        values: Sequence[bytes | None], broker_ts_ms: Sequence[int] | None
+    ) -> tuple[list[Any], list[int], list[Invalid]]:
+        return decode_card(values, broker_ts_ms, decoder=decoder)
+
+    attributes = decoder.type.__struct_fields__[len(CardRecord.__struct_fields__) :]
+    return RecordFormat(
+        "card", decoder.type, decode, encode_card, "customerId", "terminalId", attributes
+    )

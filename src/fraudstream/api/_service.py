@@ -21,17 +21,18 @@ from fraudstream.api._decide import Decider
 from fraudstream.api._keys import KeyChecker
 from fraudstream.api._metrics import ApiMetrics
 from fraudstream.api._reads import SqliteReader, stored_decision
-from fraudstream.api._records import CARD_FORMAT, PAYSIM_FORMAT, RecordFormat
+from fraudstream.api._records import PAYSIM_FORMAT, RecordFormat, card_format
 from fraudstream.config import Settings
 from fraudstream.dashboard import Database
 from fraudstream.errors import FraudstreamError, ModelError
+from fraudstream.features import CardExtras
 from fraudstream.model import latest_bundle
 from fraudstream.model._bundle import BUNDLE_FILE
 from fraudstream.schema._label_files import TxFacts
 from fraudstream.sinks._postgres_schema import MIGRATIONS as POSTGRES_MIGRATIONS
 from fraudstream.sinks._sqlite_schema import MIGRATIONS as SQLITE_MIGRATIONS
 
-__all__ = ["ApiService", "build_service", "serving_model"]
+__all__ = ["ApiService", "build_service", "serving_format", "serving_model"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,31 @@ _SQLITE_BUSY_S = 0.02
 _PROBE_S = 2.0
 
 
-def serving_model(models_dir: Path) -> tuple[str, str]:
-    """``(version, mode)`` of the promoted bundle, read from its manifest (no model loaded)."""
+def _manifest(models_dir: Path) -> dict[str, Any]:
     path = latest_bundle(models_dir)
     if path is None:
         raise ModelError(
             f"no promoted model bundle under {models_dir}: the API answers with the detectors' "
             "model; run `fraudstream train --promote` or `fraudstream model promote VERSION`"
         )
-    manifest = json.loads((path / BUNDLE_FILE).read_text())
+    manifest: dict[str, Any] = json.loads((path / BUNDLE_FILE).read_text())
+    return manifest
+
+
+def serving_model(models_dir: Path) -> tuple[str, str]:
+    """``(version, mode)`` of the promoted bundle, read from its manifest (no model loaded)."""
+    manifest = _manifest(models_dir)
     return str(manifest["version"]), str(manifest["mode"])
+
+
+def serving_format(models_dir: Path) -> RecordFormat:
+    """The records the promoted bundle's detectors read: PaySim's, or the card format with the
+    extra fields the bundle reads (its manifest's ``extras``)."""
+    manifest = _manifest(models_dir)
+    if manifest["mode"] != "card":
+        return PAYSIM_FORMAT
+    fields = CardExtras.from_dicts(manifest.get("extras", [])).fields
+    return card_format([(f.name, f.kind) for f in fields])
 
 
 @dataclass
@@ -150,7 +166,7 @@ def _migrate(db: Database) -> None:
 def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
     """The API's parts from ``settings``, on the Kafka cluster of the librdkafka ``client``
     settings; the store is migrated (the keys' table) and the promoted bundle read."""
-    _, mode = serving_model(settings.models_dir)
+    record_format = serving_format(settings.models_dir)
     db = Database(settings.store_url(), schema=settings.store.pg_schema)
     _migrate(db)
     lookups: Database | SqliteReader = db
@@ -176,7 +192,7 @@ def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
         lookups=lookups,
         channel=channel,
         keys=KeyChecker(db, cache_s=api.key_cache_s),
-        record_format=CARD_FORMAT if mode == "card" else PAYSIM_FORMAT,
+        record_format=record_format,
         models_dir=settings.models_dir,
         labels_topic=settings.topics.labels,
         budget_ms=api.budget_ms,

@@ -45,12 +45,14 @@ def serve(
     service = build_service(settings, kafka_client(settings))
     version, mode = serving_model(settings.models_dir)
     listen = api.port or free_port()
+    extras = ", ".join(service.record_format.extra_names)
     log.info(
-        "decision API at http://%s:%d (docs /docs): %s records, model %s, store %s, budget %d "
-        "ms, fallback %s",
+        "decision API at http://%s:%d (docs /docs): %s records%s, model %s, store %s, budget "
+        "%d ms, fallback %s",
         api.host,
         listen,
         mode,
+        f" with extra fields {extras}" if extras else "",
         version,
         redact(settings.store_url()),
         api.budget_ms,

@@ -12,10 +12,12 @@ from fraudstream.schema._canonical import (
 )
 from fraudstream.schema._card import (
     CARD_COLUMNS,
+    EXTRA_TYPES,
     CardRecord,
     card_to_batch,
     decode_card,
     encode_card,
+    typed_card_decoder,
 )
 from fraudstream.schema._cc_layout import CREDIT_CARD_COLUMNS, credit_card_layout
 from fraudstream.schema._declare import FieldSpec, SchemaDeclaration, declare, load_schema
@@ -48,6 +50,7 @@ __all__ = [
     "CREDIT_CARD_COLUMNS",
     "CardRecord",
     "DECISIONS",
+    "EXTRA_TYPES",
     "FieldSpec",
     "KINDS",
     "LABEL_FIELDS",
@@ -84,4 +87,5 @@ __all__ = [
     "paysim_to_batch",
     "read_labels",
     "read_transactions",
+    "typed_card_decoder",
 ]

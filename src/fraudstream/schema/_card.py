@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
 import msgspec
 import numpy as np
@@ -16,14 +16,17 @@ import numpy as np
 from fraudstream.schema._bounds import MAX_AMOUNT, MAX_ID_CHARS
 from fraudstream.schema._canonical import KINDS, TxBatch
 from fraudstream.schema._paysim import EventTimeMs, Invalid, decode_checked
+from fraudstream.schema._roles import ExtraKind
 
 __all__ = [
     "CARD_COLUMNS",
+    "EXTRA_TYPES",
     "CardRecord",
     "card_decoder",
     "card_to_batch",
     "decode_card",
     "encode_card",
+    "typed_card_decoder",
 ]
 
 _Amount = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_AMOUNT)]
@@ -76,14 +79,16 @@ def decode_card(
     values: Sequence[bytes | None],
     broker_ts_ms: Sequence[int] | None = None,
     extras: tuple[str, ...] = (),
+    decoder: msgspec.json.Decoder[CardRecord] | None = None,
 ) -> tuple[list[CardRecord], list[int], list[Invalid]]:
     """Decode and validate raw message values (see :func:`~fraudstream.schema.decode_paysim`).
 
     ``extras``: extra fields to read too, each as whatever JSON value it holds (absent: None);
     they are not validated here (a wrong type or range is a missing value to the features).
+    ``decoder``: one of :func:`typed_card_decoder` instead, whose extra fields are validated.
     """
     return decode_checked(
-        card_decoder(extras),
+        card_decoder(extras) if decoder is None else decoder,
         values,
         "card",
         text_fields=_CARD_TEXT,
@@ -97,14 +102,52 @@ def card_decoder(extras: tuple[str, ...] = ()) -> msgspec.json.Decoder[CardRecor
     """The decoder of card records that also reads the fields ``extras`` (any JSON value)."""
     if not extras:
         return _decoder
-    taken = set(CardRecord.__struct_fields__) & set(extras)
+    return msgspec.json.Decoder(_with_extras(extras, [Any] * len(extras)))
+
+
+#: An extra field's JSON type by its kind: the type ``replay`` sends (a file's cells as read).
+EXTRA_TYPES: Final[dict[ExtraKind, Any]] = {
+    "categorical": str,
+    "numeric": float,
+    "boolean": bool,
+    "latitude": Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)],
+    "longitude": Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)],
+}
+_EXTRA_DOC: Final = "an extra field ({}), a model input; null or absent: a missing value"
+
+
+@functools.cache
+def typed_card_decoder(
+    extras: tuple[tuple[str, ExtraKind], ...],
+) -> msgspec.json.Decoder[CardRecord]:
+    """The decoder of card records whose extra fields ``extras`` (name, kind) hold their kind's
+    type (:data:`EXTRA_TYPES`) or are null or absent: a value the features would read as missing
+    for its type or range is a ``ValidationError`` naming the field. Unknown fields are ignored,
+    as by :func:`card_decoder`."""
+    types = [
+        Annotated[EXTRA_TYPES[kind] | None, msgspec.Meta(description=_EXTRA_DOC.format(kind))]
+        for _, kind in extras
+    ]
+    return msgspec.json.Decoder(_with_extras(tuple(name for name, _ in extras), types))
+
+
+def _with_extras(names: tuple[str, ...], types: Sequence[Any]) -> type[CardRecord]:
+    """A card record with the optional fields ``names`` of ``types``. Its attributes are
+    ``extra_0``, ``extra_1``, … (a name need not be an identifier: ``city pop``); JSON, errors
+    and the schema use the names."""
+    taken = set(CardRecord.__struct_fields__) & set(names)
     if taken:
         raise ValueError(f"extra field(s) {sorted(taken)} are card record fields")
-    fields = [(name, Any, None) for name in extras]
+    attributes = [f"extra_{i}" for i in range(len(names))]
     struct = msgspec.defstruct(
-        "CardRecordWithExtras", fields, bases=(CardRecord,), omit_defaults=True, gc=False
+        "CardRecordWithExtras",
+        [(a, t, None) for a, t in zip(attributes, types, strict=True)],
+        bases=(CardRecord,),
+        omit_defaults=True,
+        gc=False,
+        rename=dict(zip(attributes, names, strict=True)),
     )
-    return msgspec.json.Decoder(struct)
+    return cast("type[CardRecord]", struct)
 
 
 def encode_card(record: CardRecord, extras: Mapping[str, object] | None = None) -> bytes:
@@ -114,6 +157,15 @@ def encode_card(record: CardRecord, extras: Mapping[str, object] | None = None) 
     fields = msgspec.to_builtins(record)
     fields.update((k, v) for k, v in extras.items() if v is not None)
     return _encoder.encode(fields)
+
+
+def _attributes(records: Sequence[CardRecord], names: Sequence[str]) -> list[str]:
+    """The attributes of the extra fields ``names`` in ``records`` (see :func:`_with_extras`)."""
+    if not records or not names:
+        return list(names)
+    struct = type(records[0])
+    attribute = dict(zip(struct.__struct_encode_fields__, struct.__struct_fields__, strict=True))
+    return [attribute.get(n, n) for n in names]
 
 
 def card_to_batch(
@@ -145,5 +197,8 @@ def card_to_batch(
         step=times // _HOUR_MS,
         flagged=np.zeros(n, dtype=np.int8),
         scenario=[r.fraudScenario for r in records],
-        extras={name: [getattr(r, name, None) for r in records] for name in extras},
+        extras={
+            name: [getattr(r, attribute, None) for r in records]
+            for name, attribute in zip(extras, _attributes(records, extras), strict=True)
+        },
     )
