@@ -1,7 +1,7 @@
 """Restore time of one partition with 1 M, 5 M and 20 M records of history (snapshot + tail).
 
 Usage: ``.venv/bin/python scripts/restore_bench.py [--history 1000000 5000000 20000000]
-[--tail 250000] [--accounts 1000000] [--merchants 200000]``.
+[--tail 250000] [--accounts 1000000] [--merchants 200000] [--s3]``.
 
 Per history size H: a PaySim engine takes in H synthetic transactions of one partition (a fixed
 population of ``--accounts`` customers paying each other and ``--merchants`` merchants, about
@@ -12,16 +12,23 @@ snapshot's offset and replays a tail of ``--tail`` records (the detector snapsho
 250,000 records by default, so that is the longest tail). The history itself is not in the
 topic: a snapshot makes it unnecessary, which is the point; the topic holds the record the
 snapshot names and the tail. For comparison the tail alone is replayed with no snapshot (the
-records per second of today's full replay). Prints one line per size; figures go to
-docs/benchmarks.md, "Restore".
+records per second of today's full replay). With ``--s3`` the snapshot is also uploaded to a
+moto S3 server (in this process, over HTTP on 127.0.0.1) as the detector's background uploader
+does, and the partition is restored on "another machine": an empty snapshot directory, the
+snapshot downloaded from S3, checked, loaded, then the tail. Prints one line per size; figures
+go to docs/benchmarks.md, "Restore".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +42,7 @@ from fraudstream.stream._detector import PAYSIM
 from fraudstream.stream._guard import guard_for
 from fraudstream.stream._kafka import ensure_topics
 from fraudstream.stream._restore import StateRestorer
+from fraudstream.stream._shared import SharedSnapshots, open_shared
 from fraudstream.stream._snapshot import RecordMark, Snapshot, SnapshotStore, mark_of
 
 CHUNK = 500_000
@@ -96,6 +104,65 @@ def produce_tail(bootstrap: str, topic: str, tail: int, start_ms: int) -> Record
     return mark_of(m)
 
 
+@contextlib.contextmanager
+def moto_snapshots() -> Iterator[SharedSnapshots]:
+    """Shared snapshots in a fresh bucket of a moto S3 server started here."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "bench")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        shared = open_shared("s3://restore-bench/state", endpoint_url=f"http://{host}:{port}",
+                             region="us-east-1")  # fmt: skip
+        shared.client.create_bucket(Bucket="restore-bench")
+        yield shared
+    finally:
+        server.stop()
+
+
+def restore_elsewhere(
+    shared: SharedSnapshots, path: Path, client: dict[str, str], topic: str, tail: int, root: Path
+) -> str:
+    """Upload ``path`` as the detector does, then restore on "another machine" (an empty
+    directory under ``root``) from S3 plus the tail; the timings, as text."""
+    started = time.monotonic()
+    shared.publish(path, topic, 0)
+    assert shared.close(timeout_s=1_800)
+    upload_s = time.monotonic() - started
+    started = time.monotonic()
+    fingerprint = FeatureEngine().state_fingerprint()
+    loaded = SnapshotStore(root / f"fetch-{topic}", shared).newest(topic, 0, fingerprint, 1)
+    assert loaded is not None
+    fetch_s = time.monotonic() - started
+    del loaded
+    fresh, guard = FeatureEngine(), guard_for("paysim")
+    fresh.warm_up()
+    store = SnapshotStore(root / f"elsewhere-{topic}", shared)
+    restorer = StateRestorer(client, topic, PAYSIM.decode_messages, snapshots=store)
+    alive: list[float] = []
+
+    def keep_alive() -> set[int]:
+        alive.append(time.monotonic())
+        return set()
+
+    started = time.monotonic()
+    done = restorer.restore(
+        fresh, [TopicPartition(topic, 0, tail + 1)], guard, keep_alive=keep_alive
+    )
+    took_s = time.monotonic() - started
+    assert done.snapshots == {0: 1}, "the shared snapshot was not used"
+    return (
+        f"; uploaded to S3 in {upload_s:.2f} s (background thread), listed, downloaded, checked "
+        f"and read in {fetch_s:.2f} s; restore on an empty directory (download + load + tail) "
+        f"{took_s:.2f} s, keep-alive called {len(alive)} times"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -104,10 +171,12 @@ def main() -> int:
     parser.add_argument("--tail", type=int, default=250_000)
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--merchants", type=int, default=200_000)
+    parser.add_argument("--s3", action="store_true", help="also restore from a moto S3 server")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedBroker(port=free_port(), log_path=Path(tmp) / "tansu.log") as broker,
+        moto_snapshots() if args.s3 else contextlib.nullcontext() as shared,
     ):
         client = {"bootstrap.servers": broker.bootstrap_servers}
         for h in args.history:
@@ -147,12 +216,18 @@ def main() -> int:
                 timings.append((time.monotonic() - started, done, fresh.entity_count()))
             (with_s, done, entities), (tail_s, plain, _) = timings
             assert done.snapshots == {0: 1} and not plain.snapshots
+            elsewhere = (
+                restore_elsewhere(shared, path, client, topic, args.tail, Path(tmp))
+                if shared is not None
+                else ""
+            )
             sys.stdout.write(
                 f"history {h:>11,}: built in {built_s:6.1f} s, {entities:,} entity "
                 f"states after the tail; snapshot {size_mb:,.0f} MB written in {save_s:.2f} s, "
                 f"read, checked and loaded in {load_s:.2f} s; "
                 f"restore (load + {done.replayed:,}-record tail) {with_s:.2f} s; the tail alone "
-                f"without snapshot {tail_s:.2f} s ({plain.replayed / tail_s:,.0f} rec/s)\n"
+                f"without snapshot {tail_s:.2f} s ({plain.replayed / tail_s:,.0f} rec/s)"
+                f"{elsewhere}\n"
             )
             sys.stdout.flush()
     return 0
