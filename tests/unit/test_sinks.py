@@ -178,6 +178,36 @@ def test_enriched_row_columns(store: SQLiteStore, db_path: Path) -> None:
         assert row[7:] == (i % 3, 40 + i, "lr-test-1", 1_700_000_099_000, batch.tx.event_time_ms[i])
 
 
+def test_multi_row_inserts_store_every_row_in_its_own_columns(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    """Two full 128-row INSERTs and a 44-row tail: each row's values land in its own columns."""
+    n = 300
+    batch = make_scored([f"t{i:03d}" for i in range(n)], labels=[i % 2 for i in range(n)])
+    store.write(batch)
+    store.flush()
+    rows = query(
+        db_path,
+        "SELECT tx_id, event_time_ms, account, counterparty, kind, amount, label, step, "
+        'features, score, "partition", "offset", rules_fired, rule_set_version '
+        "FROM transactions_enriched ORDER BY tx_id",
+    )
+    assert len(rows) == n
+    for i, row in enumerate(rows):
+        assert row[:8] == (
+            f"t{i:03d}",
+            1_700_000_000_000 + 1000 * i,
+            f"C{i}",
+            f"M{i}",
+            KINDS[i % len(KINDS)],
+            100.0 + i,
+            i % 2,
+            i,
+        )
+        assert row[8] == batch.features[i].astype("<f4").tobytes()
+        assert row[9:] == (float(batch.score[i]), i % 3, 40 + i, None, None)
+
+
 def test_alerts_only_for_review_and_block_with_reasons(store: SQLiteStore, db_path: Path) -> None:
     batch = make_scored(["a", "b", "c", "d"], ["allow", "review", "allow", "block"])
     store.write(batch)

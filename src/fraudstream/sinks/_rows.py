@@ -6,9 +6,9 @@ the same reasons JSON (a list of ``{feature, value, contribution}`` objects).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Sequence, Sized
 from itertools import repeat
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import numpy as np
@@ -23,7 +23,9 @@ __all__ = [
     "alert_rows",
     "check_lengths",
     "decision_names",
-    "enriched_rows",
+    "ENRICHED_WIDTH",
+    "enriched_columns",
+    "enriched_flat",
     "decode_features",
     "feature_order",
     "features_blobs",
@@ -225,10 +227,11 @@ def check_lengths(batch: ScoredBatch) -> None:
         )
 
 
-def enriched_rows(
+def enriched_columns(
     batch: ScoredBatch, order: npt.NDArray[np.intp] | None = None, *, ingest_block: int = 0
-) -> Iterator[tuple[Any, ...]]:
-    """One row per transaction, in SQLite's ``transactions_enriched`` column order.
+) -> list[Any]:
+    """The ``transactions_enriched`` columns of ``batch`` in SQLite's column order: a list of
+    values per column, or one value (not a list) where every row has the same.
 
     Features are float32 BLOBs, their columns permuted by ``order`` if given; NaN binds as NULL.
     """
@@ -236,7 +239,7 @@ def enriched_rows(
     features = batch.features if order is None else batch.features[:, order]
     tx = batch.tx
     fired, shadow, version = rule_columns(batch)
-    return zip(
+    return [
         tx.tx_id,
         tx.event_time_ms.tolist(),
         tx.account,
@@ -252,16 +255,37 @@ def enriched_rows(
         features_blobs(features),
         batch.score.tolist(),
         decision_names(batch.decision),
-        repeat(batch.model_version),
+        batch.model_version,
         batch.partition.tolist(),
         batch.offset.tolist(),
-        repeat(batch.processed_at_ms),
-        repeat(ingest_block),
+        batch.processed_at_ms,
+        ingest_block,
         fired,
         shadow,
-        repeat(version),
-        strict=False,  # the repeat() columns are endless; the others have equal lengths
-    )
+        version,
+    ]
+
+
+def enriched_flat(
+    batch: ScoredBatch, order: npt.NDArray[np.intp] | None = None, *, ingest_block: int = 0
+) -> list[Any]:
+    """:func:`enriched_columns` row after row in one flat list (``len(batch) × columns``): the
+    parameters of multi-row INSERTs, built by slice assignment: no tuple per row for the
+    interpreter to allocate and the cycle collector to scan (half the Python cost of a row).
+    """
+    columns = enriched_columns(batch, order, ingest_block=ingest_block)
+    n, width = len(batch), len(columns)
+    flat: list[Any] = [None] * (n * width)
+    for j, column in enumerate(columns):
+        if isinstance(column, list):
+            flat[j::width] = column
+        elif column is not None:
+            flat[j::width] = [column] * n
+    return flat
+
+
+#: Columns of a ``transactions_enriched`` row as :func:`enriched_columns` gives them.
+ENRICHED_WIDTH: Final = 23
 
 
 def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:

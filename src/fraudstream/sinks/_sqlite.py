@@ -7,7 +7,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -28,8 +27,9 @@ from fraudstream.sinks._rejects import (
     rejected_row,
 )
 from fraudstream.sinks._rows import (
+    ENRICHED_WIDTH,
     alert_rows,
-    enriched_rows,
+    enriched_flat,
     feature_order,
     json_feature_names,
     json_features_blob,
@@ -330,17 +330,18 @@ class SQLiteStore:
         alerts = alert_rows(batch)
         with self._guard("insert into table transactions_enriched"):
             block = self._rows_before // _BLOCK_ROWS
-            rows = list(enriched_rows(batch, self._feature_order(batch), ingest_block=block))
-            self._rows_before += len(rows)
+            flat = enriched_flat(batch, self._feature_order(batch), ingest_block=block)
+            n = len(batch)
+            self._rows_before += n
             conn = self._begin()
             before = conn.total_changes
-            k = _ROWS_PER_INSERT
-            full = len(rows) - len(rows) % k
-            chunks = (tuple(chain.from_iterable(rows[i : i + k])) for i in range(0, full, k))
+            step = _ROWS_PER_INSERT * ENRICHED_WIDTH
+            full = (n - n % _ROWS_PER_INSERT) * ENRICHED_WIDTH
+            chunks = (flat[i : i + step] for i in range(0, full, step))
             conn.executemany(_INSERT_ENRICHED_MANY, chunks)
-            if tail := rows[full:]:
-                conn.execute(_insert_enriched(len(tail)), tuple(chain.from_iterable(tail)))
-            ignored = len(rows) - (conn.total_changes - before)
+            if n % _ROWS_PER_INSERT:
+                conn.execute(_insert_enriched(n % _ROWS_PER_INSERT), flat[full:])
+            ignored = n - (conn.total_changes - before)
         shadow = shadow_rows(batch)
         if ignored:  # a redelivery, or a conflicting duplicate: compare the content
             conflicts = self._conflicts(batch)
