@@ -6,7 +6,7 @@ Only the edges (cli, api, dashboard) build :class:`Settings`; the rest takes typ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +93,17 @@ class CostSettings(_Frozen):
     )
 
 
+#: Loopback and the private address ranges (IPv4 and IPv6).
+PRIVATE_NETWORKS: Final = (
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+)
+
+
 class DetectSettings(_Frozen):
     group_id: str = "fraudstream-detector"
     #: Batches are whatever is ready, up to this: large under load, small when traffic is light.
@@ -133,6 +144,10 @@ class DetectSettings(_Frozen):
     snapshot_interval_s: float = Field(default=60.0, gt=0)
     #: Where snapshots live (unset: ``<data_dir>/state``); local to the machine.
     snapshot_dir: Path | None = None
+    #: A decision the API awaits goes straight to its instance only at an address in these
+    #: networks (``ip/prefix``; ``fraudstream serve`` names its listener in each record), else
+    #: on the decisions topic. Default: loopback and the private ranges.
+    reply_networks: tuple[str, ...] = PRIVATE_NETWORKS
     #: Also keep them in shared object storage, ``s3://bucket/prefix`` (unset: local only), so
     #: that a member on another machine restores a partition from a snapshot plus the tail.
     #: Credentials come from the AWS chain (``AWS_ACCESS_KEY_ID``, a role, ...).
@@ -318,6 +333,20 @@ class ApiSettings(_Frozen):
     )
     key_cache_s: float = Field(
         default=5.0, ge=0, description="API keys are re-read (revocations seen) this often"
+    )
+    direct_replies: bool = Field(
+        default=True,
+        description="detectors answer this instance on a TCP connection to its reply listener "
+        "(the decisions topic stays the fallback); off: on the decisions topic only",
+    )
+    reply_host: str = Field(
+        default="127.0.0.1", description="address the reply listener binds (an IP address)"
+    )
+    reply_port: int = Field(default=0, ge=0, le=65535, description="0: a free port")
+    reply_advertised_host: str | None = Field(
+        default=None,
+        description="the IP address detectors reach the listener at (unset: reply_host; set it "
+        "when binding 0.0.0.0, e.g. to the pod's IP)",
     )
 
 

@@ -43,13 +43,23 @@ class DetectorThread:
     started and stopped at will."""
 
     def __init__(
-        self, client: dict[str, str], unique: str, store_url: str, bundle: Bundle, decisions: str
+        self,
+        client: dict[str, str],
+        unique: str,
+        store_url: str,
+        bundle: Bundle,
+        decisions: str,
+        **detect: Any,
     ) -> None:
         self.settings = Settings(
             topics=topics_of(unique),
             api=ApiSettings(decisions_topic=decisions),
             detect=DetectSettings(
-                group_id=f"g-{unique}", batch_max=500, labels=False, snapshot_dir=_STATE_DIR
+                group_id=f"g-{unique}",
+                batch_max=500,
+                labels=False,
+                snapshot_dir=_STATE_DIR,
+                **detect,
             ),
         )
         self.client = client
@@ -179,16 +189,23 @@ class Stack:
 
 @contextmanager
 def open_stack(
-    bootstrap: str, models_dir: Path, bundle: Bundle, tmp: Path, **api: Any
+    bootstrap: str,
+    models_dir: Path,
+    bundle: Bundle,
+    tmp: Path,
+    detect: dict[str, Any] | None = None,
+    **api: Any,
 ) -> Iterator[Stack]:
-    """An API server (settings ``api``) and its detector on fresh topics and a SQLite store,
-    once the detector answers."""
+    """An API server (settings ``api``) and its detector (settings ``detect``) on fresh topics
+    and a SQLite store, once the detector answers."""
     unique = uuid.uuid4().hex[:10]
     db = tmp / "store.db"
     client = {"bootstrap.servers": bootstrap}
     env = api_env(bootstrap, unique, db, models_dir, tmp, **api)
     server = ApiServer(env, free_port(), tmp / "serve.log", tokens=make_keys(db))
-    detector = DetectorThread(client, unique, f"sqlite:///{db}", bundle, f"decisions-{unique}")
+    detector = DetectorThread(
+        client, unique, f"sqlite:///{db}", bundle, f"decisions-{unique}", **(detect or {})
+    )
     try:
         server.start()  # a server that never became ready is stopped too
         detector.start()

@@ -165,3 +165,6 @@ def test_labels_reads_and_metrics(stack: Stack) -> None:
     assert 'route="/v1/decisions"' in metrics and 'status="401"' in metrics
     assert "fraudstream_api_decisions_total" in metrics
     assert "fraudstream_api_labels_total 1.0" in metrics
+    # the detector answered on this instance's reply listener, not through the decisions topic
+    assert 'fraudstream_api_answers_total{path="direct"}' in metrics
+    assert 'fraudstream_api_answers_total{path="topic"}' not in metrics

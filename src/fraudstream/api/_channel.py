@@ -3,17 +3,21 @@
 A request's record is produced to the transactions topic with the same key (the account) and
 the same producer settings (librdkafka's default partitioner) as ``simulate`` and ``replay``, so
 the detector that owns the account's partition scores it in sequence with every other record of
-that account, and with header ``fraudstream.reply``. That detector publishes the decision on the
-decisions topic, keyed by transaction id, once the record's outputs are durable; the event loop
-reads that topic from its end (every millisecond while answers are awaited, never waiting: the
-fetching is librdkafka's own threads') and resolves the request's future. Everything Python
-here runs on the loop.
+that account, and with header ``fraudstream.reply``. Once the record's outputs are durable,
+that detector sends the decision straight to this instance's reply listener (a TCP server on
+the loop, named in header ``fraudstream.reply-to``: one line of JSON per decision) or, if it
+cannot, publishes it on the decisions topic keyed by transaction id. The event loop also reads
+that topic from its end (every millisecond while answers are awaited, never waiting: the
+fetching is librdkafka's own threads'). Either way the request's future is resolved, once.
+Everything Python here runs on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -28,7 +32,7 @@ from fraudstream.api._records import ApiRecord
 from fraudstream.errors import KafkaError
 from fraudstream.stream import ensure_topics, make_producer
 from fraudstream.stream._kafka_log import KAFKA_LOG
-from fraudstream.stream._replies import REPLY_HEADER
+from fraudstream.stream._replies import REPLY_HEADER, REPLY_TO_HEADER
 
 __all__ = ["Answer", "BrokerUnavailable", "DecisionChannel", "Pending"]
 
@@ -87,7 +91,10 @@ class DecisionChannel:
     batching, ``fetch_wait_ms`` how long the broker may hold a fetch of decisions (the embedded
     broker holds every fetch that long). Records not answered within ``pending_ttl_s`` are
     forgotten (a retry then produces the record again). ``on_answer`` gets the seconds from
-    producing a record to reading its decision.
+    producing a record to reading its decision, and the path it came by (``direct`` or
+    ``topic``). ``reply_host`` / ``reply_port``: where the direct answers' listener binds
+    (``reply_host=None``: no listener, the topic only), announced as ``advertised_host``
+    (default ``reply_host``).
     """
 
     def __init__(
@@ -102,7 +109,10 @@ class DecisionChannel:
         linger_ms: int = 5,
         fetch_wait_ms: int = 10,
         pending_ttl_s: float = 600.0,
-        on_answer: Callable[[float], None] = lambda _s: None,
+        on_answer: Callable[[float, str], None] = lambda _s, _path: None,
+        reply_host: str | None = "127.0.0.1",
+        reply_port: int = 0,
+        advertised_host: str | None = None,
     ) -> None:
         self.client = dict(client)
         self.transactions = transactions
@@ -113,7 +123,8 @@ class DecisionChannel:
         self.linger_ms = linger_ms
         self.fetch_wait_ms = fetch_wait_ms
         self.pending_ttl_s = pending_ttl_s
-        self.on_answer = on_answer  # seconds from producing a record to reading its answer
+        #: seconds from producing a record to reading its answer, and the path it came by
+        self.on_answer = on_answer
         self.pending: dict[str, Pending] = {}
         #: the latest answers, oldest first: a retry whose store lookup began before the row was
         #: committed, and ended after the answer left :attr:`pending`, finds it here
@@ -126,6 +137,10 @@ class DecisionChannel:
         self._closed = False
         self._swept_at = time.monotonic()
         self.answered = 0
+        self.answered_directly = 0
+        self.reply_host, self.reply_port = reply_host, reply_port
+        self.advertised_host = advertised_host or reply_host
+        self._listener: asyncio.Server | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop, extra_topics: Sequence[str] = ()) -> None:
         """Create the topics if missing (and ``extra_topics``), the producer and the reader of
@@ -137,6 +152,8 @@ class DecisionChannel:
         # one small record per request: compressing it costs more than sending it
         conf = {"linger.ms": self.linger_ms, "compression.type": "none"}
         self._producer = make_producer(self.client, **conf)
+        if self.reply_host is not None:
+            self._listen(loop)
         try:
             self._reader = self._consumer()
         except (KafkaException, KafkaError) as exc:
@@ -147,9 +164,33 @@ class DecisionChannel:
         self.ready.set()  # every record produced from now on has its answer read
         loop.call_soon(self._tick)
 
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind the direct answers' listener now (its port goes in every record's header) and
+        serve it on ``loop``."""
+        assert self.reply_host is not None and self.advertised_host is not None
+        host = self.advertised_host
+        ipaddress.ip_address(host)  # detectors connect to an address, never resolve a name
+        family = socket.AF_INET6 if ":" in self.reply_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.reply_host, self.reply_port))
+        sock.listen(64)
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._headers.append((REPLY_TO_HEADER, address.encode()))
+
+        async def serve() -> None:
+            self._listener = await loop.create_server(lambda: _Answers(self), sock=sock)
+
+        loop.create_task(serve())
+        log.info("direct answers from detectors on %s", address)
+
     def close(self) -> None:
         """Stop reading; deliver what is queued (up to 5 s)."""
         self._closed = True
+        if self._listener is not None:
+            self._listener.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -224,7 +265,8 @@ class DecisionChannel:
             pending.future.exception()  # retrieved: no "never retrieved" warning if unawaited
 
     def _resolve(self, answers: list[tuple[bytes, bytes]]) -> None:
-        """On the loop: the decisions read, each resolving its pending request if any."""
+        """On the loop: the decisions read from the topic, each resolving its pending request
+        if any (other instances' answers are skipped by key, undecoded)."""
         for key, value in answers:
             pending = self.pending.pop(key.decode("utf-8", "replace"), None)
             if pending is None or pending.future.done():
@@ -234,12 +276,28 @@ class DecisionChannel:
             except msgspec.DecodeError as exc:  # ValidationError too
                 log.warning("undecodable decision for %r: %s", key, exc)
                 continue
-            pending.future.set_result(answer)
-            self.answered += 1
-            self.on_answer(time.monotonic() - pending.sent_at)
-            self.recent[answer.tx_id] = answer
-            if len(self.recent) > _RECENT:
-                self.recent.popitem(last=False)
+            self._answer(pending, answer, "topic")
+
+    def resolve_lines(self, lines: list[bytes]) -> None:
+        """On the loop: decisions sent straight to this instance, one JSON line each."""
+        for line in lines:
+            try:
+                answer = _decode_answer(line)
+            except msgspec.DecodeError as exc:
+                log.warning("undecodable direct decision: %s", exc)
+                continue
+            pending = self.pending.pop(answer.tx_id, None)
+            if pending is not None and not pending.future.done():
+                self.answered_directly += 1
+                self._answer(pending, answer, "direct")
+
+    def _answer(self, pending: Pending, answer: Answer, path: str) -> None:
+        pending.future.set_result(answer)
+        self.answered += 1
+        self.on_answer(time.monotonic() - pending.sent_at, path)
+        self.recent[answer.tx_id] = answer
+        if len(self.recent) > _RECENT:
+            self.recent.popitem(last=False)
 
     def _sweep(self) -> None:
         """Forget records unanswered for ``pending_ttl_s`` (checked at most every 10 s)."""
@@ -297,3 +355,19 @@ class DecisionChannel:
         if answers:
             self._resolve(answers)
         self._loop.call_later(_BUSY_S if self.pending else _IDLE_S, self._tick)
+
+
+class _Answers(asyncio.Protocol):
+    """One detector's connection to the reply listener: lines of decision JSON."""
+
+    def __init__(self, channel: DecisionChannel) -> None:
+        self.channel = channel
+        self._partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if lines:
+            self.channel.resolve_lines(lines)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._partial = b""  # an unfinished line: its answer comes from the topic

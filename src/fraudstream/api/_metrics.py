@@ -48,6 +48,13 @@ class ApiMetrics:
             registry=r,
         )
         self.labels = Counter("fraudstream_api_labels", "Labels published.", registry=r)
+        self.answers = Counter(
+            "fraudstream_api_answers",
+            "Detectors' decisions received by path (direct: on the reply listener; topic: on "
+            "the decisions topic, the fallback).",
+            ["path"],
+            registry=r,
+        )
         self.decision_wait = Histogram(
             "fraudstream_api_decision_wait_seconds",
             "From producing a record to reading the detector's decision (the stream's part).",

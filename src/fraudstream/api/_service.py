@@ -183,9 +183,18 @@ def build_service(settings: Settings, client: Mapping[str, Any]) -> ApiService:
         linger_ms=api.linger_ms,
         fetch_wait_ms=api.fetch_wait_ms,
         pending_ttl_s=api.pending_ttl_s,
+        reply_host=api.reply_host if api.direct_replies else None,
+        reply_port=api.reply_port,
+        advertised_host=api.reply_advertised_host,
     )
     metrics = ApiMetrics()
-    channel.on_answer = metrics.decision_wait.observe
+    wait, paths = metrics.decision_wait, metrics.answers
+
+    def on_answer(seconds: float, path: str) -> None:
+        wait.observe(seconds)
+        paths.labels(path=path).inc()
+
+    channel.on_answer = on_answer
     return ApiService(
         metrics=metrics,
         db=db,

@@ -141,6 +141,7 @@ def build_detector(
         guard=_guard(d, engine, record_format.name),
         rules=_live_rules(store, bundle) if rules else None,
         decisions_topic=settings.api.decisions_topic,  # answers to `fraudstream serve`
+        reply_networks=d.reply_networks,
         drift=lambda b: drift_monitor_for(b, settings.drift),
         **options,
     )

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as KafkaErrorCode
 
+from fraudstream.config import PRIVATE_NETWORKS
 from fraudstream.errors import KafkaError, ModelError, SinkBackpressure, StoreError
 from fraudstream.features import StateEngine
 from fraudstream.model import Bundle
@@ -40,7 +41,7 @@ from fraudstream.stream._labels import LabelReader
 from fraudstream.stream._metrics import DetectorMetrics
 from fraudstream.stream._models import ModelWatcher
 from fraudstream.stream._pipeline import DeadLetterSink, Job, SinkWorker
-from fraudstream.stream._replies import DecisionReplies, reply_rows
+from fraudstream.stream._replies import DecisionReplies, DirectReplies, reply_rows
 from fraudstream.stream._restore import StateRestorer
 from fraudstream.stream._rules import LiveRules
 from fraudstream.stream._stats import DetectorStats
@@ -328,6 +329,7 @@ class Detector:
         checkpointer: Checkpointer | None = None,
         decisions_topic: str | None = None,
         drift: DriftFor | None = None,
+        reply_networks: Sequence[str] = PRIVATE_NETWORKS,
     ) -> None:
         self.consumer = consumer
         # a card bundle reads card records, and the extra fields it uses
@@ -363,6 +365,8 @@ class Detector:
         self.rules = rules
         #: records with the API's reply header are answered there (``None``: never)
         self.decisions_topic = decisions_topic
+        #: where a record's API instance may be answered directly (``stream._replies``)
+        self.reply_networks = tuple(reply_networks)
         #: drift of the scored rows against the bundle's reference (``stream._drift``)
         self._drift_for = drift
         self.drift = drift(bundle) if drift is not None else None
@@ -416,7 +420,9 @@ class Detector:
             retry_max_s=self.store_retry_max_s,
             clock=self.stats.sink_clock,
             dead_letters=DeadLetterSink(self.producer, self.topics.dlq),  # rows the store refused
-            replies=DecisionReplies(self.producer, self.decisions_topic)
+            replies=DecisionReplies(
+                self.producer, self.decisions_topic, DirectReplies(self.reply_networks)
+            )
             if self.decisions_topic
             else None,
         )

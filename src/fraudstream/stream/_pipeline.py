@@ -36,7 +36,7 @@ from fraudstream.errors import KafkaError, SinkBackpressure, StoreDataError, Sto
 from fraudstream.model import Bundle
 from fraudstream.schema import LabelMessage, ScoredBatch, WindowStats
 from fraudstream.sinks import AlertTopicSink, DriftWindow, RejectedRow, Store, rejected_row
-from fraudstream.stream._replies import DecisionReplies
+from fraudstream.stream._replies import DecisionReplies, Replies
 from fraudstream.stream._stats import StageClock
 
 __all__ = ["DeadLetterSink", "Job", "SinkWorker"]
@@ -60,7 +60,7 @@ class Job:
     #: labels applied to the feature state with this batch (recorded in the store's ``labels``)
     labels: tuple[LabelMessage, ...] = ()
     #: rows of ``scored`` whose decision the API awaits (``stream._replies``; ``None``: none)
-    replies: npt.NDArray[np.intp] | None = None
+    replies: Replies | None = None
     #: drift windows closed by this batch (``stream._drift``), stored with it
     drift: list[DriftWindow] = field(default_factory=list)
 
@@ -197,6 +197,8 @@ class SinkWorker:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout=60)
+        if self.replies is not None and not self._thread.is_alive():
+            self.replies.close()  # the direct connections, owned by the thread that ended
 
     def _pending(self) -> int:
         return len(self._todo) + self._busy
