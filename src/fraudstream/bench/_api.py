@@ -303,6 +303,8 @@ def _figures(
         "p95_ms": float(np.percentile(lat, 95)) if len(lat) else float("nan"),
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
         "max_ms": float(lat.max()) if len(lat) else float("nan"),
+        # the run in thirds by answer order: does the tail grow as the topics do?
+        "p99_ms_by_third": [float(np.percentile(t, 99)) for t in np.array_split(lat, 3) if len(t)],
         "client_lag_p99_ms": float(np.percentile(load.lag_ms, 99)) if load.lag_ms else 0.0,
         "errors": sum(load.errors.values()),
         "error_kinds": load.errors,
