@@ -359,8 +359,9 @@ class SinkWorker:
             drift = [w for job in group for w in job.drift]
             if drift:
                 self.store.write_drift(drift)
-            labels = [lab for job in group for lab in job.labels]
-            if labels:
+        labels = [lab for job in group for lab in job.labels]
+        if labels:
+            with self.clock("store_labels"):  # (SQLite commits here, with the rows before)
                 self.store.record_labels(labels)  # idempotent on label_id
         with self.clock("store_commit"):
             self.store.flush()
