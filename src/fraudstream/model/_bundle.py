@@ -44,6 +44,9 @@ _FORMAT: Final = 1
 #: The models a bundle can score with (``bundle.json``'s ``scoring_model``; absent: LightGBM).
 SCORING_MODELS: Final = ("lightgbm", "logreg")
 
+#: The reasons of an allow row: none (shared by all such rows, never changed).
+_NO_REASONS: Final[list[tuple[str, float, float]]] = []
+
 
 @dataclass(frozen=True)
 class Platt:
@@ -195,8 +198,12 @@ class Bundle:
     def explain_alerts(
         self, X: F32, decision: npt.NDArray[np.int8], top: int = 3
     ) -> list[list[tuple[str, float, float]]]:
-        """Per row, its reason codes: :meth:`explain` for review/block rows, none for allow."""
-        reasons: list[list[tuple[str, float, float]]] = [[] for _ in range(len(decision))]
+        """Per row, its reason codes: :meth:`explain` for review/block rows, none for allow.
+
+        Every allow row shares one empty list (never to be changed): a new list per row was
+        20,000 objects a batch for the cycle collector, most of this call's time.
+        """
+        reasons: list[list[tuple[str, float, float]]] = [_NO_REASONS] * len(decision)
         idx = np.flatnonzero(decision > 0)
         if len(idx):
             for i, why in zip(idx.tolist(), self.explain(X[idx], top), strict=True):
