@@ -237,6 +237,21 @@ def test_another_fingerprint_or_a_later_offset_is_not_used(
     assert store.newest(TOPIC, 1, engine.state_fingerprint(), 100) is None
 
 
+def test_two_engines_snapshots_at_the_same_offset_are_each_found(tmp_path: Path) -> None:
+    """A changed engine (another fingerprint) snapshotting at the same committed offset: each
+    engine finds its own file, whichever the folder lists first."""
+    store, engine, _ = _saved(tmp_path)
+    other = FeatureEngine(ttl_ms=DAY_MS)
+    other.update_and_extract(_batch([(HOUR_MS * i, i % 3, 7, 1, 10.0) for i in range(50)]))
+    store.save(
+        Snapshot(TOPIC, 0, 100, other.state_fingerprint(), RecordMark(99, 5, 6),
+                 other.save_partition(0), None)
+    )  # fmt: skip
+    for e in (engine, other):
+        snap = store.newest(TOPIC, 0, e.state_fingerprint(), 100)
+        assert snap is not None and snap.fingerprint == e.state_fingerprint()
+
+
 def test_the_newest_usable_snapshot_wins_and_old_ones_are_pruned(tmp_path: Path) -> None:
     store, engine, first = _saved(tmp_path, 100)
     _, _, second = _saved(tmp_path, 200)

@@ -184,14 +184,18 @@ class SnapshotStore:
         corrupt, truncated, of another version or another fingerprint is skipped with a
         warning, as is a shared one that cannot be listed or downloaded."""
         folder = self._dir(topic, partition)
-        local = dict(snapshot_offsets(folder.glob("*.snap"))) if folder.is_dir() else {}
+        local: dict[int, list[Path]] = {}  # every fingerprint's files (another's is warned of)
+        mine = f"{fingerprint}-"
+        for offset, file in snapshot_offsets(folder.glob("*.snap")) if folder.is_dir() else ():
+            local.setdefault(offset, []).append(file)
         remote = self._shared_names(topic, partition, fingerprint, keep_alive)
         for offset in sorted(local.keys() | remote.keys(), reverse=True):
             if offset > max_offset:
                 continue  # ahead of the committed offset: covers uncommitted records
             where = (topic, partition, offset)
-            if offset in local and (snap := _checked(local[offset], where, fingerprint)):
-                return snap
+            for file in sorted(local.get(offset, ()), key=lambda p: not p.name.startswith(mine)):
+                if snap := _checked(file, where, fingerprint):
+                    return snap
             if offset in remote and (
                 path := self._download(topic, partition, remote[offset], keep_alive)
             ):
