@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraudstream.rules import Compiled, Field, RuleError, Schema, parse, unparse
+from fraudstream.rules import Compiled, Field, Rule, RuleError, RuleSet, Schema, parse, unparse
 from fraudstream.rules._ast import (
     And,
     Arith,
@@ -168,6 +168,81 @@ def test_vectorised_equals_reference(
     assert got.tolist() == want
 
 
+def _decided_by_reference(
+    rules: RuleSet, frame: pl.DataFrame, model: list[int], lists: dict[str, frozenset[str]]
+) -> tuple[list[int], list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """The documented decision order, row by row, from the reference evaluator."""
+    decisions, fired, shadow = [], [], []
+    for row, decision in zip(_rows(frame), model, strict=True):
+        hit = [
+            r
+            for r in rules.rules
+            if r.status in ("live", "shadow") and fires(parse(r.expression, SCHEMA), row, lists)
+        ]
+        live = [r for r in hit if r.status == "live"]
+        actions = {r.action for r in live}
+        if "allow" in actions:
+            decision = 0
+        elif "block" in actions:
+            decision = 2
+        elif "review" in actions:
+            decision = max(decision, 1)
+        decisions.append(decision)
+        fired.append(tuple(r.id for r in live))
+        shadow.append(tuple(r.id for r in hit if r.status == "shadow"))
+    return decisions, fired, shadow
+
+
+rule_sets = st.lists(
+    st.tuples(
+        bool_expr(2),
+        st.sampled_from(["allow", "review", "block"]),
+        st.sampled_from(["live", "live", "shadow", "draft"]),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@PROPERTY
+@given(specs=rule_sets, frame=batches(), lists=lists_strategy, data=st.data())
+def test_a_rule_sets_decisions_equal_the_reference(
+    specs: list[tuple[Expr, str, str]],
+    frame: pl.DataFrame,
+    lists: dict[str, frozenset[str]],
+    data: st.DataObject,
+) -> None:
+    """:meth:`RuleSet.decide` (hits packed as bits, fired ids per distinct combination) gives
+    the documented order's decisions and ids, row by row, with constant and list rules mixed."""
+    rules = RuleSet(
+        [
+            Rule(f"r{i}", unparse(e), action, status=status)  # type: ignore[arg-type]
+            for i, (e, action, status) in enumerate(specs)
+        ],
+        SCHEMA,
+    )
+    model = data.draw(st.lists(st.integers(0, 2), min_size=frame.height, max_size=frame.height))
+    got = rules.decide(frame, np.array(model, dtype=np.int8), lists)
+    want = _decided_by_reference(rules, frame, model, lists)
+    assert (got.decision.tolist(), got.fired, got.shadow_fired) == want
+
+
+def test_more_rules_than_a_word_holds() -> None:
+    """130 live and 70 shadow rules: their hits span three and two 63-bit words."""
+    rng = np.random.default_rng(5)
+    frame = pl.DataFrame({"n1": rng.integers(0, 400, 300).astype(float)})
+    specs = [
+        Rule(f"r{i:03d}", f"n1 >= {i} and n1 < {i + 3 * (i % 4)}", "review", status="live")
+        for i in range(130)
+    ] + [Rule(f"s{i:03d}", f"n1 == {2 * i}", "block", status="shadow") for i in range(70)]
+    rules = RuleSet(specs, SCHEMA)
+    model = [0] * frame.height
+    got = rules.decide(frame, np.zeros(frame.height, dtype=np.int8), {})
+    want = _decided_by_reference(rules, frame, model, {})
+    assert (got.decision.tolist(), got.fired, got.shadow_fired) == want
+    assert max(map(len, got.fired)) > 1 and any(got.shadow_fired)
+
+
 @PROPERTY
 @given(expr=number_expr(3), frame=batches())
 def test_number_values_equal_reference(expr: Expr, frame: pl.DataFrame) -> None:
@@ -248,3 +323,7 @@ def test_a_frozen_list_is_converted_once_and_a_new_one_is_read() -> None:
     assert compiled.evaluate(frame, {"L1": first})["r"].tolist() == [True, False]
     assert compiled.evaluate(frame, {"L1": frozenset({"B"})})["r"].tolist() == [False, True]
     assert compiled.evaluate(frame, {})["r"].tolist() == [False, False]  # absent: empty
+    mutable = {"A"}  # neither frozen nor a tuple: read again on every call
+    assert compiled.evaluate(frame, {"L1": mutable})["r"].tolist() == [True, False]
+    mutable.add("B")
+    assert compiled.evaluate(frame, {"L1": mutable})["r"].tolist() == [True, True]

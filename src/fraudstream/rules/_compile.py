@@ -17,7 +17,7 @@ evaluation time; a list that is not given is empty.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Final
 
 import numpy as np
@@ -44,13 +44,27 @@ from fraudstream.rules._ast import (
 )
 from fraudstream.rules._errors import RuleError
 
-__all__ = ["Columns", "Compiled", "Lists", "column_types", "normalise", "to_polars"]
+__all__ = [
+    "WORD_BITS",
+    "Columns",
+    "Compiled",
+    "Lists",
+    "Words",
+    "column_types",
+    "normalise",
+    "to_polars",
+    "words",
+]
 
 #: A batch: a polars DataFrame, or column name → array (numpy array or list).
 Columns = pl.DataFrame | Mapping[str, npt.ArrayLike]
 #: The lists rules look values up in: name → its values (entries' expiry is the caller's).
 Lists = Mapping[str, Collection[str]]
 Bools = npt.NDArray[np.bool_]
+#: Conditions' hits packed as bits: condition ``w·WORD_BITS + j`` of a group is bit ``j`` of
+#: word ``w`` (63 bits a word: every value is a non-negative int64).
+Words = npt.NDArray[np.int64]
+WORD_BITS: Final = 63
 
 _BinOp = Callable[[pl.Expr, pl.Expr], pl.Expr]
 _COMPARE: Final[dict[str, _BinOp]] = {
@@ -68,6 +82,11 @@ _ARITH: Final[dict[str, _BinOp]] = {
     "/": lambda a, b: pl.when(b.ne(0.0)).then(a.truediv(b)),
 }
 _NULL_BOOL: Final = pl.lit(None, dtype=pl.Boolean)
+
+
+def words(conditions: int) -> int:
+    """The words holding ``conditions`` bits."""
+    return -(-conditions // WORD_BITS)
 
 
 def to_polars(expr: Expr, lists: Mapping[str, pl.Series]) -> pl.Expr:
@@ -120,7 +139,20 @@ def column_types(exprs: Iterable[Expr]) -> dict[str, Type]:
 
 
 def normalise(frame: pl.DataFrame, types: Mapping[str, Type]) -> pl.DataFrame:
-    """The columns of ``types`` as rules read them: String, or Float64 with NaN as null."""
+    """The columns of ``types`` as rules read them: String, or Float64 with NaN as null.
+
+    A frame whose columns are already so (:func:`~fraudstream.rules.batch_frame`'s) is returned
+    as it is: checking the columns (one query) costs a fraction of converting them.
+    """
+    numbers = [c for c, t in types.items() if t == "number"]
+    ready = all(
+        frame.schema[c] == (pl.String if t == "string" else pl.Float64) for c, t in types.items()
+    )
+    if ready and numbers:
+        nan = frame.select(pl.any_horizontal(pl.col(c).is_nan().any() for c in numbers))
+        ready = not nan.item()
+    if ready:
+        return frame
     return frame.select(
         pl.col(c).cast(pl.String) if t == "string" else pl.col(c).cast(pl.Float64).fill_nan(None)
         for c, t in types.items()
@@ -141,6 +173,27 @@ def _membership(expr: InSet | InList, lists: Mapping[str, pl.Series]) -> pl.Expr
     return functools.reduce(lambda a, b: a.or_(b), tests)
 
 
+def _condition(cond: Expr, lists: Mapping[str, pl.Series]) -> pl.Expr:
+    """A condition's Boolean expression, unknown as false; one that reads no column is one
+    value (a scalar, which polars spreads over a batch beside columns)."""
+    expr = to_polars(cond, lists).fill_null(False)
+    return expr if column_types([cond]) else expr.first()
+
+
+def _packing(groups: Sequence[Sequence[str]], exprs: Mapping[str, pl.Expr]) -> list[pl.Expr]:
+    """The expressions of :meth:`Compiled.packed`: a word of bits per 63 names of a group."""
+    selected: list[pl.Expr] = []
+    for g, names in enumerate(groups):
+        for w in range(words(len(names))):
+            chunk = names[w * WORD_BITS : (w + 1) * WORD_BITS]
+            bits = (
+                exprs[name].cast(pl.Int64).mul(pl.lit(1 << j, dtype=pl.Int64))
+                for j, name in enumerate(chunk)
+            )
+            selected.append(pl.sum_horizontal(*bits).alias(f"_{g}_{w}"))
+    return selected
+
+
 class Compiled:
     """Named conditions (rule id → tree), evaluated together on a batch.
 
@@ -149,7 +202,16 @@ class Compiled:
     and reused while the same object is passed; any other collection is read on every call.
     """
 
-    __slots__ = ("_fixed", "_list_cache", "_types", "_with_lists", "columns", "list_names")
+    __slots__ = (
+        "_fixed",
+        "_list_cache",
+        "_listed",
+        "_packing",
+        "_types",
+        "_with_lists",
+        "columns",
+        "list_names",
+    )
 
     def __init__(self, conditions: Mapping[str, Expr]) -> None:
         self._types = column_types(conditions.values())
@@ -161,8 +223,15 @@ class Compiled:
             if lists_of(cond):
                 self._with_lists[name] = cond
             else:
-                self._fixed[name] = to_polars(cond, {}).fill_null(False)
+                self._fixed[name] = _condition(cond, {})
         self._list_cache: dict[str, tuple[Collection[str], pl.Series]] = {}
+        #: the list series the conditions reading lists were last built with, and every
+        #: condition's expression (holding the series keeps them alive: ``is`` compares them)
+        self._listed: tuple[tuple[pl.Series | None, ...], dict[str, pl.Expr]] | None = None
+        #: the groups :meth:`packed` last packed, the expressions it packed, its selection
+        self._packing: (
+            tuple[tuple[tuple[str, ...], ...], dict[str, pl.Expr], list[pl.Expr]] | None
+        ) = None
 
     def evaluate(
         self, columns: Columns, lists: Lists | None = None, *, rows: int | None = None
@@ -173,24 +242,67 @@ class Compiled:
         """
         frame = self._frame(columns)
         n = frame.height if frame.width else (rows if rows is not None else 0)
-        exprs = dict(self._fixed)
-        if self._with_lists:
-            series = self._series(lists or {})
-            for name, cond in self._with_lists.items():
-                exprs[name] = to_polars(cond, series).fill_null(False)
+        exprs = self._expressions(lists or {})
         if not exprs:
             return {}
         names = list(exprs)
-        try:
-            frame = normalise(frame, self._types)
-            out = frame.select([exprs[name].alias(f"_{i}") for i, name in enumerate(names)])
-        except pl.exceptions.PolarsError as exc:
-            raise RuleError(f"rules could not be evaluated on this batch: {exc}") from exc
+        out = self._select(frame, [exprs[name].alias(f"_{i}") for i, name in enumerate(names)])
         result: dict[str, Bools] = {}
         for i, name in enumerate(names):
             hits = out.get_column(f"_{i}").to_numpy().astype(np.bool_, copy=False)
             result[name] = np.full(n, hits[0]) if len(hits) == 1 and n != 1 else hits
         return result
+
+    def packed(
+        self,
+        columns: Columns,
+        groups: Sequence[Sequence[str]],
+        lists: Lists | None = None,
+        *,
+        rows: int | None = None,
+    ) -> list[Words]:
+        """Per group of condition names, the rows' hits as bits (see :func:`bit_of`): an int64
+        array of ``rows × words(len(group))``. The batch's results leave polars as a few integer
+        columns instead of a bool column per condition."""
+        frame = self._frame(columns)
+        n = frame.height if frame.width else (rows if rows is not None else 0)
+        exprs = self._expressions(lists or {})
+        shape = tuple(map(tuple, groups))
+        cached = self._packing
+        if cached is None or cached[0] != shape or cached[1] is not exprs:
+            cached = self._packing = (shape, exprs, _packing(shape, exprs))
+        selected = cached[2]
+        out = self._select(frame, selected) if selected and n else pl.DataFrame()
+        result: list[Words] = []
+        for g, names in enumerate(groups):
+            block = np.zeros((n, words(len(names))), dtype=np.int64)
+            for w in range(block.shape[1] if n else 0):
+                values = out.get_column(f"_{g}_{w}").to_numpy()
+                block[:, w] = values[0] if len(values) == 1 and n != 1 else values
+            result.append(block)
+        return result
+
+    def _expressions(self, lists: Lists) -> dict[str, pl.Expr]:
+        """Every condition's expression: those reading lists rebuilt only when a list changed."""
+        if not self._with_lists:
+            return self._fixed
+        series = self._series(lists)
+        given = tuple(series.get(name) for name in sorted(self.list_names))
+        cached = self._listed
+        if (
+            cached is None
+            or len(cached[0]) != len(given)
+            or any(a is not b for a, b in zip(cached[0], given, strict=True))
+        ):
+            built = {name: _condition(cond, series) for name, cond in self._with_lists.items()}
+            cached = self._listed = (given, {**self._fixed, **built})
+        return cached[1]
+
+    def _select(self, frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+        try:
+            return normalise(frame, self._types).select(exprs)
+        except pl.exceptions.PolarsError as exc:
+            raise RuleError(f"rules could not be evaluated on this batch: {exc}") from exc
 
     def _frame(self, columns: Columns) -> pl.DataFrame:
         have = set(columns.columns if isinstance(columns, pl.DataFrame) else columns.keys())

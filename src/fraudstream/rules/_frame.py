@@ -15,12 +15,13 @@ from fraudstream.schema import KINDS, ScoredBatch, TxBatch
 __all__ = ["TX_COLUMNS", "batch_frame"]
 
 _HOUR_MS: Final = 3_600_000
-_KIND_NAMES: Final = np.array(KINDS, dtype=object)
+
+_KINDS: Final = pl.Series("type", KINDS, dtype=pl.String)
 
 _Column = Callable[[TxBatch], "pl.Series | npt.NDArray[np.generic]"]
 #: The transaction's columns (see :class:`~fraudstream.rules.Schema` for the names rules use).
 TX_COLUMNS: Final[dict[str, _Column]] = {
-    "type": lambda tx: pl.Series(_KIND_NAMES[tx.kind], dtype=pl.String),
+    "type": lambda tx: _KINDS.gather(tx.kind),
     "amount": lambda tx: tx.amount,
     "account": lambda tx: pl.Series(tx.account, dtype=pl.String),
     "counterparty": lambda tx: pl.Series(tx.counterparty, dtype=pl.String),
@@ -36,20 +37,30 @@ def batch_frame(scored: ScoredBatch, columns: Collection[str] | None = None) -> 
     """A frame of ``scored``'s transaction fields, features and ``score`` for rules.
 
     ``columns`` limits it to those (a rule set's :attr:`~fraudstream.rules.RuleSet.columns`):
-    building a string column costs far more than evaluating a rule on it.
+    building a string column costs far more than evaluating a rule on it. Numbers are Float64
+    with NaN as null, as rules read them (so evaluation need not convert them again).
     """
     feature_index = {name: i for i, name in enumerate(scored.feature_names)}
     wanted = [*TX_COLUMNS, "score", *feature_index] if columns is None else sorted(set(columns))
     data: dict[str, pl.Series] = {}
+    features = [n for n in wanted if n in feature_index and n not in TX_COLUMNS]
+    if features:  # one gather and one conversion for every feature column
+        block = scored.features[:, [feature_index[n] for n in features]].astype(np.float64).T
+        data.update((n, _number(n, values)) for n, values in zip(features, block, strict=True))
     for name in wanted:
         if name in data:
             continue
         if name in TX_COLUMNS:
-            data[name] = pl.Series(name, TX_COLUMNS[name](scored.tx))
+            column = TX_COLUMNS[name](scored.tx)
+            data[name] = (
+                column.alias(name) if isinstance(column, pl.Series) else _number(name, column)
+            )
         elif name == "score":
-            data[name] = pl.Series(name, scored.score)
-        elif name in feature_index:
-            data[name] = pl.Series(name, scored.features[:, feature_index[name]])
+            data[name] = _number(name, scored.score)
         else:
             raise RuleError(f"a scored batch has no column {name!r}")
-    return pl.DataFrame(data, height=len(scored)) if data else pl.DataFrame()
+    return pl.DataFrame([data[n] for n in sorted(data)]) if data else pl.DataFrame()
+
+
+def _number(name: str, values: npt.NDArray[np.generic]) -> pl.Series:
+    return pl.Series(name, np.asarray(values, dtype=np.float64), nan_to_null=True)

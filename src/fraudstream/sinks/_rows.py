@@ -292,8 +292,13 @@ def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
     """One row per review/block transaction, in ``fraud_alerts`` column order."""
     tx = batch.tx
     index = batch.alert_index()
+    rows = index.tolist()
     created = batch.processed_at_ms
-    fired, shadow, version = rule_columns(batch)
+    cache: dict[tuple[str, ...], str] = {}
+    fired, shadow = (
+        _ids_json(None if ids is None else [ids[i] for i in rows], len(rows), cache)
+        for ids in (batch.rules_fired, batch.rules_shadow)
+    )
     return [
         (
             tx.tx_id[i],
@@ -307,16 +312,18 @@ def alert_rows(batch: ScoredBatch) -> list[tuple[Any, ...]]:
             decision,
             reasons_json(batch.reasons[i]),
             batch.model_version,
-            fired[i],
-            shadow[i],
-            version,
+            f,
+            s,
+            batch.rule_set_version or None,
         )
-        for i, t, amount, score, decision in zip(
-            index.tolist(),
+        for i, t, amount, score, decision, f, s in zip(
+            rows,
             tx.event_time_ms[index].tolist(),
             tx.amount[index].tolist(),
             batch.score[index].tolist(),
             decision_names(batch.decision[index]),
+            fired,
+            shadow,
             strict=True,
         )
     ]

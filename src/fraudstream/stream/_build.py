@@ -108,7 +108,9 @@ def build_detector(
 
     return kind(
         consumer=consumer(d.fetch_wait_ms),
-        producer=make_producer(client),
+        # every output's delivery callback only counts failures: a callback per delivered
+        # alert, decision or dead letter would be Python work (and the GIL) for nothing
+        producer=make_producer(client, **{"delivery.report.only.error": True}),
         topics=topics,
         store=store,
         bundle=bundle,
