@@ -211,7 +211,7 @@ class RuleSet:
             columns, [live_ids, shadow_ids], lists, rows=len(model)
         )
         hit: dict[Action, Bools] = {
-            action: (live & self._action_bits[action] != 0).any(axis=1) for action in ACTIONS
+            action: ((live & self._action_bits[action]) != 0).any(axis=1) for action in ACTIONS
         }
         return Decided(
             _apply(model, hit), _fired_ids(live_ids, live), _fired_ids(shadow_ids, shadow)
