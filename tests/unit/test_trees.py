@@ -68,7 +68,7 @@ def test_compiled_scores_equal_lightgbm_bit_for_bit(
     booster = _booster(x, rng, **params)
     trees = CompiledTrees.from_booster(booster)
     test = _with_edges(booster, _data(rng, 3000, nan_share, zero_share))
-    for rows in (test, test[:1], test[:37]):
+    for rows in (test, test[:1], test[:37], test[:65]):
         expected = booster.predict(rows, raw_score=True)
         assert np.array_equal(trees.raw_score(rows), expected)
 
@@ -100,11 +100,13 @@ def test_compiled_shap_equals_lightgbm_pred_contrib(
     if params.get("max_depth") != 5:  # the paths of these models do split a feature twice
         assert repeated
     test = _with_edges(booster, _data(rng, 2000, nan_share, zero_share))
-    for rows in (test, test[:1], test[:37]):
+    for rows in (test, test[:1], test[:37], test[:65]):
         expected = booster.predict(rows, pred_contrib=True)
         got = shap.contributions(rows)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    # rows grouped by their direction patterns (a batch) or not (a few rows): the same values
+    np.testing.assert_array_equal(shap.contributions(test[:5]), shap.contributions(test)[:5])
 
 
 def test_shap_refuses_paths_too_deep_to_tabulate() -> None:
