@@ -11,6 +11,7 @@ import pytest
 
 from fraudstream.features import PRE_AUTH_FEATURES
 from fraudstream.rules import Rule, RuleError, RuleSet, Schema, batch_frame
+from fraudstream.rules._compile import normalise
 from fraudstream.schema import KINDS, ScoredBatch, TxBatch
 
 PRE = Schema.for_mode("pre_auth")
@@ -185,7 +186,12 @@ def test_batch_frame_from_a_scored_batch() -> None:
     )
     frame = batch_frame(scored, rules.columns)
     assert set(frame.columns) == rules.columns
+    # already as rules read them, so the detector's decide(..., normalised=True) skips the check
+    assert normalise(frame, rules._compiled._types) is frame
     got = rules.decide(frame, scored.decision)
+    trusted = rules.decide(frame, scored.decision, normalised=True)
+    assert trusted.decision.tolist() == got.decision.tolist()
+    assert (trusted.fired, trusted.shadow_fired) == (got.fired, got.shadow_fired)
     assert got.decision.tolist() == [BLOCK, BLOCK, ALLOW]
     assert got.fired == [("drain",), ("score",), ()]
     assert got.shadow_fired == [(), (), ("night",)]

@@ -145,9 +145,8 @@ def normalise(frame: pl.DataFrame, types: Mapping[str, Type]) -> pl.DataFrame:
     as it is: checking the columns (one query) costs a fraction of converting them.
     """
     numbers = [c for c, t in types.items() if t == "number"]
-    ready = all(
-        frame.schema[c] == (pl.String if t == "string" else pl.Float64) for c, t in types.items()
-    )
+    schema = frame.schema  # a new object at every access
+    ready = all(schema[c] == (pl.String if t == "string" else pl.Float64) for c, t in types.items())
     if ready and numbers:
         nan = frame.select(pl.any_horizontal(pl.col(c).is_nan().any() for c in numbers))
         ready = not nan.item()
@@ -260,10 +259,12 @@ class Compiled:
         lists: Lists | None = None,
         *,
         rows: int | None = None,
+        normalised: bool = False,
     ) -> list[Words]:
-        """Per group of condition names, the rows' hits as bits (see :func:`bit_of`): an int64
-        array of ``rows × words(len(group))``. The batch's results leave polars as a few integer
-        columns instead of a bool column per condition."""
+        """Per group of condition names, the rows' hits as bits (:data:`Words`): an int64 array
+        of ``rows × words(len(group))``. The batch's results leave polars as a few integer
+        columns instead of a bool column per condition. ``normalised``: the columns are already
+        as :func:`normalise` leaves them (:func:`~fraudstream.rules.batch_frame`'s), unchecked."""
         frame = self._frame(columns)
         n = frame.height if frame.width else (rows if rows is not None else 0)
         exprs = self._expressions(lists or {})
@@ -272,7 +273,7 @@ class Compiled:
         if cached is None or cached[0] != shape or cached[1] is not exprs:
             cached = self._packing = (shape, exprs, _packing(shape, exprs))
         selected = cached[2]
-        out = self._select(frame, selected) if selected and n else pl.DataFrame()
+        out = self._select(frame, selected, normalised) if selected and n else pl.DataFrame()
         result: list[Words] = []
         for g, names in enumerate(groups):
             block = np.zeros((n, words(len(names))), dtype=np.int64)
@@ -298,9 +299,11 @@ class Compiled:
             cached = self._listed = (given, {**self._fixed, **built})
         return cached[1]
 
-    def _select(self, frame: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+    def _select(
+        self, frame: pl.DataFrame, exprs: list[pl.Expr], normalised: bool = False
+    ) -> pl.DataFrame:
         try:
-            return normalise(frame, self._types).select(exprs)
+            return (frame if normalised else normalise(frame, self._types)).select(exprs)
         except pl.exceptions.PolarsError as exc:
             raise RuleError(f"rules could not be evaluated on this batch: {exc}") from exc
 

@@ -202,13 +202,16 @@ class RuleSet:
         columns: Columns,
         model_decision: npt.ArrayLike,
         lists: Lists | None = None,
+        *,
+        normalised: bool = False,
     ) -> Decided:
-        """The decisions after rules, in the documented order, and the rules that fired."""
+        """The decisions after rules, in the documented order, and the rules that fired.
+        ``normalised``: ``columns`` come from :func:`~fraudstream.rules.batch_frame`."""
         model = np.asarray(model_decision, dtype=np.int8)
         live_ids = [r.id for r in self._live]
         shadow_ids = [r.id for r in self._shadow]
         live, shadow = self._compiled.packed(
-            columns, [live_ids, shadow_ids], lists, rows=len(model)
+            columns, [live_ids, shadow_ids], lists, rows=len(model), normalised=normalised
         )
         hit: dict[Action, Bools] = {
             action: ((live & self._action_bits[action]) != 0).any(axis=1) for action in ACTIONS

@@ -169,4 +169,4 @@ class LiveRules:
         if not (rules.live or rules.shadow):
             return None
         frame = batch_frame(scored, rules.columns)  # only the columns the rules read
-        return rules.decide(frame, scored.decision, self.lists.lists)
+        return rules.decide(frame, scored.decision, self.lists.lists, normalised=True)
