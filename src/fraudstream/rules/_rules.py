@@ -108,6 +108,7 @@ class RuleSet:
         "_action_bits",
         "_compiled",
         "_exprs",
+        "_ids",
         "_live",
         "_shadow",
         "rules",
@@ -137,6 +138,8 @@ class RuleSet:
         self._shadow = tuple(r for r in ordered if r.status == "shadow")
         self._compiled = Compiled({r.id: self._exprs[r.id] for r in (*self._live, *self._shadow)})
         self._action_bits = _action_bits(self._live)
+        #: the live and the shadow rules' ids, in order: the groups of :meth:`Compiled.packed`
+        self._ids = (tuple(r.id for r in self._live), tuple(r.id for r in self._shadow))
 
     def __repr__(self) -> str:
         return f"RuleSet(version={self.version}, rules={len(self.rules)}, live={len(self._live)})"
@@ -208,10 +211,9 @@ class RuleSet:
         """The decisions after rules, in the documented order, and the rules that fired.
         ``normalised``: ``columns`` come from :func:`~fraudstream.rules.batch_frame`."""
         model = np.asarray(model_decision, dtype=np.int8)
-        live_ids = [r.id for r in self._live]
-        shadow_ids = [r.id for r in self._shadow]
+        live_ids, shadow_ids = self._ids
         live, shadow = self._compiled.packed(
-            columns, [live_ids, shadow_ids], lists, rows=len(model), normalised=normalised
+            columns, self._ids, lists, rows=len(model), normalised=normalised
         )
         hit: dict[Action, Bools] = {
             action: ((live & self._action_bits[action]) != 0).any(axis=1) for action in ACTIONS
