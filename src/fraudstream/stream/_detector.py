@@ -286,10 +286,10 @@ class Detector:
 
     Per batch, on the consuming thread: decode + validate (invalid → DLQ), features, one model
     call, decisions (the model's thresholds, then the fraud team's ``rules``, polled between
-    batches), reason codes of the alerts, window statistics; then a :class:`SinkWorker`
-    thread produces the alerts, flushes the producer and commits the store, while the next batch
-    is scored. (The store is the slowest output; explaining on this thread keeps the two threads'
-    work balanced.)
+    batches), window statistics; then a :class:`SinkWorker` thread computes the alerts' reason
+    codes, produces the alerts, flushes the producer and commits the store, while the next batch
+    is scored. (The consuming thread sets the pace: the reason codes' kernel releases the
+    interpreter lock, so on the output thread it runs beside the next batch's scoring.)
     A batch's offsets are committed once its job is durable; a crash anywhere before replays
     it, and outputs are idempotent on tx_id.
 
@@ -591,6 +591,7 @@ class Detector:
             labels=tuple(self._labels_read),
             replies=replies,
             drift=drift,
+            explain=scored is not None,
         )
         self._labels_read = []
         if labels is not None:
@@ -789,9 +790,7 @@ class Detector:
         )
         if self.rules is not None:
             self._apply_rules(scored, self.rules)
-        with clock("explain"):  # the model's reasons for every final review/block
-            scored.reasons = self.bundle.explain_alerts(features, scored.decision)
-        return scored
+        return scored  # its reasons are the sink worker's to compute (Job.explain)
 
     def _apply_rules(self, scored: ScoredBatch, rules: LiveRules) -> None:
         """The final decisions of ``scored`` after the rules in force, and the rules fired."""

@@ -63,6 +63,10 @@ class Job:
     replies: Replies | None = None
     #: drift windows closed by this batch (``stream._drift``), stored with it
     drift: list[DriftWindow] = field(default_factory=list)
+    #: ``scored.reasons`` are still to be computed, by the worker with ``bundle`` before any
+    #: output reads them: the reason codes' TreeSHAP (which releases the interpreter lock) runs
+    #: on the output thread, off the consuming thread that sets the pace
+    explain: bool = False
 
 
 class DeadLetterSink:
@@ -254,6 +258,13 @@ class SinkWorker:
     def _run(self, group: list[Job]) -> bool:
         """Make ``group`` durable: alerts produced, one store commit, then one producer flush."""
         clock = self.clock
+        for job in group:
+            if job.explain and job.scored is not None:
+                with clock("explain"):  # the model's reasons for every final review/block
+                    job.scored.reasons = job.bundle.explain_alerts(
+                        job.scored.features, job.scored.decision
+                    )
+                job.explain = False
         for job in group:
             if job.scored is not None:
                 with clock("alerts_produce"):
