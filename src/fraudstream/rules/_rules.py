@@ -260,12 +260,11 @@ def _fired_ids(ids: Sequence[str], bits: Words) -> list[tuple[str, ...]]:
     Rows that fired the same rules share one tuple, built once per distinct combination; rows
     where none fired share ``()``. (A tuple built row by row was half the rules' cost.)
     """
-    out = [_NONE] * len(bits)
     if not ids:
-        return out
+        return [_NONE] * len(bits)
     fired = np.flatnonzero((bits != 0).any(axis=1))
     if not len(fired):
-        return out
+        return [_NONE] * len(bits)
     keys = np.ascontiguousarray(bits[fired])
     flat = (
         keys[:, 0]
@@ -277,8 +276,10 @@ def _fired_ids(ids: Sequence[str], bits: Words) -> list[tuple[str, ...]]:
     set_bits = ((keys[first][:, :, None] >> shifts) & 1).astype(np.bool_)
     set_bits = set_bits.reshape(len(first), -1)[:, : len(ids)]
     names = np.asarray(ids, dtype=object)
-    combos = np.empty(len(first), dtype=object)
-    combos[:] = [tuple(names[row].tolist()) for row in set_bits]
-    for r, combo in zip(fired.tolist(), combos[inverse.ravel()].tolist(), strict=True):
-        out[r] = combo
-    return out
+    combos = np.empty(len(first) + 1, dtype=object)  # 0: none fired
+    combos[0] = _NONE
+    combos[1:] = [tuple(names[row].tolist()) for row in set_bits]
+    codes = np.zeros(len(bits), dtype=np.intp)
+    codes[fired] = inverse.ravel() + 1
+    rows: list[tuple[str, ...]] = combos[codes].tolist()
+    return rows
