@@ -3,11 +3,14 @@ compiled TreeSHAP gives LightGBM's ``pred_contrib`` to rounding, or refuses tree
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 
-from fraudstream.model._shap import CompiledShap
+from fraudstream.model._shap import CompiledShap, _Memo
 from fraudstream.model._trees import CompiledTrees
 
 
@@ -107,6 +110,31 @@ def test_compiled_shap_equals_lightgbm_pred_contrib(
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     # rows grouped by their direction patterns (a batch) or not (a few rows): the same values
     np.testing.assert_array_equal(shap.contributions(test[:5]), shap.contributions(test)[:5])
+
+
+def test_shap_values_do_not_depend_on_the_pattern_memo() -> None:
+    """The values a tree keeps between calls are the values it would compute: with the memo
+    emptied again and again (2 patterns a tree), with none (over its byte budget), from four
+    threads at once, every call gives the same values as a fresh bundle's first call."""
+    rng = np.random.default_rng(3)
+    x = _data(rng, 4000, 0.1, 0.1)
+    booster = _booster(x, rng, num_leaves=15)
+    model = booster.dump_model()
+    shap = CompiledShap.from_model(model, CompiledTrees.from_model(model))
+    test = _data(rng, 3000, 0.1, 0.1)
+    first = shap.contributions(test)  # an empty memo: every pattern computed
+    np.testing.assert_allclose(first, booster.predict(test, pred_contrib=True), rtol=1e-9)
+    tiny = replace(shap, memo=_Memo(shap.feature_start, patterns=2))
+    none = replace(shap, memo=_Memo(shap.feature_start, patterns=1 << 24))
+    assert none.memo.arrays()[0].shape[0] == 0 and tiny.memo.arrays()[0].shape[0] > 0
+    blocks = [test[i : i + 300] for i in range(0, len(test), 300)]
+    for explainer in (shap, tiny, none):
+        for _ in range(2):
+            got = np.vstack([explainer.contributions(b) for b in blocks])
+            assert np.array_equal(got, first)
+    with ThreadPoolExecutor(4) as pool:
+        got = np.vstack(list(pool.map(shap.contributions, blocks * 3)))
+    assert np.array_equal(got, np.vstack([first] * 3))
 
 
 def test_shap_refuses_paths_too_deep_to_tabulate() -> None:

@@ -26,12 +26,18 @@ rows (50 live rules) showed 112 patterns per tree on average (200 trees of 15 le
 kernel went from 23-29 to 6.6 µs a row on them (in-process; the split tests also read the
 features transposed, a feature's values side by side). A row's values never depend on
 the other rows of its batch (the same sums, in the same order).
+
+Later batches mostly meet the same patterns again (~90 % of a batch's patterns per tree were in
+the batches before), so each tree keeps the values of up to 1,024 patterns between calls
+(:class:`_Memo`, ~17 MB for 200 trees of 15 leaves, allocated at the first call; a full tree's
+memo starts again): 10.4 → 5.7 µs a row on the alert rows of 50 live rules, in-process.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numba
@@ -45,6 +51,7 @@ __all__ = ["CompiledShap"]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
 #: Precomputed values at most (``Σ 2^k·k`` over leaves): 8 M doubles, 64 MB. Deeper trees are
@@ -56,6 +63,12 @@ _ZERO: Final = np.float32(1e-35)
 #: ``_DIRECT_ROWS`` rows each row is its own pattern (the same sums, so the same values).
 _DIRECT_BITS: Final = 16
 _DIRECT_ROWS: Final = 32
+#: Direction patterns whose values a tree keeps between calls (a batch's alert rows held ~130
+#: per tree, ~90 % of them seen in the batches before); a full tree's memo starts again. The
+#: memo of a bundle takes at most ``_MEMO_BYTES`` (else it has none).
+_MEMO_PATTERNS: Final = 1024
+_MEMO_BYTES: Final = 64 << 20
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -78,9 +91,17 @@ def _contributions(
     tree_features: I32,
     leaf_slot: I32,
     bias: float,
+    memo_keys: U64,
+    memo_slot: I32,
+    memo_fill: I32,
+    memo_start: I64,
+    memo_values: F64,
+    memo_shift: int,
     out: F64,
 ) -> None:
-    """Each row's SHAP values into ``out`` (rows × features + 1, the last column the bias)."""
+    """Each row's SHAP values into ``out`` (rows × features + 1, the last column the bias).
+
+    ``memo_*``: per tree, the values of patterns met before (:class:`_Memo`; no rows: none)."""
     n, nf = x.shape
     out[:, :nf] = 0.0
     out[:, nf] = bias
@@ -92,31 +113,92 @@ def _contributions(
     widest = int(np.max(np.diff(node_start))) if len(node_start) > 1 else 0
     direct = min(widest, _DIRECT_BITS) if n >= _DIRECT_ROWS else 0
     seen = np.full(1 << direct, -1, np.int64)  # pattern → its group
+    memo = memo_slot.shape[0] > 0
+    free = 0
     for t in range(len(node_start) - 1):
         s0, s1 = node_start[t], node_start[t + 1]
         _direction_bits(columns, s0, s1, feature, threshold, nan_right, zero_rule, general, bits)
-        leaves = range(leaf_start[t], leaf_start[t + 1])
+        l0, l1 = leaf_start[t], leaf_start[t + 1]
         touched = tree_features[feature_start[t] : feature_start[t + 1]]
         m = len(touched)
         # rows with the same direction bits get the same values from this tree: each distinct
         # pattern's values are summed once, then added to its rows
         groups = _group(bits, s1 - s0, seen, group, patterns)
-        values[:groups, :m] = 0.0
         for g in range(groups):
-            pattern = patterns[g]
-            for leaf in leaves:
-                k = leaf_k[leaf]
-                b = 0
-                for p in range(k):
-                    if (pattern & need_mask[leaf, p]) == need_right[leaf, p]:
-                        b |= 1 << p
-                base = table_start[leaf] + b * k
-                for p in range(k):
-                    values[g, leaf_slot[leaf, p]] += table[base + p]
+            pattern, row = patterns[g], values[g, :m]
+            at = -1
+            if memo:
+                at, free = _find(memo_keys[t], memo_slot[t], pattern, memo_shift)
+            if at >= 0:  # met before: its values, summed then from the same table, same order
+                row[:] = memo_values[memo_start[t] + at * m : memo_start[t] + (at + 1) * m]
+                continue
+            _sum_leaves(
+                pattern, l0, l1, leaf_k, need_mask, need_right, table_start, table, leaf_slot, row
+            )
+            if memo:  # kept for later batches
+                at = _remember(memo_keys[t], memo_slot[t], memo_fill, t, pattern, free, memo_shift)
+                memo_values[memo_start[t] + at * m : memo_start[t] + (at + 1) * m] = row
         for r in range(n):
             g = group[r]
             for z in range(m):
                 out[r, touched[z]] += values[g, z]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum_leaves(
+    pattern: np.uint64,
+    l0: int,
+    l1: int,
+    leaf_k: I32,
+    need_mask: U64,
+    need_right: U64,
+    table_start: I32,
+    table: F64,
+    leaf_slot: I32,
+    row: F64,
+) -> None:
+    """Into ``row``, by the tree's features, the values of its leaves ``l0:l1`` for the rows
+    whose direction bits are ``pattern``."""
+    row[:] = 0.0
+    for leaf in range(l0, l1):
+        k = leaf_k[leaf]
+        b = 0
+        for p in range(k):
+            if (pattern & need_mask[leaf, p]) == need_right[leaf, p]:
+                b |= 1 << p
+        base = table_start[leaf] + b * k
+        for p in range(k):
+            row[leaf_slot[leaf, p]] += table[base + p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(keys: U64, slots: I32, pattern: np.uint64, shift: int) -> tuple[int, int]:
+    """``pattern``'s place among a tree's memorised values (-1: none), and the free table
+    entry where it would go (open addressing, linear probing)."""
+    mask = len(slots) - 1
+    i = int(np.int64((pattern * _GOLDEN) >> np.uint64(shift)))
+    while slots[i] >= 0:
+        if keys[i] == pattern:
+            return int(slots[i]), i
+        i = (i + 1) & mask
+    return -1, i
+
+
+@numba.njit(cache=True, nogil=True)
+def _remember(
+    keys: U64, slots: I32, fill: I32, t: int, pattern: np.uint64, free: int, shift: int
+) -> int:
+    """Give ``pattern`` (not in tree ``t``'s memo; ``free`` from :func:`_find`) a place, and
+    return it; a memo holding half its table's size is emptied first."""
+    if 2 * fill[t] >= len(slots):
+        slots[:] = -1
+        fill[t] = 0
+        free = int(np.int64((pattern * _GOLDEN) >> np.uint64(shift)))
+    at = fill[t]
+    fill[t] = at + 1
+    slots[free] = at
+    keys[free] = pattern
+    return int(at)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -332,6 +414,41 @@ def _weights(depth: int) -> F64:
     return w
 
 
+class _Memo:
+    """Per tree, the values of the direction patterns met so far (:func:`_contributions`):
+    allocated at the first call, used by one caller at a time (:attr:`lock`).
+
+    Rows of later batches mostly repeat earlier patterns, and a pattern's values are summed
+    from the same table in the same order whenever they are computed, so a row's values never
+    depend on what the memo holds.
+    """
+
+    def __init__(self, feature_start: I32, patterns: int = _MEMO_PATTERNS) -> None:
+        self.lock = threading.Lock()
+        self._widths = np.diff(feature_start).astype(np.int64)
+        self._patterns = patterns
+        self._arrays: tuple[U64, I32, I32, I64, F64, int] | None = None
+
+    def arrays(self) -> tuple[U64, I32, I32, I64, F64, int]:
+        """keys, slots, fill, values' start per tree, values, hash shift (no trees: no memo)."""
+        if self._arrays is None:
+            trees = len(self._widths)
+            entries = 1 << max(1, (2 * self._patterns - 1).bit_length())  # ≥ 2 × patterns
+            start = np.zeros(trees + 1, np.int64)
+            start[1:] = np.cumsum(self._widths * (entries // 2))
+            if trees * entries * 12 + int(start[-1]) * 8 > _MEMO_BYTES:
+                trees, start = 0, np.zeros(1, np.int64)
+            self._arrays = (
+                np.zeros((trees, entries), np.uint64),
+                np.full((trees, entries), -1, np.int32),
+                np.zeros(trees, np.int32),
+                start,
+                np.empty(int(start[-1]), np.float64),
+                64 - (entries.bit_length() - 1),
+            )
+        return self._arrays
+
+
 @dataclass(frozen=True)
 class CompiledShap:
     """A booster's TreeSHAP values, precomputed per leaf and path mask (see the module doc)."""
@@ -344,6 +461,7 @@ class CompiledShap:
     feature_start: I32
     tree_features: I32
     leaf_slot: I32  # leaves × depth: path feature p's place among its tree's features
+    memo: _Memo = field(compare=False, repr=False)
 
     @classmethod
     def from_model(cls, model: dict[str, Any], trees: CompiledTrees) -> CompiledShap:
@@ -369,6 +487,7 @@ class CompiledShap:
             feature_start=feature_start,
             tree_features=tree_features,
             leaf_slot=leaf_slot,
+            memo=_Memo(feature_start),
         )
 
     def contributions(self, X: F32) -> F64:
@@ -379,7 +498,12 @@ class CompiledShap:
             raise ValueError(f"expected features of shape (n, {t.n_features}), got {X.shape}")
         x = lightgbm_values(X, t.general)
         out = np.empty((len(X), t.n_features + 1), np.float64)
-        p = self.paths
+        with self.memo.lock:
+            self._run(x, out)
+        return out
+
+    def _run(self, x: F32, out: F64) -> None:
+        t, p = self.trees, self.paths
         _contributions(
             x,
             t.node_start,
@@ -399,6 +523,6 @@ class CompiledShap:
             self.tree_features,
             self.leaf_slot,
             p.bias,
+            *self.memo.arrays(),
             out,
         )
-        return out
