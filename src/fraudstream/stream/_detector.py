@@ -288,8 +288,8 @@ class Detector:
     call, decisions (the model's thresholds, then the fraud team's ``rules``, polled between
     batches), window statistics; then a :class:`SinkWorker` thread computes the alerts' reason
     codes, produces the alerts, flushes the producer and commits the store, while the next batch
-    is scored. (The consuming thread sets the pace: the reason codes' kernel releases the
-    interpreter lock, so on the output thread it runs beside the next batch's scoring.)
+    is scored. (The reason codes' kernel releases the interpreter lock, so on the output thread
+    it runs beside the next batch's scoring, which set the pace when it ran here.)
     A batch's offsets are committed once its job is durable; a crash anywhere before replays
     it, and outputs are idempotent on tx_id.
 

@@ -65,7 +65,7 @@ class Job:
     drift: list[DriftWindow] = field(default_factory=list)
     #: ``scored.reasons`` are still to be computed, by the worker with ``bundle`` before any
     #: output reads them: the reason codes' TreeSHAP (which releases the interpreter lock) runs
-    #: on the output thread, off the consuming thread that sets the pace
+    #: on the output thread, off the consuming thread
     explain: bool = False
 
 
@@ -256,7 +256,8 @@ class SinkWorker:
             log.warning("store housekeeping failed: %s", exc)
 
     def _run(self, group: list[Job]) -> bool:
-        """Make ``group`` durable: alerts produced, one store commit, then one producer flush."""
+        """Make ``group`` durable: reasons computed where they wait (:attr:`Job.explain`),
+        alerts produced, one store commit, then one producer flush."""
         clock = self.clock
         for job in group:
             if job.explain and job.scored is not None:
