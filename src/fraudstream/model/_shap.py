@@ -498,31 +498,28 @@ class CompiledShap:
             raise ValueError(f"expected features of shape (n, {t.n_features}), got {X.shape}")
         x = lightgbm_values(X, t.general)
         out = np.empty((len(X), t.n_features + 1), np.float64)
-        with self.memo.lock:
-            self._run(x, out)
+        p = self.paths
+        with self.memo.lock:  # one caller at a time on the memo
+            _contributions(
+                x,
+                t.node_start,
+                t.feature,
+                t.threshold,
+                t.nan_right,
+                t.zero_rule,
+                t.general,
+                p.leaf_start,
+                p.k,
+                p.feature,
+                p.need_mask,
+                p.need_right,
+                self.table_start,
+                self.table,
+                self.feature_start,
+                self.tree_features,
+                self.leaf_slot,
+                p.bias,
+                *self.memo.arrays(),
+                out,
+            )
         return out
-
-    def _run(self, x: F32, out: F64) -> None:
-        t, p = self.trees, self.paths
-        _contributions(
-            x,
-            t.node_start,
-            t.feature,
-            t.threshold,
-            t.nan_right,
-            t.zero_rule,
-            t.general,
-            p.leaf_start,
-            p.k,
-            p.feature,
-            p.need_mask,
-            p.need_right,
-            self.table_start,
-            self.table,
-            self.feature_start,
-            self.tree_features,
-            self.leaf_slot,
-            p.bias,
-            *self.memo.arrays(),
-            out,
-        )
