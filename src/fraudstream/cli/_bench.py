@@ -26,6 +26,7 @@ from fraudstream.bench import (
     state_bytes_per_account,
     sustained_throughput,
 )
+from fraudstream.bench._paired import ratio_interval
 from fraudstream.bench._rate import rate_accuracy as measure_rate
 from fraudstream.bench._rules import rules_run
 from fraudstream.broker import EmbeddedBroker, free_port
@@ -261,6 +262,9 @@ def _rules_pairs(
         "throughput_tx_per_s": tput,
         "ratio": with_rules["throughput_tx_per_s"]
         / _median_run(runs[False], "throughput_tx_per_s")["throughput_tx_per_s"],
+        # run i with and run i without were made next to each other (see _paired)
+        "pair_ratios": [w / o for w, o in zip(tput["with"], tput["without"], strict=True)],
+        "ratio_interval_90": list(ratio_interval(tput["without"], tput["with"])),
         "fired_share": with_rules["rules"]["fired_share"],
         "rules_us_per_tx": with_rules["consuming_thread_us_per_tx"].get("rules", 0.0),
         "alert_share": with_rules["rules"]["alert_share"],
@@ -416,9 +420,11 @@ def _print_rules(rules: dict[str, Any]) -> None:
     listed = {
         k: ", ".join(f"{v:,.0f}" for v in vs) for k, vs in rules["throughput_tx_per_s"].items()
     }
+    low, high = rules["ratio_interval_90"]
     console.print(
         f"  sustained with {rules['live']} live rules / without (medians): "
-        f"[bold]{rules['ratio']:.1%}[/] (tx/s with: {listed['with']}; without: "
+        f"[bold]{rules['ratio']:.1%}[/], 90 % bootstrap interval over the pairs "
+        f"{low:.1%}-{high:.1%} (tx/s with: {listed['with']}; without: "
         f"{listed['without']}); rules {rules['rules_us_per_tx']:.2f} µs/tx on the consuming "
         f"thread, {rules['fired_share']:.1%} of rows fired a live rule"
     )
