@@ -12,7 +12,7 @@ from typing import Any
 
 from fraudstream.bench._kafka import BenchRun, sustained_throughput
 from fraudstream.dashboard import Database
-from fraudstream.rules import Action, Rule
+from fraudstream.rules import Action, Rule, Status
 from fraudstream.simulate import PaySimSimulator
 from fraudstream.sinks import RuleStore
 
@@ -21,8 +21,8 @@ __all__ = ["fifty_rules", "rules_run", "rule_lists"]
 _AUTHOR = "bench"
 
 
-def fifty_rules() -> list[Rule]:
-    """50 live rules of the shapes a fraud team writes."""
+def fifty_rules(status: Status = "live") -> list[Rule]:
+    """50 rules of the shapes a fraud team writes, all in ``status``."""
     exprs: list[tuple[str, Action]] = [
         ('account in list("trusted")', "allow"),
         ('counterparty in list("trusted") and amount < 1_000', "allow"),
@@ -87,7 +87,7 @@ def fifty_rules() -> list[Rule]:
         ("old_balance_orig_missing and score > 0.4", "review"),
     ]
     assert len(exprs) == 50, len(exprs)
-    return [Rule(f"r{i:02d}", e, a, status="live") for i, (e, a) in enumerate(exprs)]
+    return [Rule(f"r{i:02d}", e, a, status=status) for i, (e, a) in enumerate(exprs)]
 
 
 def rule_lists(accounts: int, *, seed: int = 1) -> dict[str, list[str]]:
@@ -115,28 +115,30 @@ def install(url: str, mode: str, rules: list[Rule], lists: dict[str, list[str]])
     return version.version
 
 
-def rules_run(run: BenchRun, count: int, *, accounts: int, rules: int, name: str) -> dict[str, Any]:
-    """:func:`sustained_throughput` with the first ``rules`` of :func:`fifty_rules` live (0:
-    none) in the run's store, plus the version and the share of rows some live rule fired on."""
+def rules_run(
+    run: BenchRun, count: int, *, accounts: int, rules: int, name: str, status: Status = "live"
+) -> dict[str, Any]:
+    """:func:`sustained_throughput` with the first ``rules`` of :func:`fifty_rules` in
+    ``status`` (0: none) in the run's store, plus the version, the share of rows some rule fired
+    on and the share of rows alerted."""
     mode = run.bundle.mode
     if rules and mode == "card":
         raise ValueError("the bench's rule mix reads PaySim fields: use a PaySim bundle")
-    pack = fifty_rules()[:rules]
+    pack = fifty_rules(status)[:rules]
     url = run.store_url.replace("{run}", name)
     version = install(url, mode, pack, rule_lists(accounts) if pack else {})
     out = sustained_throughput(run, count, accounts=accounts, name=name)
     db = Database(url)
     try:
-        fired = db.one(
-            "SELECT count(*) FROM transactions_enriched WHERE rules_fired IS NOT NULL "
-            "AND (rules_fired IS NOT NULL OR rules_shadow IS NOT NULL)"
-        )
+        column = "rules_fired" if status == "live" else "rules_shadow"
+        fired = db.one(f"SELECT count(*) FROM transactions_enriched WHERE {column} IS NOT NULL")
         alerts = db.one("SELECT count(*) FROM fraud_alerts")
     finally:
         db.close()
     rows = max(out["transactions"], 1.0)
     out["rules"] = {
-        "live": len(pack),
+        "status": status,
+        "rules": len(pack),
         "version": version,
         "fired_share": (fired[0] if fired else 0) / rows,
         "alert_share": (alerts[0] if alerts else 0) / rows,

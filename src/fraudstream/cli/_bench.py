@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import typer
@@ -35,6 +35,7 @@ from fraudstream.cli._bench_card import card_bundle, card_state, print_card_stat
 from fraudstream.cli._train import ensure_model
 from fraudstream.config import Settings
 from fraudstream.model import Bundle
+from fraudstream.rules import Status
 from fraudstream.sinks import open_store
 
 
@@ -107,11 +108,16 @@ def bench(
         "features, score and lists) against the same run without rules, --pairs each, "
         "alternated; 0 skips it.",
     ),
+    rules_status: str = typer.Option(
+        "live",
+        "--rules-status",
+        help="live (the rules act: their alerts are explained and stored) or shadow (evaluated "
+        "and recorded, never acting: what a team trialling them pays).",
+    ),
 ) -> None:
     """Measure the real detector on the embedded broker (or the configured cluster)."""
     settings = load_settings()
-    if fmt not in ("paysim", "card") or (fmt == "card" and rules):
-        raise typer.BadParameter("paysim, or card without --rules", param_hint="--format")
+    _check_options(fmt, rules, rules_status)
     if rate_accuracy:
         _rate_accuracy(settings, rate_accuracy, duration, accounts, as_json)
         return
@@ -143,7 +149,7 @@ def bench(
         results["store"] = "sqlite" if run.store_url.startswith("sqlite") else "postgresql"
         _sustained(results, run, count, accounts, pairs if labels else 0)
         if rules:
-            _rules_pairs(results, run, count, accounts, pairs, rules)
+            _rules_pairs(results, run, count, accounts, pairs, rules, cast(Status, rules_status))
         results["latency_ms"] = {}
         plain = [float(r) for r in rates.split(",") if r.strip()]
         labelled = [float(r) for r in label_rates.split(",") if r.strip()] if labels else []
@@ -237,18 +243,37 @@ def _sustained(
     }
 
 
+def _check_options(fmt: str, rules: int, rules_status: str) -> None:
+    if fmt not in ("paysim", "card") or (fmt == "card" and rules):
+        raise typer.BadParameter("paysim, or card without --rules", param_hint="--format")
+    if rules_status not in ("live", "shadow"):
+        raise typer.BadParameter("live or shadow", param_hint="--rules-status")
+
+
 def _rules_pairs(
-    results: dict[str, Any], run: BenchRun, count: int, accounts: int, pairs: int, rules: int
+    results: dict[str, Any],
+    run: BenchRun,
+    count: int,
+    accounts: int,
+    pairs: int,
+    rules: int,
+    status: Status = "live",
 ) -> None:
-    """Sustained runs without rules and with ``rules`` live rules, ``pairs`` times each,
-    alternated: every throughput, the medians' ratio and the rules' share of the thread's time."""
+    """Sustained runs without rules and with ``rules`` rules in ``status``, ``pairs`` times
+    each, alternated: every throughput, the medians' ratio and the rules' share of the thread's
+    time."""
 
     def measure(with_rules: bool, i: int) -> dict[str, Any]:
-        what = f"with {rules} rules" if with_rules else "without rules"
+        what = f"with {rules} {status} rules" if with_rules else "without rules"
         with console.status(f"sustained {i}/{2 * pairs}: {count:,} tx, {what}…"):
-            name = f"rules{rules}-{i}" if with_rules else f"norules-{i}"
+            name = f"rules{rules}{status}-{i}" if with_rules else f"norules-{i}"
             return rules_run(
-                run, count, accounts=accounts, rules=rules if with_rules else 0, name=name
+                run,
+                count,
+                accounts=accounts,
+                rules=rules if with_rules else 0,
+                name=name,
+                status=status,
             )
 
     runs = _paired(pairs, measure)
@@ -258,7 +283,8 @@ def _rules_pairs(
     }
     with_rules = _median_run(runs[True], "throughput_tx_per_s")
     results["rules"] = {
-        "live": rules,
+        "live": rules if status == "live" else 0,
+        "shadow": rules if status == "shadow" else 0,
         "throughput_tx_per_s": tput,
         "ratio": with_rules["throughput_tx_per_s"]
         / _median_run(runs[False], "throughput_tx_per_s")["throughput_tx_per_s"],
@@ -268,6 +294,9 @@ def _rules_pairs(
         "fired_share": with_rules["rules"]["fired_share"],
         "rules_us_per_tx": with_rules["consuming_thread_us_per_tx"].get("rules", 0.0),
         "alert_share": with_rules["rules"]["alert_share"],
+        "alert_share_without": _median_run(runs[False], "throughput_tx_per_s")["rules"][
+            "alert_share"
+        ],
         "median_runs": {
             "without": _median_run(runs[False], "throughput_tx_per_s"),
             "with": with_rules,
@@ -422,11 +451,13 @@ def _print_rules(rules: dict[str, Any]) -> None:
     }
     low, high = rules["ratio_interval_90"]
     console.print(
-        f"  sustained with {rules['live']} live rules / without (medians): "
+        f"  sustained with {rules['live'] or rules['shadow']} "
+        f"{'live' if rules['live'] else 'shadow'} rules / without (medians): "
         f"[bold]{rules['ratio']:.1%}[/], 90 % bootstrap interval over the pairs "
         f"{low:.1%}-{high:.1%} (tx/s with: {listed['with']}; without: "
         f"{listed['without']}); rules {rules['rules_us_per_tx']:.2f} µs/tx on the consuming "
-        f"thread, {rules['fired_share']:.1%} of rows fired a live rule"
+        f"thread, {rules['fired_share']:.1%} of rows fired a rule, "
+        f"{rules['alert_share']:.1%} alerted ({rules['alert_share_without']:.1%} without)"
     )
 
 
