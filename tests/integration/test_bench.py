@@ -69,3 +69,31 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     assert flow["produced"] > 0 and flow["invalid"] == 0 and flow["sync_ms_per_batch"] > 0
     assert set(result["store_rows_per_s"]) == {"sqlite", "postgresql"}
     assert all(v > 0 for v in result["store_rows_per_s"].values())
+
+
+def test_bench_shadow_rules_record_their_hits_and_never_act(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """``--rules 50 --rules-status shadow``: the same stream with and without the rules alerts
+    the same rows (shadow rules never act) while the rules' hits are stored; the ratio lies in
+    its bootstrap interval."""
+    env = {**os.environ, "FRAUDSTREAM_MODELS_DIR": str(models_dir)}
+    args = ["--count", "3000", "--rates", "", "--no-labels", "--soak-minutes", "0"]
+    args += ["--bounded-hours", "0", "--state-accounts", "2000", "--pairs", "1"]
+    args += ["--rules", "50", "--rules-status", "shadow"]
+    out = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "bench", "--json", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rules = json.loads(out.stdout)["rules"]
+    assert (rules["live"], rules["shadow"]) == (0, 50)
+    assert rules["fired_share"] > 0
+    assert rules["alert_share"] == rules["alert_share_without"] > 0
+    low, high = rules["ratio_interval_90"]
+    assert low <= rules["ratio"] <= high and len(rules["pair_ratios"]) == 1

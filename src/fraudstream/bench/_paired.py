@@ -19,10 +19,10 @@ def ratio_interval(
 ) -> tuple[float, float]:
     """A bootstrap interval of ``median(with_) / median(without)``.
 
-    Run *i* of each list make a pair (run next to each other, so a drift of the machine moves
-    both); the pairs are resampled with replacement and the ratio of medians taken each time.
-    ``level`` of the resampled ratios lie in the interval. With five pairs it is rough, but it
-    shows whether a threshold is inside the noise.
+    Run *i* of each list makes a pair (the two ran next to each other, so a drift of the
+    machine moves both); the pairs are resampled with replacement and the ratio of medians taken
+    each time. ``level`` of the resampled ratios lie in the interval. With five pairs it is
+    rough, but it shows whether a threshold is inside the noise.
     """
     a = np.asarray(without, dtype=np.float64)
     b = np.asarray(with_, dtype=np.float64)

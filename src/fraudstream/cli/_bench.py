@@ -282,25 +282,20 @@ def _rules_pairs(
         for key, w in (("without", False), ("with", True))
     }
     with_rules = _median_run(runs[True], "throughput_tx_per_s")
+    without = _median_run(runs[False], "throughput_tx_per_s")
     results["rules"] = {
         "live": rules if status == "live" else 0,
         "shadow": rules if status == "shadow" else 0,
         "throughput_tx_per_s": tput,
-        "ratio": with_rules["throughput_tx_per_s"]
-        / _median_run(runs[False], "throughput_tx_per_s")["throughput_tx_per_s"],
+        "ratio": with_rules["throughput_tx_per_s"] / without["throughput_tx_per_s"],
         # run i with and run i without were made next to each other (see _paired)
         "pair_ratios": [w / o for w, o in zip(tput["with"], tput["without"], strict=True)],
         "ratio_interval_90": list(ratio_interval(tput["without"], tput["with"])),
         "fired_share": with_rules["rules"]["fired_share"],
         "rules_us_per_tx": with_rules["consuming_thread_us_per_tx"].get("rules", 0.0),
         "alert_share": with_rules["rules"]["alert_share"],
-        "alert_share_without": _median_run(runs[False], "throughput_tx_per_s")["rules"][
-            "alert_share"
-        ],
-        "median_runs": {
-            "without": _median_run(runs[False], "throughput_tx_per_s"),
-            "with": with_rules,
-        },
+        "alert_share_without": without["rules"]["alert_share"],
+        "median_runs": {"without": without, "with": with_rules},
     }
 
 
