@@ -5,13 +5,12 @@ Functional only: the figures themselves are measured by the benchmark, never ass
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests._bench_cli import bench_json
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +24,7 @@ def test_bench_json_has_the_reported_keys(tmp_path: Path, models_dir: Path) -> N
     args = ["--count", "3000", "--rates", "300", "--duration", "3", "--state-accounts", "2000"]
     args += ["--bounded-hours", "1", "--soak-minutes", "0.2", "--soak-rate", "300"]
     args += ["--label-rates", "300", "--pairs", "1"]
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudstream", "bench", "--json", *args, "--accounts", "2000"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout)
+    result = bench_json([*args, "--accounts", "2000"], env, tmp_path)
     assert result["sustained"]["transactions"] == 3000
     assert result["throughput_tx_per_s"] > 0
     sustained = result["sustained"]
@@ -81,17 +70,7 @@ def test_bench_shadow_rules_record_their_hits_and_never_act(
     args = ["--count", "3000", "--rates", "", "--no-labels", "--soak-minutes", "0"]
     args += ["--bounded-hours", "0", "--state-accounts", "2000", "--pairs", "1"]
     args += ["--rules", "50", "--rules-status", "shadow"]
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudstream", "bench", "--json", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    rules = json.loads(out.stdout)["rules"]
+    rules = bench_json(args, env, tmp_path)["rules"]
     assert (rules["live"], rules["shadow"]) == (0, 50)
     assert rules["fired_share"] > 0
     assert rules["alert_share"] == rules["alert_share_without"] > 0

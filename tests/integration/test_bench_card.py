@@ -5,16 +5,14 @@ Functional only: the figures themselves are measured by the benchmark, never ass
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from fraudstream.bench import card_history
 from fraudstream.model import train_bundle
+from tests._bench_cli import bench_json
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +34,7 @@ def test_bench_card_json_has_the_card_figures(tmp_path: Path) -> None:
     args = ["--format", "card", "--count", "3000", "--rates", "300", "--duration", "3"]
     args += ["--accounts", "1000", "--state-accounts", "500", "--no-labels"]
     args += ["--soak-minutes", "0.2", "--soak-rate", "300", "--bounded-hours", "0"]
-    out = subprocess.run(
-        [sys.executable, "-m", "fraudstream", "bench", "--json", *args],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout)
+    result = bench_json(args, env, tmp_path, timeout=300)
     assert result["format"] == "card" and result["model_version"] == bundle.version
     sustained = result["sustained"]
     assert sustained["transactions"] == 3000 and result["throughput_tx_per_s"] > 0
