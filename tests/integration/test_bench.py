@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._bench_cli import bench_json
+from tests._cli import bench_json
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 
 from fraudstream.bench import card_history
 from fraudstream.model import train_bundle
-from tests._bench_cli import bench_json
+from tests._cli import bench_json
 
 pytestmark = pytest.mark.integration
 

@@ -13,22 +13,9 @@ from pathlib import Path
 import pytest
 
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
+from tests._cli import fraudstream
 
 pytestmark = pytest.mark.integration
-
-
-def fraudstream(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fraudstream", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_help_lists_the_commands() -> None:

@@ -284,6 +284,7 @@ def _rules_pairs(
     with_rules = _median_run(runs[True], "throughput_tx_per_s")
     without = _median_run(runs[False], "throughput_tx_per_s")
     results["rules"] = {
+        "status": status,
         "live": rules if status == "live" else 0,
         "shadow": rules if status == "shadow" else 0,
         "throughput_tx_per_s": tput,
@@ -446,8 +447,8 @@ def _print_rules(rules: dict[str, Any]) -> None:
     }
     low, high = rules["ratio_interval_90"]
     console.print(
-        f"  sustained with {rules['live'] or rules['shadow']} "
-        f"{'live' if rules['live'] else 'shadow'} rules / without (medians): "
+        f"  sustained with {rules['live'] + rules['shadow']} {rules['status']} rules / without "
+        "(medians): "
         f"[bold]{rules['ratio']:.1%}[/], 90 % bootstrap interval over the pairs "
         f"{low:.1%}-{high:.1%} (tx/s with: {listed['with']}; without: "
         f"{listed['without']}); rules {rules['rules_us_per_tx']:.2f} µs/tx on the consuming "
