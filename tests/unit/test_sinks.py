@@ -16,6 +16,7 @@ from fraudstream.schema import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowSta
 from fraudstream.sinks import (
     Alert,
     AlertTopicSink,
+    Reason,
     PostgresStore,
     SQLiteStore,
     Store,
@@ -447,6 +448,22 @@ def test_alert_payloads_only_for_review_and_block() -> None:
         "value": 0.10000000149011612,
         "contribution": 0.75,
     }
+    # every field in its place (the sink builds the message positionally)
+    assert msgspec.json.decode(payloads[0][1], type=Alert) == Alert(
+        alert_id="a",
+        tx_id="a",
+        decision="review",
+        score=0.0,
+        reasons=[Reason(NAMES[0], 0.10000000149011612, 0.75), Reason(NAMES[2], 1.0, 0.125)],
+        model_version="lr-test-1",
+        event_time_ms=1_700_000_000_000,
+        created_at_ms=1_700_000_099_000,
+        account="ü1",
+        counterparty="M0",
+        kind=KINDS[0],
+        amount=100.0,
+        label=None,
+    )
     last = msgspec.json.decode(payloads[1][1], type=Alert)
     assert (last.decision, last.label, last.account, last.model_version) == (
         "block",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from itertools import starmap
 from typing import Any
 
 import msgspec
@@ -42,6 +43,7 @@ def _payloads(
     tx = batch.tx
     fired, shadow = batch.rules_fired, batch.rules_shadow
     version = batch.rule_set_version or None
+    model_version, created_at_ms = batch.model_version, batch.processed_at_ms
     columns = zip(
         index.tolist(),
         decision_names(batch.decision[index]),
@@ -54,23 +56,25 @@ def _payloads(
     )
     out: list[tuple[bytes, bytes]] = []
     for i, decision, score, event_time_ms, kind, amount, label in columns:
+        # positional, in the field order of ``Alert``: keywords cost 2.5 times as much (4.1
+        # against 1.6 µs an alert in-process), the output thread's work per extra alert
         alert = Alert(
-            alert_id=tx.tx_id[i],
-            tx_id=tx.tx_id[i],
-            decision=decision,
-            score=score,
-            reasons=[Reason(f, v, c) for f, v, c in batch.reasons[i]],
-            model_version=batch.model_version,
-            event_time_ms=event_time_ms,
-            created_at_ms=batch.processed_at_ms,
-            account=tx.account[i],
-            counterparty=tx.counterparty[i],
-            kind=kind,
-            amount=amount,
-            label=label,
-            rules_fired=list(fired[i] if fired is not None else _NO_IDS),
-            rules_shadow=list(shadow[i] if shadow is not None else _NO_IDS),
-            rule_set_version=version,
+            tx.tx_id[i],  # alert_id
+            tx.tx_id[i],
+            decision,
+            score,
+            list(starmap(Reason, batch.reasons[i])),
+            model_version,
+            event_time_ms,
+            created_at_ms,
+            tx.account[i],
+            tx.counterparty[i],
+            kind,
+            amount,
+            label,
+            list(fired[i] if fired is not None else _NO_IDS),  # rules_fired
+            list(shadow[i] if shadow is not None else _NO_IDS),  # rules_shadow
+            version,  # rule_set_version
         )
         key = tx.tx_id[i] if by_tx_id else tx.account[i]
         try:
