@@ -16,8 +16,8 @@ from fraudstream.schema import DECISIONS, KINDS, ScoredBatch, TxBatch, WindowSta
 from fraudstream.sinks import (
     Alert,
     AlertTopicSink,
-    Reason,
     PostgresStore,
+    Reason,
     SQLiteStore,
     Store,
     alert_payloads,
