@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 from fraudstream.errors import ConfigError
 
-__all__ = ["ArrayHistogram", "ScrapeTime", "partition_gauge", "serve_registry"]
+__all__ = ["ArrayHistogram", "ScrapeTime", "metrics_url", "partition_gauge", "serve_registry"]
 
 
 def serve_registry(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> int:
@@ -27,6 +27,16 @@ def serve_registry(registry: CollectorRegistry, port: int, addr: str = "127.0.0.
             f"cannot serve metrics on {addr}:{port}: {exc}; choose another metrics port"
         ) from exc
     return int(server.server_port)
+
+
+def metrics_url(host: str, port: int) -> str:
+    """The ``/metrics`` URL of ``host:port`` (an IPv6 address in brackets).
+
+    >>> metrics_url("0.0.0.0", 9464), metrics_url("::", 9464)
+    ('http://0.0.0.0:9464/metrics', 'http://[::]:9464/metrics')
+    """
+    address = f"[{host}]" if ":" in host else host
+    return f"http://{address}:{port}/metrics"
 
 
 class ScrapeTime(Collector):

@@ -118,8 +118,11 @@ class DetectSettings(_Frozen):
     fetch_wait_ms: int = Field(default=25, ge=1, le=10_000)
     #: Lag with nothing consumed for this long is a stall: logged, shown, counted, healed.
     stall_after_s: float = Field(default=20.0, gt=0)
-    #: Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served).
+    #: Serve Prometheus metrics on <metrics_host>:<port>/metrics (0: not served).
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: The address the metrics listen on: loopback by default; ``0.0.0.0`` (every interface)
+    #: for a Prometheus on another host or a container platform that scrapes the pod's address.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
     #: Read the labels topic (every partition) into the label features; off: no label features
     #: change (a bundle trained with labels then sees none: only for tests and benchmarks).
     labels: bool = True
@@ -216,7 +219,12 @@ class NotifySettings(_Frozen):
         default=0,
         ge=0,
         le=65535,
-        description="serve Prometheus metrics on 127.0.0.1:<port>/metrics (0: not served)",
+        description="serve Prometheus metrics on METRICS_HOST:<port>/metrics (0: not served)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="address the metrics listen on (0.0.0.0: every interface)",
     )
 
 

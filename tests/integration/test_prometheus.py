@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from fraudstream.api import create_key
-from fraudstream.broker import free_port
+from fraudstream.broker import free_port, port_open
 from fraudstream.dashboard import Database
 from fraudstream.model import Bundle
 from fraudstream.schema import PaySimRecord, encode_paysim
@@ -46,6 +46,8 @@ pytestmark = [
 ]
 
 PARTITIONS = 3
+#: detect and notify listen here (METRICS_HOST), not on 127.0.0.1: the whole 127/8 is loopback
+METRICS_HOST = "127.0.0.2"
 MALFORMED = [
     b"not json",
     b'{"type": "PAYMENT"}',
@@ -212,6 +214,7 @@ def test_prometheus_scrapes_detect_notify_and_serve(
         "FRAUDSTREAM_STORE__URL": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
         "FRAUDSTREAM_STORE__PG_SCHEMA": pg_schema,
         "FRAUDSTREAM_DETECT__METRICS_PORT": str(ports["detect"]),
+        "FRAUDSTREAM_DETECT__METRICS_HOST": METRICS_HOST,
     }
     notify_env = {
         **env,
@@ -223,16 +226,20 @@ def test_prometheus_scrapes_detect_notify_and_serve(
         "FRAUDSTREAM_NOTIFY__RATE_PER_S": "1000",
         "FRAUDSTREAM_NOTIFY__BACKOFF_INITIAL_S": "0.05",
         "FRAUDSTREAM_NOTIFY__METRICS_PORT": str(ports["notify"]),
+        "FRAUDSTREAM_NOTIFY__METRICS_HOST": METRICS_HOST,
     }
     serve_env = {**env, "FRAUDSTREAM_STORE__URL": PG_URL, "FRAUDSTREAM_STORE__PG_SCHEMA": pg_schema}
     procs.start("detect", detect_env, "detect", "--quiet", "--batch-max", "500")
     procs.start("notify", notify_env, "notify")
     procs.start("serve", serve_env, "serve", "--port", str(ports["serve"]))
     token = _api_key(pg_schema)
-    targets = {job: f"127.0.0.1:{port}" for job, port in ports.items()}
+    hosts = {"detect": METRICS_HOST, "notify": METRICS_HOST, "serve": "127.0.0.1"}
+    targets = {job: f"{hosts[job]}:{port}" for job, port in ports.items()}
     run = Run(Prometheus(tmp_path, targets), procs, client, unique)
     try:
         run.reaches('sum(up{job=~"detect|notify|serve"})', lambda v: v == len(ports), 90)
+        for job in ("detect", "notify"):  # only where METRICS_HOST says
+            assert not port_open("127.0.0.1", ports[job]), job
         sent_at = time.monotonic()
         valid, consumed = _stream_through_an_outage(run, proxy)
         requests = _decide_through_the_api(run, f"http://{targets['serve']}", token)

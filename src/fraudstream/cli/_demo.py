@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from fraudstream._prometheus import metrics_url
 from fraudstream._redact import redact
 from fraudstream.broker import EmbeddedBroker, free_port, port_open
 from fraudstream.cli._app import app, console, load_settings, stop_event
@@ -132,7 +133,8 @@ def demo(
             detect={"metrics_port": metrics_port},
         )
         console.print(f"store for this run: [bold]{redact(settings.store_url())}[/]")
-        console.print(f"detector metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics")
+        metrics = metrics_url(settings.detect.metrics_host, metrics_port)
+        console.print(f"detector metrics (Prometheus): {metrics}")
         ensure_model(settings)  # a promoted bundle (the first one is trained and promoted)
         dashboard_url = None
         if dashboard and store:  # this run's own store: an account to sign in with, once

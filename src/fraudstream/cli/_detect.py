@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from fraudstream._prometheus import metrics_url
 from fraudstream._redact import redact
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.cli._model import serving_bundle
@@ -116,7 +117,7 @@ def run_detector(
             else ModelWatcher(settings.models_dir, bundle, follow_challenger=follow),
             challenger=shadow,
             on_window=on_window,
-            metrics=_metrics(settings.detect.metrics_port),
+            metrics=_metrics(settings.detect.metrics_port, settings.detect.metrics_host),
         )
         log.info(
             "detector: model %s (%s records), store %s, group %s",
@@ -140,16 +141,16 @@ def _lookup_store(settings: Settings) -> Store:
     return store
 
 
-def _metrics(port: int) -> DetectorMetrics | None:
-    """Prometheus metrics served on ``port`` (None when 0)."""
+def _metrics(port: int, host: str) -> DetectorMetrics | None:
+    """Prometheus metrics served on ``host:port`` (None when ``port`` is 0)."""
     if not port:
         return None
     metrics = DetectorMetrics()
     try:
-        metrics.serve(port)
+        metrics.serve(port, host)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
-    log.info("metrics at http://127.0.0.1:%d/metrics", port)
+    log.info("metrics at %s", metrics_url(host, port))
     return metrics
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from fraudstream._prometheus import metrics_url
 from fraudstream.cli._app import app, console, fail, kafka_client, load_settings, stop_event
 from fraudstream.config import DriftSettings, NotifySettings, Settings
 from fraudstream.errors import FraudstreamError
@@ -93,7 +94,7 @@ def run_notify(
         metrics=NotifyMetrics([c.name for c in channels]),
     )
     log.info("notifier: %s for %s, group %s", [c.name for c in channels], n.decisions, n.group_id)
-    stats = _served(dispatcher.metrics, n.metrics_port, settings.topics.alerts)
+    stats = _served(dispatcher.metrics, n.metrics_host, n.metrics_port, settings.topics.alerts)
     consumer = make_consumer(client, n.group_id, **stats)
     try:
         run_notifier(
@@ -132,13 +133,13 @@ def drift_notices(
     return poll
 
 
-def _served(metrics: NotifyMetrics, port: int, topic: str) -> dict[str, Any]:
-    """Serve ``metrics`` on ``port`` (0: not served); the consumer settings that report its
-    lag on ``topic`` into them."""
+def _served(metrics: NotifyMetrics, host: str, port: int, topic: str) -> dict[str, Any]:
+    """Serve ``metrics`` on ``host:port`` (``port`` 0: not served); the consumer settings that
+    report its lag on ``topic`` into them."""
     if not port:
         return {}
-    metrics.serve(port)
-    log.info("metrics at http://127.0.0.1:%d/metrics", port)
+    metrics.serve(port, host)
+    log.info("metrics at %s", metrics_url(host, port))
 
     def on_stats(doc: str) -> None:
         metrics.set_lag(lag_from_statistics(doc, topic))
@@ -160,8 +161,8 @@ def notify(
     X-Fraudstream-Signature), WEBHOOK_TIMEOUT_S (a whole delivery: connect,
     headers and body), SMTP_HOST, SMTP_PORT, SMTP_STARTTLS, SMTP_CA_FILE,
     SMTP_USERNAME, SMTP_PASSWORD, EMAIL_FROM, EMAIL_TO, RATE_PER_S,
-    BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID, METRICS_PORT
-    (Prometheus metrics on 127.0.0.1, docs/operations.md).
+    BACKOFF_INITIAL_S, BACKOFF_MAX_S, MAX_ATTEMPTS, GROUP_ID, METRICS_PORT and
+    METRICS_HOST (Prometheus metrics, on 127.0.0.1 by default: docs/operations.md).
 
     A channel that is down (refused, timeout, an answer that is not HTTP,
     HTTP 5xx/408/425/429) holds consumption: partitions paused, no offset
