@@ -24,7 +24,8 @@ def serve_registry(registry: CollectorRegistry, port: int, addr: str = "127.0.0.
         server, _thread = start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:
         raise ConfigError(
-            f"cannot serve metrics on {addr}:{port}: {exc}; choose another metrics port"
+            f"cannot serve metrics on {addr}:{port}: {exc}; choose another metrics port "
+            "(or a metrics host this machine has)"
         ) from exc
     return int(server.server_port)
 
