@@ -113,10 +113,11 @@ def _analyst_rules(page: Page, url: str) -> None:
     # the shadow rule goes live, then is paused
     _choose(page, "Rule", "big")
     expect(page.get_by_text("Status: shadow")).to_be_visible(timeout=WAIT_MS)
-    page.get_by_role("button", name="Put live").click()
+    # while Streamlit reruns, the previous selection's button (disabled) can still be on the page
+    page.get_by_role("button", name="Put live", disabled=False).click()
     expect(page.get_by_text("Rule moved to live (pre_auth big)")).to_be_visible(timeout=WAIT_MS)
     assert _rules(url)[1]["big"] == ("live", "cy")  # the author is who first wrote it
-    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Pause", disabled=False).click()
     expect(page.get_by_text("Rule moved to paused (pre_auth big)")).to_be_visible(timeout=WAIT_MS)
     version, rules = _rules(url)
     assert (version, rules["big"]) == (4, ("paused", "cy"))
